@@ -1,0 +1,134 @@
+//! Engine configuration: what the host chooses when it creates an engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Where inference runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// CUDA when a usable GPU and driver are present, otherwise the CPU.
+    Auto,
+    Cpu,
+    /// The CUDA device with this ordinal; creating the engine fails with `NoDevice` without one.
+    Cuda(u32),
+}
+
+/// Log verbosity, ordered from silent to chatty (the C ABI uses the same numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+impl LogLevel {
+    pub fn from_i32(v: i32) -> Option<LogLevel> {
+        Some(match v {
+            0 => LogLevel::Off,
+            1 => LogLevel::Error,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Info,
+            4 => LogLevel::Debug,
+            5 => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// Receives the engine's log lines (level, message). Called on whichever thread logged — usually
+/// the engine's worker — never while the engine holds one of its own locks.
+pub type LogSink = std::sync::Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// Everything an engine is created with. `Default` gives the documented defaults.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Folder of a Qwen3-TTS checkpoint (None: TTS jobs fail with `ModelNotLoaded`).
+    pub tts_model_dir: Option<PathBuf>,
+    /// Folder of a Qwen3-ASR checkpoint (None: ASR jobs fail with `ModelNotLoaded`).
+    pub asr_model_dir: Option<PathBuf>,
+    pub device: Device,
+    /// Bytes the resident models may use together; 0 = automatic (see `ModelManager`).
+    pub memory_budget: u64,
+    /// Most sequences advanced together in one batch.
+    pub max_batch: usize,
+    /// Most jobs waiting to start; a submit beyond it fails with `QueueFull`.
+    pub max_queued_jobs: usize,
+    /// Cap used when a request gives `max_new_tokens = 0`; 0 = the model's automatic cap.
+    pub default_max_new_tokens: u32,
+    /// No generation ever exceeds this many new tokens.
+    pub hard_max_new_tokens: u32,
+    /// A queued job that has waited this long forces its model kind to be served next.
+    pub max_wait: Duration,
+    /// CPU threads for inference; 0 = all available cores.
+    pub cpu_threads: usize,
+    pub log_level: LogLevel,
+    pub log_sink: Option<LogSink>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tts_model_dir: None,
+            asr_model_dir: None,
+            device: Device::Auto,
+            memory_budget: 0,
+            max_batch: 16,
+            max_queued_jobs: 1024,
+            default_max_new_tokens: 0,
+            hard_max_new_tokens: 8192,
+            max_wait: Duration::from_millis(2000),
+            cpu_threads: 0,
+            log_level: LogLevel::Warn,
+            log_sink: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks ranges; the message names the offending field.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_batch == 0 || self.max_batch > 4096 {
+            return Err(Error::invalid(format!("max_batch must be in 1..=4096, got {}", self.max_batch)));
+        }
+        if self.max_queued_jobs == 0 {
+            return Err(Error::invalid("max_queued_jobs must be at least 1"));
+        }
+        if self.hard_max_new_tokens == 0 {
+            return Err(Error::invalid("hard_max_new_tokens must be at least 1"));
+        }
+        if self.default_max_new_tokens > self.hard_max_new_tokens {
+            return Err(Error::invalid(format!(
+                "default_max_new_tokens ({}) exceeds hard_max_new_tokens ({})",
+                self.default_max_new_tokens, self.hard_max_new_tokens
+            )));
+        }
+        if self.cpu_threads > 1024 {
+            return Err(Error::invalid(format!("cpu_threads must be at most 1024, got {}", self.cpu_threads)));
+        }
+        Ok(())
+    }
+
+    /// The thread count actually used for CPU inference.
+    pub fn effective_cpu_threads(&self) -> usize {
+        if self.cpu_threads > 0 {
+            self.cpu_threads
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}

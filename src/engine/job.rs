@@ -1,0 +1,181 @@
+//! Jobs: their state, their results (audio, text) and their timings. A job lives in the engine's
+//! job table from submit until the host releases it; nothing is dropped before that.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::model::ModelKind;
+use super::timings::Timings;
+use crate::error::Error;
+
+/// A job's id: unique for the engine's lifetime, never reused, never 0.
+pub type JobId = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// The generation stopped at its `max_new_tokens` cap (or the ASR repetition guard).
+pub const FLAG_TRUNCATED: u32 = 1;
+/// The job streams: audio is readable while it is produced.
+pub const FLAG_STREAMING: u32 = 2;
+
+/// A snapshot of a job, as `poll` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobInfo {
+    pub id: JobId,
+    pub kind: ModelKind,
+    pub state: JobState,
+    /// Why the job failed (`state == Failed`).
+    pub error: Option<Error>,
+    pub flags: u32,
+    /// Samples produced and not yet read.
+    pub samples_ready: u64,
+    /// Samples produced so far.
+    pub samples_total: u64,
+    /// Rate of the audio produced (0 until known).
+    pub sample_rate: u32,
+    /// 0..1; an estimate while running (tokens over the cap), 1 when done.
+    pub progress: f32,
+    pub tokens: u32,
+    /// The effective cap; 0 until the job starts.
+    pub max_new_tokens: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct JobData {
+    pub state: JobState,
+    pub error: Option<Error>,
+    pub flags: u32,
+    pub audio: Vec<f32>,
+    pub read_pos: usize,
+    pub sample_rate: u32,
+    pub text: String,
+    pub language: String,
+    pub timings: Timings,
+    pub max_new_tokens: u32,
+    pub ended: Option<Instant>,
+}
+
+/// A job as the engine holds it: shared by the job table, the queue and the worker.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub id: JobId,
+    pub kind: ModelKind,
+    pub submitted: Instant,
+    /// Set by cancel or release; the worker checks it before every step.
+    pub cancel: AtomicBool,
+    pub data: Mutex<JobData>,
+    pub ended: Condvar,
+}
+
+impl Job {
+    pub fn new(id: JobId, kind: ModelKind, flags: u32) -> Job {
+        Job {
+            id,
+            kind,
+            submitted: Instant::now(),
+            cancel: AtomicBool::new(false),
+            data: Mutex::new(JobData {
+                state: JobState::Queued,
+                error: None,
+                flags,
+                audio: Vec::new(),
+                read_pos: 0,
+                sample_rate: 0,
+                text: String::new(),
+                language: String::new(),
+                timings: Timings::default(),
+                max_new_tokens: 0,
+                ended: None,
+            }),
+            ended: Condvar::new(),
+        }
+    }
+
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    pub fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::Release);
+    }
+
+    /// Moves the job to a terminal state exactly once; returns false if it had already ended.
+    pub fn finish(&self, state: JobState, error: Option<Error>) -> bool {
+        debug_assert!(state.is_terminal());
+        let mut d = self.data.lock();
+        if d.state.is_terminal() {
+            return false;
+        }
+        let now = Instant::now();
+        if d.state == JobState::Queued {
+            d.timings.queue_ms = now.duration_since(self.submitted).as_secs_f64() * 1e3;
+        }
+        d.state = state;
+        d.error = error;
+        d.ended = Some(now);
+        d.timings.total_ms = now.duration_since(self.submitted).as_secs_f64() * 1e3;
+        drop(d);
+        self.ended.notify_all();
+        true
+    }
+
+    pub fn info(&self) -> JobInfo {
+        let d = self.data.lock();
+        let progress = match d.state {
+            JobState::Done => 1.0,
+            _ if d.max_new_tokens > 0 => (d.timings.tokens as f32 / d.max_new_tokens as f32).min(0.99),
+            _ => 0.0,
+        };
+        JobInfo {
+            id: self.id,
+            kind: self.kind,
+            state: d.state,
+            error: d.error.clone(),
+            flags: d.flags,
+            samples_ready: (d.audio.len() - d.read_pos) as u64,
+            samples_total: d.audio.len() as u64,
+            sample_rate: d.sample_rate,
+            progress,
+            tokens: d.timings.tokens,
+            max_new_tokens: d.max_new_tokens,
+        }
+    }
+
+    pub fn timings(&self) -> Timings {
+        let d = self.data.lock();
+        let mut t = d.timings;
+        if d.ended.is_none() {
+            let now = Instant::now().duration_since(self.submitted).as_secs_f64() * 1e3;
+            t.total_ms = now;
+            if d.state == JobState::Queued {
+                t.queue_ms = now;
+            }
+        }
+        t
+    }
+
+    /// Copies unread samples into `dst`, returning how many.
+    pub fn read_audio(&self, dst: &mut [f32]) -> usize {
+        let mut d = self.data.lock();
+        let n = dst.len().min(d.audio.len() - d.read_pos);
+        let start = d.read_pos;
+        dst[..n].copy_from_slice(&d.audio[start..start + n]);
+        d.read_pos += n;
+        n
+    }
+}

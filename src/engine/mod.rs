@@ -1,0 +1,354 @@
+//! The engine: jobs, the scheduler, the worker that owns inference, the model manager and the
+//! stage timings. Fully usable from Rust; the C ABI (`crate::ffi`) only converts and validates.
+
+pub mod config;
+pub mod job;
+pub mod manager;
+pub mod model;
+pub mod request;
+pub mod scheduler;
+pub mod timings;
+mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::logging;
+use config::EngineConfig;
+use job::{FLAG_STREAMING, Job, JobId, JobInfo, JobState};
+use manager::{Configured, ModelManager};
+use model::{LoadContext, ModelKind, ModelLoader, ModelSpec};
+use request::{AsrRequest, TtsRequest};
+use scheduler::Resident;
+use timings::{Stage, Timings};
+use worker::{Pending, PostStream, Request, Worker};
+
+/// Engine-wide counters, as `vox_engine_stats` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    pub jobs_done: u64,
+    pub jobs_failed: u64,
+    pub jobs_cancelled: u64,
+    /// Batches started (a running batch that admits more jobs stays one batch).
+    pub batches: u64,
+    pub model_loads: u64,
+    pub model_load_ms: f64,
+    /// Loads that first had to unload the other model.
+    pub model_swaps: u64,
+    pub model_swap_ms: f64,
+    pub resident: Resident,
+    pub queue_depth: u64,
+    /// Jobs in the job table (not yet released).
+    pub jobs_held: u64,
+    pub memory_in_use: u64,
+    pub memory_budget: u64,
+}
+
+pub(crate) struct QueueState {
+    pub entries: VecDeque<Pending>,
+    pub shutdown: bool,
+}
+
+/// State shared by the host-facing calls and the worker. Lock order: queue → jobs → a job's data
+/// → stats; no lock is held while logging (the host's callback may call back into the engine).
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub queue: Mutex<QueueState>,
+    pub wake: Condvar,
+    pub jobs: Mutex<HashMap<JobId, Arc<Job>>>,
+    pub stats: Mutex<EngineStats>,
+    pub next_id: AtomicU64,
+    pub log_id: u64,
+}
+
+impl Shared {
+    /// Ends a job exactly once, counting it and logging its timings.
+    pub fn end_job(&self, job: &Job, state: JobState, error: Option<Error>) {
+        let msg = error.as_ref().map(|e| e.message.clone());
+        if !job.finish(state, error) {
+            return;
+        }
+        {
+            let mut s = self.stats.lock();
+            match state {
+                JobState::Done => s.jobs_done += 1,
+                JobState::Failed => s.jobs_failed += 1,
+                _ => s.jobs_cancelled += 1,
+            }
+        }
+        let t = job.timings();
+        let kind = job.kind.name();
+        match state {
+            JobState::Failed => log::warn!("engine: {kind} job {} failed: {}", job.id, msg.unwrap_or_default()),
+            JobState::Cancelled => log::info!("engine: {kind} job {} cancelled after {:.1} ms", job.id, t.total_ms),
+            _ => log::info!(
+                "pipeline: {kind} job {} done in {:.1} ms: queue {:.1}, load {:.1}, tts {:.1}, codec {:.1}, denoise {:.1}, \
+                 upsample {:.1}, asr front-end {:.1}, encode {:.1}, decode {:.1} ms; {} tokens (batch {})",
+                job.id,
+                t.total_ms,
+                t.queue_ms,
+                t.model_load_ms,
+                t.tts_ms,
+                t.codec_ms,
+                t.denoise_ms,
+                t.upsample_ms,
+                t.asr_frontend_ms,
+                t.asr_encode_ms,
+                t.asr_decode_ms,
+                t.tokens,
+                t.batch_size
+            ),
+        }
+    }
+}
+
+/// A speech engine: submit jobs, poll them, read their results, release them.
+///
+/// Every method takes `&self` and may be called from any thread at the same time. `poll`,
+/// `read_audio`, `text`, `timings` and `stats` take only short internal locks and never wait for
+/// inference or for a model. Dropping the engine cancels what is left and joins the worker.
+pub struct Engine {
+    shared: Arc<Shared>,
+    loader: Arc<dyn ModelLoader>,
+    tts: Option<ModelSpec>,
+    asr: Option<ModelSpec>,
+    worker: Option<JoinHandle<()>>,
+    _log: Option<logging::SinkGuard>,
+}
+
+impl Engine {
+    /// Creates an engine that loads the official checkpoint folders named in `config`.
+    pub fn new(config: EngineConfig) -> Result<Engine> {
+        Engine::with_loader(config, Arc::new(crate::models::CheckpointLoader))
+    }
+
+    /// Creates an engine whose models come from `loader`.
+    pub fn with_loader(config: EngineConfig, loader: Arc<dyn ModelLoader>) -> Result<Engine> {
+        config.validate()?;
+        let log_guard = config.log_sink.clone().map(|sink| logging::register(config.log_level, sink));
+        let log_id = log_guard.as_ref().map_or(0, |g| g.id());
+        let _mark = logging::enter(log_id);
+
+        let device = crate::backend::resolve(config.device)?;
+        let ctx = LoadContext { device, cpu_threads: config.effective_cpu_threads(), max_slots: config.max_batch };
+        let inspect = |kind: ModelKind, dir: &Option<std::path::PathBuf>| -> Result<Option<Configured>> {
+            let Some(dir) = dir else { return Ok(None) };
+            let spec = loader.inspect(kind, dir, &ctx)?;
+            Ok(Some(Configured { dir: dir.clone(), spec }))
+        };
+        let tts_cfg = inspect(ModelKind::Tts, &config.tts_model_dir)?;
+        let asr_cfg = inspect(ModelKind::Asr, &config.asr_model_dir)?;
+        let budget = if config.memory_budget > 0 { config.memory_budget } else { manager::auto_budget() };
+        let (tts, asr) = (tts_cfg.as_ref().map(|c| c.spec.clone()), asr_cfg.as_ref().map(|c| c.spec.clone()));
+        let manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
+
+        let shared = Arc::new(Shared {
+            config,
+            queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false }),
+            wake: Condvar::new(),
+            jobs: Mutex::new(HashMap::new()),
+            stats: Mutex::new(EngineStats { memory_budget: budget, ..Default::default() }),
+            next_id: AtomicU64::new(1),
+            log_id,
+        });
+        let w = Worker::new(shared.clone(), manager);
+        let worker = std::thread::Builder::new()
+            .name("voxkit-worker".into())
+            .spawn(move || w.run())
+            .map_err(|e| Error::internal(format!("cannot start the worker thread: {e}")))?;
+        log::info!(
+            "engine: created (device {:?}, tts {}, asr {}, budget {} bytes, max batch {})",
+            device,
+            if tts.is_some() { "configured" } else { "none" },
+            if asr.is_some() { "configured" } else { "none" },
+            budget,
+            shared.config.max_batch
+        );
+        Ok(Engine { shared, loader, tts, asr, worker: Some(worker), _log: log_guard })
+    }
+
+    fn mark(&self) -> logging::ThreadMark {
+        logging::enter(self.shared.log_id)
+    }
+
+    fn job(&self, id: JobId) -> Result<Arc<Job>> {
+        self.shared.jobs.lock().get(&id).cloned().ok_or_else(|| Error::unknown_job(id))
+    }
+
+    fn not_configured(kind: ModelKind) -> Error {
+        let field = match kind {
+            ModelKind::Tts => "tts_model_dir",
+            ModelKind::Asr => "asr_model_dir",
+        };
+        Error::new(
+            ErrorKind::ModelNotLoaded,
+            format!("no {} model is configured in this engine ({field} was not set)", kind.name()),
+        )
+    }
+
+    /// Submits a text-to-speech job; returns its id at once.
+    pub fn submit_tts(&self, request: TtsRequest) -> Result<JobId> {
+        let _m = self.mark();
+        request.validate()?;
+        let spec = self.tts.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Tts))?;
+        let mut post = Vec::new();
+        if let Some(strength) = request.denoise {
+            post.push(PostStream { stage: Stage::Denoise, stream: self.loader.denoiser(spec.sample_rate, strength)? });
+        }
+        if request.sample_rate != 0 && request.sample_rate != spec.sample_rate {
+            let stream = self.loader.resampler(spec.sample_rate, request.sample_rate)?;
+            post.push(PostStream { stage: Stage::Upsample, stream });
+        }
+        let flags = if request.stream { FLAG_STREAMING } else { 0 };
+        let priority = request.priority;
+        self.enqueue(ModelKind::Tts, flags, Request::Tts(request), priority, post)
+    }
+
+    /// Submits a speech-recognition job; the audio is owned by the job from here on.
+    pub fn submit_asr(&self, request: AsrRequest) -> Result<JobId> {
+        let _m = self.mark();
+        request.validate()?;
+        let spec = self.asr.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Asr))?;
+        let mut post = Vec::new();
+        if request.sample_rate != spec.sample_rate {
+            let stream = self.loader.resampler(request.sample_rate, spec.sample_rate)?;
+            post.push(PostStream { stage: Stage::Upsample, stream });
+        }
+        if let Some(strength) = request.denoise {
+            post.push(PostStream { stage: Stage::Denoise, stream: self.loader.denoiser(spec.sample_rate, strength)? });
+        }
+        let priority = request.priority;
+        self.enqueue(ModelKind::Asr, 0, Request::Asr(request), priority, post)
+    }
+
+    fn enqueue(&self, kind: ModelKind, flags: u32, request: Request, priority: i32, post: Vec<PostStream>) -> Result<JobId> {
+        let mut q = self.shared.queue.lock();
+        if q.shutdown {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the engine is shutting down"));
+        }
+        let limit = self.shared.config.max_queued_jobs;
+        if q.entries.len() >= limit {
+            return Err(Error::new(ErrorKind::QueueFull, format!("the queue is full ({limit} jobs waiting)")));
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let job = Arc::new(Job::new(id, kind, flags));
+        self.shared.jobs.lock().insert(id, job.clone());
+        q.entries.push_back(Pending { job, request, priority, post });
+        drop(q);
+        self.shared.wake.notify_one();
+        log::debug!("engine: {} job {id} queued", kind.name());
+        Ok(id)
+    }
+
+    /// A snapshot of the job. Never waits for inference.
+    pub fn poll(&self, id: JobId) -> Result<JobInfo> {
+        Ok(self.job(id)?.info())
+    }
+
+    /// Blocks until the job has ended (done, failed or cancelled) or `timeout` passes
+    /// (`None` = no limit); `Timeout` when it has not ended in time.
+    pub fn wait(&self, id: JobId, timeout: Option<Duration>) -> Result<JobInfo> {
+        let job = self.job(id)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        {
+            let mut d = job.data.lock();
+            while !d.state.is_terminal() {
+                match deadline {
+                    Some(dl) => {
+                        if job.ended.wait_until(&mut d, dl).timed_out() && !d.state.is_terminal() {
+                            return Err(Error::new(ErrorKind::Timeout, format!("job {id} did not end within the timeout")));
+                        }
+                    }
+                    None => job.ended.wait(&mut d),
+                }
+            }
+        }
+        Ok(job.info())
+    }
+
+    /// Copies audio not read before into `dst`; returns the number of samples copied. Works while
+    /// the job runs (streaming) and after it ended.
+    pub fn read_audio(&self, id: JobId, dst: &mut [f32]) -> Result<usize> {
+        Ok(self.job(id)?.read_audio(dst))
+    }
+
+    /// The transcript of an ASR job (empty for TTS jobs and until the job is done).
+    pub fn text(&self, id: JobId) -> Result<String> {
+        Ok(self.job(id)?.data.lock().text.clone())
+    }
+
+    /// The language of an ASR job's transcript (detected or forced; empty when none).
+    pub fn language(&self, id: JobId) -> Result<String> {
+        Ok(self.job(id)?.data.lock().language.clone())
+    }
+
+    pub fn timings(&self, id: JobId) -> Result<Timings> {
+        Ok(self.job(id)?.timings())
+    }
+
+    /// Cancels a queued or running job (a running one stops before its next step). Cancelling a
+    /// job that already ended changes nothing.
+    pub fn cancel(&self, id: JobId) -> Result<()> {
+        let _m = self.mark();
+        let job = self.job(id)?;
+        self.cancel_job(&job);
+        Ok(())
+    }
+
+    fn cancel_job(&self, job: &Arc<Job>) {
+        if job.data.lock().state.is_terminal() {
+            return;
+        }
+        job.request_cancel();
+        let removed = {
+            let mut q = self.shared.queue.lock();
+            q.entries.iter().position(|p| p.job.id == job.id).and_then(|i| q.entries.remove(i))
+        };
+        if removed.is_some() {
+            self.shared.end_job(job, JobState::Cancelled, None);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Frees a job and its results; a job still queued or running is cancelled first. The id is
+    /// unknown afterwards.
+    pub fn release(&self, id: JobId) -> Result<()> {
+        let _m = self.mark();
+        let job = self.shared.jobs.lock().remove(&id).ok_or_else(|| Error::unknown_job(id))?;
+        self.cancel_job(&job);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let queue_depth = self.shared.queue.lock().entries.len() as u64;
+        let jobs_held = self.shared.jobs.lock().len() as u64;
+        let mut s = *self.shared.stats.lock();
+        s.queue_depth = queue_depth;
+        s.jobs_held = jobs_held;
+        s
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _m = self.mark();
+        self.shared.queue.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(w) = self.worker.take() {
+            if w.join().is_err() {
+                log::error!("engine: the worker thread panicked");
+            }
+        }
+        log::info!("engine: destroyed");
+    }
+}

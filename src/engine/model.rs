@@ -1,0 +1,188 @@
+//! The seams between the engine and the models. The engine drives every model one step at a time
+//! (prefill new sequences into free slots, step the active slots, release finished ones), so the
+//! worker — not the model — decides who runs, and continuous batching falls out of it.
+//!
+//! The real implementations live in `crate::models` (Qwen3-TTS talker + code predictor, codec,
+//! Qwen3-ASR) and `crate::dsp` (denoise, resample); the engine's tests plug doubles in under
+//! `tests/`.
+
+use std::path::Path;
+
+use super::config::Device;
+use super::request::{AsrRequest, TtsRequest};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The two kinds of model the engine serves. Each has its own mutex, slots and queue group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelKind {
+    Tts,
+    Asr,
+}
+
+impl ModelKind {
+    pub fn other(self) -> ModelKind {
+        match self {
+            ModelKind::Tts => ModelKind::Asr,
+            ModelKind::Asr => ModelKind::Tts,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Tts => "tts",
+            ModelKind::Asr => "asr",
+        }
+    }
+}
+
+/// Where and how a model is loaded.
+#[derive(Clone, Debug)]
+pub struct LoadContext {
+    /// The resolved device (never `Auto`).
+    pub device: Device,
+    pub cpu_threads: usize,
+    /// Sequence slots to preallocate (the engine's max batch).
+    pub max_slots: usize,
+}
+
+/// What the engine learns about a checkpoint without loading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Bytes the loaded model occupies (weights, caches for all slots, scratch).
+    pub memory_bytes: u64,
+    /// TTS: the rate of the decoded waveform; ASR: the rate the front-end expects (mono).
+    pub sample_rate: u32,
+}
+
+/// Why a sequence stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// The model emitted its end token.
+    Eos,
+    /// The generation reached its `max_new_tokens` cap (the job carries TRUNCATED).
+    Cap,
+}
+
+/// A sequence to admit into a TTS slot.
+pub struct TtsPrefill<'a> {
+    pub slot: usize,
+    pub request: &'a TtsRequest,
+    /// The effective cap (request → engine default → model's automatic cap → hard limit).
+    pub max_new_tokens: u32,
+}
+
+/// What one decode step produced for one slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TtsStep {
+    /// The new codec frame (one code per codebook), if the step produced one.
+    pub frame: Option<Vec<u32>>,
+    /// Set when the sequence ended at this step; the slot is then released by the engine.
+    pub finish: Option<Finish>,
+}
+
+/// Text → codec frames: the talker and code predictor, stepped one frame at a time.
+pub trait TtsModel: Send {
+    /// Sequences this instance can hold at once (its preallocated slots).
+    fn max_slots(&self) -> usize;
+    /// The automatic cap for a request that gives none: a conservative bound from the text.
+    fn auto_max_new_tokens(&self, request: &TtsRequest) -> u32;
+    /// Admits sequences into free slots; one result per sequence (a bad speaker fails only its job).
+    fn prefill(&mut self, seqs: &[TtsPrefill<'_>]) -> Vec<Result<()>>;
+    /// Advances every listed slot by one frame. One result per slot, in order.
+    fn step(&mut self, slots: &[usize]) -> Result<Vec<TtsStep>>;
+    /// Frees a slot (finished, cancelled or failed) for reuse.
+    fn release(&mut self, slot: usize);
+}
+
+/// Codec frames → waveform.
+pub trait CodecDecoder: Send {
+    /// Rate of the decoded waveform in Hz.
+    fn sample_rate(&self) -> u32;
+    /// Decodes whole utterances (offline), batched.
+    fn decode(&mut self, utterances: &[&[Vec<u32>]]) -> Result<Vec<Vec<f32>>>;
+    /// Streaming: decodes the new frames of each slot's stream, keeping per-slot state.
+    fn decode_stream(&mut self, items: &[(usize, &[Vec<u32>])]) -> Result<Vec<Vec<f32>>>;
+    /// Forgets a slot's streaming state.
+    fn end_stream(&mut self, slot: usize);
+}
+
+/// A loaded TTS model: the frame generator and its codec, held together behind one mutex.
+pub struct TtsModels {
+    pub generator: Box<dyn TtsModel>,
+    pub codec: Box<dyn CodecDecoder>,
+}
+
+/// Log-mel (or other) features of one mono clip, frames × bins, row-major.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AsrFeatures {
+    pub data: Vec<f32>,
+    pub frames: usize,
+    pub bins: usize,
+}
+
+/// A sequence to admit into an ASR slot.
+pub struct AsrPrefill<'a> {
+    pub slot: usize,
+    pub features: &'a AsrFeatures,
+    pub request: &'a AsrRequest,
+    pub max_new_tokens: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsrStep {
+    /// The token generated at this step, if any.
+    pub token: Option<u32>,
+    pub finish: Option<Finish>,
+}
+
+/// A transcript: detected (or forced) language and text, as the official `transcribe` returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transcript {
+    pub language: String,
+    pub text: String,
+}
+
+/// Audio → text: front-end, encoder (run in prefill) and decoder steps.
+pub trait AsrModel: Send {
+    fn max_slots(&self) -> usize;
+    /// Rate the front-end expects (mono); the engine resamples to it.
+    fn sample_rate(&self) -> u32;
+    /// The automatic cap for a clip of this length.
+    fn auto_max_new_tokens(&self, seconds: f64) -> u32;
+    /// Features for a batch of mono clips at `sample_rate()`.
+    fn frontend(&mut self, clips: &[&[f32]]) -> Result<Vec<AsrFeatures>>;
+    /// Encodes the audio and prefills the prompt; one result per sequence.
+    fn prefill(&mut self, seqs: &[AsrPrefill<'_>]) -> Vec<Result<()>>;
+    /// Advances every listed slot by one token. One result per slot, in order.
+    fn step(&mut self, slots: &[usize]) -> Result<Vec<AsrStep>>;
+    /// The transcript of a slot so far (final once the slot finished).
+    fn transcript(&self, slot: usize) -> Transcript;
+    fn release(&mut self, slot: usize);
+}
+
+/// One stream through a post-processing stage (denoiser, resampler); keeps its state across chunks.
+pub trait AudioStream: Send {
+    fn process(&mut self, input: &[f32], output: &mut Vec<f32>);
+    /// Flushes what the stage still holds (its latency) at the end of the stream.
+    fn finish(&mut self, output: &mut Vec<f32>);
+}
+
+/// Builds models and post-processing streams. The library's `CheckpointLoader` reads the official
+/// checkpoint folders; tests provide doubles.
+pub trait ModelLoader: Send + Sync {
+    /// Reads what the engine must know of a checkpoint (memory need, rate) without loading it.
+    fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec>;
+    fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels>;
+    fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>>;
+    /// A denoiser stream at `sample_rate` with `strength` in [0, 1].
+    fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
+        let _ = (sample_rate, strength);
+        Err(Error::new(ErrorKind::Unsupported, "denoising is not available in this build"))
+    }
+    /// A resampler stream from one rate to another.
+    fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("resampling ({from_rate} Hz → {to_rate} Hz) is not available in this build"),
+        ))
+    }
+}

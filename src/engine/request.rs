@@ -1,0 +1,167 @@
+//! What a job asks for. The C ABI converts its structs into these; the engine validates them at
+//! submit so that a bad request fails at once, with a message naming the field.
+
+use crate::error::{Error, Result};
+
+/// Longest text accepted in one request, in bytes (about an hour of speech).
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+/// Lowest and highest sample rates accepted anywhere (input audio, requested output).
+pub const MIN_SAMPLE_RATE: u32 = 4_000;
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// Most interleaved channels accepted for ASR input.
+pub const MAX_CHANNELS: u32 = 64;
+
+/// Sampling knobs. `None` means "the checkpoint's `generation_config.json` value".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub top_k: Option<u32>,
+    pub top_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    /// Argmax decoding (the official `do_sample=False, subtalker_dosample=False`).
+    pub greedy: bool,
+    /// Same seed and inputs give the same output; `None` draws a fresh seed.
+    pub seed: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TtsRequest {
+    pub text: String,
+    pub language: Option<String>,
+    pub speaker: Option<String>,
+    pub instruct: Option<String>,
+    /// 0 = automatic (engine default, else the model's cap from the text length).
+    pub max_new_tokens: u32,
+    pub sampling: Sampling,
+    /// Output rate in Hz; 0 = the model's own rate.
+    pub sample_rate: u32,
+    /// Denoise strength in [0, 1]; `None` = no denoising.
+    pub denoise: Option<f32>,
+    /// Make audio readable frame by frame while the job runs.
+    pub stream: bool,
+    /// Higher runs first among queued jobs of the same kind.
+    pub priority: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AsrRequest {
+    /// Interleaved PCM, `frames * channels` samples.
+    pub audio: Vec<f32>,
+    pub sample_rate: u32,
+    pub channels: u32,
+    /// Force the transcript's language (skips detection).
+    pub language: Option<String>,
+    /// Context text given to the decoder (names, terms).
+    pub context: Option<String>,
+    /// 0 = automatic (engine default, else scaled with the audio length).
+    pub max_new_tokens: u32,
+    /// Denoise strength in [0, 1] applied before the front-end; `None` = none.
+    pub denoise: Option<f32>,
+    pub priority: i32,
+}
+
+impl AsrRequest {
+    pub fn frames(&self) -> usize {
+        if self.channels == 0 { 0 } else { self.audio.len() / self.channels as usize }
+    }
+    pub fn duration_seconds(&self) -> f64 {
+        if self.sample_rate == 0 { 0.0 } else { self.frames() as f64 / self.sample_rate as f64 }
+    }
+}
+
+fn check_optional_text(field: &str, v: &Option<String>) -> Result<()> {
+    if let Some(s) = v {
+        if s.len() > MAX_TEXT_BYTES {
+            return Err(Error::invalid(format!("{field} is {} bytes; the limit is {MAX_TEXT_BYTES}", s.len())));
+        }
+        if s.contains('\0') {
+            return Err(Error::invalid(format!("{field} contains a NUL character")));
+        }
+    }
+    Ok(())
+}
+
+fn check_denoise(v: Option<f32>) -> Result<()> {
+    match v {
+        Some(s) if !(0.0..=1.0).contains(&s) => {
+            Err(Error::invalid(format!("denoise strength must be in [0, 1], got {s}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Sampling {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(t) = self.temperature {
+            if !t.is_finite() || t <= 0.0 {
+                return Err(Error::invalid(format!("temperature must be finite and > 0, got {t}")));
+            }
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(Error::invalid(format!("top_p must be in (0, 1], got {p}")));
+            }
+        }
+        if let Some(r) = self.repetition_penalty {
+            if !r.is_finite() || r <= 0.0 {
+                return Err(Error::invalid(format!("repetition_penalty must be finite and > 0, got {r}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TtsRequest {
+    pub fn validate(&self) -> Result<()> {
+        if self.text.trim().is_empty() {
+            return Err(Error::invalid("text is empty"));
+        }
+        if self.text.len() > MAX_TEXT_BYTES {
+            return Err(Error::invalid(format!("text is {} bytes; the limit is {MAX_TEXT_BYTES}", self.text.len())));
+        }
+        if self.text.contains('\0') {
+            return Err(Error::invalid("text contains a NUL character"));
+        }
+        check_optional_text("language", &self.language)?;
+        check_optional_text("speaker", &self.speaker)?;
+        check_optional_text("instruct", &self.instruct)?;
+        self.sampling.validate()?;
+        if self.sample_rate != 0 && !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
+            return Err(Error::invalid(format!(
+                "sample_rate must be 0 (model rate) or in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {}",
+                self.sample_rate
+            )));
+        }
+        check_denoise(self.denoise)
+    }
+}
+
+impl AsrRequest {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_CHANNELS).contains(&self.channels) {
+            return Err(Error::invalid(format!("channels must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
+        }
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
+            return Err(Error::invalid(format!(
+                "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {}",
+                self.sample_rate
+            )));
+        }
+        if self.audio.is_empty() {
+            return Err(Error::invalid("audio is empty (0 frames)"));
+        }
+        if self.audio.len() % self.channels as usize != 0 {
+            return Err(Error::invalid(format!(
+                "audio holds {} samples, not a whole number of {}-channel frames",
+                self.audio.len(),
+                self.channels
+            )));
+        }
+        if let Some(i) = self.audio.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!("audio sample {i} is not finite ({})", self.audio[i])));
+        }
+        check_optional_text("language", &self.language)?;
+        check_optional_text("context", &self.context)?;
+        check_denoise(self.denoise)
+    }
+}

@@ -1,0 +1,290 @@
+//! The C ABI's types and constants. Structs are `#[repr(C)]`, start with `struct_size`, and only
+//! ever grow by appended fields; enums cross the boundary as fixed-width integers.
+
+use std::ffi::{c_char, c_void};
+
+/// A status code: `VOX_OK` (0) or one of the `VOX_ERR_*` codes.
+pub type VoxStatus = i32;
+/// A job id: unique within its engine, never reused, never 0.
+pub type VoxJobId = u64;
+
+/// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
+pub const VOX_ABI_VERSION: u32 = 1;
+
+/// Success.
+pub const VOX_OK: VoxStatus = 0;
+/// A required pointer was NULL.
+pub const VOX_ERR_NULL_POINTER: VoxStatus = 1;
+/// An argument or field is out of range (the message names it).
+pub const VOX_ERR_INVALID_ARGUMENT: VoxStatus = 2;
+/// A string is not valid UTF-8.
+pub const VOX_ERR_INVALID_UTF8: VoxStatus = 3;
+/// A struct's `struct_size` is smaller than any version of the struct this library knows.
+pub const VOX_ERR_STRUCT_SIZE: VoxStatus = 4;
+/// No job with this id in this engine (never submitted, or already released).
+pub const VOX_ERR_UNKNOWN_JOB: VoxStatus = 5;
+/// The queue already holds `max_queued_jobs` jobs.
+pub const VOX_ERR_QUEUE_FULL: VoxStatus = 6;
+/// The engine has no model of the kind this job needs (its model folder was not configured).
+pub const VOX_ERR_MODEL_NOT_LOADED: VoxStatus = 7;
+/// A checkpoint is missing, incomplete or corrupt (the message names what is wrong).
+pub const VOX_ERR_MODEL_LOAD: VoxStatus = 8;
+/// CUDA was requested but no usable device, driver or backend is present.
+pub const VOX_ERR_NO_DEVICE: VoxStatus = 9;
+/// A model does not fit in the memory budget, or an allocation failed.
+pub const VOX_ERR_OUT_OF_MEMORY: VoxStatus = 10;
+/// The caller's buffer is too small (the required size is reported).
+pub const VOX_ERR_BUFFER_TOO_SMALL: VoxStatus = 11;
+/// `vox_wait` timed out before the job ended.
+pub const VOX_ERR_TIMEOUT: VoxStatus = 12;
+/// The result asked for is not available yet.
+pub const VOX_ERR_NOT_READY: VoxStatus = 13;
+/// A file could not be read.
+pub const VOX_ERR_IO: VoxStatus = 14;
+/// The request asks for something this build or model cannot do.
+pub const VOX_ERR_UNSUPPORTED: VoxStatus = 15;
+/// The engine is being destroyed.
+pub const VOX_ERR_SHUTTING_DOWN: VoxStatus = 16;
+/// Inference failed for this job.
+pub const VOX_ERR_INFERENCE: VoxStatus = 17;
+/// A bug inside voxkit (a caught panic); the message says where.
+pub const VOX_ERR_INTERNAL: VoxStatus = 18;
+
+/// `VoxEngineConfig.device`: CUDA when usable, else the CPU.
+pub const VOX_DEVICE_AUTO: i32 = 0;
+/// `VoxEngineConfig.device`: the CPU.
+pub const VOX_DEVICE_CPU: i32 = 1;
+/// `VoxEngineConfig.device`: the CUDA device `device_index`; `VOX_ERR_NO_DEVICE` without one.
+pub const VOX_DEVICE_CUDA: i32 = 2;
+
+/// Log levels (`VoxEngineConfig.log_level` and the callback's `level`).
+pub const VOX_LOG_OFF: i32 = 0;
+pub const VOX_LOG_ERROR: i32 = 1;
+pub const VOX_LOG_WARN: i32 = 2;
+pub const VOX_LOG_INFO: i32 = 3;
+pub const VOX_LOG_DEBUG: i32 = 4;
+pub const VOX_LOG_TRACE: i32 = 5;
+
+/// `VoxJobInfo.state`: waiting in the queue.
+pub const VOX_JOB_QUEUED: i32 = 0;
+/// `VoxJobInfo.state`: admitted into a batch.
+pub const VOX_JOB_RUNNING: i32 = 1;
+/// `VoxJobInfo.state`: finished; all results are readable.
+pub const VOX_JOB_DONE: i32 = 2;
+/// `VoxJobInfo.state`: failed; `VoxJobInfo.error` holds the status code.
+pub const VOX_JOB_FAILED: i32 = 3;
+/// `VoxJobInfo.state`: cancelled; audio produced before the cancel stays readable.
+pub const VOX_JOB_CANCELLED: i32 = 4;
+
+/// `VoxJobInfo.kind`.
+pub const VOX_KIND_TTS: i32 = 1;
+pub const VOX_KIND_ASR: i32 = 2;
+
+/// `VoxJobInfo.flags`: the generation stopped at its `max_new_tokens` cap.
+pub const VOX_FLAG_TRUNCATED: u32 = 1;
+/// `VoxJobInfo.flags`: the job streams (audio readable while it is produced).
+pub const VOX_FLAG_STREAMING: u32 = 2;
+
+/// `VoxEngineStats.resident` bits.
+pub const VOX_MODEL_TTS: u32 = 1;
+pub const VOX_MODEL_ASR: u32 = 2;
+
+/// `vox_wait`'s timeout meaning "no limit".
+pub const VOX_WAIT_INFINITE: u32 = 0xFFFF_FFFF;
+
+/// Receives log lines: `level` is a `VOX_LOG_*` value, `message` a NUL-terminated UTF-8 line valid
+/// only during the call. Runs on the engine's worker thread or on the thread of the `vox_*` call
+/// that logged; it must return quickly, must not throw or longjmp, and must not destroy the engine.
+pub type VoxLogCallback = Option<unsafe extern "C" fn(level: i32, message: *const c_char, user_data: *mut c_void)>;
+
+/// Engine settings. Fill with `vox_engine_config_init`, then change what you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VoxEngineConfig {
+    /// `sizeof(VoxEngineConfig)`; set by `vox_engine_config_init`.
+    pub struct_size: u32,
+    /// Device: `VOX_DEVICE_AUTO` (default), `VOX_DEVICE_CPU` or `VOX_DEVICE_CUDA`.
+    pub device: i32,
+    /// Folder of a Qwen3-TTS checkpoint (UTF-8 path); NULL: TTS jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+    pub tts_model_dir: *const c_char,
+    /// Folder of a Qwen3-ASR checkpoint (UTF-8 path); NULL: ASR jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+    pub asr_model_dir: *const c_char,
+    /// CUDA device ordinal for `VOX_DEVICE_CUDA` (default 0).
+    pub device_index: i32,
+    /// Most sequences advanced together in one batch (default 16).
+    pub max_batch: u32,
+    /// Bytes the resident models may use together; 0 = automatic (default).
+    pub memory_budget: u64,
+    /// Most jobs waiting to start; more submits fail with `VOX_ERR_QUEUE_FULL` (default 1024).
+    pub max_queued_jobs: u32,
+    /// Cap for requests that give `max_new_tokens = 0`; 0 = the model's automatic cap (default).
+    pub default_max_new_tokens: u32,
+    /// No generation ever exceeds this many new tokens (default 8192).
+    pub hard_max_new_tokens: u32,
+    /// A job queued this long forces its model kind to be served next, in ms (default 2000).
+    pub max_wait_ms: u32,
+    /// CPU threads for inference; 0 = all cores (default).
+    pub cpu_threads: u32,
+    /// Lowest level passed to `log_callback` (`VOX_LOG_*`, default `VOX_LOG_WARN`).
+    pub log_level: i32,
+    /// Optional log callback (default NULL: the library prints nothing).
+    pub log_callback: VoxLogCallback,
+    /// Passed unchanged to `log_callback`.
+    pub log_user_data: *mut c_void,
+}
+
+/// A text-to-speech request. Fill with `vox_tts_request_init`, then set `text` and what you need.
+/// Strings are NUL-terminated UTF-8; NULL or "" means "the default". Everything is copied at submit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VoxTtsRequest {
+    /// `sizeof(VoxTtsRequest)`; set by `vox_tts_request_init`.
+    pub struct_size: u32,
+    /// Queue priority: higher runs first among queued TTS jobs (default 0).
+    pub priority: i32,
+    /// The text to speak (required, non-empty).
+    pub text: *const c_char,
+    /// Language name, e.g. "English", "Chinese"; NULL = automatic.
+    pub language: *const c_char,
+    /// Speaker name (CustomVoice checkpoints); NULL = the model's default.
+    pub speaker: *const c_char,
+    /// Style instruction (VoiceDesign, 1.7B CustomVoice); NULL = none.
+    pub instruct: *const c_char,
+    /// Cap on generated codec frames + 1 (as the official `max_new_tokens`); 0 = automatic.
+    pub max_new_tokens: u32,
+    /// Sampling temperature; 0 = the checkpoint's default.
+    pub temperature: f32,
+    /// Top-k; 0 = the checkpoint's default, -1 = no top-k filtering.
+    pub top_k: i32,
+    /// Top-p in (0, 1]; 0 = the checkpoint's default.
+    pub top_p: f32,
+    /// Repetition penalty; 0 = the checkpoint's default.
+    pub repetition_penalty: f32,
+    /// Non-zero: greedy (argmax) decoding.
+    pub greedy: u32,
+    /// Random seed, used when `use_seed` is non-zero: same seed and inputs, same audio.
+    pub seed: u64,
+    /// Non-zero: use `seed`; 0: a fresh seed per job.
+    pub use_seed: u32,
+    /// Output sample rate in Hz; 0 = the model's own rate (24000 for Qwen3-TTS).
+    pub sample_rate: u32,
+    /// Non-zero: denoise the output with `denoise_strength`.
+    pub denoise: u32,
+    /// Denoise strength in [0, 1] (default 1).
+    pub denoise_strength: f32,
+    /// Non-zero: audio becomes readable frame by frame while the job runs.
+    pub stream: u32,
+}
+
+/// A speech-recognition request. Fill with `vox_asr_request_init`, then set the audio.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VoxAsrRequest {
+    /// `sizeof(VoxAsrRequest)`; set by `vox_asr_request_init`.
+    pub struct_size: u32,
+    /// Queue priority: higher runs first among queued ASR jobs (default 0).
+    pub priority: i32,
+    /// Interleaved float PCM in [-1, 1], `frames * channels` samples; copied at submit.
+    pub pcm: *const f32,
+    /// Number of frames (samples per channel); must be > 0.
+    pub frames: u64,
+    /// Rate of `pcm` in Hz (resampled to the model's rate inside).
+    pub sample_rate: u32,
+    /// Channels in `pcm` (mixed down to mono inside).
+    pub channels: u32,
+    /// Force this language (e.g. "English"); NULL = detect.
+    pub language: *const c_char,
+    /// Context text for the decoder (names, terms); NULL = none.
+    pub context: *const c_char,
+    /// Cap on generated text tokens; 0 = automatic (scaled with the audio length).
+    pub max_new_tokens: u32,
+    /// Non-zero: denoise the input before the front-end with `denoise_strength`.
+    pub denoise: u32,
+    /// Denoise strength in [0, 1] (default 1).
+    pub denoise_strength: f32,
+}
+
+/// A job's state, as `vox_poll` and `vox_wait` report it. Set `struct_size` before the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VoxJobInfo {
+    /// Set by the caller to `sizeof(VoxJobInfo)`; the library writes its own size back.
+    pub struct_size: u32,
+    /// `VOX_JOB_*`.
+    pub state: i32,
+    /// `VOX_KIND_TTS` or `VOX_KIND_ASR`.
+    pub kind: i32,
+    /// Why the job failed (`VOX_ERR_*`), `VOX_OK` otherwise.
+    pub error: VoxStatus,
+    /// `VOX_FLAG_*` bits.
+    pub flags: u32,
+    /// Rate of the job's audio in Hz (0 until known).
+    pub sample_rate: u32,
+    /// Samples produced and not yet read with `vox_read_audio`.
+    pub samples_ready: u64,
+    /// Samples produced so far.
+    pub samples_total: u64,
+    /// 0..1: an estimate while running, 1 when done.
+    pub progress: f32,
+    /// Tokens generated so far (codec frames for TTS, text tokens for ASR).
+    pub tokens: u32,
+    /// The effective generation cap (0 until the job starts).
+    pub max_new_tokens: u32,
+}
+
+/// Per-stage durations of a job in milliseconds. Set `struct_size` before the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VoxTimings {
+    /// Set by the caller to `sizeof(VoxTimings)`; the library writes its own size back.
+    pub struct_size: u32,
+    /// Largest batch this job ran in.
+    pub batch_size: u32,
+    /// Submit → admitted into a batch.
+    pub queue_ms: f64,
+    /// Model load or swap caused by this job's batch.
+    pub model_load_ms: f64,
+    /// Talker + code predictor (prefill and decode).
+    pub tts_ms: f64,
+    /// Codec decoder.
+    pub codec_ms: f64,
+    pub denoise_ms: f64,
+    /// Resampling (TTS output, or ASR input to the model's rate).
+    pub upsample_ms: f64,
+    pub asr_frontend_ms: f64,
+    pub asr_encode_ms: f64,
+    pub asr_decode_ms: f64,
+    /// Submit → end (→ now while the job runs). The stages above never sum to more.
+    pub total_ms: f64,
+    /// Tokens generated (codec frames for TTS, text tokens for ASR).
+    pub tokens: u32,
+}
+
+/// Engine-wide counters. Set `struct_size` before the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VoxEngineStats {
+    /// Set by the caller to `sizeof(VoxEngineStats)`; the library writes its own size back.
+    pub struct_size: u32,
+    /// `VOX_MODEL_*` bits of the models loaded now.
+    pub resident: u32,
+    pub jobs_done: u64,
+    pub jobs_failed: u64,
+    pub jobs_cancelled: u64,
+    /// Batches started.
+    pub batches: u64,
+    pub model_loads: u64,
+    /// Total time of all loads (swaps included), in ms.
+    pub model_load_ms: f64,
+    /// Loads that had to unload the other model first.
+    pub model_swaps: u64,
+    pub model_swap_ms: f64,
+    /// Jobs waiting to start.
+    pub queue_depth: u64,
+    /// Jobs not yet released.
+    pub jobs_held: u64,
+    /// Bytes used by the resident models.
+    pub memory_in_use: u64,
+    /// The memory budget in effect, in bytes.
+    pub memory_budget: u64,
+}
