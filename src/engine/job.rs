@@ -115,7 +115,8 @@ impl Job {
     }
 
     /// Moves the job to a terminal state exactly once; returns false if it had already ended.
-    pub fn finish(&self, state: JobState, error: Option<Error>) -> bool {
+    /// `on_end` runs before waiters wake (so that counters are current when `wait` returns).
+    pub fn finish(&self, state: JobState, error: Option<Error>, on_end: impl FnOnce()) -> bool {
         debug_assert!(state.is_terminal());
         let mut d = self.data.lock();
         if d.state.is_terminal() {
@@ -129,6 +130,7 @@ impl Job {
         d.error = error;
         d.ended = Some(now);
         d.timings.total_ms = now.duration_since(self.submitted).as_secs_f64() * 1e3;
+        on_end();
         drop(d);
         self.ended.notify_all();
         true

@@ -71,16 +71,16 @@ impl Shared {
     /// Ends a job exactly once, counting it and logging its timings.
     pub fn end_job(&self, job: &Job, state: JobState, error: Option<Error>) {
         let msg = error.as_ref().map(|e| e.message.clone());
-        if !job.finish(state, error) {
-            return;
-        }
-        {
+        let count = || {
             let mut s = self.stats.lock();
             match state {
                 JobState::Done => s.jobs_done += 1,
                 JobState::Failed => s.jobs_failed += 1,
                 _ => s.jobs_cancelled += 1,
             }
+        };
+        if !job.finish(state, error, count) {
+            return;
         }
         let t = job.timings();
         let kind = job.kind.name();

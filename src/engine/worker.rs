@@ -104,13 +104,13 @@ pub(crate) struct Worker {
     manager: ModelManager,
     batch: Option<Batch>,
     last_served: Option<ModelKind>,
-    /// Jobs taken from the queue and not yet in the batch (failed if admission panics).
-    admitting: Vec<Arc<Job>>,
+    /// Jobs inside the admission or step running now (failed if it panics).
+    in_flight: Vec<Arc<Job>>,
 }
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, manager: ModelManager) -> Worker {
-        Worker { shared, manager, batch: None, last_served: None, admitting: Vec::new() }
+        Worker { shared, manager, batch: None, last_served: None, in_flight: Vec::new() }
     }
 
     pub fn run(mut self) {
@@ -121,9 +121,9 @@ impl Worker {
             // jobs it touched fail with an internal error and the model is reloaded on next use.
             let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if let Some((kind, jobs)) = admitted {
-                    self.admitting = jobs.iter().map(|p| p.job.clone()).collect();
+                    self.in_flight = jobs.iter().map(|p| p.job.clone()).collect();
                     self.admit(kind, jobs);
-                    self.admitting.clear();
+                    self.in_flight.clear();
                 }
                 self.publish_stats();
                 if self.batch.is_some() {
@@ -145,11 +145,13 @@ impl Worker {
             .unwrap_or_else(|| "unknown panic".into());
         log::error!("engine: internal error (panic) during inference: {what}");
         let err = Error::internal(format!("internal error during inference: {what}"));
-        let mut jobs: Vec<Arc<Job>> = std::mem::take(&mut self.admitting);
+        let mut jobs: Vec<Arc<Job>> = std::mem::take(&mut self.in_flight);
         if let Some(b) = self.batch.take() {
             jobs.extend(b.seqs.into_iter().map(|s| s.job));
-            self.manager.unload(b.kind);
         }
+        // The model's slots may be inconsistent now: drop both; they reload on next use.
+        self.manager.unload(ModelKind::Tts);
+        self.manager.unload(ModelKind::Asr);
         for job in jobs {
             self.end_job(&job, JobState::Failed, Some(err.clone()));
         }
@@ -207,6 +209,7 @@ impl Worker {
         if jobs.is_empty() {
             return;
         }
+        let admitted_at = Instant::now();
         let load = match self.manager.ensure(kind) {
             Ok(ev) => ev,
             Err(e) => {
@@ -226,11 +229,10 @@ impl Worker {
                 s.model_swap_ms += ms(ev.duration);
             }
         }
-        let now = Instant::now();
         for p in &jobs {
             let mut d = p.job.data.lock();
             d.state = JobState::Running;
-            d.timings.queue_ms = ms(now.duration_since(p.job.submitted));
+            d.timings.queue_ms = ms(admitted_at.duration_since(p.job.submitted));
             if let Some(ev) = load {
                 d.timings.add(Stage::ModelLoad, ev.duration);
             }
@@ -240,7 +242,7 @@ impl Worker {
             self.shared.stats.lock().batches += 1;
         }
         self.last_served = Some(kind);
-        log::debug!("engine: admitting {} {} job(s)", jobs.len(), kind.name());
+        log::debug!("engine: in_flight {} {} job(s)", jobs.len(), kind.name());
         match kind {
             ModelKind::Tts => self.prefill_tts(jobs),
             ModelKind::Asr => self.prefill_asr(jobs),
@@ -419,10 +421,13 @@ impl Worker {
             self.end_job(&s.job, JobState::Cancelled, None);
         }
         if !batch.seqs.is_empty() {
-            let result = match batch.kind {
+            self.in_flight = batch.seqs.iter().map(|s| s.job.clone()).collect();
+            let kind = batch.kind;
+            let result = match kind {
                 ModelKind::Tts => self.step_tts(&mut batch),
                 ModelKind::Asr => self.step_asr(&mut batch),
             };
+            self.in_flight.clear();
             if let Err(e) = result {
                 log::error!("engine: {} step failed: {}", batch.kind.name(), e.message);
                 for s in std::mem::take(&mut batch.seqs) {

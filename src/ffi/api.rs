@@ -527,12 +527,15 @@ pub unsafe extern "C" fn vox_read_audio(engine: *const VoxEngine, job: VoxJobId,
     })
 }
 
-/// Copies `s` NUL-terminated into `dst`; `*required` (if not NULL) gets its size with the NUL.
+/// Checks a caller's text buffer before anything else is looked at.
+fn check_text_buffer(dst: *mut c_char, capacity: usize) -> Result<()> {
+    if capacity > 0 && dst.is_null() { Err(null("dst (with capacity > 0)")) } else { Ok(()) }
+}
+
+/// Copies `s` NUL-terminated into `dst` (checked by `check_text_buffer`); `*required` (if not
+/// NULL) gets its size with the NUL.
 fn copy_text(s: &str, dst: *mut c_char, capacity: usize, required: *mut usize) -> Result<()> {
     let need = s.len() + 1;
-    if capacity > 0 && dst.is_null() {
-        return Err(null("dst (with capacity > 0)"));
-    }
     if !required.is_null() {
         unsafe { required.write_unaligned(need) };
     }
@@ -559,6 +562,7 @@ fn copy_text(s: &str, dst: *mut c_char, capacity: usize, required: *mut usize) -
 pub unsafe extern "C" fn vox_get_text(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
     boundary("vox_get_text", || {
         let e = unsafe { engine_ref(engine)? };
+        check_text_buffer(dst, capacity)?;
         copy_text(&e.text(job)?, dst, capacity, required)
     })
 }
@@ -571,6 +575,7 @@ pub unsafe extern "C" fn vox_get_text(engine: *const VoxEngine, job: VoxJobId, d
 pub unsafe extern "C" fn vox_get_language(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
     boundary("vox_get_language", || {
         let e = unsafe { engine_ref(engine)? };
+        check_text_buffer(dst, capacity)?;
         copy_text(&e.language(job)?, dst, capacity, required)
     })
 }
@@ -583,6 +588,7 @@ pub unsafe extern "C" fn vox_get_language(engine: *const VoxEngine, job: VoxJobI
 pub unsafe extern "C" fn vox_job_error(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
     boundary("vox_job_error", || {
         let e = unsafe { engine_ref(engine)? };
+        check_text_buffer(dst, capacity)?;
         let msg = e.poll(job)?.error.map(|e| e.message).unwrap_or_default();
         copy_text(&msg, dst, capacity, required)
     })

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Checks voxkit's C ABI from the outside, as a C/C++ host sees it:
+#   1. builds the cdylib (debug),
+#   2. checks that it exports only `vox_*` symbols and every function the header declares,
+#   3. compiles tests/c/abi_test.c (C99), tests/c/header_cpp.cpp (C++17) and examples/c/*.c
+#      warning-free,
+#   4. runs both, the C test under valgrind when it is installed.
+#
+# Run from the repository root:  bash scripts/c-abi-check.sh [--skip-build] [--no-valgrind]
+#   --skip-build   (or VOXKIT_SKIP_BUILD=1) reuse target/debug/libvoxkit.so if it exists
+#   --no-valgrind  (or VOXKIT_NO_VALGRIND=1) run the C test without valgrind
+#   CC / CXX pick the compilers (default: cc / g++).
+set -euo pipefail
+
+skip_build="${VOXKIT_SKIP_BUILD:-0}"
+no_valgrind="${VOXKIT_NO_VALGRIND:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --skip-build) skip_build=1 ;;
+        --no-valgrind) no_valgrind=1 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) echo "c-abi-check: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+if [[ ! -f Cargo.toml || ! -f include/voxkit.h ]]; then
+    echo "c-abi-check: run this from the repository root (Cargo.toml, include/voxkit.h)" >&2
+    exit 2
+fi
+
+CC="${CC:-cc}"
+CXX="${CXX:-g++}"
+LIB_DIR="$PWD/target/debug"
+LIB="$LIB_DIR/libvoxkit.so"
+BUILD_DIR="tests/c/build"
+failures=0
+
+section() { printf '\n==== %s ====\n' "$*"; }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# ---------------------------------------------------------------------------------------------
+section "cargo build (debug)"
+if [[ "$skip_build" == 1 && -f "$LIB" ]]; then
+    echo "skipped (--skip-build); using $LIB"
+else
+    [[ "$skip_build" == 1 ]] && echo "$LIB is missing: building anyway"
+    cargo build
+fi
+if [[ ! -f "$LIB" ]]; then
+    echo "FAIL: $LIB was not built" >&2
+    exit 1
+fi
+echo "library: $LIB"
+
+# ---------------------------------------------------------------------------------------------
+section "exported symbols (nm -D --defined-only)"
+symbols="$(nm -D --defined-only "$LIB")"
+# Defined global symbols: text, data, bss, read-only data, weak, unique, indirect.
+exported="$(awk 'NF >= 3 && $2 ~ /^[TDBRGSVWui]$/ { print $3 }' <<<"$symbols" | sed 's/@.*//' | sort -u)"
+offenders="$(grep -Ev '^(vox_.*|_init|_fini|rust_eh_personality)$' <<<"$exported" || true)"
+count="$(grep -c '^vox_' <<<"$exported" || true)"
+if [[ -n "$offenders" ]]; then
+    fail "exported symbols without the vox_ prefix:"
+    sed 's/^/    /' <<<"$offenders"
+else
+    echo "ok: all $count exported functions/data start with vox_"
+fi
+
+# Every function the header declares must be exported (and nothing vox_ the header lacks).
+declared="$(grep -oE '\bvox_[a-z0-9_]+\(' include/voxkit.h | tr -d '(' | sort -u)"
+exported_vox="$(grep '^vox_' <<<"$exported" | sort -u || true)"
+missing="$(comm -23 <(echo "$declared") <(echo "$exported_vox"))"
+extra="$(comm -13 <(echo "$declared") <(echo "$exported_vox"))"
+if [[ -n "$missing" ]]; then
+    fail "declared in include/voxkit.h but not exported:"
+    sed 's/^/    /' <<<"$missing"
+fi
+if [[ -n "$extra" ]]; then
+    fail "exported but not declared in include/voxkit.h:"
+    sed 's/^/    /' <<<"$extra"
+fi
+if [[ -z "$missing" && -z "$extra" ]]; then
+    echo "ok: the $(wc -l <<<"$declared") functions declared in include/voxkit.h are exactly the vox_ exports"
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "compile tests/c/abi_test.c (C99)"
+mkdir -p "$BUILD_DIR"
+c_built=0
+if "$CC" -std=c99 -Wall -Wextra -Werror -I include tests/c/abi_test.c \
+        -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/abi_test"; then
+    echo "ok: $BUILD_DIR/abi_test"
+    c_built=1
+else
+    fail "tests/c/abi_test.c does not compile"
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "compile tests/c/header_cpp.cpp (C++17)"
+if "$CXX" -std=c++17 -Wall -Wextra -Werror -I include tests/c/header_cpp.cpp \
+        -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/header_cpp"; then
+    echo "ok: $BUILD_DIR/header_cpp"
+    if "$BUILD_DIR/header_cpp"; then
+        echo "ok: header_cpp runs (exit 0)"
+    else
+        fail "header_cpp exited with $?"
+    fi
+else
+    fail "tests/c/header_cpp.cpp does not compile"
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "compile examples/c/*.c (C99)"
+for ex in examples/c/*.c; do
+    if "$CC" -std=c99 -Wall -Wextra -Werror -I include "$ex" \
+            -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/$(basename "$ex" .c)"; then
+        echo "ok: $ex"
+    else
+        fail "$ex does not compile"
+    fi
+done
+
+# ---------------------------------------------------------------------------------------------
+if [[ "$c_built" == 1 ]]; then
+    if [[ "$no_valgrind" != 1 ]] && command -v valgrind >/dev/null 2>&1; then
+        section "run abi_test under valgrind"
+        runner=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite)
+    else
+        section "run abi_test (no valgrind)"
+        runner=()
+    fi
+    if ${runner[@]+"${runner[@]}"} "$BUILD_DIR/abi_test"; then
+        echo "ok: abi_test passed"
+    else
+        fail "abi_test exited with $?"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "summary"
+if [[ "$failures" -ne 0 ]]; then
+    echo "c-abi-check: $failures failure(s)"
+    exit 1
+fi
+echo "c-abi-check: all checks passed"
