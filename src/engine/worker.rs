@@ -291,6 +291,7 @@ impl Worker {
             m.generator.prefill(&seqs)
         });
         drop(guard);
+        log::info!("pipeline: tts prefill done in {:.1} ms (batch {})", ms(d), jobs.len());
         for (((p, slot), cap), res) in jobs.into_iter().zip(slots).zip(caps).zip(results) {
             let Request::Tts(r) = &p.request else { unreachable!() };
             {
