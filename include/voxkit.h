@@ -319,6 +319,11 @@ typedef struct VoxTtsRequest {
    * Non-zero: audio becomes readable frame by frame while the job runs.
    */
   uint32_t stream;
+  /**
+   * Non-zero: feed the text to the model one token per generated frame (the official
+   * `non_streaming_mode=False`); 0 (default): the whole text in the prompt, as the official API.
+   */
+  uint32_t text_streaming;
 } VoxTtsRequest;
 
 /**

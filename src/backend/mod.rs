@@ -1,7 +1,12 @@
 //! Compute backends. The CPU backend is the numeric reference; the CUDA backend (kernels under
-//! `kernels/`, driven through cudarc) is a later addition and implements the same operations.
-//!
-//! For now this layer decides where inference runs.
+//! `kernels/`, driven through cudarc) is a later addition and implements the same operations, so
+//! the models are written once against this layer.
+
+pub mod cpu;
+pub mod tensor;
+
+pub use cpu::Cpu;
+pub use tensor::{DType, Tensor, Weight, WeightData};
 
 use crate::engine::config::Device;
 use crate::error::{Error, ErrorKind, Result};

@@ -39,6 +39,9 @@ pub struct TtsRequest {
     pub denoise: Option<f32>,
     /// Make audio readable frame by frame while the job runs.
     pub stream: bool,
+    /// Feed the text one token per generated frame (the official `non_streaming_mode=False`,
+    /// prompt layout A) instead of the whole text in the prompt (layout B, the API default).
+    pub text_streaming: bool,
     /// Higher runs first among queued jobs of the same kind.
     pub priority: i32,
 }

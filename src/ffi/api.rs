@@ -299,6 +299,7 @@ pub unsafe extern "C" fn vox_tts_request_init(request: *mut VoxTtsRequest) -> Vo
             denoise: 0,
             denoise_strength: 1.0,
             stream: 0,
+            text_streaming: 0,
         };
         unsafe { write_out(p, r) };
         Ok(())
@@ -365,6 +366,7 @@ fn tts_request(r: &VoxTtsRequest) -> Result<TtsRequest> {
         sample_rate: r.sample_rate,
         denoise: (r.denoise != 0).then_some(r.denoise_strength),
         stream: r.stream != 0,
+        text_streaming: r.text_streaming != 0,
         priority: r.priority,
     })
 }

@@ -174,6 +174,9 @@ pub struct VoxTtsRequest {
     pub denoise_strength: f32,
     /// Non-zero: audio becomes readable frame by frame while the job runs.
     pub stream: u32,
+    /// Non-zero: feed the text to the model one token per generated frame (the official
+    /// `non_streaming_mode=False`); 0 (default): the whole text in the prompt, as the official API.
+    pub text_streaming: u32,
 }
 
 /// A speech-recognition request. Fill with `vox_asr_request_init`, then set the audio.

@@ -1,0 +1,220 @@
+//! The CPU backend: f32 arithmetic on a private thread pool, weights widened from their stored
+//! precision inside the kernels. Batch-1 matrix-vector products stream each weight row once and
+//! split the rows across threads, so they run near memory bandwidth.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use super::tensor::{Tensor, Weight, WeightData, widen};
+use crate::error::{Error, Result};
+
+/// The CPU compute context: its own thread pool (never rayon's global one, so a host's pool and
+/// ours do not fight).
+pub struct Cpu {
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cpu({} threads)", self.pool.current_num_threads())
+    }
+}
+
+/// Output rows per parallel task: large enough to amortise scheduling, small enough to balance.
+const ROWS_PER_TASK: usize = 16;
+
+impl Cpu {
+    pub fn new(threads: usize) -> Result<Cpu> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("voxkit-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the CPU thread pool: {e}")))?;
+        Ok(Cpu { pool })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `f` inside the pool (so nested parallel iterators use our threads).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    /// `y = x · Wᵀ (+ b)`: x `[n, in]`, W `[out, in]` → y `[n, out]`.
+    pub fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        let (n, k) = (x.rows, x.cols);
+        let out = w.rows();
+        assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape);
+        if let Some(b) = bias {
+            assert_eq!(b.len(), out);
+        }
+        // Output transposed per weight row ([out, n]) so each task writes one contiguous block.
+        let mut yt = vec![0.0f32; out * n];
+        self.pool.install(|| {
+            yt.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(chunk, block)| {
+                let first = chunk * ROWS_PER_TASK;
+                let mut wrow = vec![0.0f32; if n > 1 { k } else { 0 }];
+                for (r, ys) in block.chunks_mut(n).enumerate() {
+                    let j = first + r;
+                    if n == 1 {
+                        ys[0] = dot_weight_row(&x.data, w, j);
+                    } else {
+                        w.row_into(j, &mut wrow);
+                        for (i, y) in ys.iter_mut().enumerate() {
+                            *y = dot(x.row(i), &wrow);
+                        }
+                    }
+                    if let Some(b) = bias {
+                        for y in ys.iter_mut() {
+                            *y += b[j];
+                        }
+                    }
+                }
+            })
+        });
+        if n == 1 {
+            return Tensor::from_vec(yt, 1, out);
+        }
+        let mut y = Tensor::zeros(n, out);
+        for j in 0..out {
+            for i in 0..n {
+                y.data[i * out + j] = yt[j * n + i];
+            }
+        }
+        y
+    }
+
+    /// Rows `ids` of an embedding table `[vocab, dim]`.
+    pub fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor> {
+        let dim = table.cols();
+        let mut t = Tensor::zeros(ids.len(), dim);
+        for (i, &id) in ids.iter().enumerate() {
+            if id as usize >= table.rows() {
+                return Err(Error::invalid(format!("token id {id} is outside the embedding table of {} rows", table.rows())));
+            }
+            table.row_into(id as usize, t.row_mut(i));
+        }
+        Ok(t)
+    }
+}
+
+/// Dot product of `x` with row `j` of `w`, widening on the fly (batch 1: no row buffer).
+#[inline]
+fn dot_weight_row(x: &[f32], w: &Weight, j: usize) -> f32 {
+    let k = x.len();
+    match &w.data {
+        WeightData::F32(v) => dot(x, &v[j * k..(j + 1) * k]),
+        WeightData::BF16(v) => dot_bf16(x, &v[j * k..(j + 1) * k]),
+        WeightData::F16(_) => {
+            let mut row = vec![0.0; k];
+            widen(&w.data, j * k, &mut row);
+            dot(x, &row)
+        }
+    }
+}
+
+const LANES: usize = 16;
+
+#[inline(always)]
+fn dot_body(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ac, at) = a.split_at(a.len() / LANES * LANES);
+    let (bc, bt) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in at.iter().zip(bt) {
+        s = x.mul_add(*y, s);
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+#[inline(always)]
+fn dot_bf16_body(a: &[f32], b: &[bf16]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ac, at) = a.split_at(a.len() / LANES * LANES);
+    let (bc, bt) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let w = f32::from_bits((y[l].to_bits() as u32) << 16);
+            acc[l] = x[l].mul_add(w, acc[l]);
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in at.iter().zip(bt) {
+        s = x.mul_add(f32::from_bits((y.to_bits() as u32) << 16), s);
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_bf16_avx2(a: &[f32], b: &[bf16]) -> f32 {
+    dot_bf16_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+}
+
+/// `Σ a[i]·b[i]` in f32 (16 fused multiply-add lanes, then the tail).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_body(a, b)
+}
+
+/// `Σ a[i]·b[i]` with `b` in bf16, widened exactly on the fly.
+#[inline]
+pub fn dot_bf16(a: &[f32], b: &[bf16]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        return unsafe { dot_bf16_avx2(a, b) };
+    }
+    dot_bf16_body(a, b)
+}
+
+/// RMSNorm of each row in place: `x · rsqrt(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_mut(d) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for (v, g) in row.iter_mut().zip(w) {
+            *v = *v * r * g;
+        }
+    }
+}
+
+/// `gate = silu(gate) · up`, element-wise.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+pub fn silu(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v /= 1.0 + (-*v).exp();
+    }
+}

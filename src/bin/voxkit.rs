@@ -1,0 +1,208 @@
+//! The voxkit command line: generate codec frames from a checkpoint, write random-weight
+//! checkpoints, and benchmark. It only parses arguments and prints; the work is in the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use voxkit::backend::Cpu;
+use voxkit::engine::model::{TtsModel, TtsPrefill};
+use voxkit::engine::request::{Sampling, TtsRequest};
+use voxkit::models::random_checkpoint;
+use voxkit::models::tts::Qwen3Tts;
+
+const USAGE: &str = "usage:
+  voxkit codes --model DIR [--speaker S] [--language L] [--instruct I] [--seed N] [--greedy]
+               [--max-new-tokens N] [--text-streaming] [--threads T] TEXT
+      Generates Qwen3-TTS codec frames (16 codes per 80 ms frame) and prints one frame per line.
+  voxkit make-checkpoint --preset NAME --out DIR [--seed N] [--tokenizer DIR]
+      Writes a random-weight checkpoint with the real shapes. Presets: 0.6b-customvoice,
+      1.7b-customvoice, 1.7b-voicedesign, tiny-customvoice.
+  voxkit bench tts --model DIR [--frames N] [--threads T] [--speaker S]
+      Times the talker and code predictor per frame (greedy, batch 1).";
+
+/// `--name value` options and positional arguments.
+struct Args {
+    opts: Vec<(String, Option<String>)>,
+    positional: Vec<String>,
+}
+
+const FLAGS: [&str; 2] = ["--greedy", "--text-streaming"];
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Args, String> {
+        let (mut opts, mut positional) = (Vec::new(), Vec::new());
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            if FLAGS.contains(&a.as_str()) {
+                opts.push((a.clone(), None));
+            } else if a.starts_with("--") {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                opts.push((a.clone(), Some(v.clone())));
+            } else {
+                positional.push(a.clone());
+            }
+        }
+        Ok(Args { opts, positional })
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.opts.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.opts.iter().any(|(k, _)| k == name)
+    }
+    fn num<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.get(name).map(|v| v.parse().map_err(|_| format!("{name}: `{v}` is not a number"))).transpose()
+    }
+    fn require(&self, name: &str) -> Result<&str, String> {
+        self.get(name).ok_or_else(|| format!("{name} is required"))
+    }
+}
+
+fn load(args: &Args) -> Result<Qwen3Tts, String> {
+    let dir = PathBuf::from(args.require("--model")?);
+    let threads = args.num::<usize>("--threads")?.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
+    let t = Instant::now();
+    let model = Qwen3Tts::load(&dir, cpu, 1).map_err(|e| e.message)?;
+    eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
+    Ok(model)
+}
+
+fn request(args: &Args, text: String) -> Result<TtsRequest, String> {
+    Ok(TtsRequest {
+        text,
+        language: args.get("--language").map(str::to_string),
+        speaker: args.get("--speaker").map(str::to_string),
+        instruct: args.get("--instruct").map(str::to_string),
+        max_new_tokens: args.num("--max-new-tokens")?.unwrap_or(0),
+        sampling: Sampling { greedy: args.flag("--greedy"), seed: args.num("--seed")?, ..Default::default() },
+        text_streaming: args.flag("--text-streaming"),
+        ..Default::default()
+    })
+}
+
+fn codes(args: &Args) -> Result<(), String> {
+    let text = args.positional.join(" ");
+    let mut model = load(args)?;
+    let req = request(args, text)?;
+    req.validate().map_err(|e| e.message)?;
+    let cap = if req.max_new_tokens > 0 { req.max_new_tokens } else { model.auto_max_new_tokens(&req) };
+    let t = Instant::now();
+    model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0).map_err(|e| e.message)?;
+    let prefill = t.elapsed();
+    let mut frames = 0;
+    let mut out = std::io::stdout().lock();
+    let finish = loop {
+        let step = model.step(&[0]).map_err(|e| e.message)?.remove(0);
+        if let Some(f) = step.frame {
+            frames += 1;
+            let line = f.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ");
+            if writeln!(out, "{line}").is_err() {
+                return Ok(()); // the reader went away (e.g. `| head`)
+            }
+        }
+        if let Some(f) = step.finish {
+            break f;
+        }
+    };
+    let tm = model.times;
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / tm.steps.max(1) as f64;
+    eprintln!(
+        "{frames} frames ({:.2} s of audio), stop: {finish:?}; prefill {:.1} ms; per frame {:.1} ms (talker {:.1}, code predictor {:.1}); real-time factor {:.2}",
+        frames as f64 / 12.5,
+        prefill.as_secs_f64() * 1e3,
+        per(tm.talker + tm.predictor),
+        per(tm.talker),
+        per(tm.predictor),
+        per(tm.talker + tm.predictor) / 80.0
+    );
+    Ok(())
+}
+
+fn make_checkpoint(args: &Args) -> Result<(), String> {
+    let preset = args.require("--preset")?;
+    let out = PathBuf::from(args.require("--out")?);
+    let tok = args.get("--tokenizer").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer")));
+    let seed = args.num("--seed")?.unwrap_or(1);
+    let t = Instant::now();
+    random_checkpoint::write(preset, &out, &tok, seed).map_err(|e| e.message)?;
+    eprintln!("wrote {preset} to {} in {:.1} s", out.display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn bench_tts(args: &Args) -> Result<(), String> {
+    let frames: u64 = args.num("--frames")?.unwrap_or(32);
+    let mut model = load(args)?;
+    let speaker = args.get("--speaker").map(str::to_string).or_else(|| model.config.speakers().first().cloned());
+    let req = TtsRequest {
+        text: "The quick brown fox jumps over the lazy dog, and then it runs far away into the forest.".into(),
+        speaker,
+        sampling: Sampling { greedy: true, ..Default::default() },
+        ..Default::default()
+    };
+    let cap = 1_000_000;
+    let mut prefills = Vec::new();
+    let t = Instant::now();
+    model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0).map_err(|e| e.message)?;
+    prefills.push(t.elapsed());
+    // Warm-up frame, not timed.
+    model.step(&[0]).map_err(|e| e.message)?;
+    model.times = Default::default();
+    let mut done = 0;
+    while done < frames {
+        let s = model.step(&[0]).map_err(|e| e.message)?.remove(0);
+        done += s.frame.is_some() as u64;
+        if s.finish.is_some() {
+            model.release(0);
+            let t = Instant::now();
+            model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0).map_err(|e| e.message)?;
+            prefills.push(t.elapsed());
+        }
+    }
+    let tm = model.times;
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / tm.steps.max(1) as f64;
+    println!(
+        "tts: {} frames, {:.1} ms/frame (talker {:.1}, code predictor {:.1}), real-time factor {:.3} ({:.2}× real time); prefill {:.1} ms; threads {}",
+        done,
+        per(tm.talker + tm.predictor),
+        per(tm.talker),
+        per(tm.predictor),
+        per(tm.talker + tm.predictor) / 80.0,
+        80.0 / per(tm.talker + tm.predictor),
+        prefills[0].as_secs_f64() * 1e3,
+        model.cpu().threads()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = raw.first().cloned() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &raw[1..];
+    let result = (|| match cmd.as_str() {
+        "codes" => codes(&Args::parse(rest)?),
+        "make-checkpoint" => make_checkpoint(&Args::parse(rest)?),
+        "bench" => match rest.first().map(String::as_str) {
+            Some("tts") => bench_tts(&Args::parse(&rest[1..])?),
+            _ => Err("bench: expected `tts`".to_string()),
+        },
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`")),
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxkit: {e}\n\n{USAGE}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Random-weight Qwen3-TTS checkpoints in the official folder layout, with the released models'
+//! exact shapes and config values (spec §1.3–1.6) or a tiny preset for tests. They load through
+//! the same code as the real checkpoints; benchmarks and the GPU tests use them where the real
+//! weights are not at hand.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use safetensors::Dtype;
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::models::sampling::Rng;
+
+/// The presets `voxkit make-checkpoint --preset` accepts.
+pub const PRESETS: [&str; 4] = ["0.6b-customvoice", "1.7b-customvoice", "1.7b-voicedesign", "tiny-customvoice"];
+
+struct Shape {
+    kind: &'static str,
+    size: &'static str,
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    text_hidden: usize,
+    p_hidden: usize,
+    p_intermediate: usize,
+    p_layers: usize,
+    p_heads: usize,
+    p_kv_heads: usize,
+    p_head_dim: usize,
+}
+
+fn preset(name: &str) -> Result<Shape> {
+    let real = |kind, size, hidden, intermediate| Shape {
+        kind,
+        size,
+        hidden,
+        intermediate,
+        layers: 28,
+        heads: 16,
+        kv_heads: 8,
+        head_dim: 128,
+        text_hidden: 2048,
+        p_hidden: 1024,
+        p_intermediate: 3072,
+        p_layers: 5,
+        p_heads: 16,
+        p_kv_heads: 8,
+        p_head_dim: 128,
+    };
+    Ok(match name {
+        "0.6b-customvoice" => real("custom_voice", "0b6", 1024, 3072),
+        "1.7b-customvoice" => real("custom_voice", "1b7", 2048, 6144),
+        "1.7b-voicedesign" => real("voice_design", "1b7", 2048, 6144),
+        "tiny-customvoice" => Shape {
+            kind: "custom_voice",
+            size: "1b7",
+            hidden: 64,
+            intermediate: 128,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+            text_hidden: 16,
+            p_hidden: 32,
+            p_intermediate: 64,
+            p_layers: 2,
+            p_heads: 4,
+            p_kv_heads: 2,
+            p_head_dim: 16,
+        },
+        other => return Err(Error::invalid(format!("unknown preset `{other}` (one of: {})", PRESETS.join(", ")))),
+    })
+}
+
+fn config_json(s: &Shape) -> serde_json::Value {
+    let custom = s.kind == "custom_voice";
+    let mut languages = json!({
+        "chinese": 2055, "english": 2050, "german": 2053, "italian": 2070, "portuguese": 2071,
+        "spanish": 2054, "japanese": 2058, "korean": 2064, "french": 2061, "russian": 2069
+    });
+    if custom {
+        languages["beijing_dialect"] = json!(2074);
+        languages["sichuan_dialect"] = json!(2062);
+    }
+    let (spk_id, spk_is_dialect) = if custom {
+        (
+            json!({"serena": 3066, "vivian": 3065, "uncle_fu": 3010, "ryan": 3061, "aiden": 2861,
+                   "ono_anna": 2873, "sohee": 2864, "eric": 2875, "dylan": 2878}),
+            json!({"serena": false, "vivian": false, "uncle_fu": false, "ryan": false, "aiden": false,
+                   "ono_anna": false, "sohee": false, "eric": "sichuan_dialect", "dylan": "beijing_dialect"}),
+        )
+    } else {
+        (json!({}), json!({}))
+    };
+    let predictor = json!({
+        "hidden_size": s.p_hidden, "intermediate_size": s.p_intermediate, "num_hidden_layers": s.p_layers,
+        "num_attention_heads": s.p_heads, "num_key_value_heads": s.p_kv_heads, "head_dim": s.p_head_dim,
+        "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "max_position_embeddings": 65536, "vocab_size": 2048, "num_code_groups": 16
+    });
+    let section = s.head_dim * 5 / 32;
+    let rope_scaling = json!({
+        "interleaved": true, "mrope_section": [s.head_dim / 2 - 2 * section, section, section],
+        "rope_type": "default", "type": "default"
+    });
+    let mut talker = json!({
+        "hidden_size": s.hidden, "intermediate_size": s.intermediate, "num_hidden_layers": s.layers,
+        "num_attention_heads": s.heads, "num_key_value_heads": s.kv_heads, "head_dim": s.head_dim,
+        "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "max_position_embeddings": 32768, "vocab_size": 3072, "text_vocab_size": 151936,
+        "text_hidden_size": s.text_hidden, "num_code_groups": 16, "position_id_per_seconds": 13,
+        "attention_bias": false, "use_sliding_window": false
+    });
+    let ids = json!({
+        "codec_pad_id": 2148, "codec_bos_id": 2149, "codec_eos_token_id": 2150,
+        "codec_think_id": 2154, "codec_nothink_id": 2155, "codec_think_bos_id": 2156, "codec_think_eos_id": 2157
+    });
+    for (k, v) in ids.as_object().expect("object") {
+        talker[k] = v.clone();
+    }
+    talker["rope_scaling"] = rope_scaling;
+    talker["codec_language_id"] = languages;
+    talker["spk_id"] = spk_id;
+    talker["spk_is_dialect"] = spk_is_dialect;
+    talker["code_predictor_config"] = predictor;
+    let mut top = json!({
+        "architectures": ["Qwen3TTSForConditionalGeneration"],
+        "model_type": "qwen3_tts",
+        "tokenizer_type": "qwen3_tts_tokenizer_12hz",
+        "tts_model_type": s.kind,
+        "tts_model_size": s.size,
+        "im_start_token_id": 151644,
+        "im_end_token_id": 151645,
+        "tts_pad_token_id": 151671,
+        "tts_bos_token_id": 151672,
+        "tts_eos_token_id": 151673,
+        "assistant_token_id": 77091
+    });
+    top["talker_config"] = talker;
+    top
+}
+
+fn generation_json() -> serde_json::Value {
+    json!({
+        "do_sample": true, "temperature": 0.9, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.05,
+        "subtalker_dosample": true, "subtalker_temperature": 0.9, "subtalker_top_k": 50, "subtalker_top_p": 1.0,
+        "max_new_tokens": 8192
+    })
+}
+
+/// A bf16 tensor to write.
+struct Bf16Tensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &Bf16Tensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::BF16
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Uniform values in `center ± scale`, as bf16 bytes.
+fn random(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor {
+    let n: usize = shape.iter().product();
+    let mut bytes = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let u = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+        let v = half::bf16::from_f32(center + scale * (2.0 * u - 1.0));
+        bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    Bf16Tensor { shape: shape.to_vec(), bytes }
+}
+
+fn decoder_tensors(out: &mut Vec<(String, Bf16Tensor)>, rng: &mut Rng, prefix: &str, hidden: usize, inter: usize, layers: usize, heads: usize, kv: usize, hd: usize) {
+    let lin = |rng: &mut Rng, o: usize, i: usize| random(rng, &[o, i], 0.0, 1.0 / (i as f32).sqrt());
+    for l in 0..layers {
+        let p = format!("{prefix}layers.{l}.");
+        out.push((format!("{p}input_layernorm.weight"), random(rng, &[hidden], 1.0, 0.1)));
+        out.push((format!("{p}self_attn.q_proj.weight"), lin(rng, heads * hd, hidden)));
+        out.push((format!("{p}self_attn.k_proj.weight"), lin(rng, kv * hd, hidden)));
+        out.push((format!("{p}self_attn.v_proj.weight"), lin(rng, kv * hd, hidden)));
+        out.push((format!("{p}self_attn.o_proj.weight"), lin(rng, hidden, heads * hd)));
+        out.push((format!("{p}self_attn.q_norm.weight"), random(rng, &[hd], 1.0, 0.1)));
+        out.push((format!("{p}self_attn.k_norm.weight"), random(rng, &[hd], 1.0, 0.1)));
+        out.push((format!("{p}post_attention_layernorm.weight"), random(rng, &[hidden], 1.0, 0.1)));
+        out.push((format!("{p}mlp.gate_proj.weight"), lin(rng, inter, hidden)));
+        out.push((format!("{p}mlp.up_proj.weight"), lin(rng, inter, hidden)));
+        out.push((format!("{p}mlp.down_proj.weight"), lin(rng, hidden, inter)));
+    }
+    out.push((format!("{prefix}norm.weight"), random(rng, &[hidden], 1.0, 0.1)));
+}
+
+/// Writes a random-weight checkpoint for `preset` into `out` (created if needed), copying the
+/// tokenizer files from `tokenizer_dir`.
+pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> Result<()> {
+    let s = preset(preset_name)?;
+    std::fs::create_dir_all(out)?;
+    let io = |e: std::io::Error, what: &Path| Error::new(ErrorKind::Io, format!("{}: {e}", what.display()));
+    for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
+        let from = tokenizer_dir.join(f);
+        std::fs::copy(&from, out.join(f)).map_err(|e| io(e, &from))?;
+    }
+    let write_json = |name: &str, v: serde_json::Value| -> Result<()> {
+        let p = out.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(&v).expect("json")).map_err(|e| io(e, &p))
+    };
+    write_json("config.json", config_json(&s))?;
+    write_json("generation_config.json", generation_json())?;
+
+    let mut rng = Rng::new(seed);
+    let mut t: Vec<(String, Bf16Tensor)> = Vec::new();
+    let (h, th, ph) = (s.hidden, s.text_hidden, s.p_hidden);
+    t.push(("talker.model.text_embedding.weight".into(), random(&mut rng, &[151936, th], 0.0, 0.05)));
+    t.push(("talker.model.codec_embedding.weight".into(), random(&mut rng, &[3072, h], 0.0, 0.05)));
+    t.push(("talker.text_projection.linear_fc1.weight".into(), random(&mut rng, &[th, th], 0.0, 1.0 / (th as f32).sqrt())));
+    t.push(("talker.text_projection.linear_fc1.bias".into(), random(&mut rng, &[th], 0.0, 0.02)));
+    t.push(("talker.text_projection.linear_fc2.weight".into(), random(&mut rng, &[h, th], 0.0, 1.0 / (th as f32).sqrt())));
+    t.push(("talker.text_projection.linear_fc2.bias".into(), random(&mut rng, &[h], 0.0, 0.02)));
+    t.push(("talker.codec_head.weight".into(), random(&mut rng, &[3072, h], 0.0, 1.0 / (h as f32).sqrt())));
+    decoder_tensors(&mut t, &mut rng, "talker.model.", h, s.intermediate, s.layers, s.heads, s.kv_heads, s.head_dim);
+    let cp = "talker.code_predictor.";
+    decoder_tensors(&mut t, &mut rng, &format!("{cp}model."), ph, s.p_intermediate, s.p_layers, s.p_heads, s.p_kv_heads, s.p_head_dim);
+    for j in 0..15 {
+        t.push((format!("{cp}model.codec_embedding.{j}.weight"), random(&mut rng, &[2048, h], 0.0, 0.05)));
+        t.push((format!("{cp}lm_head.{j}.weight"), random(&mut rng, &[2048, ph], 0.0, 1.0 / (ph as f32).sqrt())));
+    }
+    if h != ph {
+        t.push((format!("{cp}small_to_mtp_projection.weight"), random(&mut rng, &[ph, h], 0.0, 1.0 / (h as f32).sqrt())));
+        t.push((format!("{cp}small_to_mtp_projection.bias"), random(&mut rng, &[ph], 0.0, 0.02)));
+    }
+    let path = out.join("model.safetensors");
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert("voxkit_random_preset".to_string(), preset_name.to_string());
+    safetensors::serialize_to_file(t.iter().map(|(n, v)| (n.as_str(), v)), Some(meta), &path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Token selection, as the official generation does it (transformers 4.57 logits processors, in
+//! this order): repetition penalty over the generated tokens, min-new-tokens (EOS barred), token
+//! suppression, then temperature, top-k and top-p, and a draw — or the argmax when greedy.
+
+/// The knobs of one sampling chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingParams {
+    pub do_sample: bool,
+    pub temperature: f32,
+    /// 0 = no top-k filtering.
+    pub top_k: u32,
+    pub top_p: f32,
+    /// 1.0 = none.
+    pub repetition_penalty: f32,
+}
+
+/// A small, seedable generator (SplitMix64): the same seed gives the same draws on every machine.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// HF `RepetitionPenaltyLogitsProcessor`: every id seen once is penalised once.
+pub fn apply_repetition_penalty(logits: &mut [f32], seen: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut done = std::collections::HashSet::with_capacity(seen.len());
+    for &id in seen {
+        if done.insert(id) {
+            if let Some(s) = logits.get_mut(id as usize) {
+                *s = if *s < 0.0 { *s * penalty } else { *s / penalty };
+            }
+        }
+    }
+}
+
+/// The index of the largest value (the first one on ties, as `torch.argmax`).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Temperature, top-k, top-p, softmax and a draw (or the argmax when not sampling).
+pub fn select(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng) -> u32 {
+    if !p.do_sample {
+        return argmax(logits);
+    }
+    if p.temperature != 1.0 {
+        for v in logits.iter_mut() {
+            *v /= p.temperature;
+        }
+    }
+    let n = logits.len();
+    if p.top_k > 0 && (p.top_k as usize) < n {
+        // Keep every logit ≥ the k-th largest (ties kept, as HF).
+        let mut sorted: Vec<f32> = logits.to_vec();
+        let k = p.top_k as usize;
+        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let kth = sorted[k - 1];
+        for v in logits.iter_mut() {
+            if *v < kth {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+    }
+    if p.top_p < 1.0 {
+        // HF TopP: drop the lowest-probability tokens whose cumulative mass is ≤ 1 − top_p,
+        // always keeping the most likely one.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+        let probs = softmax(logits);
+        let mut cum = 0.0f32;
+        for (rank, &i) in order.iter().enumerate() {
+            cum += probs[i];
+            if cum <= 1.0 - p.top_p && rank + 1 < n {
+                logits[i] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let probs = softmax(logits);
+    let r = rng.next_f64() as f32;
+    let mut cum = 0.0;
+    let mut last = argmax(&probs);
+    for (i, &q) in probs.iter().enumerate() {
+        if q > 0.0 {
+            cum += q;
+            last = i as u32;
+            if r < cum {
+                return i as u32;
+            }
+        }
+    }
+    last
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut e: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    for v in e.iter_mut() {
+        *v /= sum;
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn penalty_divides_positive_and_multiplies_negative_once() {
+        let mut l = vec![2.0, -2.0, 1.0];
+        apply_repetition_penalty(&mut l, &[0, 1, 0], 2.0);
+        assert_eq!(l, vec![1.0, -4.0, 1.0]);
+    }
+
+    #[test]
+    fn greedy_is_first_argmax() {
+        let mut l = vec![1.0, 3.0, 3.0];
+        let p = SamplingParams { do_sample: false, temperature: 0.9, top_k: 50, top_p: 1.0, repetition_penalty: 1.0 };
+        assert_eq!(select(&mut l, &p, &mut Rng::new(1)), 1);
+    }
+
+    #[test]
+    fn top_k_one_is_argmax_and_seeds_repeat() {
+        let p = SamplingParams { do_sample: true, temperature: 0.7, top_k: 1, top_p: 1.0, repetition_penalty: 1.0 };
+        let l = vec![0.1, 0.5, 2.0, -1.0];
+        assert_eq!(select(&mut l.clone(), &p, &mut Rng::new(7)), 2);
+        let p = SamplingParams { top_k: 0, ..p };
+        let a: Vec<u32> = (0..20).map(|i| select(&mut l.clone(), &p, &mut Rng::new(i))).collect();
+        let b: Vec<u32> = (0..20).map(|i| select(&mut l.clone(), &p, &mut Rng::new(i))).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().any(|&x| x != a[0]), "sampling draws different tokens for different seeds");
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus() {
+        let p = SamplingParams { do_sample: true, temperature: 1.0, top_k: 0, top_p: 0.5, repetition_penalty: 1.0 };
+        // Probabilities ≈ [0.64, 0.24, 0.09, 0.03]: a 0.5 nucleus is the first token alone.
+        let l = vec![3.0, 2.0, 1.0, 0.0];
+        for s in 0..50 {
+            assert_eq!(select(&mut l.clone(), &p, &mut Rng::new(s)), 0);
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The Qwen3-TTS checkpoint's `config.json` and `generation_config.json`. The Python classes'
+//! defaults are not the released checkpoints' values, so every field the model needs is read from
+//! the file, and a missing or out-of-range field is named in the error.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::models::qwen3::Qwen3Dims;
+
+/// An id written either as `3066` or as `[3066]` (both occur in released configs).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum IdOrList {
+    Id(u32),
+    List([u32; 1]),
+}
+
+impl IdOrList {
+    pub fn id(self) -> u32 {
+        match self {
+            IdOrList::Id(v) | IdOrList::List([v]) => v,
+        }
+    }
+}
+
+/// `spk_is_dialect` values: `false`, or the dialect's language key.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Dialect {
+    Flag(bool),
+    Name(String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PredictorConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub vocab_size: usize,
+    pub num_code_groups: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct TalkerConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub vocab_size: usize,
+    pub text_vocab_size: usize,
+    pub text_hidden_size: usize,
+    pub num_code_groups: usize,
+    pub codec_pad_id: u32,
+    pub codec_bos_id: u32,
+    pub codec_eos_token_id: u32,
+    pub codec_think_id: u32,
+    pub codec_nothink_id: u32,
+    pub codec_think_bos_id: u32,
+    pub codec_think_eos_id: u32,
+    #[serde(default)]
+    pub codec_language_id: HashMap<String, u32>,
+    #[serde(default)]
+    pub spk_id: HashMap<String, IdOrList>,
+    #[serde(default)]
+    pub spk_is_dialect: HashMap<String, Dialect>,
+    pub code_predictor_config: PredictorConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct TtsConfig {
+    pub tts_model_type: String,
+    #[serde(default)]
+    pub tts_model_size: String,
+    pub tts_pad_token_id: u32,
+    pub tts_bos_token_id: u32,
+    pub tts_eos_token_id: u32,
+    pub talker_config: TalkerConfig,
+}
+
+/// Sampling defaults of `generation_config.json` (missing keys: the official hard defaults).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GenerationConfig {
+    pub do_sample: bool,
+    pub temperature: f32,
+    pub top_k: u32,
+    pub top_p: f32,
+    pub repetition_penalty: f32,
+    pub subtalker_dosample: bool,
+    pub subtalker_temperature: f32,
+    pub subtalker_top_k: u32,
+    pub subtalker_top_p: f32,
+    pub max_new_tokens: u32,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            do_sample: true,
+            temperature: 0.9,
+            top_k: 50,
+            top_p: 1.0,
+            repetition_penalty: 1.05,
+            subtalker_dosample: true,
+            subtalker_temperature: 0.9,
+            subtalker_top_k: 50,
+            subtalker_top_p: 1.0,
+            max_new_tokens: 2048,
+        }
+    }
+}
+
+fn config_error(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::ModelLoad, format!("{}: {msg}", path.display()))
+}
+
+/// Reads and parses a JSON file; serde's message names the missing or mistyped field.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| config_error(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| config_error(path, e))
+}
+
+/// The kinds of Qwen3-TTS checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtsKind {
+    CustomVoice,
+    VoiceDesign,
+    Base,
+}
+
+impl TtsConfig {
+    pub fn load(dir: &Path) -> Result<TtsConfig> {
+        let path = dir.join("config.json");
+        let c: TtsConfig = read_json(&path)?;
+        c.validate(&path)?;
+        Ok(c)
+    }
+
+    pub fn kind(&self) -> TtsKind {
+        match self.tts_model_type.as_str() {
+            "custom_voice" => TtsKind::CustomVoice,
+            "voice_design" => TtsKind::VoiceDesign,
+            _ => TtsKind::Base,
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let t = &self.talker_config;
+        let p = &t.code_predictor_config;
+        if !matches!(self.tts_model_type.as_str(), "custom_voice" | "voice_design" | "base") {
+            return Err(config_error(path, format!("tts_model_type `{}` is not custom_voice, voice_design or base", self.tts_model_type)));
+        }
+        for (name, d) in [("talker_config", self.talker_dims()), ("code_predictor_config", self.predictor_dims())] {
+            if d.hidden == 0 || d.intermediate == 0 || d.layers == 0 || d.heads == 0 || d.kv_heads == 0 {
+                return Err(config_error(path, format!("{name}: sizes must be positive")));
+            }
+            if d.heads % d.kv_heads != 0 {
+                return Err(config_error(path, format!("{name}: num_attention_heads {} is not a multiple of num_key_value_heads {}", d.heads, d.kv_heads)));
+            }
+            if d.head_dim == 0 || d.head_dim % 2 != 0 {
+                return Err(config_error(path, format!("{name}: head_dim {} must be even and positive", d.head_dim)));
+            }
+            if !(d.rms_eps > 0.0 && d.rope_theta > 0.0) {
+                return Err(config_error(path, format!("{name}: rms_norm_eps and rope_theta must be positive")));
+            }
+        }
+        if t.num_code_groups < 2 || p.num_code_groups != t.num_code_groups {
+            return Err(config_error(
+                path,
+                format!("num_code_groups must be ≥ 2 and equal in talker ({}) and code predictor ({})", t.num_code_groups, p.num_code_groups),
+            ));
+        }
+        if t.vocab_size < 1024 || t.vocab_size - 1024 < p.vocab_size {
+            return Err(config_error(
+                path,
+                format!("talker vocab_size {} must leave its top 1024 ids for control tokens above the code predictor's vocab {}", t.vocab_size, p.vocab_size),
+            ));
+        }
+        let codec_ids = [
+            ("codec_pad_id", t.codec_pad_id),
+            ("codec_bos_id", t.codec_bos_id),
+            ("codec_eos_token_id", t.codec_eos_token_id),
+            ("codec_think_id", t.codec_think_id),
+            ("codec_nothink_id", t.codec_nothink_id),
+            ("codec_think_bos_id", t.codec_think_bos_id),
+            ("codec_think_eos_id", t.codec_think_eos_id),
+        ];
+        let langs = t.codec_language_id.iter().map(|(k, v)| (k.as_str(), *v));
+        let spks = t.spk_id.iter().map(|(k, v)| (k.as_str(), v.id()));
+        for (name, id) in codec_ids.into_iter().chain(langs).chain(spks) {
+            if id as usize >= t.vocab_size {
+                return Err(config_error(path, format!("codec id {name} = {id} is outside the codec vocab of {}", t.vocab_size)));
+            }
+        }
+        for (name, id) in [("tts_pad_token_id", self.tts_pad_token_id), ("tts_bos_token_id", self.tts_bos_token_id), ("tts_eos_token_id", self.tts_eos_token_id)] {
+            if id as usize >= t.text_vocab_size {
+                return Err(config_error(path, format!("{name} = {id} is outside the text vocab of {}", t.text_vocab_size)));
+            }
+        }
+        for (spk, d) in &t.spk_is_dialect {
+            if let Dialect::Name(lang) = d {
+                if !t.codec_language_id.contains_key(lang) {
+                    return Err(config_error(path, format!("spk_is_dialect[{spk}] = `{lang}` is not in codec_language_id")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn talker_dims(&self) -> Qwen3Dims {
+        let t = &self.talker_config;
+        Qwen3Dims {
+            hidden: t.hidden_size,
+            intermediate: t.intermediate_size,
+            layers: t.num_hidden_layers,
+            heads: t.num_attention_heads,
+            kv_heads: t.num_key_value_heads,
+            head_dim: t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads.max(1)),
+            rms_eps: t.rms_norm_eps as f32,
+            rope_theta: t.rope_theta as f32,
+        }
+    }
+
+    pub fn predictor_dims(&self) -> Qwen3Dims {
+        let p = &self.talker_config.code_predictor_config;
+        Qwen3Dims {
+            hidden: p.hidden_size,
+            intermediate: p.intermediate_size,
+            layers: p.num_hidden_layers,
+            heads: p.num_attention_heads,
+            kv_heads: p.num_key_value_heads,
+            head_dim: p.head_dim.unwrap_or(p.hidden_size / p.num_attention_heads.max(1)),
+            rms_eps: p.rms_norm_eps as f32,
+            rope_theta: p.rope_theta as f32,
+        }
+    }
+
+    /// Languages accepted by name (lower case), "auto" included, as the official API lists them.
+    pub fn languages(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.talker_config.codec_language_id.keys().filter(|k| !k.contains("dialect")).cloned().collect();
+        v.sort();
+        v.insert(0, "auto".into());
+        v
+    }
+
+    pub fn speakers(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.talker_config.spk_id.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+impl GenerationConfig {
+    /// `generation_config.json` if present, else the official hard defaults.
+    pub fn load(dir: &Path) -> Result<GenerationConfig> {
+        let path = dir.join("generation_config.json");
+        if !path.exists() {
+            return Ok(GenerationConfig::default());
+        }
+        read_json(&path)
+    }
+}

@@ -1,0 +1,94 @@
+//! Loading `model.safetensors`: every tensor becomes a `Weight` in its stored precision, and the
+//! model loaders take them by their checkpoint names, so a missing or mis-shaped tensor is
+//! reported by name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::backend::{Weight, WeightData};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The tensors of one safetensors file, taken out one by one by the model loaders.
+pub struct Checkpoint {
+    path: PathBuf,
+    tensors: HashMap<String, Weight>,
+}
+
+fn load_error(msg: String) -> Error {
+    Error::new(ErrorKind::ModelLoad, msg)
+}
+
+fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) -> Result<Weight> {
+    let bytes = view.data();
+    let shape = view.shape().to_vec();
+    let data = match view.dtype() {
+        Dtype::F32 => WeightData::F32(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+        Dtype::BF16 => WeightData::BF16(bytes.chunks_exact(2).map(|b| bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect()),
+        Dtype::F16 => WeightData::F16(bytes.chunks_exact(2).map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect()),
+        other => {
+            return Err(load_error(format!(
+                "{}: tensor `{name}` has dtype {other:?}; voxkit reads F32, BF16 and F16",
+                path.display()
+            )));
+        }
+    };
+    Ok(Weight { shape, data })
+}
+
+impl Checkpoint {
+    /// Reads and parses a safetensors file (a truncated or corrupt file is reported by path).
+    pub fn open(path: &Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| load_error(format!("{} is not a valid safetensors file (truncated or corrupt?): {e}", path.display())))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            let w = convert(&name, path, &view)?;
+            tensors.insert(name, w);
+        }
+        Ok(Checkpoint { path: path.to_path_buf(), tensors })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Takes a tensor, checking its shape.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        let w = self.tensors.remove(name).ok_or_else(|| {
+            load_error(format!("{} has no tensor `{name}` (expected shape {shape:?})", self.path.display()))
+        })?;
+        if w.shape != shape {
+            return Err(load_error(format!(
+                "{}: tensor `{name}` has shape {:?}; the config implies {shape:?}",
+                self.path.display(),
+                w.shape
+            )));
+        }
+        Ok(w)
+    }
+
+    /// Takes a tensor if present (optional modules), checking its shape.
+    pub fn take_optional(&mut self, name: &str, shape: &[usize]) -> Result<Option<Weight>> {
+        if self.contains(name) { self.take(name, shape).map(Some) } else { Ok(None) }
+    }
+
+    /// Takes a small tensor (norm, bias) widened to f32.
+    pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.take(name, shape)?.to_f32())
+    }
+
+    /// Names not taken by the loader, sorted (to warn about, or to fail on, unexpected tensors).
+    pub fn remaining(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tensors.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
