@@ -20,8 +20,11 @@ impl std::fmt::Debug for Cpu {
     }
 }
 
-/// Output rows per parallel task: large enough to amortise scheduling, small enough to balance.
+/// Fewest output rows in one parallel task.
 const ROWS_PER_TASK: usize = 16;
+/// Products smaller than this many multiply-adds run on the calling thread (a pool round trip
+/// costs more than they do).
+pub const SERIAL_BELOW: usize = 1 << 16;
 
 impl Cpu {
     pub fn new(threads: usize) -> Result<Cpu> {
@@ -44,46 +47,82 @@ impl Cpu {
 
     /// `y = x · Wᵀ (+ b)`: x `[n, in]`, W `[out, in]` → y `[n, out]`.
     pub fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        self.linear_many(x, &[(w, bias)]).pop().expect("one output")
+    }
+
+    /// Several linear layers over the same input in one parallel pass (e.g. q, k and v): fewer
+    /// thread-pool round trips per layer, which matters at batch 1 where each product is short.
+    pub fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
         let (n, k) = (x.rows, x.cols);
-        let out = w.rows();
-        assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape);
-        if let Some(b) = bias {
-            assert_eq!(b.len(), out);
-        }
-        // Output transposed per weight row ([out, n]) so each task writes one contiguous block.
-        let mut yt = vec![0.0f32; out * n];
-        self.pool.install(|| {
-            yt.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(chunk, block)| {
-                let first = chunk * ROWS_PER_TASK;
-                let mut wrow = vec![0.0f32; if n > 1 { k } else { 0 }];
-                for (r, ys) in block.chunks_mut(n).enumerate() {
-                    let j = first + r;
-                    if n == 1 {
-                        ys[0] = dot_weight_row(&x.data, w, j);
-                    } else {
-                        w.row_into(j, &mut wrow);
-                        for (i, y) in ys.iter_mut().enumerate() {
-                            *y = dot(x.row(i), &wrow);
-                        }
-                    }
-                    if let Some(b) = bias {
-                        for y in ys.iter_mut() {
-                            *y += b[j];
-                        }
-                    }
-                }
-            })
-        });
-        if n == 1 {
-            return Tensor::from_vec(yt, 1, out);
-        }
-        let mut y = Tensor::zeros(n, out);
-        for j in 0..out {
-            for i in 0..n {
-                y.data[i * out + j] = yt[j * n + i];
+        for (w, b) in layers {
+            assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape);
+            if let Some(b) = b {
+                assert_eq!(b.len(), w.rows());
             }
         }
-        y
+        // Outputs transposed per weight row ([out, n]), all layers back to back, so each task
+        // writes one contiguous block.
+        let offsets: Vec<usize> = layers.iter().scan(0, |acc, (w, _)| {
+            let o = *acc;
+            *acc += w.rows();
+            Some(o)
+        }).collect();
+        let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
+        let mut yt = vec![0.0f32; total * n];
+        // One contiguous run of rows per thread: each streams its part of the weights in order,
+        // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
+        let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
+        let work = |chunk: usize, block: &mut [f32], wrow: &mut Vec<f32>| {
+            let first = chunk * rows_per_task;
+            for (r, ys) in block.chunks_mut(n).enumerate() {
+                let g = first + r;
+                let li = offsets.partition_point(|&o| o <= g) - 1;
+                let (w, bias) = layers[li];
+                let j = g - offsets[li];
+                if n == 1 {
+                    ys[0] = dot_weight_row(&x.data, w, j);
+                } else {
+                    wrow.resize(k, 0.0);
+                    w.row_into(j, wrow);
+                    for (i, y) in ys.iter_mut().enumerate() {
+                        *y = dot(x.row(i), wrow);
+                    }
+                }
+                if let Some(b) = bias {
+                    for y in ys.iter_mut() {
+                        *y += b[j];
+                    }
+                }
+            }
+        };
+        if self.threads() == 1 || total * n * k < SERIAL_BELOW {
+            let mut wrow = Vec::new();
+            for (chunk, block) in yt.chunks_mut(rows_per_task * n).enumerate() {
+                work(chunk, block, &mut wrow);
+            }
+        } else {
+            self.pool.install(|| {
+                yt.par_chunks_mut(rows_per_task * n).enumerate().for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
+            });
+        }
+        layers
+            .iter()
+            .zip(&offsets)
+            .map(|((w, _), &o)| {
+                let out = w.rows();
+                let part = &yt[o * n..(o + out) * n];
+                if n == 1 {
+                    return Tensor::from_vec(part.to_vec(), 1, out);
+                }
+                let mut y = Tensor::zeros(n, out);
+                for j in 0..out {
+                    for i in 0..n {
+                        y.data[i * out + j] = part[j * n + i];
+                    }
+                }
+                y
+            })
+            .collect()
     }
 
     /// Rows `ids` of an embedding table `[vocab, dim]`.

@@ -138,8 +138,9 @@ impl Qwen3Stack {
 
             let mut h = x.clone();
             cpu::rms_norm(&mut h.data, &layer.post_attention_layernorm, self.dims.rms_eps);
-            let mut gate = cpu.linear(&h, &layer.gate_proj, None);
-            let up = cpu.linear(&h, &layer.up_proj, None);
+            let mut gu = cpu.linear_many(&h, &[(&layer.gate_proj, None), (&layer.up_proj, None)]);
+            let up = gu.pop().expect("up");
+            let mut gate = gu.pop().expect("gate");
             cpu::silu_mul(&mut gate.data, &up.data);
             x.add_assign(&cpu.linear(&gate, &layer.down_proj, None));
             if let Some(out) = layer_outputs.as_deref_mut() {
@@ -168,9 +169,10 @@ impl Qwen3Stack {
     fn attention(&self, cpu: &Cpu, l: usize, layer: &Qwen3Layer, h: &Tensor, seqs: &mut [SeqRows<'_>], starts: &[usize]) -> Tensor {
         let d = &self.dims;
         let hd = d.head_dim;
-        let mut q = cpu.linear(h, &layer.q_proj, None);
-        let mut k = cpu.linear(h, &layer.k_proj, None);
-        let v = cpu.linear(h, &layer.v_proj, None);
+        let mut qkv = cpu.linear_many(h, &[(&layer.q_proj, None), (&layer.k_proj, None), (&layer.v_proj, None)]);
+        let v = qkv.pop().expect("v");
+        let mut k = qkv.pop().expect("k");
+        let mut q = qkv.pop().expect("q");
         // Per-head RMSNorm, then RoPE, at each row's absolute position in its sequence.
         let mut row = 0;
         for (s, seq) in seqs.iter().enumerate() {
@@ -204,10 +206,8 @@ impl Qwen3Stack {
             let block = &mut out.data[row * d.heads * hd..(row + seq.rows) * d.heads * hd];
             let qrows = &q.data[row * d.heads * hd..(row + seq.rows) * d.heads * hd];
             let start = starts[s];
-            cpu.install(|| {
-                use rayon::prelude::*;
-                // One task per (row, head): independent outputs.
-                block.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+            // One task per (row, head): independent outputs.
+            let attend = |(idx, o): (usize, &mut [f32])| {
                     let (r, head) = (idx / d.heads, idx % d.heads);
                     let qh = &qrows[idx * hd..(idx + 1) * hd];
                     let kvh = head / group;
@@ -227,8 +227,16 @@ impl Qwen3Stack {
                             *x += w * y;
                         }
                     }
+            };
+            let work = seq.rows * (start + seq.rows) * d.heads * hd;
+            if cpu.threads() == 1 || work < cpu::SERIAL_BELOW {
+                block.chunks_mut(hd).enumerate().for_each(attend);
+            } else {
+                cpu.install(|| {
+                    use rayon::prelude::*;
+                    block.par_chunks_mut(hd).enumerate().for_each(attend);
                 });
-            });
+            }
             row += seq.rows;
         }
         out

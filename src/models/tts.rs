@@ -152,6 +152,17 @@ pub fn auto_cap_frames(text: &str) -> u32 {
     ((3.0 * seconds + 2.0) * FRAME_RATE).ceil() as u32 + 1
 }
 
+/// A sequence ready to prefill: its slot, prompt rows, trailing text rows, cap and sampling.
+struct PrefillSeq {
+    slot: usize,
+    prompt: Tensor,
+    trailing: Tensor,
+    cap: u32,
+    talker: SamplingParams,
+    predictor: SamplingParams,
+    rng: Rng,
+}
+
 /// One sequence being generated.
 struct Slot {
     cache: KvCache,
@@ -325,7 +336,10 @@ impl Qwen3Tts {
     }
 
     /// Prefills sequences (rows grouped per slot), samples each one's first c0.
-    fn prefill_slots(&mut self, seqs: &[(usize, Tensor, Tensor, u32, SamplingParams, SamplingParams, Rng)]) -> Result<()> {
+    fn prefill_slots(&mut self, seqs: Vec<PrefillSeq>) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
         let cpu = self.cpu.clone();
         let mut caches: Vec<(KvCache, KvCache)> = seqs
             .iter()
@@ -334,36 +348,37 @@ impl Qwen3Tts {
         for (c, _) in caches.iter_mut() {
             c.clear();
         }
-        let rows: Vec<&[f32]> = seqs.iter().flat_map(|(_, x, ..)| (0..x.rows).map(move |i| x.row(i))).collect();
+        let rows: Vec<&[f32]> = seqs.iter().flat_map(|s| (0..s.prompt.rows).map(move |i| s.prompt.row(i))).collect();
         let x = Tensor::stack(&rows);
-        let mut spans: Vec<SeqRows<'_>> = caches.iter_mut().zip(seqs).map(|((cache, _), (_, x, ..))| SeqRows { cache, rows: x.rows }).collect();
+        let mut spans: Vec<SeqRows<'_>> =
+            caches.iter_mut().zip(&seqs).map(|((cache, _), s)| SeqRows { cache, rows: s.prompt.rows }).collect();
         let hidden = self.talker.forward(&cpu, x, &mut spans, None);
         drop(spans);
         let mut end = 0;
         let last_rows: Vec<usize> = seqs
             .iter()
-            .map(|(_, x, ..)| {
-                end += x.rows;
+            .map(|s| {
+                end += s.prompt.rows;
                 end - 1
             })
             .collect();
         let last: Vec<&[f32]> = last_rows.iter().map(|&r| hidden.row(r)).collect();
         let last = Tensor::stack(&last);
         let mut logits = self.talker.logits(&cpu, &last);
-        for (i, ((slot, _, trailing, cap, tp, pp, rng), (cache, predictor_cache))) in seqs.iter().zip(caches).enumerate() {
-            let mut rng = rng.clone();
-            let c0 = self.choose_c0(logits.row_mut(i), &[], tp, &mut rng);
-            self.slots[*slot] = Some(Slot {
+        for (i, (s, (cache, predictor_cache))) in seqs.into_iter().zip(caches).enumerate() {
+            let mut rng = s.rng;
+            let c0 = self.choose_c0(logits.row_mut(i), &[], &s.talker, &mut rng);
+            self.slots[s.slot] = Some(Slot {
                 cache,
                 predictor_cache,
-                trailing: trailing.clone(),
+                trailing: s.trailing,
                 step: 0,
                 c0,
                 hidden: last.row(i).to_vec(),
                 generated: vec![c0],
-                cap: *cap,
-                talker: tp.clone(),
-                predictor: pp.clone(),
+                cap: s.cap,
+                talker: s.talker,
+                predictor: s.predictor,
                 rng,
             });
         }
@@ -397,9 +412,9 @@ impl TtsModel for Qwen3Tts {
                 let input = self.prompt_input(s.request)?;
                 let prompt = build_prompt(&self.config, &input)?;
                 let (x, trailing) = self.embed_prompt(&prompt)?;
-                let (tp, pp) = self.params(s.request);
+                let (talker, predictor) = self.params(s.request);
                 let rng = Rng::new(s.request.sampling.seed.unwrap_or_else(fresh_seed));
-                Ok((s.slot, x, trailing, s.max_new_tokens.max(1), tp, pp, rng))
+                Ok(PrefillSeq { slot: s.slot, prompt: x, trailing, cap: s.max_new_tokens.max(1), talker, predictor, rng })
             })();
             match built {
                 Ok(r) => {
@@ -410,7 +425,7 @@ impl TtsModel for Qwen3Tts {
                 Err(e) => results.push(Err(e)),
             }
         }
-        if let Err(e) = self.prefill_slots(&ready) {
+        if let Err(e) = self.prefill_slots(ready) {
             for i in ready_idx {
                 results[i] = Err(e.clone());
             }

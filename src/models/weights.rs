@@ -75,6 +75,11 @@ impl Checkpoint {
         Ok(w)
     }
 
+    /// Takes a tensor with whatever shape it has (reference data in tests, tools).
+    pub fn take_any(&mut self, name: &str) -> Option<Weight> {
+        self.tensors.remove(name)
+    }
+
     /// Takes a tensor if present (optional modules), checking its shape.
     pub fn take_optional(&mut self, name: &str, shape: &[usize]) -> Result<Option<Weight>> {
         if self.contains(name) { self.take(name, shape).map(Some) } else { Ok(None) }
