@@ -146,8 +146,7 @@ fn check_preset(preset: &str) {
 
         // Code predictor logits of frame 0 (greedy).
         if let Some(want) = reference.tensor(&format!("case{i}.predictor_logits")) {
-            let codes = ids(&case["codes"]);
-            let c0 = codes[0];
+            let c0 = ids(&case["codes"][0])[0];
             let c0e = model.talker.codec(&cpu, &[c0]).unwrap();
             let mut caches = vec![model.predictor.decoder.new_cache()];
             let mut got = Vec::new();

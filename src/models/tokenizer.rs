@@ -57,6 +57,29 @@ pub enum SplitRegex {
 }
 
 impl SplitRegex {
+    /// The regex the official packages end up using for a checkpoint loaded from the folder
+    /// `dir`: qwen-tts / qwen-asr load their processor from a local path with
+    /// `fix_mistral_regex=True`, and transformers 4.57 then swaps in the mistral-fixed regex unless
+    /// the folder's `config.json` shows a transformers version ≥ 5.0.0, or one ≤ 4.57.2 together
+    /// with a non-mistral `model_type` (`_patch_mistral_regex`). No `config.json`: no swap.
+    pub fn for_checkpoint(dir: &Path) -> Result<SplitRegex> {
+        let path = dir.join("config.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(SplitRegex::Qwen2) };
+        let cfg: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::new(ErrorKind::ModelLoad, format!("{}: {e}", path.display())))?;
+        let version = cfg.get("transformers_version").and_then(|v| v.as_str()).map(version_key);
+        let model_type = cfg.get("model_type").and_then(|v| v.as_str());
+        const MISTRAL_TYPES: [&str; 5] = ["mistral", "mistral3", "voxtral", "ministral", "pixtral"];
+        Ok(match version {
+            Some(v) if v <= version_key("4.57.2") => match model_type {
+                Some(t) if !MISTRAL_TYPES.contains(&t) => SplitRegex::Qwen2,
+                _ => SplitRegex::MistralFixed,
+            },
+            Some(v) if v >= version_key("5.0.0") => SplitRegex::Qwen2,
+            _ => SplitRegex::MistralFixed,
+        })
+    }
+
     pub fn pattern(self) -> &'static str {
         match self {
             SplitRegex::Qwen2 => QWEN2_SPLIT_REGEX,
@@ -91,6 +114,23 @@ struct TokenizerConfig {
 /// `&self` and may run on several threads at once.
 pub struct TextTokenizer {
     inner: Tokenizer,
+}
+
+/// A version string as a comparable key: `4.57.3` → (4, 57, 3, 1); a pre-release such as
+/// `4.57.0.dev0` or `5.0.0rc1` sorts just below its release (last element 0).
+fn version_key(v: &str) -> (u32, u32, u32, u32) {
+    let mut nums = [0u32; 3];
+    let mut release = 1;
+    for (i, part) in v.split('.').enumerate() {
+        let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if i < 3 {
+            nums[i] = digits.parse().unwrap_or(0);
+        }
+        if digits.len() != part.len() || i >= 3 {
+            release = 0;
+        }
+    }
+    (nums[0], nums[1], nums[2], release)
 }
 
 impl TextTokenizer {

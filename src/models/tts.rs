@@ -16,7 +16,7 @@ use crate::models::code_predictor::CodePredictor;
 use crate::models::qwen3::{KvCache, SeqRows};
 use crate::models::sampling::{self, Rng, SamplingParams};
 use crate::models::talker::Talker;
-use crate::models::tokenizer::TextTokenizer;
+use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::tts_config::{Dialect, GenerationConfig, TtsConfig, TtsKind};
 use crate::models::weights::Checkpoint;
 
@@ -212,7 +212,7 @@ impl Qwen3Tts {
     pub fn load(dir: &Path, cpu: Arc<Cpu>, max_slots: usize) -> Result<Qwen3Tts> {
         let config = TtsConfig::load(dir)?;
         let generation = GenerationConfig::load(dir)?;
-        let tokenizer = TextTokenizer::from_dir(dir)?;
+        let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?;
         let talker = Talker::load(&mut ck, &config)?;
         let predictor = CodePredictor::load(&mut ck, &config)?;
