@@ -323,3 +323,31 @@ fn corrupt_files_are_named() {
     let gap = r#"{"added_tokens_decoder": {"5": {"content": "<x>"}}}"#;
     expect_error_naming("added-id-gap", TINY_VOCAB, TINY_MERGES, gap, "tokenizer_config.json");
 }
+
+/// The split regex follows transformers' rule for checkpoints loaded from a local folder with
+/// `fix_mistral_regex=True` (as qwen-tts and qwen-asr load them).
+#[test]
+fn split_regex_follows_the_official_local_folder_rule() {
+    use voxkit::models::tokenizer::SplitRegex;
+    let dir = std::env::temp_dir().join(format!("voxkit-regex-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = |config: Option<&str>| {
+        let path = dir.join("config.json");
+        match config {
+            Some(c) => std::fs::write(&path, c).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        SplitRegex::for_checkpoint(&dir).unwrap()
+    };
+    assert_eq!(case(None), SplitRegex::Qwen2, "no config.json: no patch");
+    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts"}"#)), SplitRegex::MistralFixed, "no version: patched");
+    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "4.57.3"}"#)), SplitRegex::MistralFixed);
+    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "4.57.1"}"#)), SplitRegex::Qwen2);
+    assert_eq!(case(Some(r#"{"transformers_version": "4.57.1"}"#)), SplitRegex::MistralFixed, "old version, no model_type");
+    assert_eq!(case(Some(r#"{"model_type": "mistral", "transformers_version": "4.50.0"}"#)), SplitRegex::MistralFixed);
+    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "5.0.0"}"#)), SplitRegex::Qwen2);
+    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "5.0.0rc1"}"#)), SplitRegex::MistralFixed, "a 5.0 pre-release is below 5.0.0");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
