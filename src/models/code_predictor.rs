@@ -25,7 +25,7 @@ impl CodePredictor {
     pub fn load(ck: &mut Checkpoint, cfg: &TtsConfig) -> Result<CodePredictor> {
         let t = &cfg.talker_config;
         let p = &t.code_predictor_config;
-        let (h, ph) = (t.hidden_size, p.hidden_size);
+        let (h, ph) = (t.decoder.hidden_size, p.hidden_size);
         let pre = "talker.code_predictor.";
         let projection = if h != ph {
             Some((
@@ -35,7 +35,7 @@ impl CodePredictor {
         } else {
             None
         };
-        let groups = t.num_code_groups - 1;
+        let groups = t.decoder.num_code_groups - 1;
         let embeddings = (0..groups)
             .map(|j| ck.take(&format!("{pre}model.codec_embedding.{j}.weight"), &[p.vocab_size, h]))
             .collect::<Result<Vec<_>>>()?;

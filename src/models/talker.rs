@@ -25,16 +25,16 @@ pub struct Talker {
 impl Talker {
     pub fn load(ck: &mut Checkpoint, cfg: &TtsConfig) -> Result<Talker> {
         let t = &cfg.talker_config;
-        let (h, th) = (t.hidden_size, t.text_hidden_size);
+        let (h, th) = (t.decoder.hidden_size, t.text_hidden_size);
         Ok(Talker {
             text_embedding: ck.take("talker.model.text_embedding.weight", &[t.text_vocab_size, th])?,
             text_fc1: ck.take("talker.text_projection.linear_fc1.weight", &[th, th])?,
             text_fc1_bias: ck.take_f32("talker.text_projection.linear_fc1.bias", &[th])?,
             text_fc2: ck.take("talker.text_projection.linear_fc2.weight", &[h, th])?,
             text_fc2_bias: ck.take_f32("talker.text_projection.linear_fc2.bias", &[h])?,
-            codec_embedding: ck.take("talker.model.codec_embedding.weight", &[t.vocab_size, h])?,
+            codec_embedding: ck.take("talker.model.codec_embedding.weight", &[t.decoder.vocab_size, h])?,
             decoder: Qwen3Stack::load(ck, "talker.model.", cfg.talker_dims())?,
-            codec_head: ck.take("talker.codec_head.weight", &[t.vocab_size, h])?,
+            codec_head: ck.take("talker.codec_head.weight", &[t.decoder.vocab_size, h])?,
         })
     }
 

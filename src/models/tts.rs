@@ -275,7 +275,7 @@ impl Qwen3Tts {
     /// The prompt rows' embeddings `[L, H]` and the trailing text-track rows.
     pub fn embed_prompt(&self, prompt: &Prompt) -> Result<(Tensor, Tensor)> {
         let cpu = &*self.cpu;
-        let h = self.config.talker_config.hidden_size;
+        let h = self.config.talker_config.decoder.hidden_size;
         let text_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.text).collect();
         let codec_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.codec).collect();
         let text = self.talker.text(cpu, &text_ids)?;
@@ -327,7 +327,7 @@ impl Qwen3Tts {
         if generated.len() < 2 {
             logits[eos] = f32::NEG_INFINITY; // min_new_tokens = 2
         }
-        for (id, v) in logits.iter_mut().enumerate().skip(t.vocab_size - 1024) {
+        for (id, v) in logits.iter_mut().enumerate().skip(t.decoder.vocab_size - 1024) {
             if id != eos {
                 *v = f32::NEG_INFINITY;
             }
@@ -435,7 +435,7 @@ impl TtsModel for Qwen3Tts {
 
     fn step(&mut self, slots: &[usize]) -> Result<Vec<TtsStep>> {
         let cpu = self.cpu.clone();
-        let h = self.config.talker_config.hidden_size;
+        let h = self.config.talker_config.decoder.hidden_size;
         let eos = self.config.talker_config.codec_eos_token_id;
         let mut out: Vec<TtsStep> = vec![TtsStep { frame: None, finish: None }; slots.len()];
         // A cap of 1 allows no frame at all (the one sampled c0 never gets codes).

@@ -35,8 +35,9 @@ pub enum Dialect {
     Name(String),
 }
 
+/// The Qwen3 decoder fields shared by the talker and the code predictor configs.
 #[derive(Clone, Debug, Deserialize)]
-pub struct PredictorConfig {
+pub struct DecoderConfig {
     pub hidden_size: usize,
     pub intermediate_size: usize,
     pub num_hidden_layers: usize,
@@ -49,20 +50,28 @@ pub struct PredictorConfig {
     pub num_code_groups: usize,
 }
 
+impl DecoderConfig {
+    /// The stack's shapes (an absent `head_dim` means hidden / heads, as the Python class).
+    pub fn dims(&self) -> Qwen3Dims {
+        Qwen3Dims {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.num_key_value_heads,
+            head_dim: self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1)),
+            rms_eps: self.rms_norm_eps as f32,
+            rope_theta: self.rope_theta as f32,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct TalkerConfig {
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub num_key_value_heads: usize,
-    pub head_dim: Option<usize>,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f64,
-    pub vocab_size: usize,
+    #[serde(flatten)]
+    pub decoder: DecoderConfig,
     pub text_vocab_size: usize,
     pub text_hidden_size: usize,
-    pub num_code_groups: usize,
     pub codec_pad_id: u32,
     pub codec_bos_id: u32,
     pub codec_eos_token_id: u32,
@@ -76,7 +85,7 @@ pub struct TalkerConfig {
     pub spk_id: HashMap<String, IdOrList>,
     #[serde(default)]
     pub spk_is_dialect: HashMap<String, Dialect>,
-    pub code_predictor_config: PredictorConfig,
+    pub code_predictor_config: DecoderConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -159,7 +168,7 @@ impl TtsConfig {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let t = &self.talker_config;
-        let p = &t.code_predictor_config;
+        let (td, p) = (&t.decoder, &t.code_predictor_config);
         if !matches!(self.tts_model_type.as_str(), "custom_voice" | "voice_design" | "base") {
             return Err(config_error(path, format!("tts_model_type `{}` is not custom_voice, voice_design or base", self.tts_model_type)));
         }
@@ -177,16 +186,16 @@ impl TtsConfig {
                 return Err(config_error(path, format!("{name}: rms_norm_eps and rope_theta must be positive")));
             }
         }
-        if t.num_code_groups < 2 || p.num_code_groups != t.num_code_groups {
+        if td.num_code_groups < 2 || p.num_code_groups != td.num_code_groups {
             return Err(config_error(
                 path,
-                format!("num_code_groups must be ≥ 2 and equal in talker ({}) and code predictor ({})", t.num_code_groups, p.num_code_groups),
+                format!("num_code_groups must be ≥ 2 and equal in talker ({}) and code predictor ({})", td.num_code_groups, p.num_code_groups),
             ));
         }
-        if t.vocab_size < 1024 || t.vocab_size - 1024 < p.vocab_size {
+        if td.vocab_size < 1024 || td.vocab_size - 1024 < p.vocab_size {
             return Err(config_error(
                 path,
-                format!("talker vocab_size {} must leave its top 1024 ids for control tokens above the code predictor's vocab {}", t.vocab_size, p.vocab_size),
+                format!("talker vocab_size {} must leave its top 1024 ids for control tokens above the code predictor's vocab {}", td.vocab_size, p.vocab_size),
             ));
         }
         let codec_ids = [
@@ -201,8 +210,8 @@ impl TtsConfig {
         let langs = t.codec_language_id.iter().map(|(k, v)| (k.as_str(), *v));
         let spks = t.spk_id.iter().map(|(k, v)| (k.as_str(), v.id()));
         for (name, id) in codec_ids.into_iter().chain(langs).chain(spks) {
-            if id as usize >= t.vocab_size {
-                return Err(config_error(path, format!("codec id {name} = {id} is outside the codec vocab of {}", t.vocab_size)));
+            if id as usize >= td.vocab_size {
+                return Err(config_error(path, format!("codec id {name} = {id} is outside the codec vocab of {}", td.vocab_size)));
             }
         }
         for (name, id) in [("tts_pad_token_id", self.tts_pad_token_id), ("tts_bos_token_id", self.tts_bos_token_id), ("tts_eos_token_id", self.tts_eos_token_id)] {
@@ -221,31 +230,11 @@ impl TtsConfig {
     }
 
     pub fn talker_dims(&self) -> Qwen3Dims {
-        let t = &self.talker_config;
-        Qwen3Dims {
-            hidden: t.hidden_size,
-            intermediate: t.intermediate_size,
-            layers: t.num_hidden_layers,
-            heads: t.num_attention_heads,
-            kv_heads: t.num_key_value_heads,
-            head_dim: t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads.max(1)),
-            rms_eps: t.rms_norm_eps as f32,
-            rope_theta: t.rope_theta as f32,
-        }
+        self.talker_config.decoder.dims()
     }
 
     pub fn predictor_dims(&self) -> Qwen3Dims {
-        let p = &self.talker_config.code_predictor_config;
-        Qwen3Dims {
-            hidden: p.hidden_size,
-            intermediate: p.intermediate_size,
-            layers: p.num_hidden_layers,
-            heads: p.num_attention_heads,
-            kv_heads: p.num_key_value_heads,
-            head_dim: p.head_dim.unwrap_or(p.hidden_size / p.num_attention_heads.max(1)),
-            rms_eps: p.rms_norm_eps as f32,
-            rope_theta: p.rope_theta as f32,
-        }
+        self.talker_config.code_predictor_config.dims()
     }
 
     /// Languages accepted by name (lower case), "auto" included, as the official API lists them.
