@@ -24,7 +24,7 @@ impl std::fmt::Debug for Cpu {
 const ROWS_PER_TASK: usize = 16;
 /// Products smaller than this many multiply-adds run on the calling thread (a pool round trip
 /// costs more than they do).
-pub const SERIAL_BELOW: usize = 1 << 16;
+pub(crate) const SERIAL_BELOW: usize = 1 << 16;
 
 impl Cpu {
     pub fn new(threads: usize) -> Result<Cpu> {
