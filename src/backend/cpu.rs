@@ -257,3 +257,23 @@ pub fn silu(x: &mut [f32]) {
         *v /= 1.0 + (-*v).exp();
     }
 }
+
+/// GELU with the exact erf form (PyTorch's default `nn.GELU()`).
+pub fn gelu_erf(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// LayerNorm of each row in place: `(x − mean) / sqrt(var + eps) · w + b`.
+pub fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_mut(d) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let r = 1.0 / (var + eps).sqrt();
+        for ((v, g), c) in row.iter_mut().zip(w).zip(b) {
+            *v = (*v - mean) * r * g + c;
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! component: talker, code predictor, codec, audio encoder, …), written against the backend.
 
 pub mod code_predictor;
+pub mod codec;
 pub mod qwen3;
 pub mod random_checkpoint;
 pub mod sampling;

@@ -154,18 +154,6 @@ impl Qwen3Stack {
         x
     }
 
-    /// Rotates `v` (one head) in place for position `pos` (NeoX "rotate half" layout).
-    fn rope(&self, v: &mut [f32], pos: usize) {
-        let half = self.inv_freq.len();
-        for (j, &f) in self.inv_freq.iter().enumerate() {
-            let angle = pos as f32 * f;
-            let (sin, cos) = angle.sin_cos();
-            let (a, b) = (v[j], v[j + half]);
-            v[j] = a * cos - b * sin;
-            v[j + half] = b * cos + a * sin;
-        }
-    }
-
     fn attention(&self, cpu: &Cpu, l: usize, layer: &Qwen3Layer, h: &Tensor, seqs: &mut [SeqRows<'_>], starts: &[usize]) -> Tensor {
         let d = &self.dims;
         let hd = d.head_dim;
@@ -180,11 +168,11 @@ impl Qwen3Stack {
                 let pos = starts[s] + r;
                 for head in q.row_mut(row + r).chunks_mut(hd) {
                     cpu::rms_norm(head, &layer.q_norm, d.rms_eps);
-                    self.rope(head, pos);
+                    rope(head, pos, &self.inv_freq);
                 }
                 for head in k.row_mut(row + r).chunks_mut(hd) {
                     cpu::rms_norm(head, &layer.k_norm, d.rms_eps);
-                    self.rope(head, pos);
+                    rope(head, pos, &self.inv_freq);
                 }
             }
             row += seq.rows;
@@ -240,5 +228,17 @@ impl Qwen3Stack {
             row += seq.rows;
         }
         out
+    }
+}
+
+/// Rotates one head in place for position `pos` (NeoX "rotate half" layout): pairs (j, j + d/2)
+/// turn by `pos · inv_freq[j]`.
+pub fn rope(v: &mut [f32], pos: usize, inv_freq: &[f32]) {
+    let half = inv_freq.len();
+    for (j, &f) in inv_freq.iter().enumerate() {
+        let (sin, cos) = (pos as f32 * f).sin_cos();
+        let (a, b) = (v[j], v[j + half]);
+        v[j] = a * cos - b * sin;
+        v[j + half] = b * cos + a * sin;
     }
 }

@@ -1,0 +1,550 @@
+//! The Qwen3-TTS-Tokenizer-12Hz decoder: codec frames (16 codes per 80 ms) → 24 kHz waveform.
+//!
+//! Pipeline (spec §5.1; activations are `[time, channels]` rows here, PyTorch uses `[C, T]`):
+//! RVQ lookup and projections → causal conv (k=3) → sliding-window transformer with layer scales →
+//! 2 × (transposed conv ×2 + ConvNeXt) → causal conv (k=7) → 4 DAC blocks (SnakeBeta, transposed
+//! conv ×r, 3 residual units with dilations 1/3/9) → SnakeBeta → causal conv to 1 channel → clamp.
+//! Offline decoding reproduces the official `chunked_decode(300, 25)` windowing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::backend::cpu::{self, Cpu};
+use crate::backend::{Tensor, Weight};
+use crate::error::{Error, ErrorKind, Result};
+use crate::models::qwen3::rope;
+use crate::models::tts_config::read_json;
+use crate::models::weights::Checkpoint;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CodecDecoderConfig {
+    pub codebook_size: usize,
+    pub codebook_dim: usize,
+    pub num_quantizers: usize,
+    pub latent_dim: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub sliding_window: usize,
+    pub decoder_dim: usize,
+    pub upsample_rates: Vec<usize>,
+    pub upsampling_ratios: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CodecConfig {
+    #[serde(default = "default_rate")]
+    pub output_sample_rate: u32,
+    pub decode_upsample_rate: usize,
+    pub decoder_config: CodecDecoderConfig,
+}
+
+fn default_rate() -> u32 {
+    24_000
+}
+
+/// The official offline windowing: windows of this many frames, each with this much left context.
+pub const CHUNK_FRAMES: usize = 300;
+pub const LEFT_CONTEXT_FRAMES: usize = 25;
+
+/// A causal 1-D convolution stored as one `[out, in]` matrix per tap (`taps[k]` is tap k).
+struct CausalConv {
+    taps: Vec<Weight>,
+    bias: Vec<f32>,
+    dilation: usize,
+}
+
+impl CausalConv {
+    fn load(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize, k: usize, dilation: usize) -> Result<CausalConv> {
+        let w = ck.take(&format!("{name}.weight"), &[cout, cin, k])?.to_f32();
+        let taps = (0..k)
+            .map(|t| {
+                let mut m = vec![0.0; cout * cin];
+                for o in 0..cout {
+                    for i in 0..cin {
+                        m[o * cin + i] = w[(o * cin + i) * k + t];
+                    }
+                }
+                Weight::from_f32(vec![cout, cin], m)
+            })
+            .collect();
+        Ok(CausalConv { taps, bias: ck.take_f32(&format!("{name}.bias"), &[cout])?, dilation })
+    }
+
+    /// `x`: `[T, in]` → `[T, out]`, left-padded with `(k−1)·dilation` zero rows.
+    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+        let k = self.taps.len();
+        let pad = (k - 1) * self.dilation;
+        let cout = self.taps[0].rows();
+        let mut y = Tensor::zeros(x.rows, cout);
+        for (t, w) in self.taps.iter().enumerate() {
+            // Tap t reads input row (r + t·d − pad); rows before the start are zeros.
+            let shift = pad - t * self.dilation;
+            if shift >= x.rows {
+                continue;
+            }
+            let src = Tensor::from_vec(x.data[..(x.rows - shift) * x.cols].to_vec(), x.rows - shift, x.cols);
+            let part = cpu.linear(&src, w, None);
+            for (a, b) in y.data[shift * cout..].iter_mut().zip(&part.data) {
+                *a += b;
+            }
+        }
+        for row in y.data.chunks_mut(cout) {
+            for (v, b) in row.iter_mut().zip(&self.bias) {
+                *v += b;
+            }
+        }
+        y
+    }
+}
+
+/// A transposed convolution with kernel 2r (or r) and stride r, trimmed on the right to r·T.
+struct CausalTransConv {
+    taps: Vec<Weight>,
+    bias: Vec<f32>,
+    stride: usize,
+}
+
+impl CausalTransConv {
+    fn load(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Result<CausalTransConv> {
+        // PyTorch ConvTranspose1d weight: [in, out, k].
+        let w = ck.take(&format!("{name}.weight"), &[cin, cout, k])?.to_f32();
+        let taps = (0..k)
+            .map(|t| {
+                let mut m = vec![0.0; cout * cin];
+                for o in 0..cout {
+                    for i in 0..cin {
+                        m[o * cin + i] = w[(i * cout + o) * k + t];
+                    }
+                }
+                Weight::from_f32(vec![cout, cin], m)
+            })
+            .collect();
+        Ok(CausalTransConv { taps, bias: ck.take_f32(&format!("{name}.bias"), &[cout])?, stride })
+    }
+
+    /// `[T, in]` → `[r·T, out]`: input row t adds tap k into output row t·r + k; rows past r·T
+    /// (the right overhang) are dropped, as the official right-only trim.
+    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+        let r = self.stride;
+        let cout = self.taps[0].rows();
+        let len = x.rows * r;
+        let mut y = Tensor::zeros(len, cout);
+        for (k, w) in self.taps.iter().enumerate() {
+            let part = cpu.linear(x, w, None);
+            for t in 0..x.rows {
+                let o = t * r + k;
+                if o >= len {
+                    break;
+                }
+                for (a, b) in y.row_mut(o).iter_mut().zip(part.row(t)) {
+                    *a += b;
+                }
+            }
+        }
+        for row in y.data.chunks_mut(cout) {
+            for (v, b) in row.iter_mut().zip(&self.bias) {
+                *v += b;
+            }
+        }
+        y
+    }
+}
+
+/// `x + sin²(x·e^α) / (e^β + 1e-9)`, per channel (α, β stored as logs).
+struct SnakeBeta {
+    alpha: Vec<f32>,
+    inv_beta: Vec<f32>,
+}
+
+impl SnakeBeta {
+    fn load(ck: &mut Checkpoint, name: &str, c: usize) -> Result<SnakeBeta> {
+        let alpha = ck.take_f32(&format!("{name}.alpha"), &[c])?.iter().map(|a| a.exp()).collect();
+        let inv_beta = ck.take_f32(&format!("{name}.beta"), &[c])?.iter().map(|b| 1.0 / (b.exp() + 1e-9)).collect();
+        Ok(SnakeBeta { alpha, inv_beta })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.clone();
+        for row in y.data.chunks_mut(self.alpha.len()) {
+            for ((v, a), ib) in row.iter_mut().zip(&self.alpha).zip(&self.inv_beta) {
+                let s = (*v * a).sin();
+                *v += ib * s * s;
+            }
+        }
+        y
+    }
+}
+
+struct ResidualUnit {
+    act1: SnakeBeta,
+    conv1: CausalConv,
+    act2: SnakeBeta,
+    conv2: CausalConv,
+}
+
+impl ResidualUnit {
+    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+        let h = self.conv1.forward(cpu, &self.act1.forward(x));
+        let mut y = self.conv2.forward(cpu, &self.act2.forward(&h));
+        y.add_assign(x);
+        y
+    }
+}
+
+struct DecoderBlock {
+    snake: SnakeBeta,
+    upsample: CausalTransConv,
+    units: Vec<ResidualUnit>,
+}
+
+struct ConvNeXt {
+    dwconv: Vec<f32>, // [C, 7]
+    dwconv_bias: Vec<f32>,
+    norm_w: Vec<f32>,
+    norm_b: Vec<f32>,
+    pwconv1: Weight,
+    pwconv1_b: Vec<f32>,
+    pwconv2: Weight,
+    pwconv2_b: Vec<f32>,
+    gamma: Vec<f32>,
+}
+
+impl ConvNeXt {
+    fn load(ck: &mut Checkpoint, name: &str, c: usize) -> Result<ConvNeXt> {
+        Ok(ConvNeXt {
+            dwconv: ck.take_f32(&format!("{name}.dwconv.conv.weight"), &[c, 1, 7])?,
+            dwconv_bias: ck.take_f32(&format!("{name}.dwconv.conv.bias"), &[c])?,
+            norm_w: ck.take_f32(&format!("{name}.norm.weight"), &[c])?,
+            norm_b: ck.take_f32(&format!("{name}.norm.bias"), &[c])?,
+            pwconv1: ck.take(&format!("{name}.pwconv1.weight"), &[4 * c, c])?,
+            pwconv1_b: ck.take_f32(&format!("{name}.pwconv1.bias"), &[4 * c])?,
+            pwconv2: ck.take(&format!("{name}.pwconv2.weight"), &[c, 4 * c])?,
+            pwconv2_b: ck.take_f32(&format!("{name}.pwconv2.bias"), &[c])?,
+            gamma: ck.take_f32(&format!("{name}.gamma"), &[c])?,
+        })
+    }
+
+    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+        let c = x.cols;
+        // Depthwise causal conv, kernel 7.
+        let mut h = Tensor::zeros(x.rows, c);
+        for t in 0..x.rows {
+            let out = &mut h.data[t * c..(t + 1) * c];
+            out.copy_from_slice(&self.dwconv_bias);
+            for k in 0..7 {
+                if t + k < 6 {
+                    continue;
+                }
+                let src = x.row(t + k - 6);
+                for ch in 0..c {
+                    out[ch] += self.dwconv[ch * 7 + k] * src[ch];
+                }
+            }
+        }
+        cpu::layer_norm(&mut h.data, &self.norm_w, &self.norm_b, 1e-6);
+        let mut a = cpu.linear(&h, &self.pwconv1, Some(&self.pwconv1_b));
+        cpu::gelu_erf(&mut a.data);
+        let b = cpu.linear(&a, &self.pwconv2, Some(&self.pwconv2_b));
+        let mut y = x.clone();
+        for (row_y, row_b) in y.data.chunks_mut(c).zip(b.data.chunks(c)) {
+            for ((v, d), g) in row_y.iter_mut().zip(row_b).zip(&self.gamma) {
+                *v += g * d;
+            }
+        }
+        y
+    }
+}
+
+struct TransformerLayer {
+    input_layernorm: Vec<f32>,
+    q_proj: Weight,
+    k_proj: Weight,
+    v_proj: Weight,
+    o_proj: Weight,
+    attn_scale: Vec<f32>,
+    post_attention_layernorm: Vec<f32>,
+    gate_proj: Weight,
+    up_proj: Weight,
+    down_proj: Weight,
+    mlp_scale: Vec<f32>,
+}
+
+/// The codec decoder, loaded from `speech_tokenizer/`.
+pub struct Codec {
+    pub config: CodecConfig,
+    cpu: Arc<Cpu>,
+    /// Codebook tables `embedding_sum / clamp(cluster_usage, 1e-5)`, one per quantizer.
+    codebooks: Vec<Vec<f32>>,
+    out_first: Weight,
+    out_rest: Weight,
+    pre_conv: CausalConv,
+    input_proj: Weight,
+    input_proj_b: Vec<f32>,
+    layers: Vec<TransformerLayer>,
+    norm: Vec<f32>,
+    output_proj: Weight,
+    output_proj_b: Vec<f32>,
+    inv_freq: Vec<f32>,
+    upsample: Vec<(CausalTransConv, ConvNeXt)>,
+    conv_in: CausalConv,
+    blocks: Vec<DecoderBlock>,
+    final_snake: SnakeBeta,
+    conv_out: CausalConv,
+}
+
+impl Codec {
+    /// Loads `dir/config.json` and `dir/model.safetensors` (the decoder part; the encoder is only
+    /// needed for voice cloning).
+    pub fn load(dir: &Path, cpu: Arc<Cpu>) -> Result<Codec> {
+        let config: CodecConfig = read_json(&dir.join("config.json"))?;
+        let c = &config.decoder_config;
+        let total: usize = c.upsample_rates.iter().chain(&c.upsampling_ratios).product();
+        if total != config.decode_upsample_rate || c.num_quantizers < 2 || c.codebook_dim % 2 != 0 {
+            return Err(Error::new(
+                ErrorKind::ModelLoad,
+                format!(
+                    "{}: decode_upsample_rate {} must equal the product of upsample_rates and upsampling_ratios ({total}), with ≥ 2 quantizers and an even codebook_dim",
+                    dir.join("config.json").display(),
+                    config.decode_upsample_rate
+                ),
+            ));
+        }
+        let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?;
+        let vq = c.codebook_dim / 2;
+        let mut codebooks = Vec::with_capacity(c.num_quantizers);
+        for q in 0..c.num_quantizers {
+            let prefix = if q == 0 {
+                "decoder.quantizer.rvq_first.vq.layers.0._codebook".to_string()
+            } else {
+                format!("decoder.quantizer.rvq_rest.vq.layers.{}._codebook", q - 1)
+            };
+            let sum = ck.take_f32(&format!("{prefix}.embedding_sum"), &[c.codebook_size, vq])?;
+            let usage = ck.take_f32(&format!("{prefix}.cluster_usage"), &[c.codebook_size])?;
+            let table = sum.chunks(vq).zip(&usage).flat_map(|(row, u)| row.iter().map(move |v| v / u.max(1e-5))).collect();
+            codebooks.push(table);
+        }
+        let proj = |ck: &mut Checkpoint, name: &str| -> Result<Weight> {
+            let w = ck.take(name, &[c.codebook_dim, vq, 1])?;
+            Ok(Weight { shape: vec![c.codebook_dim, vq], data: w.data })
+        };
+        let out_first = proj(&mut ck, "decoder.quantizer.rvq_first.output_proj.weight")?;
+        let out_rest = proj(&mut ck, "decoder.quantizer.rvq_rest.output_proj.weight")?;
+        let pre_conv = CausalConv::load(&mut ck, "decoder.pre_conv.conv", c.codebook_dim, c.latent_dim, 3, 1)?;
+        let (h, hd) = (c.hidden_size, c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads));
+        let (qw, kvw) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+        let pt = "decoder.pre_transformer";
+        let mut layers = Vec::new();
+        for l in 0..c.num_hidden_layers {
+            let p = format!("{pt}.layers.{l}");
+            layers.push(TransformerLayer {
+                input_layernorm: ck.take_f32(&format!("{p}.input_layernorm.weight"), &[h])?,
+                q_proj: ck.take(&format!("{p}.self_attn.q_proj.weight"), &[qw, h])?,
+                k_proj: ck.take(&format!("{p}.self_attn.k_proj.weight"), &[kvw, h])?,
+                v_proj: ck.take(&format!("{p}.self_attn.v_proj.weight"), &[kvw, h])?,
+                o_proj: ck.take(&format!("{p}.self_attn.o_proj.weight"), &[h, qw])?,
+                attn_scale: ck.take_f32(&format!("{p}.self_attn_layer_scale.scale"), &[h])?,
+                post_attention_layernorm: ck.take_f32(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                gate_proj: ck.take(&format!("{p}.mlp.gate_proj.weight"), &[c.intermediate_size, h])?,
+                up_proj: ck.take(&format!("{p}.mlp.up_proj.weight"), &[c.intermediate_size, h])?,
+                down_proj: ck.take(&format!("{p}.mlp.down_proj.weight"), &[h, c.intermediate_size])?,
+                mlp_scale: ck.take_f32(&format!("{p}.mlp_layer_scale.scale"), &[h])?,
+            });
+        }
+        let inv_freq = (0..hd / 2).map(|j| 1.0 / (c.rope_theta as f32).powf((2 * j) as f32 / hd as f32)).collect();
+        let ld = c.latent_dim;
+        let mut upsample = Vec::new();
+        for (i, &f) in c.upsampling_ratios.iter().enumerate() {
+            upsample.push((
+                CausalTransConv::load(&mut ck, &format!("decoder.upsample.{i}.0.conv"), ld, ld, f, f)?,
+                ConvNeXt::load(&mut ck, &format!("decoder.upsample.{i}.1"), ld)?,
+            ));
+        }
+        let conv_in = CausalConv::load(&mut ck, "decoder.decoder.0.conv", ld, c.decoder_dim, 7, 1)?;
+        let mut blocks = Vec::new();
+        for (i, &r) in c.upsample_rates.iter().enumerate() {
+            let (cin, cout) = (c.decoder_dim >> i, c.decoder_dim >> (i + 1));
+            let p = format!("decoder.decoder.{}.block", i + 1);
+            let mut units = Vec::new();
+            for (u, d) in [1, 3, 9].into_iter().enumerate() {
+                let q = format!("{p}.{}", u + 2);
+                units.push(ResidualUnit {
+                    act1: SnakeBeta::load(&mut ck, &format!("{q}.act1"), cout)?,
+                    conv1: CausalConv::load(&mut ck, &format!("{q}.conv1.conv"), cout, cout, 7, d)?,
+                    act2: SnakeBeta::load(&mut ck, &format!("{q}.act2"), cout)?,
+                    conv2: CausalConv::load(&mut ck, &format!("{q}.conv2.conv"), cout, cout, 1, 1)?,
+                });
+            }
+            blocks.push(DecoderBlock {
+                snake: SnakeBeta::load(&mut ck, &format!("{p}.0"), cin)?,
+                upsample: CausalTransConv::load(&mut ck, &format!("{p}.1.conv"), cin, cout, 2 * r, r)?,
+                units,
+            });
+        }
+        let out_dim = c.decoder_dim >> c.upsample_rates.len();
+        let n = c.upsample_rates.len();
+        Ok(Codec {
+            codebooks,
+            out_first,
+            out_rest,
+            pre_conv,
+            input_proj: ck.take(&format!("{pt}.input_proj.weight"), &[h, ld])?,
+            input_proj_b: ck.take_f32(&format!("{pt}.input_proj.bias"), &[h])?,
+            layers,
+            norm: ck.take_f32(&format!("{pt}.norm.weight"), &[h])?,
+            output_proj: ck.take(&format!("{pt}.output_proj.weight"), &[ld, h])?,
+            output_proj_b: ck.take_f32(&format!("{pt}.output_proj.bias"), &[ld])?,
+            inv_freq,
+            upsample,
+            conv_in,
+            blocks,
+            final_snake: SnakeBeta::load(&mut ck, &format!("decoder.decoder.{}", n + 1), out_dim)?,
+            conv_out: CausalConv::load(&mut ck, &format!("decoder.decoder.{}.conv", n + 2), out_dim, 1, 7, 1)?,
+            config,
+            cpu,
+        })
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.config.output_sample_rate
+    }
+
+    pub fn samples_per_frame(&self) -> usize {
+        self.config.decode_upsample_rate
+    }
+
+    /// Decodes a whole utterance as the official `chunked_decode(300, 25)`: windows of up to 300
+    /// frames, each decoded afresh with up to 25 frames of left context that are then dropped.
+    pub fn decode(&self, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let spf = self.samples_per_frame();
+        let mut out = Vec::with_capacity(frames.len() * spf);
+        let mut start = 0;
+        while start < frames.len() {
+            let end = (start + CHUNK_FRAMES).min(frames.len());
+            let context = if start > LEFT_CONTEXT_FRAMES { LEFT_CONTEXT_FRAMES } else { start };
+            let wav = self.forward(&frames[start - context..end])?;
+            out.extend_from_slice(&wav[context * spf..]);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One pass over a window of frames (the official `Qwen3TTSTokenizerV2Decoder.forward`).
+    pub fn forward(&self, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let cpu = &*self.cpu;
+        let c = &self.config.decoder_config;
+        let t = frames.len();
+        let vq = c.codebook_dim / 2;
+        // RVQ: first quantizer and the sum of the rest, each through its own 1×1 projection.
+        let mut first = Tensor::zeros(t, vq);
+        let mut rest = Tensor::zeros(t, vq);
+        for (i, f) in frames.iter().enumerate() {
+            if f.len() != c.num_quantizers {
+                return Err(Error::invalid(format!("frame {i} has {} codes; the codec expects {}", f.len(), c.num_quantizers)));
+            }
+            for (q, &code) in f.iter().enumerate() {
+                let code = code as usize;
+                if code >= c.codebook_size {
+                    return Err(Error::invalid(format!("code {code} in frame {i} is outside the codebook of {}", c.codebook_size)));
+                }
+                let row = &self.codebooks[q][code * vq..(code + 1) * vq];
+                let dst = if q == 0 { first.row_mut(i) } else { rest.row_mut(i) };
+                for (a, b) in dst.iter_mut().zip(row) {
+                    *a += b;
+                }
+            }
+        }
+        let mut x = cpu.linear(&first, &self.out_first, None);
+        x.add_assign(&cpu.linear(&rest, &self.out_rest, None));
+        let x = self.pre_conv.forward(cpu, &x);
+        let mut h = self.transformer(&x);
+        for (up, block) in &self.upsample {
+            h = block.forward(cpu, &up.forward(cpu, &h));
+        }
+        let mut w = self.conv_in.forward(cpu, &h);
+        for b in &self.blocks {
+            w = b.upsample.forward(cpu, &b.snake.forward(&w));
+            for u in &b.units {
+                w = u.forward(cpu, &w);
+            }
+        }
+        let w = self.conv_out.forward(cpu, &self.final_snake.forward(&w));
+        Ok(w.data.iter().map(|v| v.clamp(-1.0, 1.0)).collect())
+    }
+
+    /// The sliding-window transformer over `[T, latent]` rows (positions 0..T−1 of this window).
+    fn transformer(&self, x: &Tensor) -> Tensor {
+        let cpu = &*self.cpu;
+        let c = &self.config.decoder_config;
+        let eps = c.rms_norm_eps as f32;
+        let hd = c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads);
+        let (heads, kvh) = (c.num_attention_heads, c.num_key_value_heads);
+        let group = heads / kvh;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut h = cpu.linear(x, &self.input_proj, Some(&self.input_proj_b));
+        let t = h.rows;
+        for l in &self.layers {
+            let mut a = h.clone();
+            cpu::rms_norm(&mut a.data, &l.input_layernorm, eps);
+            let mut qkv = cpu.linear_many(&a, &[(&l.q_proj, None), (&l.k_proj, None), (&l.v_proj, None)]);
+            let v = qkv.pop().unwrap();
+            let mut k = qkv.pop().unwrap();
+            let mut q = qkv.pop().unwrap();
+            for r in 0..t {
+                for head in q.row_mut(r).chunks_mut(hd) {
+                    rope(head, r, &self.inv_freq);
+                }
+                for head in k.row_mut(r).chunks_mut(hd) {
+                    rope(head, r, &self.inv_freq);
+                }
+            }
+            // Query i sees keys j with i − window < j ≤ i.
+            let mut o = Tensor::zeros(t, heads * hd);
+            for i in 0..t {
+                let lo = (i + 1).saturating_sub(c.sliding_window);
+                for hh in 0..heads {
+                    let qh = &q.row(i)[hh * hd..(hh + 1) * hd];
+                    let kv = hh / group;
+                    let scores: Vec<f32> =
+                        (lo..=i).map(|j| cpu::dot(qh, &k.row(j)[kv * hd..(kv + 1) * hd]) * scale).collect();
+                    let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let sum: f32 = e.iter().sum();
+                    let out = &mut o.row_mut(i)[hh * hd..(hh + 1) * hd];
+                    for (j, p) in (lo..=i).zip(&e) {
+                        for (a, b) in out.iter_mut().zip(&v.row(j)[kv * hd..(kv + 1) * hd]) {
+                            *a += p / sum * b;
+                        }
+                    }
+                }
+            }
+            let attn = cpu.linear(&o, &l.o_proj, None);
+            for (row_h, row_a) in h.data.chunks_mut(c.hidden_size).zip(attn.data.chunks(c.hidden_size)) {
+                for ((v, d), s) in row_h.iter_mut().zip(row_a).zip(&l.attn_scale) {
+                    *v += s * d;
+                }
+            }
+            let mut m = h.clone();
+            cpu::rms_norm(&mut m.data, &l.post_attention_layernorm, eps);
+            let mut gu = cpu.linear_many(&m, &[(&l.gate_proj, None), (&l.up_proj, None)]);
+            let up = gu.pop().unwrap();
+            let mut gate = gu.pop().unwrap();
+            cpu::silu_mul(&mut gate.data, &up.data);
+            let mlp = cpu.linear(&gate, &l.down_proj, None);
+            for (row_h, row_m) in h.data.chunks_mut(c.hidden_size).zip(mlp.data.chunks(c.hidden_size)) {
+                for ((v, d), s) in row_h.iter_mut().zip(row_m).zip(&l.mlp_scale) {
+                    *v += s * d;
+                }
+            }
+        }
+        cpu::rms_norm(&mut h.data, &self.norm, eps);
+        cpu.linear(&h, &self.output_proj, Some(&self.output_proj_b))
+    }
+}
