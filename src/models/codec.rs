@@ -105,6 +105,39 @@ impl CausalConv {
     }
 }
 
+impl CausalConv {
+    /// Rows of left context this conv needs: `(k−1)·dilation`.
+    fn context(&self) -> usize {
+        (self.taps.len() - 1) * self.dilation
+    }
+
+    /// Streaming: `history` holds the last `context()` input rows (zeros at the start, which is
+    /// the offline zero padding), so the output for `x` equals the offline output for those rows.
+    fn forward_stream(&self, cpu: &Cpu, history: &mut Tensor, x: &Tensor) -> Tensor {
+        let pad = self.context();
+        if pad == 0 {
+            return self.forward(cpu, x);
+        }
+        let joined = concat_rows(history, x);
+        let y = self.forward(cpu, &joined);
+        *history = last_rows(&joined, pad);
+        last_rows(&y, x.rows)
+    }
+}
+
+/// `[a; b]` (same width).
+fn concat_rows(a: &Tensor, b: &Tensor) -> Tensor {
+    let mut data = Vec::with_capacity(a.data.len() + b.data.len());
+    data.extend_from_slice(&a.data);
+    data.extend_from_slice(&b.data);
+    Tensor::from_vec(data, a.rows + b.rows, b.cols)
+}
+
+/// The last `n` rows of `t`.
+fn last_rows(t: &Tensor, n: usize) -> Tensor {
+    Tensor::from_vec(t.data[(t.rows - n) * t.cols..].to_vec(), n, t.cols)
+}
+
 /// A transposed convolution with kernel 2r (or r) and stride r, trimmed on the right to r·T.
 struct CausalTransConv {
     taps: Vec<Weight>,
@@ -130,25 +163,33 @@ impl CausalTransConv {
         Ok(CausalTransConv { taps, bias: ck.take_f32(&format!("{name}.bias"), &[cout])?, stride })
     }
 
-    /// `[T, in]` → `[r·T, out]`: input row t adds tap k into output row t·r + k; rows past r·T
-    /// (the right overhang) are dropped, as the official right-only trim.
-    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+    /// Rows each input row spills into the next one's outputs: `k − r`.
+    fn overhang(&self) -> usize {
+        self.taps.len() - self.stride
+    }
+
+    /// `[T, in]` → `[r·T, out]`: input row t adds tap k into output row t·r + k. The rows that
+    /// spill past r·T go to `tail` (added to the next call's first rows); offline, the final tail
+    /// is what the official right-only trim drops.
+    fn forward_stream(&self, cpu: &Cpu, tail: &mut Tensor, x: &Tensor) -> Tensor {
         let r = self.stride;
         let cout = self.taps[0].rows();
         let len = x.rows * r;
-        let mut y = Tensor::zeros(len, cout);
+        let mut y = Tensor::zeros(len + self.overhang(), cout);
         for (k, w) in self.taps.iter().enumerate() {
             let part = cpu.linear(x, w, None);
             for t in 0..x.rows {
-                let o = t * r + k;
-                if o >= len {
-                    break;
-                }
-                for (a, b) in y.row_mut(o).iter_mut().zip(part.row(t)) {
+                for (a, b) in y.row_mut(t * r + k).iter_mut().zip(part.row(t)) {
                     *a += b;
                 }
             }
         }
+        for (a, b) in y.data.iter_mut().zip(&tail.data) {
+            *a += b;
+        }
+        *tail = last_rows(&y, self.overhang());
+        y.data.truncate(len * cout);
+        y.rows = len;
         for row in y.data.chunks_mut(cout) {
             for (v, b) in row.iter_mut().zip(&self.bias) {
                 *v += b;
@@ -191,8 +232,8 @@ struct ResidualUnit {
 }
 
 impl ResidualUnit {
-    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
-        let h = self.conv1.forward(cpu, &self.act1.forward(x));
+    fn forward_stream(&self, cpu: &Cpu, history: &mut Tensor, x: &Tensor) -> Tensor {
+        let h = self.conv1.forward_stream(cpu, history, &self.act1.forward(x));
         let mut y = self.conv2.forward(cpu, &self.act2.forward(&h));
         y.add_assign(x);
         y
@@ -232,18 +273,18 @@ impl ConvNeXt {
         })
     }
 
-    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
+    /// `history`: the last 6 input rows (zeros at the start) for the causal depthwise conv.
+    fn forward_stream(&self, cpu: &Cpu, history: &mut Tensor, x: &Tensor) -> Tensor {
         let c = x.cols;
-        // Depthwise causal conv, kernel 7.
+        let joined = concat_rows(history, x);
+        *history = last_rows(&joined, 6);
+        // Depthwise causal conv, kernel 7: output row t reads joined rows t..t+6.
         let mut h = Tensor::zeros(x.rows, c);
         for t in 0..x.rows {
             let out = &mut h.data[t * c..(t + 1) * c];
             out.copy_from_slice(&self.dwconv_bias);
             for k in 0..7 {
-                if t + k < 6 {
-                    continue;
-                }
-                let src = x.row(t + k - 6);
+                let src = joined.row(t + k);
                 for ch in 0..c {
                     out[ch] += self.dwconv[ch * 7 + k] * src[ch];
                 }
@@ -275,6 +316,20 @@ struct TransformerLayer {
     up_proj: Weight,
     down_proj: Weight,
     mlp_scale: Vec<f32>,
+}
+
+/// The state of one decoding stream: each stage's left context, the transformer's keys and
+/// values, and the transposed convolutions' overhangs.
+pub struct CodecStream {
+    /// Frames decoded so far (the next frame's position).
+    pub frames: usize,
+    pre_conv: Tensor,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    upsample: Vec<(Tensor, Tensor)>,
+    conv_in: Tensor,
+    blocks: Vec<(Tensor, Vec<Tensor>)>,
+    conv_out: Tensor,
 }
 
 /// The codec decoder, loaded from `speech_tokenizer/`.
@@ -438,9 +493,45 @@ impl Codec {
 
     /// One pass over a window of frames (the official `Qwen3TTSTokenizerV2Decoder.forward`).
     pub fn forward(&self, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.forward_stream(&mut self.new_stream(), frames)
+    }
+
+    /// A fresh streaming state (zeros: the offline zero padding).
+    pub fn new_stream(&self) -> CodecStream {
+        let c = &self.config.decoder_config;
+        let zeros = |rows: usize, cols: usize| Tensor::zeros(rows, cols);
+        CodecStream {
+            frames: 0,
+            pre_conv: zeros(self.pre_conv.context(), c.codebook_dim),
+            keys: vec![Vec::new(); self.layers.len()],
+            values: vec![Vec::new(); self.layers.len()],
+            upsample: self
+                .upsample
+                .iter()
+                .map(|(up, _)| (zeros(up.overhang(), c.latent_dim), zeros(6, c.latent_dim)))
+                .collect(),
+            conv_in: zeros(self.conv_in.context(), c.latent_dim),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| {
+                    let cout = b.upsample.taps[0].rows();
+                    (zeros(b.upsample.overhang(), cout), b.units.iter().map(|u| zeros(u.conv1.context(), cout)).collect())
+                })
+                .collect(),
+            conv_out: zeros(self.conv_out.context(), self.final_snake.alpha.len()),
+        }
+    }
+
+    /// Decodes the next frames of a stream: the samples equal those of decoding the whole stream
+    /// at once with `forward` (every stage is causal; the state carries each stage's context).
+    pub fn forward_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
         let cpu = &*self.cpu;
         let c = &self.config.decoder_config;
         let t = frames.len();
+        if t == 0 {
+            return Ok(Vec::new());
+        }
         let vq = c.codebook_dim / 2;
         // RVQ: first quantizer and the sum of the rest, each through its own 1×1 projection.
         let mut first = Tensor::zeros(t, vq);
@@ -463,34 +554,36 @@ impl Codec {
         }
         let mut x = cpu.linear(&first, &self.out_first, None);
         x.add_assign(&cpu.linear(&rest, &self.out_rest, None));
-        let x = self.pre_conv.forward(cpu, &x);
-        let mut h = self.transformer(&x);
-        for (up, block) in &self.upsample {
-            h = block.forward(cpu, &up.forward(cpu, &h));
+        let x = self.pre_conv.forward_stream(cpu, &mut st.pre_conv, &x);
+        let mut h = self.transformer(st, &x);
+        for ((up, block), (tail, hist)) in self.upsample.iter().zip(st.upsample.iter_mut()) {
+            h = block.forward_stream(cpu, hist, &up.forward_stream(cpu, tail, &h));
         }
-        let mut w = self.conv_in.forward(cpu, &h);
-        for b in &self.blocks {
-            w = b.upsample.forward(cpu, &b.snake.forward(&w));
-            for u in &b.units {
-                w = u.forward(cpu, &w);
+        let mut w = self.conv_in.forward_stream(cpu, &mut st.conv_in, &h);
+        for (b, (tail, hists)) in self.blocks.iter().zip(st.blocks.iter_mut()) {
+            w = b.upsample.forward_stream(cpu, tail, &b.snake.forward(&w));
+            for (u, hist) in b.units.iter().zip(hists.iter_mut()) {
+                w = u.forward_stream(cpu, hist, &w);
             }
         }
-        let w = self.conv_out.forward(cpu, &self.final_snake.forward(&w));
+        let w = self.conv_out.forward_stream(cpu, &mut st.conv_out, &self.final_snake.forward(&w));
+        st.frames += t;
         Ok(w.data.iter().map(|v| v.clamp(-1.0, 1.0)).collect())
     }
 
-    /// The sliding-window transformer over `[T, latent]` rows (positions 0..T−1 of this window).
-    fn transformer(&self, x: &Tensor) -> Tensor {
+    /// The sliding-window transformer over new `[T, latent]` rows at positions `st.frames..`; each
+    /// layer's keys and values stay in the stream state.
+    fn transformer(&self, st: &mut CodecStream, x: &Tensor) -> Tensor {
         let cpu = &*self.cpu;
         let c = &self.config.decoder_config;
         let eps = c.rms_norm_eps as f32;
         let hd = c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads);
         let (heads, kvh) = (c.num_attention_heads, c.num_key_value_heads);
-        let group = heads / kvh;
+        let (group, kvw) = (heads / kvh, kvh * hd);
         let scale = 1.0 / (hd as f32).sqrt();
         let mut h = cpu.linear(x, &self.input_proj, Some(&self.input_proj_b));
-        let t = h.rows;
-        for l in &self.layers {
+        let (t, p0) = (h.rows, st.frames);
+        for (li, l) in self.layers.iter().enumerate() {
             let mut a = h.clone();
             cpu::rms_norm(&mut a.data, &l.input_layernorm, eps);
             let mut qkv = cpu.linear_many(&a, &[(&l.q_proj, None), (&l.k_proj, None), (&l.v_proj, None)]);
@@ -499,27 +592,31 @@ impl Codec {
             let mut q = qkv.pop().unwrap();
             for r in 0..t {
                 for head in q.row_mut(r).chunks_mut(hd) {
-                    rope(head, r, &self.inv_freq);
+                    rope(head, p0 + r, &self.inv_freq);
                 }
                 for head in k.row_mut(r).chunks_mut(hd) {
-                    rope(head, r, &self.inv_freq);
+                    rope(head, p0 + r, &self.inv_freq);
                 }
             }
-            // Query i sees keys j with i − window < j ≤ i.
+            let (keys, values) = (&mut st.keys[li], &mut st.values[li]);
+            keys.extend_from_slice(&k.data);
+            values.extend_from_slice(&v.data);
+            // Query at position i sees keys j with i − window < j ≤ i.
             let mut o = Tensor::zeros(t, heads * hd);
-            for i in 0..t {
+            for r in 0..t {
+                let i = p0 + r;
                 let lo = (i + 1).saturating_sub(c.sliding_window);
                 for hh in 0..heads {
-                    let qh = &q.row(i)[hh * hd..(hh + 1) * hd];
-                    let kv = hh / group;
+                    let qh = &q.row(r)[hh * hd..(hh + 1) * hd];
+                    let kv = (hh / group) * hd;
                     let scores: Vec<f32> =
-                        (lo..=i).map(|j| cpu::dot(qh, &k.row(j)[kv * hd..(kv + 1) * hd]) * scale).collect();
+                        (lo..=i).map(|j| cpu::dot(qh, &keys[j * kvw + kv..j * kvw + kv + hd]) * scale).collect();
                     let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                     let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
                     let sum: f32 = e.iter().sum();
-                    let out = &mut o.row_mut(i)[hh * hd..(hh + 1) * hd];
+                    let out = &mut o.row_mut(r)[hh * hd..(hh + 1) * hd];
                     for (j, p) in (lo..=i).zip(&e) {
-                        for (a, b) in out.iter_mut().zip(&v.row(j)[kv * hd..(kv + 1) * hd]) {
+                        for (a, b) in out.iter_mut().zip(&values[j * kvw + kv..j * kvw + kv + hd]) {
                             *a += p / sum * b;
                         }
                     }
