@@ -14,6 +14,9 @@ use voxkit::models::random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
 
 const USAGE: &str = "usage:
+  voxkit say --model DIR [--speaker S] [--language L] [--instruct I] [--seed N] [--greedy]
+             [--max-new-tokens N] [--stream] [--text-streaming] [--sample-rate R] [--threads T] -o OUT.wav TEXT
+      Speaks TEXT through the engine and writes a 32-bit float WAV; prints the stage timings.
   voxkit codes --model DIR [--speaker S] [--language L] [--instruct I] [--seed N] [--greedy]
                [--max-new-tokens N] [--text-streaming] [--threads T] TEXT
       Generates Qwen3-TTS codec frames (16 codes per 80 ms frame) and prints one frame per line.
@@ -29,7 +32,7 @@ struct Args {
     positional: Vec<String>,
 }
 
-const FLAGS: [&str; 2] = ["--greedy", "--text-streaming"];
+const FLAGS: [&str; 4] = ["--greedy", "--text-streaming", "--stream", "--verbose"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Args, String> {
@@ -38,7 +41,7 @@ impl Args {
         while let Some(a) = it.next() {
             if FLAGS.contains(&a.as_str()) {
                 opts.push((a.clone(), None));
-            } else if a.starts_with("--") {
+            } else if a.starts_with("--") || a == "-o" {
                 let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
                 opts.push((a.clone(), Some(v.clone())));
             } else {
@@ -122,6 +125,85 @@ fn codes(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes mono 32-bit IEEE-float PCM as a WAV file.
+fn write_wav(path: &str, rate: u32, samples: &[f32]) -> Result<(), String> {
+    let data_len = (samples.len() * 4) as u32;
+    let mut b = Vec::with_capacity(44 + samples.len() * 4);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 4).to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&32u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, b).map_err(|e| format!("{path}: {e}"))
+}
+
+fn say(args: &Args) -> Result<(), String> {
+    let out = args.get("-o").or_else(|| args.get("--out")).ok_or("-o OUT.wav is required")?.to_string();
+    let mut req = request(args, args.positional.join(" "))?;
+    req.stream = args.flag("--stream");
+    req.sample_rate = args.num("--sample-rate")?.unwrap_or(0);
+    let cfg = voxkit::EngineConfig {
+        tts_model_dir: Some(PathBuf::from(args.require("--model")?)),
+        cpu_threads: args.num("--threads")?.unwrap_or(0),
+        max_batch: 1,
+        log_level: if args.flag("--verbose") { voxkit::LogLevel::Info } else { voxkit::LogLevel::Warn },
+        log_sink: Some(Arc::new(|level, msg: &str| eprintln!("[{level:?}] {msg}"))),
+        ..Default::default()
+    };
+    let engine = voxkit::Engine::new(cfg).map_err(|e| e.message)?;
+    let t = Instant::now();
+    let id = engine.submit_tts(req).map_err(|e| e.message)?;
+    let mut audio = Vec::new();
+    let mut first_audio = None;
+    let mut buf = vec![0f32; 8192];
+    let info = loop {
+        let info = engine.poll(id).map_err(|e| e.message)?;
+        let n = engine.read_audio(id, &mut buf).map_err(|e| e.message)?;
+        if n > 0 && first_audio.is_none() {
+            first_audio = Some(t.elapsed());
+        }
+        audio.extend_from_slice(&buf[..n]);
+        if info.state.is_terminal() && n == 0 {
+            break info;
+        }
+        if n == 0 {
+            let _ = engine.wait(id, Some(std::time::Duration::from_millis(5)));
+        }
+    };
+    if info.state != voxkit::JobState::Done {
+        return Err(format!("the job ended {:?}: {}", info.state, info.error.map(|e| e.message).unwrap_or_default()));
+    }
+    write_wav(&out, info.sample_rate, &audio)?;
+    let tm = engine.timings(id).map_err(|e| e.message)?;
+    let seconds = audio.len() as f64 / info.sample_rate.max(1) as f64;
+    eprintln!(
+        "wrote {out}: {:.2} s at {} Hz ({} frames{}); load {:.0} ms, tts {:.0} ms, codec {:.0} ms, denoise {:.0} ms, upsample {:.0} ms, total {:.0} ms; real-time factor {:.2}{}",
+        seconds,
+        info.sample_rate,
+        tm.tokens,
+        if info.flags & voxkit::engine::job::FLAG_TRUNCATED != 0 { ", TRUNCATED at the cap" } else { "" },
+        tm.model_load_ms,
+        tm.tts_ms,
+        tm.codec_ms,
+        tm.denoise_ms,
+        tm.upsample_ms,
+        tm.total_ms,
+        (tm.total_ms - tm.model_load_ms) / 1e3 / seconds.max(1e-9),
+        first_audio.map(|d| format!("; first audio after {:.0} ms", d.as_secs_f64() * 1e3)).unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn make_checkpoint(args: &Args) -> Result<(), String> {
     let preset = args.require("--preset")?;
     let out = PathBuf::from(args.require("--out")?);
@@ -187,6 +269,7 @@ fn main() -> ExitCode {
     let rest = &raw[1..];
     let result = (|| match cmd.as_str() {
         "codes" => codes(&Args::parse(rest)?),
+        "say" => say(&Args::parse(rest)?),
         "make-checkpoint" => make_checkpoint(&Args::parse(rest)?),
         "bench" => match rest.first().map(String::as_str) {
             Some("tts") => bench_tts(&Args::parse(&rest[1..])?),

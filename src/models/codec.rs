@@ -645,3 +645,40 @@ impl Codec {
         cpu.linear(&h, &self.output_proj, Some(&self.output_proj_b))
     }
 }
+
+/// The codec behind the engine's `CodecDecoder` seam: whole utterances offline, and one
+/// streaming state per slot.
+pub struct CodecSlots {
+    pub codec: Codec,
+    streams: std::collections::HashMap<usize, CodecStream>,
+}
+
+impl CodecSlots {
+    pub fn new(codec: Codec) -> CodecSlots {
+        CodecSlots { codec, streams: std::collections::HashMap::new() }
+    }
+}
+
+impl crate::engine::model::CodecDecoder for CodecSlots {
+    fn sample_rate(&self) -> u32 {
+        self.codec.sample_rate()
+    }
+
+    fn decode(&mut self, utterances: &[&[Vec<u32>]]) -> Result<Vec<Vec<f32>>> {
+        utterances.iter().map(|u| self.codec.decode(u)).collect()
+    }
+
+    fn decode_stream(&mut self, items: &[(usize, &[Vec<u32>])]) -> Result<Vec<Vec<f32>>> {
+        items
+            .iter()
+            .map(|&(slot, frames)| {
+                let st = self.streams.entry(slot).or_insert_with(|| self.codec.new_stream());
+                self.codec.forward_stream(st, frames)
+            })
+            .collect()
+    }
+
+    fn end_stream(&mut self, slot: usize) {
+        self.streams.remove(&slot);
+    }
+}

@@ -45,30 +45,29 @@ fn file_len(path: &Path) -> u64 {
 }
 
 impl CheckpointLoader {
-    /// Bytes a loaded Qwen3-TTS model needs: its weights as stored, plus f32 KV caches for
-    /// `slots` sequences of about 1024 tokens each (the CPU caches grow with use).
+    /// Bytes a loaded Qwen3-TTS model needs: its weights (talker, code predictor, codec) as
+    /// stored, plus f32 KV caches for `slots` sequences of about 1024 tokens each (the CPU caches
+    /// grow with use).
     pub fn tts_memory(dir: &Path, slots: usize) -> Result<u64> {
         let cfg = tts_config::TtsConfig::load(dir)?;
         let d = cfg.talker_dims();
         let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
-        Ok(file_len(&dir.join("model.safetensors")) + slots as u64 * 1024 * kv_per_token)
+        Ok(file_len(&dir.join("model.safetensors"))
+            + file_len(&dir.join("speech_tokenizer/model.safetensors"))
+            + slots as u64 * 1024 * kv_per_token)
     }
 }
+
+const CODEC_FILES: [&str; 2] = ["speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"];
 
 impl ModelLoader for CheckpointLoader {
     fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec> {
         match kind {
             ModelKind::Tts => {
                 check_folder(kind, dir, &TTS_FILES)?;
-                let _memory = CheckpointLoader::tts_memory(dir, ctx.max_slots)?;
-                // Frames can be generated (`voxkit codes`); audio needs the codec decoder.
-                Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "{}: this version of voxkit generates Qwen3-TTS codec frames (`voxkit codes`) but cannot decode them to audio yet (the codec decoder is not implemented)",
-                        dir.display()
-                    ),
-                ))
+                check_folder(kind, dir, &CODEC_FILES)?;
+                let codec: codec::CodecConfig = tts_config::read_json(&dir.join("speech_tokenizer/config.json"))?;
+                Ok(ModelSpec { memory_bytes: CheckpointLoader::tts_memory(dir, ctx.max_slots)?, sample_rate: codec.output_sample_rate })
             }
             ModelKind::Asr => {
                 check_folder(kind, dir, &["config.json", "model.safetensors"])?;
@@ -80,9 +79,13 @@ impl ModelLoader for CheckpointLoader {
         }
     }
 
-    fn load_tts(&self, dir: &Path, _ctx: &LoadContext) -> Result<TtsModels> {
+    fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
         check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
-        Err(Error::new(ErrorKind::Unsupported, format!("{}: the Qwen3-TTS codec decoder is not implemented yet", dir.display())))
+        check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
+        let cpu = std::sync::Arc::new(crate::backend::Cpu::new(ctx.cpu_threads)?);
+        let generator = tts::Qwen3Tts::load(dir, cpu.clone(), ctx.max_slots)?;
+        let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cpu)?;
+        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec::CodecSlots::new(codec)) })
     }
 
     fn load_asr(&self, dir: &Path, _ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {

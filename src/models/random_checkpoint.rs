@@ -152,15 +152,16 @@ fn generation_json() -> serde_json::Value {
     })
 }
 
-/// A bf16 tensor to write.
+/// A tensor to write (bf16 for the talker, f32 for the codec, as the released files).
 struct Bf16Tensor {
     shape: Vec<usize>,
     bytes: Vec<u8>,
+    dtype: Dtype,
 }
 
 impl safetensors::View for &Bf16Tensor {
     fn dtype(&self) -> Dtype {
-        Dtype::BF16
+        self.dtype
     }
     fn shape(&self) -> &[usize] {
         &self.shape
@@ -182,7 +183,121 @@ fn random(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor
         let v = half::bf16::from_f32(center + scale * (2.0 * u - 1.0));
         bytes.extend_from_slice(&v.to_bits().to_le_bytes());
     }
-    Bf16Tensor { shape: shape.to_vec(), bytes }
+    Bf16Tensor { shape: shape.to_vec(), bytes, dtype: Dtype::BF16 }
+}
+
+/// Uniform values in `center ± scale`, as f32 bytes.
+fn random_f32(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor {
+    let n: usize = shape.iter().product();
+    let mut bytes = Vec::with_capacity(4 * n);
+    for _ in 0..n {
+        let u = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        bytes.extend_from_slice(&(center + scale * (2.0 * u - 1.0)).to_le_bytes());
+    }
+    Bf16Tensor { shape: shape.to_vec(), bytes, dtype: Dtype::F32 }
+}
+
+/// Codec decoder shapes: (codebook_size, codebook_dim, latent, hidden, intermediate, layers, heads,
+/// head_dim, decoder_dim).
+struct CodecShape(usize, usize, usize, usize, usize, usize, usize, usize, usize);
+
+/// Writes a random codec decoder (`speech_tokenizer/`): config and f32 decoder tensors with the
+/// official names (the encoder, used only for voice cloning, is left out).
+fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
+    let CodecShape(cb, cd, ld, h, inter, layers, heads, hd, dd) = *s;
+    std::fs::create_dir_all(out)?;
+    let cfg = json!({
+        "architectures": ["Qwen3TTSTokenizerV2Model"], "model_type": "qwen3_tts_tokenizer_12hz",
+        "encoder_valid_num_quantizers": 16, "input_sample_rate": 24000, "output_sample_rate": 24000,
+        "decode_upsample_rate": 1920, "encode_downsample_rate": 1920,
+        "decoder_config": {
+            "codebook_size": cb, "codebook_dim": cd, "num_quantizers": 16, "num_semantic_quantizers": 1,
+            "latent_dim": ld, "hidden_size": h, "intermediate_size": inter, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": heads, "head_dim": hd, "hidden_act": "silu",
+            "rms_norm_eps": 1e-5, "rope_theta": 10000, "max_position_embeddings": 8000, "sliding_window": 72,
+            "layer_scale_initial_scale": 0.01, "decoder_dim": dd, "upsample_rates": [8, 5, 4, 3],
+            "upsampling_ratios": [2, 2], "attention_bias": false
+        }
+    });
+    let p = out.join("config.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json"))?;
+    let lin = |rng: &mut Rng, shape: &[usize], fan_in: usize| random_f32(rng, shape, 0.0, 1.0 / (fan_in as f32).sqrt());
+    let mut t: Vec<(String, Bf16Tensor)> = Vec::new();
+    let vq = cd / 2;
+    for q in 0..16 {
+        let pre = if q == 0 { "decoder.quantizer.rvq_first.vq.layers.0._codebook".to_string() } else { format!("decoder.quantizer.rvq_rest.vq.layers.{}._codebook", q - 1) };
+        t.push((format!("{pre}.embedding_sum"), random_f32(rng, &[cb, vq], 0.0, 0.5)));
+        t.push((format!("{pre}.cluster_usage"), random_f32(rng, &[cb], 1.25, 0.75)));
+    }
+    for part in ["rvq_first", "rvq_rest"] {
+        t.push((format!("decoder.quantizer.{part}.output_proj.weight"), lin(rng, &[cd, vq, 1], vq)));
+    }
+    t.push(("decoder.pre_conv.conv.weight".into(), lin(rng, &[ld, cd, 3], 3 * cd)));
+    t.push(("decoder.pre_conv.conv.bias".into(), random_f32(rng, &[ld], 0.0, 0.02)));
+    let pt = "decoder.pre_transformer";
+    t.push((format!("{pt}.input_proj.weight"), lin(rng, &[h, ld], ld)));
+    t.push((format!("{pt}.input_proj.bias"), random_f32(rng, &[h], 0.0, 0.02)));
+    t.push((format!("{pt}.output_proj.weight"), lin(rng, &[ld, h], h)));
+    t.push((format!("{pt}.output_proj.bias"), random_f32(rng, &[ld], 0.0, 0.02)));
+    t.push((format!("{pt}.norm.weight"), random_f32(rng, &[h], 1.0, 0.1)));
+    for l in 0..layers {
+        let p = format!("{pt}.layers.{l}");
+        for n in ["q_proj", "k_proj", "v_proj"] {
+            t.push((format!("{p}.self_attn.{n}.weight"), lin(rng, &[heads * hd, h], h)));
+        }
+        t.push((format!("{p}.self_attn.o_proj.weight"), lin(rng, &[h, heads * hd], heads * hd)));
+        t.push((format!("{p}.mlp.gate_proj.weight"), lin(rng, &[inter, h], h)));
+        t.push((format!("{p}.mlp.up_proj.weight"), lin(rng, &[inter, h], h)));
+        t.push((format!("{p}.mlp.down_proj.weight"), lin(rng, &[h, inter], inter)));
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            t.push((format!("{p}.{n}.weight"), random_f32(rng, &[h], 1.0, 0.1)));
+        }
+        for n in ["self_attn_layer_scale", "mlp_layer_scale"] {
+            t.push((format!("{p}.{n}.scale"), random_f32(rng, &[h], 0.1, 0.05)));
+        }
+    }
+    for i in 0..2 {
+        let p = format!("decoder.upsample.{i}");
+        t.push((format!("{p}.0.conv.weight"), lin(rng, &[ld, ld, 2], ld)));
+        t.push((format!("{p}.0.conv.bias"), random_f32(rng, &[ld], 0.0, 0.02)));
+        t.push((format!("{p}.1.dwconv.conv.weight"), lin(rng, &[ld, 1, 7], 7)));
+        t.push((format!("{p}.1.dwconv.conv.bias"), random_f32(rng, &[ld], 0.0, 0.02)));
+        t.push((format!("{p}.1.norm.weight"), random_f32(rng, &[ld], 1.0, 0.1)));
+        t.push((format!("{p}.1.norm.bias"), random_f32(rng, &[ld], 0.0, 0.02)));
+        t.push((format!("{p}.1.pwconv1.weight"), lin(rng, &[4 * ld, ld], ld)));
+        t.push((format!("{p}.1.pwconv1.bias"), random_f32(rng, &[4 * ld], 0.0, 0.02)));
+        t.push((format!("{p}.1.pwconv2.weight"), lin(rng, &[ld, 4 * ld], 4 * ld)));
+        t.push((format!("{p}.1.pwconv2.bias"), random_f32(rng, &[ld], 0.0, 0.02)));
+        t.push((format!("{p}.1.gamma"), random_f32(rng, &[ld], 0.3, 0.2)));
+    }
+    t.push(("decoder.decoder.0.conv.weight".into(), lin(rng, &[dd, ld, 7], 7 * ld)));
+    t.push(("decoder.decoder.0.conv.bias".into(), random_f32(rng, &[dd], 0.0, 0.02)));
+    for (i, r) in [8usize, 5, 4, 3].into_iter().enumerate() {
+        let (cin, cout) = (dd >> i, dd >> (i + 1));
+        let p = format!("decoder.decoder.{}.block", i + 1);
+        t.push((format!("{p}.0.alpha"), random_f32(rng, &[cin], 0.0, 0.3)));
+        t.push((format!("{p}.0.beta"), random_f32(rng, &[cin], 0.0, 0.3)));
+        t.push((format!("{p}.1.conv.weight"), lin(rng, &[cin, cout, 2 * r], cin)));
+        t.push((format!("{p}.1.conv.bias"), random_f32(rng, &[cout], 0.0, 0.02)));
+        for u in 2..5 {
+            for a in ["act1", "act2"] {
+                t.push((format!("{p}.{u}.{a}.alpha"), random_f32(rng, &[cout], 0.0, 0.3)));
+                t.push((format!("{p}.{u}.{a}.beta"), random_f32(rng, &[cout], 0.0, 0.3)));
+            }
+            t.push((format!("{p}.{u}.conv1.conv.weight"), lin(rng, &[cout, cout, 7], 7 * cout)));
+            t.push((format!("{p}.{u}.conv1.conv.bias"), random_f32(rng, &[cout], 0.0, 0.02)));
+            t.push((format!("{p}.{u}.conv2.conv.weight"), lin(rng, &[cout, cout, 1], cout)));
+            t.push((format!("{p}.{u}.conv2.conv.bias"), random_f32(rng, &[cout], 0.0, 0.02)));
+        }
+    }
+    let od = dd >> 4;
+    t.push(("decoder.decoder.5.alpha".into(), random_f32(rng, &[od], 0.0, 0.3)));
+    t.push(("decoder.decoder.5.beta".into(), random_f32(rng, &[od], 0.0, 0.3)));
+    t.push(("decoder.decoder.6.conv.weight".into(), lin(rng, &[1, od, 7], 7 * od)));
+    t.push(("decoder.decoder.6.conv.bias".into(), random_f32(rng, &[1], 0.0, 0.01)));
+    let path = out.join("model.safetensors");
+    safetensors::serialize_to_file(t.iter().map(|(n, v)| (n.as_str(), v)), None, &path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))
 }
 
 fn decoder_tensors(out: &mut Vec<(String, Bf16Tensor)>, rng: &mut Rng, prefix: &str, hidden: usize, inter: usize, layers: usize, heads: usize, kv: usize, hd: usize) {
@@ -242,6 +357,12 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
         t.push((format!("{cp}small_to_mtp_projection.weight"), random(&mut rng, &[ph, h], 0.0, 1.0 / (h as f32).sqrt())));
         t.push((format!("{cp}small_to_mtp_projection.bias"), random(&mut rng, &[ph], 0.0, 0.02)));
     }
+    let codec = if s.hidden <= 64 {
+        CodecShape(2048, 16, 32, 32, 64, 2, 4, 8, 64)
+    } else {
+        CodecShape(2048, 512, 1024, 512, 1024, 8, 16, 64, 1536)
+    };
+    write_codec(&out.join("speech_tokenizer"), &codec, &mut rng)?;
     let path = out.join("model.safetensors");
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
