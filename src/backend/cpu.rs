@@ -20,6 +20,15 @@ impl std::fmt::Debug for Cpu {
     }
 }
 
+/// Products with at least this many input rows go through the blocked SGEMM.
+const GEMM_MIN_ROWS: usize = 8;
+
+/// A raw output pointer shared by tasks that write disjoint parts.
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint column blocks only.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
 /// Fewest output rows in one parallel task.
 const ROWS_PER_TASK: usize = 16;
 /// Products smaller than this many multiply-adds run on the calling thread (a pool round trip
@@ -59,6 +68,9 @@ impl Cpu {
             if let Some(b) = b {
                 assert_eq!(b.len(), w.rows());
             }
+        }
+        if n >= GEMM_MIN_ROWS {
+            return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
         }
         // Outputs transposed per weight row ([out, n]), all layers back to back, so each task
         // writes one contiguous block.
@@ -123,6 +135,62 @@ impl Cpu {
                 y
             })
             .collect()
+    }
+
+    /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
+    /// columns (weights widened to f32 one block at a time).
+    fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        let (n, k, out) = (x.rows, x.cols, w.rows());
+        let mut y = Tensor::zeros(n, out);
+        let cols_per_task = out.div_ceil(self.threads()).max(64);
+        let blocks: Vec<(usize, usize)> = (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
+        let yp = SendPtr(y.data.as_mut_ptr());
+        let run = |&(j0, j1): &(usize, usize)| {
+            let wf: Vec<f32>;
+            let wslice: &[f32] = match &w.data {
+                WeightData::F32(v) => &v[j0 * k..j1 * k],
+                _ => {
+                    let mut buf = vec![0.0; (j1 - j0) * k];
+                    widen(&w.data, j0 * k, &mut buf);
+                    wf = buf;
+                    &wf
+                }
+            };
+            let yp = &yp;
+            // SAFETY: each task writes only columns j0..j1 of y; the strides describe x [n, k],
+            // Wᵀ [k, j1−j0] (read through W's rows) and y's column block.
+            unsafe {
+                matrixmultiply::sgemm(
+                    n,
+                    k,
+                    j1 - j0,
+                    1.0,
+                    x.data.as_ptr(),
+                    k as isize,
+                    1,
+                    wslice.as_ptr(),
+                    1,
+                    k as isize,
+                    0.0,
+                    yp.0.add(j0),
+                    out as isize,
+                    1,
+                );
+            }
+        };
+        if self.threads() == 1 || blocks.len() == 1 {
+            blocks.iter().for_each(run);
+        } else {
+            self.pool.install(|| blocks.par_iter().for_each(run));
+        }
+        if let Some(b) = bias {
+            for row in y.data.chunks_mut(out) {
+                for (v, c) in row.iter_mut().zip(b) {
+                    *v += c;
+                }
+            }
+        }
+        y
     }
 
     /// Rows `ids` of an embedding table `[vocab, dim]`.

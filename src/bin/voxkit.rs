@@ -24,7 +24,9 @@ const USAGE: &str = "usage:
       Writes a random-weight checkpoint with the real shapes. Presets: 0.6b-customvoice,
       1.7b-customvoice, 1.7b-voicedesign, tiny-customvoice.
   voxkit bench tts --model DIR [--frames N] [--threads T] [--speaker S]
-      Times the talker and code predictor per frame (greedy, batch 1).";
+      Times the talker and code predictor per frame (greedy, batch 1).
+  voxkit bench codec --model DIR [--frames N] [--threads T]
+      Times the codec decoder per frame, offline (one pass) and streaming (frame by frame).";
 
 /// `--name value` options and positional arguments.
 struct Args {
@@ -260,6 +262,32 @@ fn bench_tts(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn bench_codec(args: &Args) -> Result<(), String> {
+    use voxkit::models::codec::Codec;
+    let frames: usize = args.num("--frames")?.unwrap_or(50);
+    let dir = PathBuf::from(args.require("--model")?).join("speech_tokenizer");
+    let threads = args.num::<usize>("--threads")?.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let codec = Codec::load(&dir, Arc::new(Cpu::new(threads).map_err(|e| e.message)?)).map_err(|e| e.message)?;
+    let mut rng = voxkit::models::sampling::Rng::new(1);
+    let size = codec.config.decoder_config.codebook_size as u64;
+    let codes: Vec<Vec<u32>> =
+        (0..frames).map(|_| (0..codec.config.decoder_config.num_quantizers).map(|_| (rng.next_u64() % size) as u32).collect()).collect();
+    codec.decode(&codes[..2.min(frames)]).map_err(|e| e.message)?; // warm-up
+    let t = Instant::now();
+    codec.decode(&codes).map_err(|e| e.message)?;
+    let offline = t.elapsed().as_secs_f64() * 1e3 / frames as f64;
+    let mut st = codec.new_stream();
+    let t = Instant::now();
+    for f in codes.chunks(1) {
+        codec.forward_stream(&mut st, f).map_err(|e| e.message)?;
+    }
+    let streaming = t.elapsed().as_secs_f64() * 1e3 / frames as f64;
+    println!(
+        "codec: {frames} frames, offline {offline:.1} ms/frame, streaming {streaming:.1} ms/frame (80 ms of audio per frame); threads {threads}"
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = raw.first().cloned() else {
@@ -273,7 +301,8 @@ fn main() -> ExitCode {
         "make-checkpoint" => make_checkpoint(&Args::parse(rest)?),
         "bench" => match rest.first().map(String::as_str) {
             Some("tts") => bench_tts(&Args::parse(&rest[1..])?),
-            _ => Err("bench: expected `tts`".to_string()),
+            Some("codec") => bench_codec(&Args::parse(&rest[1..])?),
+            _ => Err("bench: expected `tts` or `codec`".to_string()),
         },
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
