@@ -54,61 +54,56 @@ fn default_rate() -> u32 {
 pub const CHUNK_FRAMES: usize = 300;
 pub const LEFT_CONTEXT_FRAMES: usize = 25;
 
-/// A causal 1-D convolution stored as one `[out, in]` matrix per tap (`taps[k]` is tap k).
+/// A causal 1-D convolution as one matrix `[out, k·in]` over the taps' shifted inputs
+/// (im2col): a single matrix product per call instead of one per tap.
 struct CausalConv {
-    taps: Vec<Weight>,
+    weight: Weight,
     bias: Vec<f32>,
+    kernel: usize,
     dilation: usize,
 }
 
 impl CausalConv {
     fn load(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize, k: usize, dilation: usize) -> Result<CausalConv> {
         let w = ck.take(&format!("{name}.weight"), &[cout, cin, k])?.to_f32();
-        let taps = (0..k)
-            .map(|t| {
-                let mut m = vec![0.0; cout * cin];
-                for o in 0..cout {
-                    for i in 0..cin {
-                        m[o * cin + i] = w[(o * cin + i) * k + t];
-                    }
+        // [out, in, k] → [out, k, in]: column t·in + i multiplies input channel i at tap t.
+        let mut m = vec![0.0; cout * k * cin];
+        for o in 0..cout {
+            for i in 0..cin {
+                for t in 0..k {
+                    m[o * k * cin + t * cin + i] = w[(o * cin + i) * k + t];
                 }
-                Weight::from_f32(vec![cout, cin], m)
-            })
-            .collect();
-        Ok(CausalConv { taps, bias: ck.take_f32(&format!("{name}.bias"), &[cout])?, dilation })
+            }
+        }
+        Ok(CausalConv {
+            weight: Weight::from_f32(vec![cout, k * cin], m),
+            bias: ck.take_f32(&format!("{name}.bias"), &[cout])?,
+            kernel: k,
+            dilation,
+        })
     }
 
     /// `x`: `[T, in]` → `[T, out]`, left-padded with `(k−1)·dilation` zero rows.
     fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
-        let k = self.taps.len();
+        let (k, cin) = (self.kernel, x.cols);
         let pad = (k - 1) * self.dilation;
-        let cout = self.taps[0].rows();
-        let mut y = Tensor::zeros(x.rows, cout);
-        for (t, w) in self.taps.iter().enumerate() {
-            // Tap t reads input row (r + t·d − pad); rows before the start are zeros.
-            let shift = pad - t * self.dilation;
-            if shift >= x.rows {
-                continue;
-            }
-            let src = Tensor::from_vec(x.data[..(x.rows - shift) * x.cols].to_vec(), x.rows - shift, x.cols);
-            let part = cpu.linear(&src, w, None);
-            for (a, b) in y.data[shift * cout..].iter_mut().zip(&part.data) {
-                *a += b;
+        let mut cols = Tensor::zeros(x.rows, k * cin);
+        for r in 0..x.rows {
+            for t in 0..k {
+                // Tap t reads input row r + t·d − pad (zeros before the start).
+                if let Some(src) = (r + t * self.dilation).checked_sub(pad) {
+                    cols.data[(r * k + t) * cin..(r * k + t + 1) * cin].copy_from_slice(x.row(src));
+                }
             }
         }
-        for row in y.data.chunks_mut(cout) {
-            for (v, b) in row.iter_mut().zip(&self.bias) {
-                *v += b;
-            }
-        }
-        y
+        cpu.linear(&cols, &self.weight, Some(&self.bias))
     }
 }
 
 impl CausalConv {
     /// Rows of left context this conv needs: `(k−1)·dilation`.
     fn context(&self) -> usize {
-        (self.taps.len() - 1) * self.dilation
+        (self.kernel - 1) * self.dilation
     }
 
     /// Streaming: `history` holds the last `context()` input rows (zeros at the start, which is
@@ -214,12 +209,7 @@ impl SnakeBeta {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut y = x.clone();
-        for row in y.data.chunks_mut(self.alpha.len()) {
-            for ((v, a), ib) in row.iter_mut().zip(&self.alpha).zip(&self.inv_beta) {
-                let s = (*v * a).sin();
-                *v += ib * s * s;
-            }
-        }
+        cpu::snake_beta(&mut y.data, &self.alpha, &self.inv_beta);
         y
     }
 }
