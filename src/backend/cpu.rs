@@ -142,46 +142,59 @@ impl Cpu {
     fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
         let (n, k, out) = (x.rows, x.cols, w.rows());
         let mut y = Tensor::zeros(n, out);
-        let cols_per_task = out.div_ceil(self.threads()).max(64);
-        let blocks: Vec<(usize, usize)> = (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
         let yp = SendPtr(y.data.as_mut_ptr());
-        let run = |&(j0, j1): &(usize, usize)| {
-            let wf: Vec<f32>;
-            let wslice: &[f32] = match &w.data {
-                WeightData::F32(v) => &v[j0 * k..j1 * k],
-                _ => {
-                    let mut buf = vec![0.0; (j1 - j0) * k];
-                    widen(&w.data, j0 * k, &mut buf);
-                    wf = buf;
-                    &wf
+        // SAFETY (both arms): each task writes a disjoint block of y; the strides describe
+        // x [n, k] row-major, Wᵀ [k, out] read through W's rows, and y [n, out] row-major.
+        if let (WeightData::F32(wv), true) = (&w.data, n >= 16 * self.threads()) {
+            // Many rows and f32 weights (the codec's long time axis): split the rows.
+            let rows_per_task = n.div_ceil(self.threads());
+            let blocks: Vec<(usize, usize)> = (0..n).step_by(rows_per_task).map(|i| (i, (i + rows_per_task).min(n))).collect();
+            let run = |&(i0, i1): &(usize, usize)| {
+                let yp = &yp;
+                unsafe {
+                    matrixmultiply::sgemm(
+                        i1 - i0, k, out, 1.0,
+                        x.data.as_ptr().add(i0 * k), k as isize, 1,
+                        wv.as_ptr(), 1, k as isize,
+                        0.0, yp.0.add(i0 * out), out as isize, 1,
+                    );
                 }
             };
-            let yp = &yp;
-            // SAFETY: each task writes only columns j0..j1 of y; the strides describe x [n, k],
-            // Wᵀ [k, j1−j0] (read through W's rows) and y's column block.
-            unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    k,
-                    j1 - j0,
-                    1.0,
-                    x.data.as_ptr(),
-                    k as isize,
-                    1,
-                    wslice.as_ptr(),
-                    1,
-                    k as isize,
-                    0.0,
-                    yp.0.add(j0),
-                    out as isize,
-                    1,
-                );
+            if blocks.len() == 1 {
+                blocks.iter().for_each(run);
+            } else {
+                self.pool.install(|| blocks.par_iter().for_each(run));
             }
-        };
-        if self.threads() == 1 || blocks.len() == 1 {
-            blocks.iter().for_each(run);
         } else {
-            self.pool.install(|| blocks.par_iter().for_each(run));
+            // Otherwise split the output columns (each task widens only its block of W).
+            let cols_per_task = out.div_ceil(self.threads()).max(64);
+            let blocks: Vec<(usize, usize)> = (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
+            let run = |&(j0, j1): &(usize, usize)| {
+                let wf: Vec<f32>;
+                let wslice: &[f32] = match &w.data {
+                    WeightData::F32(v) => &v[j0 * k..j1 * k],
+                    _ => {
+                        let mut buf = vec![0.0; (j1 - j0) * k];
+                        widen(&w.data, j0 * k, &mut buf);
+                        wf = buf;
+                        &wf
+                    }
+                };
+                let yp = &yp;
+                unsafe {
+                    matrixmultiply::sgemm(
+                        n, k, j1 - j0, 1.0,
+                        x.data.as_ptr(), k as isize, 1,
+                        wslice.as_ptr(), 1, k as isize,
+                        0.0, yp.0.add(j0), out as isize, 1,
+                    );
+                }
+            };
+            if self.threads() == 1 || blocks.len() == 1 {
+                blocks.iter().for_each(run);
+            } else {
+                self.pool.install(|| blocks.par_iter().for_each(run));
+            }
         }
         if let Some(b) = bias {
             for row in y.data.chunks_mut(out) {
