@@ -605,6 +605,9 @@ const char *vox_status_string(VoxStatus status);
  * successful calls leave it.
  *
  * Thread safety: any thread; reads only that thread's message.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 size_t vox_last_error(char *buf, size_t capacity);
 
@@ -612,6 +615,9 @@ size_t vox_last_error(char *buf, size_t capacity);
  * Fills `config` with the defaults (and its `struct_size`).
  *
  * Thread safety: any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_engine_config_init(struct VoxEngineConfig *config);
 
@@ -623,6 +629,9 @@ VoxStatus vox_engine_config_init(struct VoxEngineConfig *config);
  * back to the CPU. On success `*out_engine` receives the engine.
  *
  * Thread safety: any thread; engines are independent of each other.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_engine_create(const struct VoxEngineConfig *config, struct VoxEngine **out_engine);
 
@@ -631,6 +640,9 @@ VoxStatus vox_engine_create(const struct VoxEngineConfig *config, struct VoxEngi
  * every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards.
  *
  * Thread safety: call it once, when no other thread is inside a `vox_*` call on this engine.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 void vox_engine_destroy(struct VoxEngine *engine);
 
@@ -639,6 +651,9 @@ void vox_engine_destroy(struct VoxEngine *engine);
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_engine_stats(const struct VoxEngine *engine, struct VoxEngineStats *stats);
 
@@ -646,6 +661,9 @@ VoxStatus vox_engine_stats(const struct VoxEngine *engine, struct VoxEngineStats
  * Fills `request` with the defaults (and its `struct_size`); set `text` afterwards.
  *
  * Thread safety: any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_tts_request_init(struct VoxTtsRequest *request);
 
@@ -653,6 +671,9 @@ VoxStatus vox_tts_request_init(struct VoxTtsRequest *request);
  * Fills `request` with the defaults (and its `struct_size`); set the audio afterwards.
  *
  * Thread safety: any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_asr_request_init(struct VoxAsrRequest *request);
 
@@ -665,6 +686,9 @@ VoxStatus vox_asr_request_init(struct VoxAsrRequest *request);
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_tts_submit(const struct VoxEngine *engine,
                          const struct VoxTtsRequest *request,
@@ -678,6 +702,9 @@ VoxStatus vox_tts_submit(const struct VoxEngine *engine,
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_asr_submit(const struct VoxEngine *engine,
                          const struct VoxAsrRequest *request,
@@ -690,6 +717,9 @@ VoxStatus vox_asr_submit(const struct VoxEngine *engine,
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`. It never
  * waits for inference or a model lock (only for short internal locks), so a game's main thread
  * may call it every frame.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_poll(const struct VoxEngine *engine, VoxJobId job, struct VoxJobInfo *info);
 
@@ -700,6 +730,9 @@ VoxStatus vox_poll(const struct VoxEngine *engine, VoxJobId job, struct VoxJobIn
  *
  * Thread safety: any thread that may block, concurrently with every call but
  * `vox_engine_destroy` (never destroy an engine while a thread waits on it).
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_wait(const struct VoxEngine *engine,
                    VoxJobId job,
@@ -715,6 +748,9 @@ VoxStatus vox_wait(const struct VoxEngine *engine,
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; one reader
  * per job (two threads reading the same job split its samples between them). Never waits for
  * inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_read_audio(const struct VoxEngine *engine,
                          VoxJobId job,
@@ -729,6 +765,9 @@ VoxStatus vox_read_audio(const struct VoxEngine *engine,
  * The text is empty until the job is done (and for TTS jobs).
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_get_text(const struct VoxEngine *engine,
                        VoxJobId job,
@@ -741,6 +780,9 @@ VoxStatus vox_get_text(const struct VoxEngine *engine,
  * detected) into `dst`, with the same conventions as `vox_get_text`.
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_get_language(const struct VoxEngine *engine,
                            VoxJobId job,
@@ -753,6 +795,9 @@ VoxStatus vox_get_language(const struct VoxEngine *engine,
  * conventions as `vox_get_text`.
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_job_error(const struct VoxEngine *engine,
                         VoxJobId job,
@@ -765,6 +810,9 @@ VoxStatus vox_job_error(const struct VoxEngine *engine,
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_get_timings(const struct VoxEngine *engine, VoxJobId job, struct VoxTimings *timings);
 
@@ -775,6 +823,9 @@ VoxStatus vox_get_timings(const struct VoxEngine *engine, VoxJobId job, struct V
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_cancel(const struct VoxEngine *engine, VoxJobId job);
 
@@ -784,6 +835,9 @@ VoxStatus vox_cancel(const struct VoxEngine *engine, VoxJobId job);
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
  * for inference.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_release(const struct VoxEngine *engine, VoxJobId job);
 

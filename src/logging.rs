@@ -9,8 +9,8 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -54,12 +54,8 @@ impl log::Log for Dispatch {
         let level = level_of(record.level());
         let current = CURRENT.with(|c| c.get());
         // Clone the sinks out so that no lock is held while host code runs.
-        let targets: Vec<Arc<Sink>> = SINKS
-            .read()
-            .iter()
-            .filter(|s| (current == 0 || s.id == current) && level <= s.level)
-            .cloned()
-            .collect();
+        let targets: Vec<Arc<Sink>> =
+            SINKS.read().iter().filter(|s| (current == 0 || s.id == current) && level <= s.level).cloned().collect();
         if targets.is_empty() {
             return;
         }

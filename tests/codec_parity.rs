@@ -13,7 +13,8 @@ use voxkit::models::codec::Codec;
 fn offline_decode_matches_the_official_codec() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codec/tiny");
     let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("reference.json")).expect("missing fixture tests/fixtures/codec/tiny/reference.json"),
+        &std::fs::read_to_string(dir.join("reference.json"))
+            .expect("missing fixture tests/fixtures/codec/tiny/reference.json"),
     )
     .unwrap();
     let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference.safetensors");
@@ -51,7 +52,10 @@ fn offline_decode_matches_the_official_codec() {
                     streamed.extend(s);
                 }
                 let d = streamed.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(streamed.len() == got.len() && d <= 1e-5, "case {i}, chunks of {chunk}: streaming differs by {d:e}");
+                assert!(
+                    streamed.len() == got.len() && d <= 1e-5,
+                    "case {i}, chunks of {chunk}: streaming differs by {d:e}"
+                );
             }
         }
         longest = longest.max(frames.len());

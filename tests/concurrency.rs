@@ -49,7 +49,13 @@ fn eight_threads_hammer_one_engine() {
     let (loader, knobs) = FakeLoader::new(600, 500);
     knobs.step_delay_us.store(300, Ordering::Relaxed);
     // Budget for one model at a time: swaps happen under load too.
-    let cfg = EngineConfig { memory_budget: 1000, max_batch: 4, max_queued_jobs: 48, max_wait: Duration::from_millis(30), ..config() };
+    let cfg = EngineConfig {
+        memory_budget: 1000,
+        max_batch: 4,
+        max_queued_jobs: 48,
+        max_wait: Duration::from_millis(30),
+        ..config()
+    };
     let engine = Arc::new(Engine::with_loader(cfg, loader).unwrap());
     let submitted = Arc::new(AtomicU64::new(0));
     let run_for = Duration::from_secs(3);

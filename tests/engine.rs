@@ -16,7 +16,12 @@ const LONG: Option<Duration> = Some(Duration::from_secs(20));
 /// Equal audio, reported by length and first difference rather than by dumping both.
 fn assert_same(got: &[f32], want: &[f32]) {
     let first = got.iter().zip(want).position(|(a, b)| a != b);
-    assert!(got.len() == want.len() && first.is_none(), "audio differs: {} vs {} samples, first difference at {first:?}", got.len(), want.len());
+    assert!(
+        got.len() == want.len() && first.is_none(),
+        "audio differs: {} vs {} samples, first difference at {first:?}",
+        got.len(),
+        want.len()
+    );
 }
 
 fn engine(cfg: EngineConfig) -> (Engine, Arc<Knobs>) {
@@ -314,7 +319,18 @@ fn timings_are_consistent() {
     for id in [a, b] {
         e.wait(id, LONG).unwrap();
         let t = e.timings(id).unwrap();
-        for v in [t.queue_ms, t.model_load_ms, t.tts_ms, t.codec_ms, t.denoise_ms, t.upsample_ms, t.asr_frontend_ms, t.asr_encode_ms, t.asr_decode_ms, t.total_ms] {
+        for v in [
+            t.queue_ms,
+            t.model_load_ms,
+            t.tts_ms,
+            t.codec_ms,
+            t.denoise_ms,
+            t.upsample_ms,
+            t.asr_frontend_ms,
+            t.asr_encode_ms,
+            t.asr_decode_ms,
+            t.total_ms,
+        ] {
             assert!(v >= 0.0 && v.is_finite());
         }
         assert!(t.stages_sum_ms() <= t.total_ms + 1e-6, "{t:?}");
@@ -369,7 +385,8 @@ fn sticky_scheduling_serves_the_resident_model_first() {
     }
     // While TTS runs: more ASR jobs than TTS jobs arrive; TTS (resident) is still served first.
     let asr_ids: Vec<u64> = (0..4).map(|_| e.submit_asr(asr(1600)).unwrap()).collect();
-    let tts_ids: Vec<u64> = (0..2).map(|i| e.submit_tts(tts(&format!("frames:5 t{i}")))).collect::<Result<_, _>>().unwrap();
+    let tts_ids: Vec<u64> =
+        (0..2).map(|i| e.submit_tts(tts(&format!("frames:5 t{i}")))).collect::<Result<_, _>>().unwrap();
     for id in asr_ids.iter().chain(&tts_ids) {
         e.wait(*id, LONG).unwrap();
     }

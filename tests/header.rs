@@ -36,7 +36,11 @@ fn check_prefixes(header: &str) {
         } else if let Some(rest) = line.strip_prefix("typedef ") {
             match rest.split_once("(*") {
                 Some((_, fnptr)) => fnptr.split(')').next(),
-                None => rest.trim_end_matches(';').split(|c: char| !c.is_alphanumeric() && c != '_').filter(|s| !s.is_empty()).last(),
+                None => rest
+                    .trim_end_matches(';')
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .filter(|s| !s.is_empty())
+                    .last(),
             }
         } else if line.contains('(') && !line.starts_with('*') && !line.starts_with('/') && !line.starts_with('#') {
             line.split('(').next().and_then(|s| s.split_whitespace().last()).map(|s| s.trim_start_matches('*'))

@@ -58,7 +58,12 @@ fn build(s: &Scenario) -> Built {
         .jobs
         .iter()
         .enumerate()
-        .map(|(i, &(kind, priority, age))| QueuedJob { id: i as u64 + 1, kind, priority, enqueued: now - Duration::from_millis(age) })
+        .map(|(i, &(kind, priority, age))| QueuedJob {
+            id: i as u64 + 1,
+            kind,
+            priority,
+            enqueued: now - Duration::from_millis(age),
+        })
         .collect();
     Built { now, queue, policy: Policy { max_batch: s.max_batch, max_wait: Duration::from_millis(s.max_wait_ms) } }
 }
@@ -194,10 +199,18 @@ struct SimResult {
 }
 
 /// Runs the jobs to completion: each decode step takes 1 ms, each model load `load_ms`.
-fn simulate(jobs: &[SimJob], max_batch: usize, max_wait_ms: u64, load_ms: u64, sizes: (u64, u64), budget: u64) -> SimResult {
+fn simulate(
+    jobs: &[SimJob],
+    max_batch: usize,
+    max_wait_ms: u64,
+    load_ms: u64,
+    sizes: (u64, u64),
+    budget: u64,
+) -> SimResult {
     let (loader, _) = common::FakeLoader::new(sizes.0, sizes.1);
     let ctx = LoadContext { device: voxkit::Device::Cpu, cpu_threads: 1, max_slots: max_batch };
-    let cfg = |bytes| Some(Configured { dir: "sim".into(), spec: ModelSpec { memory_bytes: bytes, sample_rate: 16_000 } });
+    let cfg =
+        |bytes| Some(Configured { dir: "sim".into(), spec: ModelSpec { memory_bytes: bytes, sample_rate: 16_000 } });
     let mut manager = ModelManager::new(loader, ctx, budget, cfg(sizes.0), cfg(sizes.1)).unwrap();
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);

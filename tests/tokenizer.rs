@@ -82,10 +82,7 @@ fn check_cases(regex: SplitRegex, set: &CaseSet) {
     for case in &set.cases {
         let ids = tok.encode(&case.text).unwrap_or_else(|e| panic!("{}: encode failed: {e}", case.name));
         if ids != case.ids {
-            failures.push(format!(
-                "{}: encode({:?})\n   got {ids:?}\n  want {:?}",
-                case.name, case.text, case.ids
-            ));
+            failures.push(format!("{}: encode({:?})\n   got {ids:?}\n  want {:?}", case.name, case.text, case.ids));
         }
         let decoded = tok.decode(&case.ids).unwrap_or_else(|e| panic!("{}: decode failed: {e}", case.name));
         if decoded != case.decoded {
@@ -110,9 +107,7 @@ fn golden_is_from_the_pinned_transformers() {
     assert_eq!(g.transformers_version, "4.57.3");
     assert!(g.default.cases.len() >= 80, "golden.json lost cases");
     // The cases the spec calls out are present.
-    for name in
-        ["empty", "starts_with_newline", "target_english", "instruct", "camel_case", "contractions", "url"]
-    {
+    for name in ["empty", "starts_with_newline", "target_english", "instruct", "camel_case", "contractions", "url"] {
         assert!(g.default.cases.iter().any(|c| c.name == name), "golden.json has no case {name}");
     }
 }
@@ -296,10 +291,7 @@ fn a_folder_without_merges_names_merges_txt() {
 /// Loads a folder of the given vocab.json, merges.txt and tokenizer_config.json and expects a
 /// `ModelLoad` error naming `file`.
 fn expect_error_naming(name: &str, vocab: &str, merges: &str, config: &str, file: &str) {
-    let dir = TempDir::new(
-        name,
-        &[("vocab.json", vocab), ("merges.txt", merges), ("tokenizer_config.json", config)],
-    );
+    let dir = TempDir::new(name, &[("vocab.json", vocab), ("merges.txt", merges), ("tokenizer_config.json", config)]);
     let err = load_error(&dir);
     assert_eq!(err.kind, ErrorKind::ModelLoad, "{name}: {err}");
     assert!(err.message.contains(file), "{name}: {}", err.message);
@@ -343,11 +335,22 @@ fn split_regex_follows_the_official_local_folder_rule() {
     };
     assert_eq!(case(None), SplitRegex::Qwen2, "no config.json: no patch");
     assert_eq!(case(Some(r#"{"model_type": "qwen3_tts"}"#)), SplitRegex::MistralFixed, "no version: patched");
-    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "4.57.3"}"#)), SplitRegex::MistralFixed);
+    assert_eq!(
+        case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "4.57.3"}"#)),
+        SplitRegex::MistralFixed
+    );
     assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "4.57.1"}"#)), SplitRegex::Qwen2);
-    assert_eq!(case(Some(r#"{"transformers_version": "4.57.1"}"#)), SplitRegex::MistralFixed, "old version, no model_type");
+    assert_eq!(
+        case(Some(r#"{"transformers_version": "4.57.1"}"#)),
+        SplitRegex::MistralFixed,
+        "old version, no model_type"
+    );
     assert_eq!(case(Some(r#"{"model_type": "mistral", "transformers_version": "4.50.0"}"#)), SplitRegex::MistralFixed);
     assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "5.0.0"}"#)), SplitRegex::Qwen2);
-    assert_eq!(case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "5.0.0rc1"}"#)), SplitRegex::MistralFixed, "a 5.0 pre-release is below 5.0.0");
+    assert_eq!(
+        case(Some(r#"{"model_type": "qwen3_tts", "transformers_version": "5.0.0rc1"}"#)),
+        SplitRegex::MistralFixed,
+        "a 5.0 pre-release is below 5.0.0"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,7 +22,8 @@ fn checkpoint() -> PathBuf {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig { tts_model_dir: Some(checkpoint()), max_batch: 4, cpu_threads: 2, ..Default::default() }).unwrap()
+    Engine::new(EngineConfig { tts_model_dir: Some(checkpoint()), max_batch: 4, cpu_threads: 2, ..Default::default() })
+        .unwrap()
 }
 
 fn request(stream: bool) -> TtsRequest {
@@ -132,10 +133,12 @@ fn tts_through_the_c_abi() {
 fn engine_audio_matches_the_official_generate_custom_voice() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tts/tiny-06b");
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("e2e.json")).expect("missing fixture e2e.json")).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("e2e.json")).expect("missing fixture e2e.json"))
+            .unwrap();
     let bytes = std::fs::read(dir.join("e2e.safetensors")).expect("missing fixture e2e.safetensors");
     let refs = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let e = Engine::new(EngineConfig { tts_model_dir: Some(dir.clone()), cpu_threads: 2, ..Default::default() }).unwrap();
+    let e =
+        Engine::new(EngineConfig { tts_model_dir: Some(dir.clone()), cpu_threads: 2, ..Default::default() }).unwrap();
     for (i, case) in json["cases"].as_array().unwrap().iter().enumerate() {
         let s = |k: &str| case[k].as_str().map(str::to_string);
         for stream in [false, true] {
@@ -160,7 +163,13 @@ fn engine_audio_matches_the_official_generate_custom_voice() {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
-            assert_eq!(got.len(), want.len(), "case {i} (stream {stream}): {} samples vs {} official", got.len(), want.len());
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "case {i} (stream {stream}): {} samples vs {} official",
+                got.len(),
+                want.len()
+            );
             let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(d <= 1e-4, "case {i} (stream {stream}): max abs difference {d:e}");
             eprintln!("e2e case {i} (stream {stream}): {} samples, max abs difference {d:.2e}", got.len());

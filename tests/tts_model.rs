@@ -44,7 +44,10 @@ fn run(model: &mut Qwen3Tts, reqs: &[TtsRequest], join_after: &[usize]) -> Vec<(
     loop {
         for i in 0..reqs.len() {
             if !out[i].2 && join_after[i] <= steps {
-                model.prefill(&[TtsPrefill { slot: i, request: &reqs[i], max_new_tokens: reqs[i].max_new_tokens }]).remove(0).unwrap();
+                model
+                    .prefill(&[TtsPrefill { slot: i, request: &reqs[i], max_new_tokens: reqs[i].max_new_tokens }])
+                    .remove(0)
+                    .unwrap();
                 out[i].2 = true;
             }
         }
@@ -94,7 +97,8 @@ fn joining_a_running_batch_gives_the_same_codes_as_alone() {
 fn the_cap_counts_sampled_c0_tokens() {
     let mut m = load(&checkpoint()).unwrap();
     for cap in [1, 2, 5] {
-        let (frames, finish) = run(&mut m, &[req("A sentence that would go on for quite a while.", Some(5), true, cap)], &[0]).remove(0);
+        let (frames, finish) =
+            run(&mut m, &[req("A sentence that would go on for quite a while.", Some(5), true, cap)], &[0]).remove(0);
         if finish == Finish::Cap {
             assert_eq!(frames.len() as u32, cap - 1, "at most max_new_tokens - 1 frames");
         } else {
@@ -153,14 +157,22 @@ fn broken_checkpoints_name_what_is_wrong() {
 
     // A config whose sizes do not match the tensors: the tensor is named.
     copy_dir(&base, &dir);
-    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replacen("\"intermediate_size\": 128", "\"intermediate_size\": 96", 1);
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replacen(
+        "\"intermediate_size\": 128",
+        "\"intermediate_size\": 96",
+        1,
+    );
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     let e = load(&dir).err().unwrap();
     assert!(e.message.contains("talker.model.layers.0.mlp.gate_proj.weight"), "{}", e.message);
 
     // A config missing a field: the field is named.
     copy_dir(&base, &dir);
-    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replacen("\"codec_bos_id\"", "\"codec_bos_id_renamed\"", 1);
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replacen(
+        "\"codec_bos_id\"",
+        "\"codec_bos_id_renamed\"",
+        1,
+    );
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     let e = load(&dir).err().unwrap();
     assert!(e.message.contains("codec_bos_id"), "{}", e.message);

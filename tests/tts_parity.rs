@@ -31,8 +31,9 @@ struct Reference {
 
 fn reference(preset: &str) -> Reference {
     let dir = fixture(preset);
-    let text = std::fs::read_to_string(dir.join("reference.json"))
-        .unwrap_or_else(|e| panic!("missing fixture {}/reference.json ({e}): run tools/parity/make_tts_fixtures.py", dir.display()));
+    let text = std::fs::read_to_string(dir.join("reference.json")).unwrap_or_else(|e| {
+        panic!("missing fixture {}/reference.json ({e}): run tools/parity/make_tts_fixtures.py", dir.display())
+    });
     let tensors = Checkpoint::open(&dir.join("reference.safetensors")).expect("reference.safetensors");
     Reference { json: serde_json::from_str(&text).unwrap(), tensors }
 }
@@ -82,8 +83,11 @@ fn load(preset: &str) -> Qwen3Tts {
 
 /// Greedy generation through the engine's step interface; returns the frames and how it ended.
 fn generate(model: &mut Qwen3Tts, reqs: &[TtsRequest]) -> Vec<(Vec<Vec<u32>>, Finish)> {
-    let seqs: Vec<TtsPrefill<'_>> =
-        reqs.iter().enumerate().map(|(i, r)| TtsPrefill { slot: i, request: r, max_new_tokens: r.max_new_tokens }).collect();
+    let seqs: Vec<TtsPrefill<'_>> = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| TtsPrefill { slot: i, request: r, max_new_tokens: r.max_new_tokens })
+        .collect();
     for r in model.prefill(&seqs) {
         r.unwrap();
     }
@@ -118,7 +122,12 @@ fn check_preset(preset: &str) {
         // Tokens and prompt rows.
         let input = model.prompt_input(&req).unwrap_or_else(|e| panic!("{}", what(&e.message)));
         assert_eq!(input.input_ids, ids(&case["input_ids"]), "{}", what("input_ids"));
-        assert_eq!(input.instruct_ids.clone().unwrap_or_default(), ids(&case["instruct_ids"]), "{}", what("instruct_ids"));
+        assert_eq!(
+            input.instruct_ids.clone().unwrap_or_default(),
+            ids(&case["instruct_ids"]),
+            "{}",
+            what("instruct_ids")
+        );
         let prompt = build_prompt(&model.config, &input).unwrap();
         assert_eq!(prompt.rows.len() as u64, case["prompt_len"].as_u64().unwrap(), "{}", what("prompt length"));
         let (x, trailing) = model.embed_prompt(&prompt).unwrap();
@@ -134,7 +143,9 @@ fn check_preset(preset: &str) {
         let rows = x.rows;
         let hidden = model.talker.forward(&cpu, x, &mut [SeqRows { cache: &mut cache, rows }], Some(&mut layers));
         for (l, got) in layers.iter().enumerate() {
-            let want = reference.tensor(&format!("case{i}.hidden.{l}")).unwrap_or_else(|| panic!("{}", what(&format!("hidden.{l} missing"))));
+            let want = reference
+                .tensor(&format!("case{i}.hidden.{l}"))
+                .unwrap_or_else(|| panic!("{}", what(&format!("hidden.{l} missing"))));
             assert_close(&what(&format!("talker layer {l} output")), &got.data, &want.data);
         }
         let want = reference.tensor(&format!("case{i}.final_hidden")).expect("final_hidden");
@@ -175,8 +186,10 @@ fn check_preset(preset: &str) {
     // A batch of different lengths: each row equals the official batched (and single) run.
     if let Some(b) = reference.json.get("batched").filter(|b| !b.is_null()) {
         let names: Vec<&str> = b["case_names"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let reqs: Vec<TtsRequest> =
-            names.iter().map(|n| request(cases.iter().find(|c| c["name"].as_str() == Some(n)).expect("batched case"))).collect();
+        let reqs: Vec<TtsRequest> = names
+            .iter()
+            .map(|n| request(cases.iter().find(|c| c["name"].as_str() == Some(n)).expect("batched case")))
+            .collect();
         let got = generate(&mut model, &reqs);
         for ((n, (frames, _)), want) in names.iter().zip(&got).zip(b["codes"].as_array().unwrap()) {
             let want: Vec<Vec<u32>> = want.as_array().unwrap().iter().map(ids).collect();

@@ -74,11 +74,14 @@ impl Cpu {
         }
         // Outputs transposed per weight row ([out, n]), all layers back to back, so each task
         // writes one contiguous block.
-        let offsets: Vec<usize> = layers.iter().scan(0, |acc, (w, _)| {
-            let o = *acc;
-            *acc += w.rows();
-            Some(o)
-        }).collect();
+        let offsets: Vec<usize> = layers
+            .iter()
+            .scan(0, |acc, (w, _)| {
+                let o = *acc;
+                *acc += w.rows();
+                Some(o)
+            })
+            .collect();
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
         let mut yt = vec![0.0f32; total * n];
         // One contiguous run of rows per thread: each streams its part of the weights in order,
@@ -114,7 +117,9 @@ impl Cpu {
             }
         } else {
             self.pool.install(|| {
-                yt.par_chunks_mut(rows_per_task * n).enumerate().for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
+                yt.par_chunks_mut(rows_per_task * n)
+                    .enumerate()
+                    .for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
             });
         }
         layers
@@ -148,15 +153,26 @@ impl Cpu {
         if let (WeightData::F32(wv), true) = (&w.data, n >= 16 * self.threads()) {
             // Many rows and f32 weights (the codec's long time axis): split the rows.
             let rows_per_task = n.div_ceil(self.threads());
-            let blocks: Vec<(usize, usize)> = (0..n).step_by(rows_per_task).map(|i| (i, (i + rows_per_task).min(n))).collect();
+            let blocks: Vec<(usize, usize)> =
+                (0..n).step_by(rows_per_task).map(|i| (i, (i + rows_per_task).min(n))).collect();
             let run = |&(i0, i1): &(usize, usize)| {
                 let yp = &yp;
                 unsafe {
                     matrixmultiply::sgemm(
-                        i1 - i0, k, out, 1.0,
-                        x.data.as_ptr().add(i0 * k), k as isize, 1,
-                        wv.as_ptr(), 1, k as isize,
-                        0.0, yp.0.add(i0 * out), out as isize, 1,
+                        i1 - i0,
+                        k,
+                        out,
+                        1.0,
+                        x.data.as_ptr().add(i0 * k),
+                        k as isize,
+                        1,
+                        wv.as_ptr(),
+                        1,
+                        k as isize,
+                        0.0,
+                        yp.0.add(i0 * out),
+                        out as isize,
+                        1,
                     );
                 }
             };
@@ -168,7 +184,8 @@ impl Cpu {
         } else {
             // Otherwise split the output columns (each task widens only its block of W).
             let cols_per_task = out.div_ceil(self.threads()).max(64);
-            let blocks: Vec<(usize, usize)> = (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
+            let blocks: Vec<(usize, usize)> =
+                (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
             let run = |&(j0, j1): &(usize, usize)| {
                 let wf: Vec<f32>;
                 let wslice: &[f32] = match &w.data {
@@ -183,10 +200,20 @@ impl Cpu {
                 let yp = &yp;
                 unsafe {
                     matrixmultiply::sgemm(
-                        n, k, j1 - j0, 1.0,
-                        x.data.as_ptr(), k as isize, 1,
-                        wslice.as_ptr(), 1, k as isize,
-                        0.0, yp.0.add(j0), out as isize, 1,
+                        n,
+                        k,
+                        j1 - j0,
+                        1.0,
+                        x.data.as_ptr(),
+                        k as isize,
+                        1,
+                        wslice.as_ptr(),
+                        1,
+                        k as isize,
+                        0.0,
+                        yp.0.add(j0),
+                        out as isize,
+                        1,
                     );
                 }
             };
@@ -212,7 +239,10 @@ impl Cpu {
         let mut t = Tensor::zeros(ids.len(), dim);
         for (i, &id) in ids.iter().enumerate() {
             if id as usize >= table.rows() {
-                return Err(Error::invalid(format!("token id {id} is outside the embedding table of {} rows", table.rows())));
+                return Err(Error::invalid(format!(
+                    "token id {id} is outside the embedding table of {} rows",
+                    table.rows()
+                )));
             }
             table.row_into(id as usize, t.row_mut(i));
         }
@@ -365,12 +395,14 @@ pub fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
 pub fn sin_fast(x: f32) -> f32 {
     const INV_PI: f32 = std::f32::consts::FRAC_1_PI;
     const PI_A: f32 = 3.140_625;
-    const PI_B: f32 = 9.670_257_568_359_375e-4;
+    const PI_B: f32 = 9.670_258e-4;
     const PI_C: f32 = 6.278_329_e-7;
     let k = (x * INV_PI + 0.5).floor();
     let r = ((x - k * PI_A) - k * PI_B) - k * PI_C;
     let r2 = r * r;
-    let p = r + r * r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362_880.0 - r2 / 39_916_800.0))));
+    let p = r + r
+        * r2
+        * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362_880.0 - r2 / 39_916_800.0))));
     // (−1)^k without a branch.
     let odd = k - 2.0 * (k * 0.5).floor();
     p * (1.0 - 2.0 * odd)

@@ -68,7 +68,9 @@ impl Args {
 
 fn load(args: &Args) -> Result<Qwen3Tts, String> {
     let dir = PathBuf::from(args.require("--model")?);
-    let threads = args.num::<usize>("--threads")?.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
     let t = Instant::now();
     let model = Qwen3Tts::load(&dir, cpu, 1).map_err(|e| e.message)?;
@@ -209,7 +211,10 @@ fn say(args: &Args) -> Result<(), String> {
 fn make_checkpoint(args: &Args) -> Result<(), String> {
     let preset = args.require("--preset")?;
     let out = PathBuf::from(args.require("--out")?);
-    let tok = args.get("--tokenizer").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer")));
+    let tok = args
+        .get("--tokenizer")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer")));
     let seed = args.num("--seed")?.unwrap_or(1);
     let t = Instant::now();
     random_checkpoint::write(preset, &out, &tok, seed).map_err(|e| e.message)?;
@@ -242,7 +247,10 @@ fn bench_tts(args: &Args) -> Result<(), String> {
         if s.finish.is_some() {
             model.release(0);
             let t = Instant::now();
-            model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0).map_err(|e| e.message)?;
+            model
+                .prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }])
+                .remove(0)
+                .map_err(|e| e.message)?;
             prefills.push(t.elapsed());
         }
     }
@@ -266,12 +274,15 @@ fn bench_codec(args: &Args) -> Result<(), String> {
     use voxkit::models::codec::Codec;
     let frames: usize = args.num("--frames")?.unwrap_or(50);
     let dir = PathBuf::from(args.require("--model")?).join("speech_tokenizer");
-    let threads = args.num::<usize>("--threads")?.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let codec = Codec::load(&dir, Arc::new(Cpu::new(threads).map_err(|e| e.message)?)).map_err(|e| e.message)?;
     let mut rng = voxkit::models::sampling::Rng::new(1);
     let size = codec.config.decoder_config.codebook_size as u64;
-    let codes: Vec<Vec<u32>> =
-        (0..frames).map(|_| (0..codec.config.decoder_config.num_quantizers).map(|_| (rng.next_u64() % size) as u32).collect()).collect();
+    let codes: Vec<Vec<u32>> = (0..frames)
+        .map(|_| (0..codec.config.decoder_config.num_quantizers).map(|_| (rng.next_u64() % size) as u32).collect())
+        .collect();
     codec.decode(&codes[..2.min(frames)]).map_err(|e| e.message)?; // warm-up
     let t = Instant::now();
     codec.decode(&codes).map_err(|e| e.message)?;

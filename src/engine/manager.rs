@@ -123,9 +123,10 @@ impl ModelManager {
         if self.resident.has(kind) {
             return Ok(None);
         }
-        let cfg = self.configured(kind).cloned().ok_or_else(|| {
-            Error::new(ErrorKind::ModelNotLoaded, format!("no {} model is configured", kind.name()))
-        })?;
+        let cfg = self
+            .configured(kind)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::ModelNotLoaded, format!("no {} model is configured", kind.name())))?;
         let start = Instant::now();
         let other = kind.other();
         let mut swapped = false;
@@ -162,9 +163,9 @@ pub fn auto_budget() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
         })
         .map(|kb| kb * 1024 / 10 * 8)
         .unwrap_or(u64::MAX)

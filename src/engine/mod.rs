@@ -227,7 +227,14 @@ impl Engine {
         self.enqueue(ModelKind::Asr, 0, Request::Asr(request), priority, post)
     }
 
-    fn enqueue(&self, kind: ModelKind, flags: u32, request: Request, priority: i32, post: Vec<PostStream>) -> Result<JobId> {
+    fn enqueue(
+        &self,
+        kind: ModelKind,
+        flags: u32,
+        request: Request,
+        priority: i32,
+        post: Vec<PostStream>,
+    ) -> Result<JobId> {
         let mut q = self.shared.queue.lock();
         if q.shutdown {
             return Err(Error::new(ErrorKind::ShuttingDown, "the engine is shutting down"));
@@ -262,7 +269,10 @@ impl Engine {
                 match deadline {
                     Some(dl) => {
                         if job.ended.wait_until(&mut d, dl).timed_out() && !d.state.is_terminal() {
-                            return Err(Error::new(ErrorKind::Timeout, format!("job {id} did not end within the timeout")));
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                format!("job {id} did not end within the timeout"),
+                            ));
                         }
                     }
                     None => job.ended.wait(&mut d),

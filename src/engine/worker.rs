@@ -340,7 +340,9 @@ impl Worker {
         let features = match features {
             Ok(f) if f.len() == jobs.len() => f,
             other => {
-                let e = other.err().unwrap_or_else(|| Error::internal("the ASR front-end returned the wrong number of feature sets"));
+                let e = other
+                    .err()
+                    .unwrap_or_else(|| Error::internal("the ASR front-end returned the wrong number of feature sets"));
                 drop(guard);
                 self.fail_admitted(jobs, slots, e);
                 return;
@@ -485,11 +487,14 @@ impl Worker {
         }
 
         // Streaming sequences: decode their new frames now, batched.
-        let streaming: Vec<usize> =
-            (0..batch.seqs.len()).filter(|&i| batch.seqs[i].stream && batch.seqs[i].frames.len() > batch.seqs[i].decoded).collect();
+        let streaming: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&i| batch.seqs[i].stream && batch.seqs[i].frames.len() > batch.seqs[i].decoded)
+            .collect();
         if !streaming.is_empty() {
-            let items: Vec<(usize, &[Vec<u32>])> =
-                streaming.iter().map(|&i| (batch.seqs[i].slot, &batch.seqs[i].frames[batch.seqs[i].decoded..])).collect();
+            let items: Vec<(usize, &[Vec<u32>])> = streaming
+                .iter()
+                .map(|&i| (batch.seqs[i].slot, &batch.seqs[i].frames[batch.seqs[i].decoded..]))
+                .collect();
             let (audio, d) = timed(|| m.codec.decode_stream(&items));
             let audio = audio?;
             log::trace!("pipeline: codec stream step done in {:.2} ms (batch {})", ms(d), items.len());

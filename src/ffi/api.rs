@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::types::*;
 use super::{boundary, check_out_size, last_error, non_null, null, opt_str, read_sized};
+use crate::Engine;
 use crate::engine::EngineStats;
 use crate::engine::config::{Device, EngineConfig, LogLevel, LogSink};
 use crate::engine::job::{JobInfo, JobState};
@@ -14,7 +15,6 @@ use crate::engine::model::ModelKind;
 use crate::engine::request::{AsrRequest, Sampling, TtsRequest};
 use crate::engine::timings::Timings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::Engine;
 
 const ENGINE_MAGIC: u64 = 0x766f_786b_6974_454e; // "voxkitEN"
 
@@ -97,6 +97,9 @@ pub extern "C" fn vox_status_string(status: VoxStatus) -> *const c_char {
 /// successful calls leave it.
 ///
 /// Thread safety: any thread; reads only that thread's message.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_last_error(buf: *mut c_char, capacity: usize) -> usize {
     std::panic::catch_unwind(|| {
@@ -120,6 +123,9 @@ pub unsafe extern "C" fn vox_last_error(buf: *mut c_char, capacity: usize) -> us
 /// Fills `config` with the defaults (and its `struct_size`).
 ///
 /// Thread safety: any thread.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_engine_config_init(config: *mut VoxEngineConfig) -> VoxStatus {
     boundary("vox_engine_config_init", || {
@@ -174,7 +180,9 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
     };
     let log_level = LogLevel::from_i32(c.log_level)
         .ok_or_else(|| Error::invalid(format!("log_level must be a VOX_LOG_* value, got {}", c.log_level)))?;
-    let dir = |p: *const c_char, what: &str| -> Result<Option<PathBuf>> { Ok(unsafe { opt_str(p, what) }?.map(PathBuf::from)) };
+    let dir = |p: *const c_char, what: &str| -> Result<Option<PathBuf>> {
+        Ok(unsafe { opt_str(p, what) }?.map(PathBuf::from))
+    };
     let log_sink: Option<LogSink> = c.log_callback.map(|cb| {
         let user = UserData(c.log_user_data);
         let sink: LogSink = Arc::new(move |level: LogLevel, msg: &str| {
@@ -207,8 +215,14 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
 /// back to the CPU. On success `*out_engine` receives the engine.
 ///
 /// Thread safety: any thread; engines are independent of each other.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_engine_create(config: *const VoxEngineConfig, out_engine: *mut *mut VoxEngine) -> VoxStatus {
+pub unsafe extern "C" fn vox_engine_create(
+    config: *const VoxEngineConfig,
+    out_engine: *mut *mut VoxEngine,
+) -> VoxStatus {
     boundary("vox_engine_create", || {
         let c = unsafe { read_sized(non_null(config, "config")?, "VoxEngineConfig")? };
         let out = non_null(out_engine, "out_engine")? as *mut *mut VoxEngine;
@@ -223,6 +237,9 @@ pub unsafe extern "C" fn vox_engine_create(config: *const VoxEngineConfig, out_e
 /// every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards.
 ///
 /// Thread safety: call it once, when no other thread is inside a `vox_*` call on this engine.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_engine_destroy(engine: *mut VoxEngine) {
     let _ = boundary("vox_engine_destroy", || {
@@ -241,6 +258,9 @@ pub unsafe extern "C" fn vox_engine_destroy(engine: *mut VoxEngine) {
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut VoxEngineStats) -> VoxStatus {
     boundary("vox_engine_stats", || {
@@ -250,7 +270,8 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
         let s: EngineStats = e.stats();
         let out = VoxEngineStats {
             struct_size: std::mem::size_of::<VoxEngineStats>() as u32,
-            resident: (if s.resident.tts { VOX_MODEL_TTS } else { 0 }) | (if s.resident.asr { VOX_MODEL_ASR } else { 0 }),
+            resident: (if s.resident.tts { VOX_MODEL_TTS } else { 0 })
+                | (if s.resident.asr { VOX_MODEL_ASR } else { 0 }),
             jobs_done: s.jobs_done,
             jobs_failed: s.jobs_failed,
             jobs_cancelled: s.jobs_cancelled,
@@ -276,6 +297,9 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
 /// Fills `request` with the defaults (and its `struct_size`); set `text` afterwards.
 ///
 /// Thread safety: any thread.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_tts_request_init(request: *mut VoxTtsRequest) -> VoxStatus {
     boundary("vox_tts_request_init", || {
@@ -309,6 +333,9 @@ pub unsafe extern "C" fn vox_tts_request_init(request: *mut VoxTtsRequest) -> Vo
 /// Fills `request` with the defaults (and its `struct_size`); set the audio afterwards.
 ///
 /// Thread safety: any thread.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_asr_request_init(request: *mut VoxAsrRequest) -> VoxStatus {
     boundary("vox_asr_request_init", || {
@@ -379,8 +406,15 @@ fn tts_request(r: &VoxTtsRequest) -> Result<TtsRequest> {
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_tts_submit(engine: *const VoxEngine, request: *const VoxTtsRequest, out_job: *mut VoxJobId) -> VoxStatus {
+pub unsafe extern "C" fn vox_tts_submit(
+    engine: *const VoxEngine,
+    request: *const VoxTtsRequest,
+    out_job: *mut VoxJobId,
+) -> VoxStatus {
     boundary("vox_tts_submit", || {
         let e = unsafe { engine_ref(engine)? };
         let r = unsafe { read_sized(non_null(request, "request")?, "VoxTtsRequest")? };
@@ -403,7 +437,9 @@ fn asr_request(r: &VoxAsrRequest) -> Result<AsrRequest> {
         .ok()
         .and_then(|f| f.checked_mul(r.channels as usize))
         .filter(|&n| n <= (isize::MAX as usize) / std::mem::size_of::<f32>())
-        .ok_or_else(|| Error::invalid(format!("request.frames ({}) × channels ({}) is too large", r.frames, r.channels)))?;
+        .ok_or_else(|| {
+            Error::invalid(format!("request.frames ({}) × channels ({}) is too large", r.frames, r.channels))
+        })?;
     // SAFETY: the caller promises `pcm` holds frames × channels floats.
     let audio = unsafe { std::slice::from_raw_parts(pcm, samples) }.to_vec();
     Ok(AsrRequest {
@@ -425,8 +461,15 @@ fn asr_request(r: &VoxAsrRequest) -> Result<AsrRequest> {
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_asr_submit(engine: *const VoxEngine, request: *const VoxAsrRequest, out_job: *mut VoxJobId) -> VoxStatus {
+pub unsafe extern "C" fn vox_asr_submit(
+    engine: *const VoxEngine,
+    request: *const VoxAsrRequest,
+    out_job: *mut VoxJobId,
+) -> VoxStatus {
     boundary("vox_asr_submit", || {
         let e = unsafe { engine_ref(engine)? };
         let r = unsafe { read_sized(non_null(request, "request")?, "VoxAsrRequest")? };
@@ -472,6 +515,9 @@ fn job_info(i: &JobInfo) -> VoxJobInfo {
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`. It never
 /// waits for inference or a model lock (only for short internal locks), so a game's main thread
 /// may call it every frame.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_poll(engine: *const VoxEngine, job: VoxJobId, info: *mut VoxJobInfo) -> VoxStatus {
     boundary("vox_poll", || {
@@ -490,8 +536,16 @@ pub unsafe extern "C" fn vox_poll(engine: *const VoxEngine, job: VoxJobId, info:
 ///
 /// Thread safety: any thread that may block, concurrently with every call but
 /// `vox_engine_destroy` (never destroy an engine while a thread waits on it).
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_wait(engine: *const VoxEngine, job: VoxJobId, timeout_ms: u32, info: *mut VoxJobInfo) -> VoxStatus {
+pub unsafe extern "C" fn vox_wait(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    timeout_ms: u32,
+    info: *mut VoxJobInfo,
+) -> VoxStatus {
     boundary("vox_wait", || {
         let e = unsafe { engine_ref(engine)? };
         if !info.is_null() {
@@ -514,15 +568,25 @@ pub unsafe extern "C" fn vox_wait(engine: *const VoxEngine, job: VoxJobId, timeo
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; one reader
 /// per job (two threads reading the same job split its samples between them). Never waits for
 /// inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_read_audio(engine: *const VoxEngine, job: VoxJobId, dst: *mut f32, capacity: usize, written: *mut usize) -> VoxStatus {
+pub unsafe extern "C" fn vox_read_audio(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    dst: *mut f32,
+    capacity: usize,
+    written: *mut usize,
+) -> VoxStatus {
     boundary("vox_read_audio", || {
         let e = unsafe { engine_ref(engine)? };
         let out = non_null(written, "written")? as *mut usize;
         if capacity > 0 && dst.is_null() {
             return Err(null("dst (with capacity > 0)"));
         }
-        let buf: &mut [f32] = if capacity == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(dst, capacity) } };
+        let buf: &mut [f32] =
+            if capacity == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(dst, capacity) } };
         let n = e.read_audio(job, buf)?;
         unsafe { out.write_unaligned(n) };
         Ok(())
@@ -560,8 +624,17 @@ fn copy_text(s: &str, dst: *mut c_char, capacity: usize, required: *mut usize) -
 /// The text is empty until the job is done (and for TTS jobs).
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_get_text(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
+pub unsafe extern "C" fn vox_get_text(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    dst: *mut c_char,
+    capacity: usize,
+    required: *mut usize,
+) -> VoxStatus {
     boundary("vox_get_text", || {
         let e = unsafe { engine_ref(engine)? };
         check_text_buffer(dst, capacity)?;
@@ -573,8 +646,17 @@ pub unsafe extern "C" fn vox_get_text(engine: *const VoxEngine, job: VoxJobId, d
 /// detected) into `dst`, with the same conventions as `vox_get_text`.
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_get_language(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
+pub unsafe extern "C" fn vox_get_language(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    dst: *mut c_char,
+    capacity: usize,
+    required: *mut usize,
+) -> VoxStatus {
     boundary("vox_get_language", || {
         let e = unsafe { engine_ref(engine)? };
         check_text_buffer(dst, capacity)?;
@@ -586,8 +668,17 @@ pub unsafe extern "C" fn vox_get_language(engine: *const VoxEngine, job: VoxJobI
 /// conventions as `vox_get_text`.
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_job_error(engine: *const VoxEngine, job: VoxJobId, dst: *mut c_char, capacity: usize, required: *mut usize) -> VoxStatus {
+pub unsafe extern "C" fn vox_job_error(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    dst: *mut c_char,
+    capacity: usize,
+    required: *mut usize,
+) -> VoxStatus {
     boundary("vox_job_error", || {
         let e = unsafe { engine_ref(engine)? };
         check_text_buffer(dst, capacity)?;
@@ -600,8 +691,15 @@ pub unsafe extern "C" fn vox_job_error(engine: *const VoxEngine, job: VoxJobId, 
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vox_get_timings(engine: *const VoxEngine, job: VoxJobId, timings: *mut VoxTimings) -> VoxStatus {
+pub unsafe extern "C" fn vox_get_timings(
+    engine: *const VoxEngine,
+    job: VoxJobId,
+    timings: *mut VoxTimings,
+) -> VoxStatus {
     boundary("vox_get_timings", || {
         let e = unsafe { engine_ref(engine)? };
         let p = non_null(timings, "timings")? as *mut VoxTimings;
@@ -633,6 +731,9 @@ pub unsafe extern "C" fn vox_get_timings(engine: *const VoxEngine, job: VoxJobId
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_cancel(engine: *const VoxEngine, job: VoxJobId) -> VoxStatus {
     boundary("vox_cancel", || unsafe { engine_ref(engine)? }.cancel(job))
@@ -643,6 +744,9 @@ pub unsafe extern "C" fn vox_cancel(engine: *const VoxEngine, job: VoxJobId) -> 
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
 /// for inference.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_release(engine: *const VoxEngine, job: VoxJobId) -> VoxStatus {
     boundary("vox_release", || unsafe { engine_ref(engine)? }.release(job))

@@ -42,7 +42,12 @@ impl CodePredictor {
         let heads = (0..groups)
             .map(|j| ck.take(&format!("{pre}lm_head.{j}.weight"), &[p.vocab_size, ph]))
             .collect::<Result<Vec<_>>>()?;
-        Ok(CodePredictor { projection, decoder: Qwen3Stack::load(ck, &format!("{pre}model."), cfg.predictor_dims())?, embeddings, heads })
+        Ok(CodePredictor {
+            projection,
+            decoder: Qwen3Stack::load(ck, &format!("{pre}model."), cfg.predictor_dims())?,
+            embeddings,
+            heads,
+        })
     }
 
     pub fn weight_bytes(&self) -> usize {

@@ -141,7 +141,14 @@ struct CausalTransConv {
 }
 
 impl CausalTransConv {
-    fn load(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Result<CausalTransConv> {
+    fn load(
+        ck: &mut Checkpoint,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+    ) -> Result<CausalTransConv> {
         // PyTorch ConvTranspose1d weight: [in, out, k].
         let w = ck.take(&format!("{name}.weight"), &[cin, cout, k])?.to_f32();
         let taps = (0..k)
@@ -373,7 +380,8 @@ impl Codec {
             };
             let sum = ck.take_f32(&format!("{prefix}.embedding_sum"), &[c.codebook_size, vq])?;
             let usage = ck.take_f32(&format!("{prefix}.cluster_usage"), &[c.codebook_size])?;
-            let table = sum.chunks(vq).zip(&usage).flat_map(|(row, u)| row.iter().map(move |v| v / u.max(1e-5))).collect();
+            let table =
+                sum.chunks(vq).zip(&usage).flat_map(|(row, u)| row.iter().map(move |v| v / u.max(1e-5))).collect();
             codebooks.push(table);
         }
         let proj = |ck: &mut Checkpoint, name: &str| -> Result<Weight> {
@@ -506,7 +514,10 @@ impl Codec {
                 .iter()
                 .map(|b| {
                     let cout = b.upsample.taps[0].rows();
-                    (zeros(b.upsample.overhang(), cout), b.units.iter().map(|u| zeros(u.conv1.context(), cout)).collect())
+                    (
+                        zeros(b.upsample.overhang(), cout),
+                        b.units.iter().map(|u| zeros(u.conv1.context(), cout)).collect(),
+                    )
                 })
                 .collect(),
             conv_out: zeros(self.conv_out.context(), self.final_snake.alpha.len()),
@@ -528,12 +539,19 @@ impl Codec {
         let mut rest = Tensor::zeros(t, vq);
         for (i, f) in frames.iter().enumerate() {
             if f.len() != c.num_quantizers {
-                return Err(Error::invalid(format!("frame {i} has {} codes; the codec expects {}", f.len(), c.num_quantizers)));
+                return Err(Error::invalid(format!(
+                    "frame {i} has {} codes; the codec expects {}",
+                    f.len(),
+                    c.num_quantizers
+                )));
             }
             for (q, &code) in f.iter().enumerate() {
                 let code = code as usize;
                 if code >= c.codebook_size {
-                    return Err(Error::invalid(format!("code {code} in frame {i} is outside the codebook of {}", c.codebook_size)));
+                    return Err(Error::invalid(format!(
+                        "code {code} in frame {i} is outside the codebook of {}",
+                        c.codebook_size
+                    )));
                 }
                 let row = &self.codebooks[q][code * vq..(code + 1) * vq];
                 let dst = if q == 0 { first.row_mut(i) } else { rest.row_mut(i) };

@@ -28,7 +28,11 @@ fn load_error(msg: String) -> Error {
 /// is missing.
 fn check_folder(kind: ModelKind, dir: &Path, files: &[&str]) -> Result<()> {
     if !dir.is_dir() {
-        return Err(load_error(format!("{} model folder {} does not exist or is not a folder", kind.name(), dir.display())));
+        return Err(load_error(format!(
+            "{} model folder {} does not exist or is not a folder",
+            kind.name(),
+            dir.display()
+        )));
     }
     for file in files {
         if !dir.join(file).is_file() {
@@ -67,7 +71,10 @@ impl ModelLoader for CheckpointLoader {
                 check_folder(kind, dir, &TTS_FILES)?;
                 check_folder(kind, dir, &CODEC_FILES)?;
                 let codec: codec::CodecConfig = tts_config::read_json(&dir.join("speech_tokenizer/config.json"))?;
-                Ok(ModelSpec { memory_bytes: CheckpointLoader::tts_memory(dir, ctx.max_slots)?, sample_rate: codec.output_sample_rate })
+                Ok(ModelSpec {
+                    memory_bytes: CheckpointLoader::tts_memory(dir, ctx.max_slots)?,
+                    sample_rate: codec.output_sample_rate,
+                })
             }
             ModelKind::Asr => {
                 check_folder(kind, dir, &["config.json", "model.safetensors"])?;
@@ -90,6 +97,9 @@ impl ModelLoader for CheckpointLoader {
 
     fn load_asr(&self, dir: &Path, _ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
         check_folder(ModelKind::Asr, dir, &["config.json", "model.safetensors"])?;
-        Err(Error::new(ErrorKind::Unsupported, format!("{}: this version of voxkit cannot run Qwen3-ASR checkpoints yet", dir.display())))
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{}: this version of voxkit cannot run Qwen3-ASR checkpoints yet", dir.display()),
+        ))
     }
 }

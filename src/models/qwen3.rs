@@ -126,7 +126,13 @@ impl Qwen3Stack {
     /// Runs all layers and the final norm over `x` (rows grouped by `seqs`, in order), appending
     /// each sequence's keys and values to its cache. Returns the post-norm hidden states; with
     /// `layer_outputs`, also each layer's output (for parity checks).
-    pub fn forward(&self, cpu: &Cpu, mut x: Tensor, seqs: &mut [SeqRows<'_>], mut layer_outputs: Option<&mut Vec<Tensor>>) -> Tensor {
+    pub fn forward(
+        &self,
+        cpu: &Cpu,
+        mut x: Tensor,
+        seqs: &mut [SeqRows<'_>],
+        mut layer_outputs: Option<&mut Vec<Tensor>>,
+    ) -> Tensor {
         assert_eq!(seqs.iter().map(|s| s.rows).sum::<usize>(), x.rows, "rows do not match the sequences");
         assert_eq!(x.cols, self.dims.hidden);
         let starts: Vec<usize> = seqs.iter().map(|s| s.cache.len).collect();
@@ -154,7 +160,15 @@ impl Qwen3Stack {
         x
     }
 
-    fn attention(&self, cpu: &Cpu, l: usize, layer: &Qwen3Layer, h: &Tensor, seqs: &mut [SeqRows<'_>], starts: &[usize]) -> Tensor {
+    fn attention(
+        &self,
+        cpu: &Cpu,
+        l: usize,
+        layer: &Qwen3Layer,
+        h: &Tensor,
+        seqs: &mut [SeqRows<'_>],
+        starts: &[usize],
+    ) -> Tensor {
         let d = &self.dims;
         let hd = d.head_dim;
         let mut qkv = cpu.linear_many(h, &[(&layer.q_proj, None), (&layer.k_proj, None), (&layer.v_proj, None)]);
@@ -196,25 +210,26 @@ impl Qwen3Stack {
             let start = starts[s];
             // One task per (row, head): independent outputs.
             let attend = |(idx, o): (usize, &mut [f32])| {
-                    let (r, head) = (idx / d.heads, idx % d.heads);
-                    let qh = &qrows[idx * hd..(idx + 1) * hd];
-                    let kvh = head / group;
-                    let n = start + r + 1;
-                    let mut scores: Vec<f32> = (0..n).map(|t| cpu::dot(qh, &kc[t * kvw + kvh * hd..t * kvw + (kvh + 1) * hd]) * scale).collect();
-                    let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
+                let (r, head) = (idx / d.heads, idx % d.heads);
+                let qh = &qrows[idx * hd..(idx + 1) * hd];
+                let kvh = head / group;
+                let n = start + r + 1;
+                let mut scores: Vec<f32> =
+                    (0..n).map(|t| cpu::dot(qh, &kc[t * kvw + kvh * hd..t * kvw + (kvh + 1) * hd]) * scale).collect();
+                let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                o.iter_mut().for_each(|x| *x = 0.0);
+                for (t, p) in scores.iter().enumerate() {
+                    let w = p / sum;
+                    let vt = &vc[t * kvw + kvh * hd..t * kvw + (kvh + 1) * hd];
+                    for (x, y) in o.iter_mut().zip(vt) {
+                        *x += w * y;
                     }
-                    o.iter_mut().for_each(|x| *x = 0.0);
-                    for (t, p) in scores.iter().enumerate() {
-                        let w = p / sum;
-                        let vt = &vc[t * kvw + kvh * hd..t * kvw + (kvh + 1) * hd];
-                        for (x, y) in o.iter_mut().zip(vt) {
-                            *x += w * y;
-                        }
-                    }
+                }
             };
             let work = seq.rows * (start + seq.rows) * d.heads * hd;
             if cpu.threads() == 1 || work < cpu::SERIAL_BELOW {

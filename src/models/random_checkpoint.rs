@@ -225,7 +225,11 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
     let mut t: Vec<(String, Bf16Tensor)> = Vec::new();
     let vq = cd / 2;
     for q in 0..16 {
-        let pre = if q == 0 { "decoder.quantizer.rvq_first.vq.layers.0._codebook".to_string() } else { format!("decoder.quantizer.rvq_rest.vq.layers.{}._codebook", q - 1) };
+        let pre = if q == 0 {
+            "decoder.quantizer.rvq_first.vq.layers.0._codebook".to_string()
+        } else {
+            format!("decoder.quantizer.rvq_rest.vq.layers.{}._codebook", q - 1)
+        };
         t.push((format!("{pre}.embedding_sum"), random_f32(rng, &[cb, vq], 0.0, 0.5)));
         t.push((format!("{pre}.cluster_usage"), random_f32(rng, &[cb], 1.25, 0.75)));
     }
@@ -300,7 +304,18 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
         .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))
 }
 
-fn decoder_tensors(out: &mut Vec<(String, Bf16Tensor)>, rng: &mut Rng, prefix: &str, hidden: usize, inter: usize, layers: usize, heads: usize, kv: usize, hd: usize) {
+#[allow(clippy::too_many_arguments)] // one argument per config field of the stack
+fn decoder_tensors(
+    out: &mut Vec<(String, Bf16Tensor)>,
+    rng: &mut Rng,
+    prefix: &str,
+    hidden: usize,
+    inter: usize,
+    layers: usize,
+    heads: usize,
+    kv: usize,
+    hd: usize,
+) {
     let lin = |rng: &mut Rng, o: usize, i: usize| random(rng, &[o, i], 0.0, 1.0 / (i as f32).sqrt());
     for l in 0..layers {
         let p = format!("{prefix}layers.{l}.");
@@ -341,20 +356,39 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
     let (h, th, ph) = (s.hidden, s.text_hidden, s.p_hidden);
     t.push(("talker.model.text_embedding.weight".into(), random(&mut rng, &[151936, th], 0.0, 0.05)));
     t.push(("talker.model.codec_embedding.weight".into(), random(&mut rng, &[3072, h], 0.0, 0.05)));
-    t.push(("talker.text_projection.linear_fc1.weight".into(), random(&mut rng, &[th, th], 0.0, 1.0 / (th as f32).sqrt())));
+    t.push((
+        "talker.text_projection.linear_fc1.weight".into(),
+        random(&mut rng, &[th, th], 0.0, 1.0 / (th as f32).sqrt()),
+    ));
     t.push(("talker.text_projection.linear_fc1.bias".into(), random(&mut rng, &[th], 0.0, 0.02)));
-    t.push(("talker.text_projection.linear_fc2.weight".into(), random(&mut rng, &[h, th], 0.0, 1.0 / (th as f32).sqrt())));
+    t.push((
+        "talker.text_projection.linear_fc2.weight".into(),
+        random(&mut rng, &[h, th], 0.0, 1.0 / (th as f32).sqrt()),
+    ));
     t.push(("talker.text_projection.linear_fc2.bias".into(), random(&mut rng, &[h], 0.0, 0.02)));
     t.push(("talker.codec_head.weight".into(), random(&mut rng, &[3072, h], 0.0, 1.0 / (h as f32).sqrt())));
     decoder_tensors(&mut t, &mut rng, "talker.model.", h, s.intermediate, s.layers, s.heads, s.kv_heads, s.head_dim);
     let cp = "talker.code_predictor.";
-    decoder_tensors(&mut t, &mut rng, &format!("{cp}model."), ph, s.p_intermediate, s.p_layers, s.p_heads, s.p_kv_heads, s.p_head_dim);
+    decoder_tensors(
+        &mut t,
+        &mut rng,
+        &format!("{cp}model."),
+        ph,
+        s.p_intermediate,
+        s.p_layers,
+        s.p_heads,
+        s.p_kv_heads,
+        s.p_head_dim,
+    );
     for j in 0..15 {
         t.push((format!("{cp}model.codec_embedding.{j}.weight"), random(&mut rng, &[2048, h], 0.0, 0.05)));
         t.push((format!("{cp}lm_head.{j}.weight"), random(&mut rng, &[2048, ph], 0.0, 1.0 / (ph as f32).sqrt())));
     }
     if h != ph {
-        t.push((format!("{cp}small_to_mtp_projection.weight"), random(&mut rng, &[ph, h], 0.0, 1.0 / (h as f32).sqrt())));
+        t.push((
+            format!("{cp}small_to_mtp_projection.weight"),
+            random(&mut rng, &[ph, h], 0.0, 1.0 / (h as f32).sqrt()),
+        ));
         t.push((format!("{cp}small_to_mtp_projection.bias"), random(&mut rng, &[ph], 0.0, 0.02)));
     }
     let codec = if s.hidden <= 64 {

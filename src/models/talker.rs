@@ -60,7 +60,13 @@ impl Talker {
     }
 
     /// Post-norm hidden states for `x`, rows grouped by sequence.
-    pub fn forward(&self, cpu: &Cpu, x: Tensor, seqs: &mut [SeqRows<'_>], layer_outputs: Option<&mut Vec<Tensor>>) -> Tensor {
+    pub fn forward(
+        &self,
+        cpu: &Cpu,
+        x: Tensor,
+        seqs: &mut [SeqRows<'_>],
+        layer_outputs: Option<&mut Vec<Tensor>>,
+    ) -> Tensor {
         self.decoder.forward(cpu, x, seqs, layer_outputs)
     }
 

@@ -35,7 +35,8 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The pre-tokenizer's split regex (`tokenization_qwen2.py::PRETOKENIZE_REGEX`).
-pub const QWEN2_SPLIT_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub const QWEN2_SPLIT_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The regex transformers 4.57.3 substitutes when a tokenizer is loaded with
 /// `fix_mistral_regex=True` from a local folder whose `config.json` has no `transformers_version`
@@ -153,9 +154,8 @@ impl TextTokenizer {
             .build()
             .map_err(|e| load_error(&merges_path, format!("does not fit vocab.json: {e}")))?;
 
-        let split =
-            Split::new(SplitPattern::Regex(regex.pattern().into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| Error::internal(format!("the {regex:?} split regex does not compile: {e}")))?;
+        let split = Split::new(SplitPattern::Regex(regex.pattern().into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| Error::internal(format!("the {regex:?} split regex does not compile: {e}")))?;
         // One `ByteLevel` plays three parts, as in the converter: the byte → symbol mapping after the
         // split, a post-processor that only adjusts offsets (it adds no token), and the decoder.
         let byte_level = ByteLevel::default().add_prefix_space(false).use_regex(false);
@@ -209,10 +209,7 @@ impl TextTokenizer {
     /// error (transformers would drop it silently; here it can only be a bug upstream).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         if let Some(&bad) = ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
-            return Err(Error::invalid(format!(
-                "token id {bad} is not in the vocabulary ({} ids)",
-                self.vocab_size()
-            )));
+            return Err(Error::invalid(format!("token id {bad} is not in the vocabulary ({} ids)", self.vocab_size())));
         }
         self.inner.decode(ids, false).map_err(|e| Error::internal(format!("decoding failed: {e}")))
     }
@@ -264,10 +261,7 @@ fn read_merges(path: &Path) -> Result<Merges> {
                 merges.push((left.to_owned(), right.to_owned()));
             }
             _ => {
-                return Err(load_error(
-                    path,
-                    format!("line {} is not a \"left right\" pair: {line:?}", i + 1),
-                ));
+                return Err(load_error(path, format!("line {} is not a \"left right\" pair: {line:?}", i + 1)));
             }
         }
     }
@@ -279,8 +273,8 @@ fn read_merges(path: &Path) -> Result<Merges> {
 
 /// `tokenizer_config.json`'s `added_tokens_decoder`, sorted by id.
 fn read_added_tokens(path: &Path) -> Result<Vec<(u32, AddedTokenEntry)>> {
-    let config: TokenizerConfig = serde_json::from_str(&read_text(path)?)
-        .map_err(|e| load_error(path, format!("is not valid: {e}")))?;
+    let config: TokenizerConfig =
+        serde_json::from_str(&read_text(path)?).map_err(|e| load_error(path, format!("is not valid: {e}")))?;
     let mut added = Vec::with_capacity(config.added_tokens_decoder.len());
     for (key, entry) in config.added_tokens_decoder {
         let id = key

@@ -78,14 +78,26 @@ pub fn build_prompt(cfg: &TtsConfig, p: &PromptInput) -> Result<Prompt> {
         None
     } else {
         Some(*t.codec_language_id.get(&p.language).ok_or_else(|| {
-            Error::invalid(format!("language `{}` is not supported by this model (supported: {})", p.language, cfg.languages().join(", ")))
+            Error::invalid(format!(
+                "language `{}` is not supported by this model (supported: {})",
+                p.language,
+                cfg.languages().join(", ")
+            ))
         })?)
     };
     let mut speaker_id = None;
     if let Some(s) = &p.speaker {
-        speaker_id = Some(t.spk_id.get(s).ok_or_else(|| {
-            Error::invalid(format!("speaker `{s}` is not supported by this model (supported: {})", cfg.speakers().join(", ")))
-        })?.id());
+        speaker_id = Some(
+            t.spk_id
+                .get(s)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "speaker `{s}` is not supported by this model (supported: {})",
+                        cfg.speakers().join(", ")
+                    ))
+                })?
+                .id(),
+        );
         if let Some(Dialect::Name(d)) = t.spk_is_dialect.get(s) {
             if p.language == "chinese" || p.language == "auto" {
                 language_id = Some(t.codec_language_id[d]);
@@ -131,10 +143,7 @@ pub fn auto_cap_frames(text: &str) -> u32 {
     let mut in_word = false;
     for ch in text.chars() {
         let cjk = matches!(ch as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
-        if cjk {
-            seconds += 0.3;
-            in_word = false;
-        } else if ch.is_ascii_digit() {
+        if cjk || ch.is_ascii_digit() {
             seconds += 0.3;
             in_word = false;
         } else if ch.is_alphanumeric() {
@@ -224,7 +233,18 @@ impl Qwen3Tts {
             ));
         }
         let pad_row = talker.text(&cpu, &[config.tts_pad_token_id])?.data;
-        Ok(Qwen3Tts { config, generation, tokenizer, cpu, talker, predictor, pad_row, slots: (0..max_slots).map(|_| None).collect(), spare: Vec::new(), times: StepTimes::default() })
+        Ok(Qwen3Tts {
+            config,
+            generation,
+            tokenizer,
+            cpu,
+            talker,
+            predictor,
+            pad_row,
+            slots: (0..max_slots).map(|_| None).collect(),
+            spare: Vec::new(),
+            times: StepTimes::default(),
+        })
     }
 
     pub fn cpu(&self) -> &Cpu {
@@ -250,7 +270,12 @@ impl Qwen3Tts {
             TtsKind::CustomVoice => Some(
                 r.speaker
                     .as_deref()
-                    .ok_or_else(|| Error::invalid(format!("this CustomVoice model needs a speaker (one of: {})", self.config.speakers().join(", "))))?
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "this CustomVoice model needs a speaker (one of: {})",
+                            self.config.speakers().join(", ")
+                        ))
+                    })?
                     .to_lowercase(),
             ),
             TtsKind::VoiceDesign => None,
@@ -343,7 +368,11 @@ impl Qwen3Tts {
         let cpu = self.cpu.clone();
         let mut caches: Vec<(KvCache, KvCache)> = seqs
             .iter()
-            .map(|_| self.spare.pop().unwrap_or_else(|| (self.talker.decoder.new_cache(), self.predictor.decoder.new_cache())))
+            .map(|_| {
+                self.spare
+                    .pop()
+                    .unwrap_or_else(|| (self.talker.decoder.new_cache(), self.predictor.decoder.new_cache()))
+            })
             .collect();
         for (c, _) in caches.iter_mut() {
             c.clear();
@@ -389,7 +418,8 @@ impl Qwen3Tts {
 fn fresh_seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     t ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
 }
 
@@ -414,7 +444,15 @@ impl TtsModel for Qwen3Tts {
                 let (x, trailing) = self.embed_prompt(&prompt)?;
                 let (talker, predictor) = self.params(s.request);
                 let rng = Rng::new(s.request.sampling.seed.unwrap_or_else(fresh_seed));
-                Ok(PrefillSeq { slot: s.slot, prompt: x, trailing, cap: s.max_new_tokens.max(1), talker, predictor, rng })
+                Ok(PrefillSeq {
+                    slot: s.slot,
+                    prompt: x,
+                    trailing,
+                    cap: s.max_new_tokens.max(1),
+                    talker,
+                    predictor,
+                    rng,
+                })
             })();
             match built {
                 Ok(r) => {
@@ -488,7 +526,8 @@ impl TtsModel for Qwen3Tts {
             }
         }
         let hidden = {
-            let mut spans: Vec<SeqRows<'_>> = seqs.iter_mut().map(|s| SeqRows { cache: &mut s.cache, rows: 1 }).collect();
+            let mut spans: Vec<SeqRows<'_>> =
+                seqs.iter_mut().map(|s| SeqRows { cache: &mut s.cache, rows: 1 }).collect();
             self.talker.forward(&cpu, x, &mut spans, None)
         };
         let mut logits = self.talker.logits(&cpu, &hidden);

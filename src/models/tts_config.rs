@@ -170,14 +170,23 @@ impl TtsConfig {
         let t = &self.talker_config;
         let (td, p) = (&t.decoder, &t.code_predictor_config);
         if !matches!(self.tts_model_type.as_str(), "custom_voice" | "voice_design" | "base") {
-            return Err(config_error(path, format!("tts_model_type `{}` is not custom_voice, voice_design or base", self.tts_model_type)));
+            return Err(config_error(
+                path,
+                format!("tts_model_type `{}` is not custom_voice, voice_design or base", self.tts_model_type),
+            ));
         }
         for (name, d) in [("talker_config", self.talker_dims()), ("code_predictor_config", self.predictor_dims())] {
             if d.hidden == 0 || d.intermediate == 0 || d.layers == 0 || d.heads == 0 || d.kv_heads == 0 {
                 return Err(config_error(path, format!("{name}: sizes must be positive")));
             }
             if d.heads % d.kv_heads != 0 {
-                return Err(config_error(path, format!("{name}: num_attention_heads {} is not a multiple of num_key_value_heads {}", d.heads, d.kv_heads)));
+                return Err(config_error(
+                    path,
+                    format!(
+                        "{name}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                        d.heads, d.kv_heads
+                    ),
+                ));
             }
             if d.head_dim == 0 || d.head_dim % 2 != 0 {
                 return Err(config_error(path, format!("{name}: head_dim {} must be even and positive", d.head_dim)));
@@ -189,13 +198,19 @@ impl TtsConfig {
         if td.num_code_groups < 2 || p.num_code_groups != td.num_code_groups {
             return Err(config_error(
                 path,
-                format!("num_code_groups must be ≥ 2 and equal in talker ({}) and code predictor ({})", td.num_code_groups, p.num_code_groups),
+                format!(
+                    "num_code_groups must be ≥ 2 and equal in talker ({}) and code predictor ({})",
+                    td.num_code_groups, p.num_code_groups
+                ),
             ));
         }
         if td.vocab_size < 1024 || td.vocab_size - 1024 < p.vocab_size {
             return Err(config_error(
                 path,
-                format!("talker vocab_size {} must leave its top 1024 ids for control tokens above the code predictor's vocab {}", td.vocab_size, p.vocab_size),
+                format!(
+                    "talker vocab_size {} must leave its top 1024 ids for control tokens above the code predictor's vocab {}",
+                    td.vocab_size, p.vocab_size
+                ),
             ));
         }
         let codec_ids = [
@@ -211,18 +226,31 @@ impl TtsConfig {
         let spks = t.spk_id.iter().map(|(k, v)| (k.as_str(), v.id()));
         for (name, id) in codec_ids.into_iter().chain(langs).chain(spks) {
             if id as usize >= td.vocab_size {
-                return Err(config_error(path, format!("codec id {name} = {id} is outside the codec vocab of {}", td.vocab_size)));
+                return Err(config_error(
+                    path,
+                    format!("codec id {name} = {id} is outside the codec vocab of {}", td.vocab_size),
+                ));
             }
         }
-        for (name, id) in [("tts_pad_token_id", self.tts_pad_token_id), ("tts_bos_token_id", self.tts_bos_token_id), ("tts_eos_token_id", self.tts_eos_token_id)] {
+        for (name, id) in [
+            ("tts_pad_token_id", self.tts_pad_token_id),
+            ("tts_bos_token_id", self.tts_bos_token_id),
+            ("tts_eos_token_id", self.tts_eos_token_id),
+        ] {
             if id as usize >= t.text_vocab_size {
-                return Err(config_error(path, format!("{name} = {id} is outside the text vocab of {}", t.text_vocab_size)));
+                return Err(config_error(
+                    path,
+                    format!("{name} = {id} is outside the text vocab of {}", t.text_vocab_size),
+                ));
             }
         }
         for (spk, d) in &t.spk_is_dialect {
             if let Dialect::Name(lang) = d {
                 if !t.codec_language_id.contains_key(lang) {
-                    return Err(config_error(path, format!("spk_is_dialect[{spk}] = `{lang}` is not in codec_language_id")));
+                    return Err(config_error(
+                        path,
+                        format!("spk_is_dialect[{spk}] = `{lang}` is not in codec_language_id"),
+                    ));
                 }
             }
         }

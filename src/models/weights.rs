@@ -25,9 +25,15 @@ fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) 
     let bytes = view.data();
     let shape = view.shape().to_vec();
     let data = match view.dtype() {
-        Dtype::F32 => WeightData::F32(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
-        Dtype::BF16 => WeightData::BF16(bytes.chunks_exact(2).map(|b| bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect()),
-        Dtype::F16 => WeightData::F16(bytes.chunks_exact(2).map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect()),
+        Dtype::F32 => {
+            WeightData::F32(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+        Dtype::BF16 => {
+            WeightData::BF16(bytes.chunks_exact(2).map(|b| bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect())
+        }
+        Dtype::F16 => {
+            WeightData::F16(bytes.chunks_exact(2).map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect())
+        }
         other => {
             return Err(load_error(format!(
                 "{}: tensor `{name}` has dtype {other:?}; voxkit reads F32, BF16 and F16",
@@ -42,8 +48,9 @@ impl Checkpoint {
     /// Reads and parses a safetensors file (a truncated or corrupt file is reported by path).
     pub fn open(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| load_error(format!("{} is not a valid safetensors file (truncated or corrupt?): {e}", path.display())))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+            load_error(format!("{} is not a valid safetensors file (truncated or corrupt?): {e}", path.display()))
+        })?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let w = convert(&name, path, &view)?;

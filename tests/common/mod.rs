@@ -70,7 +70,10 @@ impl ModelLoader for FakeLoader {
         std::thread::sleep(Duration::from_millis(self.knobs.load_delay_ms.load(Ordering::Relaxed)));
         self.knobs.tts_loads.fetch_add(1, Ordering::Relaxed);
         Ok(TtsModels {
-            generator: Box::new(FakeTts { knobs: self.knobs.clone(), slots: (0..ctx.max_slots).map(|_| None).collect() }),
+            generator: Box::new(FakeTts {
+                knobs: self.knobs.clone(),
+                slots: (0..ctx.max_slots).map(|_| None).collect(),
+            }),
             codec: Box::new(FakeCodec),
         })
     }
