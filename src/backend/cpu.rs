@@ -233,6 +233,26 @@ impl Cpu {
         y
     }
 
+    /// Runs `f(row_index, row)` over the rows of `data` (`width` wide), in parallel when there is
+    /// enough work to pay for it.
+    pub fn for_rows(&self, data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        if width == 0 {
+            return;
+        }
+        if self.threads() == 1 || data.len() < SERIAL_BELOW {
+            data.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+        } else {
+            let rows_per_task = (data.len() / width).div_ceil(4 * self.threads()).max(1);
+            self.pool.install(|| {
+                data.par_chunks_mut(rows_per_task * width).enumerate().for_each(|(c, block)| {
+                    for (i, row) in block.chunks_mut(width).enumerate() {
+                        f(c * rows_per_task + i, row);
+                    }
+                })
+            });
+        }
+    }
+
     /// Rows `ids` of an embedding table `[vocab, dim]`.
     pub fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor> {
         let dim = table.cols();

@@ -88,14 +88,14 @@ impl CausalConv {
         let (k, cin) = (self.kernel, x.cols);
         let pad = (k - 1) * self.dilation;
         let mut cols = Tensor::zeros(x.rows, k * cin);
-        for r in 0..x.rows {
+        cpu.for_rows(&mut cols.data, k * cin, |r, row| {
             for t in 0..k {
                 // Tap t reads input row r + t·d − pad (zeros before the start).
                 if let Some(src) = (r + t * self.dilation).checked_sub(pad) {
-                    cols.data[(r * k + t) * cin..(r * k + t + 1) * cin].copy_from_slice(x.row(src));
+                    row[t * cin..(t + 1) * cin].copy_from_slice(x.row(src));
                 }
             }
-        }
+        });
         cpu.linear(&cols, &self.weight, Some(&self.bias))
     }
 }
@@ -135,7 +135,10 @@ fn last_rows(t: &Tensor, n: usize) -> Tensor {
 
 /// A transposed convolution with kernel 2r (or r) and stride r, trimmed on the right to r·T.
 struct CausalTransConv {
-    taps: Vec<Weight>,
+    /// All taps stacked: row `k·out + o` is tap k's output channel o (one product per call).
+    taps: Weight,
+    kernel: usize,
+    out: usize,
     bias: Vec<f32>,
     stride: usize,
 }
@@ -151,41 +154,48 @@ impl CausalTransConv {
     ) -> Result<CausalTransConv> {
         // PyTorch ConvTranspose1d weight: [in, out, k].
         let w = ck.take(&format!("{name}.weight"), &[cin, cout, k])?.to_f32();
-        let taps = (0..k)
-            .map(|t| {
-                let mut m = vec![0.0; cout * cin];
-                for o in 0..cout {
-                    for i in 0..cin {
-                        m[o * cin + i] = w[(i * cout + o) * k + t];
-                    }
+        let mut m = vec![0.0; k * cout * cin];
+        for t in 0..k {
+            for o in 0..cout {
+                for i in 0..cin {
+                    m[(t * cout + o) * cin + i] = w[(i * cout + o) * k + t];
                 }
-                Weight::from_f32(vec![cout, cin], m)
-            })
-            .collect();
-        Ok(CausalTransConv { taps, bias: ck.take_f32(&format!("{name}.bias"), &[cout])?, stride })
+            }
+        }
+        Ok(CausalTransConv {
+            taps: Weight::from_f32(vec![k * cout, cin], m),
+            kernel: k,
+            out: cout,
+            bias: ck.take_f32(&format!("{name}.bias"), &[cout])?,
+            stride,
+        })
     }
 
     /// Rows each input row spills into the next one's outputs: `k − r`.
     fn overhang(&self) -> usize {
-        self.taps.len() - self.stride
+        self.kernel - self.stride
     }
 
     /// `[T, in]` → `[r·T, out]`: input row t adds tap k into output row t·r + k. The rows that
     /// spill past r·T go to `tail` (added to the next call's first rows); offline, the final tail
     /// is what the official right-only trim drops.
     fn forward_stream(&self, cpu: &Cpu, tail: &mut Tensor, x: &Tensor) -> Tensor {
-        let r = self.stride;
-        let cout = self.taps[0].rows();
+        let (r, kernel, cout) = (self.stride, self.kernel, self.out);
         let len = x.rows * r;
+        let part = cpu.linear(x, &self.taps, None); // [T, k·out]
         let mut y = Tensor::zeros(len + self.overhang(), cout);
-        for (k, w) in self.taps.iter().enumerate() {
-            let part = cpu.linear(x, w, None);
-            for t in 0..x.rows {
-                for (a, b) in y.row_mut(t * r + k).iter_mut().zip(part.row(t)) {
-                    *a += b;
+        // Output row o gathers tap k of input row (o − k)/r, taps in ascending order.
+        let gather = |o: usize, row: &mut [f32]| {
+            for k in 0..kernel {
+                if o >= k && (o - k) % r == 0 && (o - k) / r < x.rows {
+                    let src = &part.row((o - k) / r)[k * cout..(k + 1) * cout];
+                    for (a, b) in row.iter_mut().zip(src) {
+                        *a += b;
+                    }
                 }
             }
-        }
+        };
+        cpu.for_rows(&mut y.data, cout, gather);
         for (a, b) in y.data.iter_mut().zip(&tail.data) {
             *a += b;
         }
@@ -214,9 +224,9 @@ impl SnakeBeta {
         Ok(SnakeBeta { alpha, inv_beta })
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    fn forward(&self, cpu: &Cpu, x: &Tensor) -> Tensor {
         let mut y = x.clone();
-        cpu::snake_beta(&mut y.data, &self.alpha, &self.inv_beta);
+        cpu.for_rows(&mut y.data, x.cols, |_, row| cpu::snake_beta(row, &self.alpha, &self.inv_beta));
         y
     }
 }
@@ -230,8 +240,8 @@ struct ResidualUnit {
 
 impl ResidualUnit {
     fn forward_stream(&self, cpu: &Cpu, history: &mut Tensor, x: &Tensor) -> Tensor {
-        let h = self.conv1.forward_stream(cpu, history, &self.act1.forward(x));
-        let mut y = self.conv2.forward(cpu, &self.act2.forward(&h));
+        let h = self.conv1.forward_stream(cpu, history, &self.act1.forward(cpu, x));
+        let mut y = self.conv2.forward(cpu, &self.act2.forward(cpu, &h));
         y.add_assign(x);
         y
     }
@@ -513,7 +523,7 @@ impl Codec {
                 .blocks
                 .iter()
                 .map(|b| {
-                    let cout = b.upsample.taps[0].rows();
+                    let cout = b.upsample.out;
                     (
                         zeros(b.upsample.overhang(), cout),
                         b.units.iter().map(|u| zeros(u.conv1.context(), cout)).collect(),
@@ -569,12 +579,12 @@ impl Codec {
         }
         let mut w = self.conv_in.forward_stream(cpu, &mut st.conv_in, &h);
         for (b, (tail, hists)) in self.blocks.iter().zip(st.blocks.iter_mut()) {
-            w = b.upsample.forward_stream(cpu, tail, &b.snake.forward(&w));
+            w = b.upsample.forward_stream(cpu, tail, &b.snake.forward(cpu, &w));
             for (u, hist) in b.units.iter().zip(hists.iter_mut()) {
                 w = u.forward_stream(cpu, hist, &w);
             }
         }
-        let w = self.conv_out.forward_stream(cpu, &mut st.conv_out, &self.final_snake.forward(&w));
+        let w = self.conv_out.forward_stream(cpu, &mut st.conv_out, &self.final_snake.forward(cpu, &w));
         st.frames += t;
         Ok(w.data.iter().map(|v| v.clamp(-1.0, 1.0)).collect())
     }
