@@ -343,10 +343,6 @@ impl Engine {
         s.jobs_held = jobs_held;
         s
     }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.shared.config
-    }
 }
 
 impl Drop for Engine {

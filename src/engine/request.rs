@@ -72,7 +72,7 @@ impl AsrRequest {
     }
 }
 
-fn check_optional_text(field: &str, v: &Option<String>) -> Result<()> {
+fn check_text(field: &str, v: Option<&str>) -> Result<()> {
     if let Some(s) = v {
         if s.len() > MAX_TEXT_BYTES {
             return Err(Error::invalid(format!("{field} is {} bytes; the limit is {MAX_TEXT_BYTES}", s.len())));
@@ -119,15 +119,10 @@ impl TtsRequest {
         if self.text.trim().is_empty() {
             return Err(Error::invalid("text is empty"));
         }
-        if self.text.len() > MAX_TEXT_BYTES {
-            return Err(Error::invalid(format!("text is {} bytes; the limit is {MAX_TEXT_BYTES}", self.text.len())));
-        }
-        if self.text.contains('\0') {
-            return Err(Error::invalid("text contains a NUL character"));
-        }
-        check_optional_text("language", &self.language)?;
-        check_optional_text("speaker", &self.speaker)?;
-        check_optional_text("instruct", &self.instruct)?;
+        check_text("text", Some(&self.text))?;
+        check_text("language", self.language.as_deref())?;
+        check_text("speaker", self.speaker.as_deref())?;
+        check_text("instruct", self.instruct.as_deref())?;
         self.sampling.validate()?;
         if self.sample_rate != 0 && !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
             return Err(Error::invalid(format!(
@@ -163,8 +158,8 @@ impl AsrRequest {
         if let Some(i) = self.audio.iter().position(|x| !x.is_finite()) {
             return Err(Error::invalid(format!("audio sample {i} is not finite ({})", self.audio[i])));
         }
-        check_optional_text("language", &self.language)?;
-        check_optional_text("context", &self.context)?;
+        check_text("language", self.language.as_deref())?;
+        check_text("context", self.context.as_deref())?;
         check_denoise(self.denoise)
     }
 }

@@ -50,12 +50,6 @@ impl CodePredictor {
         })
     }
 
-    pub fn weight_bytes(&self) -> usize {
-        self.decoder.weight_bytes()
-            + self.projection.as_ref().map_or(0, |(w, _)| w.bytes())
-            + self.embeddings.iter().chain(&self.heads).map(|w| w.bytes()).sum::<usize>()
-    }
-
     /// Codes c1.. predicted per frame (the number of heads).
     pub fn groups(&self) -> usize {
         self.heads.len()

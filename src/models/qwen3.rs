@@ -110,19 +110,6 @@ impl Qwen3Stack {
         KvCache::new(self.dims.layers)
     }
 
-    /// Bytes of weights held.
-    pub fn weight_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| {
-                [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj]
-                    .iter()
-                    .map(|w| w.bytes())
-                    .sum::<usize>()
-            })
-            .sum()
-    }
-
     /// Runs all layers and the final norm over `x` (rows grouped by `seqs`, in order), appending
     /// each sequence's keys and values to its cache. Returns the post-norm hidden states; with
     /// `layer_outputs`, also each layer's output (for parity checks).

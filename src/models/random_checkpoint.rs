@@ -153,13 +153,13 @@ fn generation_json() -> serde_json::Value {
 }
 
 /// A tensor to write (bf16 for the talker, f32 for the codec, as the released files).
-struct Bf16Tensor {
+struct OutTensor {
     shape: Vec<usize>,
     bytes: Vec<u8>,
     dtype: Dtype,
 }
 
-impl safetensors::View for &Bf16Tensor {
+impl safetensors::View for &OutTensor {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -175,7 +175,7 @@ impl safetensors::View for &Bf16Tensor {
 }
 
 /// Uniform values in `center ± scale`, as bf16 bytes.
-fn random(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor {
+fn random(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> OutTensor {
     let n: usize = shape.iter().product();
     let mut bytes = Vec::with_capacity(2 * n);
     for _ in 0..n {
@@ -183,18 +183,18 @@ fn random(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor
         let v = half::bf16::from_f32(center + scale * (2.0 * u - 1.0));
         bytes.extend_from_slice(&v.to_bits().to_le_bytes());
     }
-    Bf16Tensor { shape: shape.to_vec(), bytes, dtype: Dtype::BF16 }
+    OutTensor { shape: shape.to_vec(), bytes, dtype: Dtype::BF16 }
 }
 
 /// Uniform values in `center ± scale`, as f32 bytes.
-fn random_f32(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Bf16Tensor {
+fn random_f32(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> OutTensor {
     let n: usize = shape.iter().product();
     let mut bytes = Vec::with_capacity(4 * n);
     for _ in 0..n {
         let u = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         bytes.extend_from_slice(&(center + scale * (2.0 * u - 1.0)).to_le_bytes());
     }
-    Bf16Tensor { shape: shape.to_vec(), bytes, dtype: Dtype::F32 }
+    OutTensor { shape: shape.to_vec(), bytes, dtype: Dtype::F32 }
 }
 
 /// Codec decoder shapes: (codebook_size, codebook_dim, latent, hidden, intermediate, layers, heads,
@@ -222,7 +222,7 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
     let p = out.join("config.json");
     std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json"))?;
     let lin = |rng: &mut Rng, shape: &[usize], fan_in: usize| random_f32(rng, shape, 0.0, 1.0 / (fan_in as f32).sqrt());
-    let mut t: Vec<(String, Bf16Tensor)> = Vec::new();
+    let mut t: Vec<(String, OutTensor)> = Vec::new();
     let vq = cd / 2;
     for q in 0..16 {
         let pre = if q == 0 {
@@ -306,7 +306,7 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
 
 #[allow(clippy::too_many_arguments)] // one argument per config field of the stack
 fn decoder_tensors(
-    out: &mut Vec<(String, Bf16Tensor)>,
+    out: &mut Vec<(String, OutTensor)>,
     rng: &mut Rng,
     prefix: &str,
     hidden: usize,
@@ -352,7 +352,7 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
     write_json("generation_config.json", generation_json())?;
 
     let mut rng = Rng::new(seed);
-    let mut t: Vec<(String, Bf16Tensor)> = Vec::new();
+    let mut t: Vec<(String, OutTensor)> = Vec::new();
     let (h, th, ph) = (s.hidden, s.text_hidden, s.p_hidden);
     t.push(("talker.model.text_embedding.weight".into(), random(&mut rng, &[151936, th], 0.0, 0.05)));
     t.push(("talker.model.codec_embedding.weight".into(), random(&mut rng, &[3072, h], 0.0, 0.05)));

@@ -38,14 +38,6 @@ impl Talker {
         })
     }
 
-    pub fn weight_bytes(&self) -> usize {
-        self.decoder.weight_bytes()
-            + [&self.text_embedding, &self.text_fc1, &self.text_fc2, &self.codec_embedding, &self.codec_head]
-                .iter()
-                .map(|w| w.bytes())
-                .sum::<usize>()
-    }
-
     /// Text-track rows `T(ids)`.
     pub fn text(&self, cpu: &Cpu, ids: &[u32]) -> Result<Tensor> {
         let e = cpu.embedding(&self.text_embedding, ids)?;

@@ -251,10 +251,6 @@ impl Qwen3Tts {
         &self.cpu
     }
 
-    pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
-    }
-
     /// Applies the official API's rules to a request: default language, speaker and instruct
     /// handling per checkpoint kind, layout choice.
     pub fn prompt_input(&self, r: &TtsRequest) -> Result<PromptInput> {

@@ -87,11 +87,6 @@ impl Checkpoint {
         self.tensors.remove(name)
     }
 
-    /// Takes a tensor if present (optional modules), checking its shape.
-    pub fn take_optional(&mut self, name: &str, shape: &[usize]) -> Result<Option<Weight>> {
-        if self.contains(name) { self.take(name, shape).map(Some) } else { Ok(None) }
-    }
-
     /// Takes a small tensor (norm, bias) widened to f32.
     pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         Ok(self.take(name, shape)?.to_f32())
