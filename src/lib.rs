@@ -5,11 +5,13 @@
 //! - `engine`: jobs, the sticky scheduler, the worker that owns inference, the model manager,
 //!   stage timings;
 //! - `models`: checkpoint loaders and forward passes;
+//! - `dsp`: the resampler and the denoiser (post-processing and ASR input stages);
 //! - `backend`: devices, tensors and operations (CPU; CUDA later).
 //!
 //! See `docs/ARCHITECTURE.md` for the path of one job through them.
 
 pub mod backend;
+pub mod dsp;
 pub mod engine;
 pub mod error;
 pub mod ffi;

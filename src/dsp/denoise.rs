@@ -1,0 +1,1 @@
+//! The spectral denoiser (work in progress on its branch).

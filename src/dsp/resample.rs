@@ -1,0 +1,1 @@
+//! The polyphase resampler (work in progress on its branch).
