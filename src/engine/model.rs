@@ -117,6 +117,9 @@ pub struct AsrFeatures {
     pub data: Vec<f32>,
     pub frames: usize,
     pub bins: usize,
+    /// Frames of each decoding pass when a long clip was split (they add up to `frames`);
+    /// empty: one pass.
+    pub passes: Vec<usize>,
 }
 
 /// A sequence to admit into an ASR slot.

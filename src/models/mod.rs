@@ -1,8 +1,13 @@
 //! The models: loaders for the official checkpoint folders and the forward passes (one file per
 //! component: talker, code predictor, codec, audio encoder, …), written against the backend.
 
+pub mod asr;
+pub mod asr_config;
+pub mod asr_output;
+pub mod audio_encoder;
 pub mod code_predictor;
 pub mod codec;
+pub mod mel;
 pub mod qwen3;
 pub mod random_checkpoint;
 pub mod sampling;
@@ -62,6 +67,41 @@ impl CheckpointLoader {
     }
 }
 
+/// A Qwen3-ASR folder: config, tokenizer, and the weights in one file or in shards.
+fn check_asr_folder(dir: &Path) -> Result<()> {
+    check_folder(ModelKind::Asr, dir, &["config.json", "vocab.json", "merges.txt", "tokenizer_config.json"])?;
+    if !dir.join("model.safetensors").is_file() && !dir.join("model.safetensors.index.json").is_file() {
+        return Err(load_error(format!(
+            "asr model folder {} has neither model.safetensors nor model.safetensors.index.json",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+impl CheckpointLoader {
+    /// Bytes a loaded Qwen3-ASR model needs: its weights as stored, plus f32 KV caches for
+    /// `slots` sequences of a minute of audio each (the caches grow with use).
+    pub fn asr_memory(dir: &Path, cfg: &asr_config::AsrConfig, slots: usize) -> u64 {
+        let d = cfg.text_dims();
+        let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
+        let weights = if dir.join("model.safetensors.index.json").is_file() {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+                        .map(|e| file_len(&e.path()))
+                        .sum()
+                })
+                .unwrap_or(0)
+        } else {
+            file_len(&dir.join("model.safetensors"))
+        };
+        weights + slots as u64 * (15 + 13 * 60 + 256) * kv_per_token
+    }
+}
+
 const CODEC_FILES: [&str; 2] = ["speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"];
 
 impl ModelLoader for CheckpointLoader {
@@ -77,11 +117,13 @@ impl ModelLoader for CheckpointLoader {
                 })
             }
             ModelKind::Asr => {
-                check_folder(kind, dir, &["config.json", "model.safetensors"])?;
-                Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("{}: this version of voxkit cannot run Qwen3-ASR checkpoints yet", dir.display()),
-                ))
+                check_asr_folder(dir)?;
+                let cfg = asr_config::AsrConfig::load(dir)?;
+                let pre = asr_config::PreprocessorConfig::load(dir)?;
+                Ok(ModelSpec {
+                    memory_bytes: CheckpointLoader::asr_memory(dir, &cfg, ctx.max_slots),
+                    sample_rate: pre.sampling_rate,
+                })
             }
         }
     }
@@ -95,11 +137,9 @@ impl ModelLoader for CheckpointLoader {
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec::CodecSlots::new(codec)) })
     }
 
-    fn load_asr(&self, dir: &Path, _ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
-        check_folder(ModelKind::Asr, dir, &["config.json", "model.safetensors"])?;
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{}: this version of voxkit cannot run Qwen3-ASR checkpoints yet", dir.display()),
-        ))
+    fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
+        check_asr_folder(dir)?;
+        let cpu = std::sync::Arc::new(crate::backend::Cpu::new(ctx.cpu_threads)?);
+        Ok(Box::new(asr::Qwen3Asr::load(dir, cpu, ctx.max_slots)?))
     }
 }

@@ -13,7 +13,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::models::sampling::Rng;
 
 /// The presets `voxkit make-checkpoint --preset` accepts.
-pub const PRESETS: [&str; 4] = ["0.6b-customvoice", "1.7b-customvoice", "1.7b-voicedesign", "tiny-customvoice"];
+pub const PRESETS: [&str; 7] = [
+    "0.6b-customvoice",
+    "1.7b-customvoice",
+    "1.7b-voicedesign",
+    "tiny-customvoice",
+    "0.6b-asr",
+    "1.7b-asr",
+    "tiny-asr",
+];
 
 struct Shape {
     kind: &'static str,
@@ -337,6 +345,9 @@ fn decoder_tensors(
 /// Writes a random-weight checkpoint for `preset` into `out` (created if needed), copying the
 /// tokenizer files from `tokenizer_dir`.
 pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> Result<()> {
+    if let Some(a) = asr_preset(preset_name) {
+        return write_asr(preset_name, &a, out, tokenizer_dir, seed);
+    }
     let s = preset(preset_name)?;
     std::fs::create_dir_all(out)?;
     let io = |e: std::io::Error, what: &Path| Error::new(ErrorKind::Io, format!("{}: {e}", what.display()));
@@ -404,4 +415,173 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
     safetensors::serialize_to_file(t.iter().map(|(n, v)| (n.as_str(), v)), Some(meta), &path)
         .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
     Ok(())
+}
+
+/// Qwen3-ASR shapes (spec §1, §2.2): encoder layers, d_model, heads, FFN, LM hidden,
+/// intermediate, layers.
+struct AsrShape {
+    enc_layers: usize,
+    d_model: usize,
+    enc_heads: usize,
+    enc_ffn: usize,
+    conv: usize,
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+fn asr_preset(name: &str) -> Option<AsrShape> {
+    let real = |enc_layers, d_model, enc_heads, enc_ffn, hidden, intermediate| AsrShape {
+        enc_layers,
+        d_model,
+        enc_heads,
+        enc_ffn,
+        conv: 480,
+        hidden,
+        intermediate,
+        layers: 28,
+        heads: 16,
+        kv_heads: 8,
+        head_dim: 128,
+    };
+    Some(match name {
+        "0.6b-asr" => real(18, 896, 14, 3584, 1024, 3072),
+        "1.7b-asr" => real(24, 1024, 16, 4096, 2048, 6144),
+        "tiny-asr" => AsrShape {
+            enc_layers: 2,
+            d_model: 32,
+            enc_heads: 2,
+            enc_ffn: 64,
+            conv: 8,
+            hidden: 16,
+            intermediate: 32,
+            layers: 2,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 8,
+        },
+        _ => return None,
+    })
+}
+
+fn asr_config_json(a: &AsrShape) -> serde_json::Value {
+    let languages: Vec<&str> = crate::models::asr_config::OFFICIAL_LANGUAGES.to_vec();
+    let half = a.head_dim / 2;
+    let section = half * 5 / 16;
+    json!({
+        "architectures": ["Qwen3ASRForConditionalGeneration"],
+        "model_type": "qwen3_asr",
+        "support_languages": languages,
+        "thinker_config": {
+            "model_type": "qwen3_asr_thinker",
+            "audio_token_id": 151676, "audio_start_token_id": 151669, "audio_end_token_id": 151670,
+            "user_token_id": 872, "initializer_range": 0.02,
+            "audio_config": {
+                "model_type": "qwen3_asr_audio_encoder", "num_mel_bins": 128,
+                "encoder_layers": a.enc_layers, "encoder_attention_heads": a.enc_heads,
+                "encoder_ffn_dim": a.enc_ffn, "d_model": a.d_model, "output_dim": a.hidden,
+                "n_window": 50, "n_window_infer": 800, "conv_chunksize": 500,
+                "downsample_hidden_size": a.conv, "max_source_positions": 1500,
+                "activation_function": "gelu", "scale_embedding": false,
+                "dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0
+            },
+            "text_config": {
+                "model_type": "qwen3_asr_text", "vocab_size": 151936, "hidden_size": a.hidden,
+                "intermediate_size": a.intermediate, "num_hidden_layers": a.layers,
+                "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads, "head_dim": a.head_dim,
+                "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                "max_position_embeddings": 65536, "attention_bias": false, "tie_word_embeddings": true,
+                "rope_scaling": {
+                    "rope_type": "default", "mrope_section": [half - 2 * section, section, section],
+                    "interleaved": true, "mrope_interleaved": true
+                }
+            }
+        },
+        "tie_word_embeddings": true
+    })
+}
+
+/// Writes a random Qwen3-ASR checkpoint: bf16 tensors with the official `thinker.*` names,
+/// the tied head stored too (as the released files do).
+fn write_asr(preset_name: &str, a: &AsrShape, out: &Path, tokenizer_dir: &Path, seed: u64) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let io = |e: std::io::Error, what: &Path| Error::new(ErrorKind::Io, format!("{}: {e}", what.display()));
+    for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
+        let from = tokenizer_dir.join(f);
+        std::fs::copy(&from, out.join(f)).map_err(|e| io(e, &from))?;
+    }
+    let write_json = |name: &str, v: serde_json::Value| -> Result<()> {
+        let p = out.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(&v).expect("json")).map_err(|e| io(e, &p))
+    };
+    write_json("config.json", asr_config_json(a))?;
+    write_json(
+        "preprocessor_config.json",
+        json!({
+            "chunk_length": 30, "dither": 0.0, "feature_extractor_type": "WhisperFeatureExtractor",
+            "feature_size": 128, "hop_length": 160, "n_fft": 400, "n_samples": 480000, "nb_max_frames": 3000,
+            "padding_side": "right", "padding_value": 0.0, "processor_class": "Qwen3ASRProcessor",
+            "return_attention_mask": true
+        }),
+    )?;
+    write_json("generation_config.json", json!({"eos_token_id": [151645, 151643], "pad_token_id": 151643}))?;
+
+    let mut rng = Rng::new(seed);
+    let mut t: Vec<(String, OutTensor)> = Vec::new();
+    let lin = |rng: &mut Rng, o: usize, i: usize| random(rng, &[o, i], 0.0, 1.0 / (i as f32).sqrt());
+    let bias = |rng: &mut Rng, n: usize| random(rng, &[n], 0.0, 0.02);
+    let at = "thinker.audio_tower.";
+    let (d, c) = (a.d_model, a.conv);
+    t.push((format!("{at}conv2d1.weight"), random(&mut rng, &[c, 1, 3, 3], 0.0, 1.0 / 3.0)));
+    t.push((format!("{at}conv2d1.bias"), bias(&mut rng, c)));
+    for n in ["conv2d2", "conv2d3"] {
+        t.push((format!("{at}{n}.weight"), random(&mut rng, &[c, c, 3, 3], 0.0, 1.0 / ((9 * c) as f32).sqrt())));
+        t.push((format!("{at}{n}.bias"), bias(&mut rng, c)));
+    }
+    t.push((format!("{at}conv_out.weight"), lin(&mut rng, d, c * 16)));
+    for l in 0..a.enc_layers {
+        let p = format!("{at}layers.{l}.");
+        for n in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            t.push((format!("{p}self_attn.{n}.weight"), lin(&mut rng, d, d)));
+            t.push((format!("{p}self_attn.{n}.bias"), bias(&mut rng, d)));
+        }
+        for n in ["self_attn_layer_norm", "final_layer_norm"] {
+            t.push((format!("{p}{n}.weight"), random(&mut rng, &[d], 1.0, 0.1)));
+            t.push((format!("{p}{n}.bias"), bias(&mut rng, d)));
+        }
+        t.push((format!("{p}fc1.weight"), lin(&mut rng, a.enc_ffn, d)));
+        t.push((format!("{p}fc1.bias"), bias(&mut rng, a.enc_ffn)));
+        t.push((format!("{p}fc2.weight"), lin(&mut rng, d, a.enc_ffn)));
+        t.push((format!("{p}fc2.bias"), bias(&mut rng, d)));
+    }
+    t.push((format!("{at}ln_post.weight"), random(&mut rng, &[d], 1.0, 0.1)));
+    t.push((format!("{at}ln_post.bias"), bias(&mut rng, d)));
+    t.push((format!("{at}proj1.weight"), lin(&mut rng, d, d)));
+    t.push((format!("{at}proj1.bias"), bias(&mut rng, d)));
+    t.push((format!("{at}proj2.weight"), lin(&mut rng, a.hidden, d)));
+    t.push((format!("{at}proj2.bias"), bias(&mut rng, a.hidden)));
+    let embed = random(&mut rng, &[151936, a.hidden], 0.0, 0.05);
+    let head = OutTensor { shape: embed.shape.clone(), bytes: embed.bytes.clone(), dtype: embed.dtype };
+    t.push(("thinker.model.embed_tokens.weight".into(), embed));
+    t.push(("thinker.lm_head.weight".into(), head));
+    decoder_tensors(
+        &mut t,
+        &mut rng,
+        "thinker.model.",
+        a.hidden,
+        a.intermediate,
+        a.layers,
+        a.heads,
+        a.kv_heads,
+        a.head_dim,
+    );
+    let path = out.join("model.safetensors");
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert("voxkit_random_preset".to_string(), preset_name.to_string());
+    safetensors::serialize_to_file(t.iter().map(|(n, v)| (n.as_str(), v)), Some(meta), &path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))
 }

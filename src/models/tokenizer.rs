@@ -214,6 +214,16 @@ impl TextTokenizer {
         self.inner.decode(ids, false).map_err(|e| Error::internal(format!("decoding failed: {e}")))
     }
 
+    /// The text of `ids` without the special added tokens (`<|im_end|>`, `<|audio_pad|>`, …), as
+    /// transformers' `decode(skip_special_tokens=True, clean_up_tokenization_spaces=False)`;
+    /// non-special added tokens such as `<asr_text>` stay.
+    pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
+        if let Some(&bad) = ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
+            return Err(Error::invalid(format!("token id {bad} is not in the vocabulary ({} ids)", self.vocab_size())));
+        }
+        self.inner.decode(ids, true).map_err(|e| Error::internal(format!("decoding failed: {e}")))
+    }
+
     /// The id of one token: an added token's content (`<tts_pad>`) or a vocabulary entry in its
     /// byte-level spelling (`"Ċ"` for "\n", `"Ġthe"` for " the").
     pub fn token_id(&self, token: &str) -> Option<u32> {

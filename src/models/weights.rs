@@ -59,6 +59,47 @@ impl Checkpoint {
         Ok(Checkpoint { path: path.to_path_buf(), tensors })
     }
 
+    /// Opens a checkpoint folder's weights: the shards listed in `model.safetensors.index.json`
+    /// when there is one (larger checkpoints), else `model.safetensors`.
+    pub fn open_dir(dir: &Path) -> Result<Checkpoint> {
+        let index = dir.join("model.safetensors.index.json");
+        if !index.is_file() {
+            return Checkpoint::open(&dir.join("model.safetensors"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: HashMap<String, String>,
+        }
+        let text =
+            std::fs::read_to_string(&index).map_err(|e| load_error(format!("cannot read {}: {e}", index.display())))?;
+        let idx: Index = serde_json::from_str(&text)
+            .map_err(|e| load_error(format!("{} is not a safetensors index: {e}", index.display())))?;
+        let mut shards: Vec<&String> = idx.weight_map.values().collect();
+        shards.sort();
+        shards.dedup();
+        if shards.is_empty() {
+            return Err(load_error(format!("{} lists no weights", index.display())));
+        }
+        let mut all = Checkpoint { path: index.clone(), tensors: HashMap::new() };
+        for shard in shards {
+            if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
+                return Err(load_error(format!("{}: shard name {shard:?} is not a file name", index.display())));
+            }
+            let part = Checkpoint::open(&dir.join(shard))?;
+            all.tensors.extend(part.tensors);
+        }
+        for name in idx.weight_map.keys() {
+            if !all.tensors.contains_key(name) {
+                return Err(load_error(format!(
+                    "{} maps tensor `{name}` to {}, which does not hold it",
+                    index.display(),
+                    idx.weight_map[name]
+                )));
+            }
+        }
+        Ok(all)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

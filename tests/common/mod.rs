@@ -229,7 +229,10 @@ impl AsrModel for FakeAsr {
         (seconds * 20.0) as u32 + 16
     }
     fn frontend(&mut self, clips: &[&[f32]]) -> Result<Vec<AsrFeatures>> {
-        Ok(clips.iter().map(|c| AsrFeatures { data: c.to_vec(), frames: c.len(), bins: 1 }).collect())
+        Ok(clips
+            .iter()
+            .map(|c| AsrFeatures { data: c.to_vec(), frames: c.len(), bins: 1, passes: Vec::new() })
+            .collect())
     }
     fn prefill(&mut self, seqs: &[AsrPrefill<'_>]) -> Vec<Result<()>> {
         seqs.iter()

@@ -13,6 +13,8 @@ use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
 
+mod wav;
+
 const USAGE: &str = "usage:
   voxkit say --model DIR [--speaker S] [--language L] [--instruct I] [--seed N] [--greedy]
              [--max-new-tokens N] [--stream] [--text-streaming] [--sample-rate R] [--threads T] -o OUT.wav TEXT
@@ -20,13 +22,22 @@ const USAGE: &str = "usage:
   voxkit codes --model DIR [--speaker S] [--language L] [--instruct I] [--seed N] [--greedy]
                [--max-new-tokens N] [--text-streaming] [--threads T] TEXT
       Generates Qwen3-TTS codec frames (16 codes per 80 ms frame) and prints one frame per line.
+  voxkit transcribe --model DIR [--language L] [--context TEXT] [--max-new-tokens N] [--json]
+                    [--threads T] IN.wav
+      Transcribes a WAV file (16/24/32-bit integer or float, any rate and channel count) with a
+      Qwen3-ASR checkpoint; prints the language, the text and the stage timings. With --json,
+      stdout is one line of JSON with language, text, truncated and timings.
   voxkit make-checkpoint --preset NAME --out DIR [--seed N] [--tokenizer DIR]
       Writes a random-weight checkpoint with the real shapes. Presets: 0.6b-customvoice,
-      1.7b-customvoice, 1.7b-voicedesign, tiny-customvoice.
+      1.7b-customvoice, 1.7b-voicedesign, tiny-customvoice, 0.6b-asr, 1.7b-asr, tiny-asr
+      (ASR presets take the tokenizer files from tests/fixtures/asr/tiny unless --tokenizer).
   voxkit bench tts --model DIR [--frames N] [--threads T] [--speaker S]
       Times the talker and code predictor per frame (greedy, batch 1).
   voxkit bench codec --model DIR [--frames N] [--threads T]
-      Times the codec decoder per frame, offline (one pass) and streaming (frame by frame).";
+      Times the codec decoder per frame, offline (one pass) and streaming (frame by frame).
+  voxkit bench asr --model DIR [--seconds S] [--tokens N] [--threads T]
+      Times the ASR front-end, encoder, prompt prefill and greedy decoding on a synthetic clip
+      of S seconds (default 10), decoding N tokens (default 4 per second of audio).";
 
 /// `--name value` options and positional arguments.
 struct Args {
@@ -34,7 +45,7 @@ struct Args {
     positional: Vec<String>,
 }
 
-const FLAGS: [&str; 4] = ["--greedy", "--text-streaming", "--stream", "--verbose"];
+const FLAGS: [&str; 5] = ["--greedy", "--text-streaming", "--stream", "--verbose", "--json"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Args, String> {
@@ -129,28 +140,6 @@ fn codes(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes mono 32-bit IEEE-float PCM as a WAV file.
-fn write_wav(path: &str, rate: u32, samples: &[f32]) -> Result<(), String> {
-    let data_len = (samples.len() * 4) as u32;
-    let mut b = Vec::with_capacity(44 + samples.len() * 4);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
-    b.extend_from_slice(&1u16.to_le_bytes()); // mono
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 4).to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    b.extend_from_slice(&32u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, b).map_err(|e| format!("{path}: {e}"))
-}
-
 fn say(args: &Args) -> Result<(), String> {
     let out = args.get("-o").or_else(|| args.get("--out")).ok_or("-o OUT.wav is required")?.to_string();
     let mut req = request(args, args.positional.join(" "))?;
@@ -187,7 +176,7 @@ fn say(args: &Args) -> Result<(), String> {
     if info.state != voxkit::JobState::Done {
         return Err(format!("the job ended {:?}: {}", info.state, info.error.map(|e| e.message).unwrap_or_default()));
     }
-    write_wav(&out, info.sample_rate, &audio)?;
+    wav::write(std::path::Path::new(&out), &audio, info.sample_rate, 1, wav::Format::Float)?;
     let tm = engine.timings(id).map_err(|e| e.message)?;
     let seconds = audio.len() as f64 / info.sample_rate.max(1) as f64;
     eprintln!(
@@ -211,10 +200,12 @@ fn say(args: &Args) -> Result<(), String> {
 fn make_checkpoint(args: &Args) -> Result<(), String> {
     let preset = args.require("--preset")?;
     let out = PathBuf::from(args.require("--out")?);
+    // Qwen3-ASR's tokenizer_config differs from Qwen3-TTS's (audio tokens, `<asr_text>`).
+    let default_tok = if preset.ends_with("-asr") { "/tests/fixtures/asr/tiny" } else { "/tests/fixtures/tokenizer" };
     let tok = args
         .get("--tokenizer")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer")));
+        .unwrap_or_else(|| PathBuf::from(format!("{}{default_tok}", env!("CARGO_MANIFEST_DIR"))));
     let seed = args.num("--seed")?.unwrap_or(1);
     let t = Instant::now();
     random_checkpoint::write(preset, &out, &tok, seed).map_err(|e| e.message)?;
@@ -299,6 +290,142 @@ fn bench_codec(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A JSON string literal (serde_json's escaping).
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn transcribe(args: &Args) -> Result<(), String> {
+    let [input] = args.positional.as_slice() else { return Err("transcribe takes one input WAV file".into()) };
+    let w = wav::read(std::path::Path::new(input))?;
+    let req = voxkit::AsrRequest {
+        audio: w.samples,
+        sample_rate: w.rate,
+        channels: w.channels as u32,
+        language: args.get("--language").map(str::to_string),
+        context: args.get("--context").map(str::to_string),
+        max_new_tokens: args.num("--max-new-tokens")?.unwrap_or(0),
+        ..Default::default()
+    };
+    let cfg = voxkit::EngineConfig {
+        asr_model_dir: Some(PathBuf::from(args.require("--model")?)),
+        cpu_threads: args.num("--threads")?.unwrap_or(0),
+        max_batch: 1,
+        log_level: if args.flag("--verbose") { voxkit::LogLevel::Info } else { voxkit::LogLevel::Warn },
+        log_sink: Some(Arc::new(|level, msg: &str| eprintln!("[{level:?}] {msg}"))),
+        ..Default::default()
+    };
+    let seconds = req.duration_seconds();
+    let engine = voxkit::Engine::new(cfg).map_err(|e| e.message)?;
+    let id = engine.submit_asr(req).map_err(|e| e.message)?;
+    let info = engine.wait(id, None).map_err(|e| e.message)?;
+    if info.state != voxkit::JobState::Done {
+        return Err(format!("the job ended {:?}: {}", info.state, info.error.map(|e| e.message).unwrap_or_default()));
+    }
+    let text = engine.text(id).map_err(|e| e.message)?;
+    let language = engine.language(id).map_err(|e| e.message)?;
+    let tm = engine.timings(id).map_err(|e| e.message)?;
+    let truncated = info.flags & voxkit::engine::job::FLAG_TRUNCATED != 0;
+    if args.flag("--json") {
+        println!(
+            "{{\"language\":{},\"text\":{},\"truncated\":{truncated},\"timings\":{{\"queue_ms\":{:.3},\"model_load_ms\":{:.3},\"resample_ms\":{:.3},\"denoise_ms\":{:.3},\"frontend_ms\":{:.3},\"encode_ms\":{:.3},\"decode_ms\":{:.3},\"total_ms\":{:.3},\"tokens\":{},\"audio_seconds\":{:.3}}}}}",
+            json_str(&language),
+            json_str(&text),
+            tm.queue_ms,
+            tm.model_load_ms,
+            tm.upsample_ms,
+            tm.denoise_ms,
+            tm.asr_frontend_ms,
+            tm.asr_encode_ms,
+            tm.asr_decode_ms,
+            tm.total_ms,
+            tm.tokens,
+            seconds
+        );
+    } else {
+        println!("language: {}", if language.is_empty() { "(none detected)" } else { &language });
+        println!("{text}");
+        let work = tm.total_ms - tm.model_load_ms - tm.queue_ms;
+        eprintln!(
+            "{:.2} s of audio, {} tokens{}; load {:.0} ms, resample {:.0} ms, denoise {:.0} ms, front-end {:.0} ms, encode+prefill {:.0} ms, decode {:.0} ms, total {:.0} ms; {:.2}× real time",
+            seconds,
+            tm.tokens,
+            if truncated { " (TRUNCATED at the cap)" } else { "" },
+            tm.model_load_ms,
+            tm.upsample_ms,
+            tm.denoise_ms,
+            tm.asr_frontend_ms,
+            tm.asr_encode_ms,
+            tm.asr_decode_ms,
+            tm.total_ms,
+            seconds * 1e3 / work.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// A speech-like synthetic clip: a gliding harmonic voice with a syllable-rate envelope and a
+/// little noise (what the encoder sees does not change its cost; the content only matters for
+/// the text, which random weights make meaningless anyway).
+pub fn synthetic_speech(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
+    let mut rng = voxkit::models::sampling::Rng::new(seed);
+    let n = (seconds * rate as f64) as usize;
+    let mut phase = 0.0f64;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / rate as f64;
+            let f0 = 120.0 + 30.0 * (2.0 * std::f64::consts::PI * 0.7 * t).sin();
+            phase += 2.0 * std::f64::consts::PI * f0 / rate as f64;
+            let env = 0.5 + 0.5 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
+            let voice: f64 = (1..=8).map(|h| (h as f64 * phase).sin() / h as f64).sum();
+            let noise = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            (0.2 * env * voice + 0.01 * noise) as f32
+        })
+        .collect()
+}
+
+fn bench_asr(args: &Args) -> Result<(), String> {
+    use voxkit::engine::model::AsrModel;
+    use voxkit::models::asr::{Qwen3Asr, argmax};
+    let seconds: f64 = args.num("--seconds")?.unwrap_or(10.0);
+    let tokens: usize = args.num("--tokens")?.unwrap_or((seconds * 4.0).ceil() as usize);
+    let dir = PathBuf::from(args.require("--model")?);
+    let threads = args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
+    let t = Instant::now();
+    let mut model = Qwen3Asr::load(&dir, cpu, 1).map_err(|e| e.message)?;
+    eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
+    let clip = synthetic_speech(seconds, model.sample_rate(), 7);
+    let (prefix, suffix) = model.prompt_parts(None, None).map_err(|e| e.message)?;
+    let run = |model: &mut Qwen3Asr, decode: usize| -> Result<(f64, f64, f64, f64, usize), String> {
+        model.times = Default::default();
+        let t = Instant::now();
+        let f = model.frontend(&[&clip]).map_err(|e| e.message)?.remove(0);
+        let frontend = t.elapsed().as_secs_f64() * 1e3;
+        let mut cache = vec![model.decoder.new_cache()];
+        let logits = model.prefill_passes(&[(&f.data, &prefix, &suffix)], &mut cache).map_err(|e| e.message)?;
+        let mut next = argmax(logits.row(0));
+        for _ in 0..decode {
+            let l = model.decode_tokens(&[next], &mut [&mut cache[0]]).map_err(|e| e.message)?;
+            next = argmax(l.row(0));
+        }
+        let tm = model.times;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        Ok((frontend, ms(tm.encoder), ms(tm.prefill - tm.encoder), ms(tm.decode), tm.prompt_tokens as usize))
+    };
+    run(&mut model, 1)?; // warm-up
+    let (frontend, encoder, prefill, decode, prompt) = run(&mut model, tokens)?;
+    let total = frontend + encoder + prefill + decode;
+    println!(
+        "asr: {seconds:.1} s clip, {prompt} prompt tokens, {tokens} decoded; front-end {frontend:.1} ms, encoder {encoder:.1} ms, prefill {prefill:.1} ms, decode {decode:.1} ms ({:.1} ms/token); total {total:.1} ms = {:.2}× real time; threads {threads}",
+        decode / tokens.max(1) as f64,
+        seconds * 1e3 / total
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = raw.first().cloned() else {
@@ -309,11 +436,13 @@ fn main() -> ExitCode {
     let result = (|| match cmd.as_str() {
         "codes" => codes(&Args::parse(rest)?),
         "say" => say(&Args::parse(rest)?),
+        "transcribe" => transcribe(&Args::parse(rest)?),
         "make-checkpoint" => make_checkpoint(&Args::parse(rest)?),
         "bench" => match rest.first().map(String::as_str) {
             Some("tts") => bench_tts(&Args::parse(&rest[1..])?),
             Some("codec") => bench_codec(&Args::parse(&rest[1..])?),
-            _ => Err("bench: expected `tts` or `codec`".to_string()),
+            Some("asr") => bench_asr(&Args::parse(&rest[1..])?),
+            _ => Err("bench: expected `tts`, `codec` or `asr`".to_string()),
         },
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

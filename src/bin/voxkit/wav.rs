@@ -1,0 +1,74 @@
+//! WAV files for the command line (hound): 16/24/32-bit integer and 32-bit float PCM, any
+//! channel count, read as interleaved f32 in [-1, 1]; written back in the input's format.
+
+use std::path::Path;
+
+/// The sample format of a WAV file, kept so that `enhance` writes what it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Int(u16),
+    Float,
+}
+
+pub struct Wav {
+    /// Interleaved samples, `frames × channels`.
+    pub samples: Vec<f32>,
+    pub rate: u32,
+    pub channels: u16,
+    pub format: Format,
+}
+
+pub fn read(path: &Path) -> Result<Wav, String> {
+    let mut r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let spec = r.spec();
+    let err = |e: hound::Error| format!("{}: {e}", path.display());
+    let (samples, format) = match spec.sample_format {
+        hound::SampleFormat::Float if spec.bits_per_sample == 32 => {
+            (r.samples::<f32>().collect::<Result<Vec<_>, _>>().map_err(err)?, Format::Float)
+        }
+        hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let v =
+                r.samples::<i32>().map(|s| s.map(|x| x as f32 * scale)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+            (v, Format::Int(spec.bits_per_sample))
+        }
+        _ => {
+            return Err(format!(
+                "{}: {}-bit {:?} samples are not supported (16/24/32-bit integer or 32-bit float)",
+                path.display(),
+                spec.bits_per_sample,
+                spec.sample_format
+            ));
+        }
+    };
+    if spec.channels == 0 {
+        return Err(format!("{}: the file declares no channels", path.display()));
+    }
+    Ok(Wav { samples, rate: spec.sample_rate, channels: spec.channels, format })
+}
+
+pub fn write(path: &Path, samples: &[f32], rate: u32, channels: u16, format: Format) -> Result<(), String> {
+    let (bits, sample_format) = match format {
+        Format::Float => (32, hound::SampleFormat::Float),
+        Format::Int(b) => (b, hound::SampleFormat::Int),
+    };
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format };
+    let err = |e: hound::Error| format!("{}: {e}", path.display());
+    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    match format {
+        Format::Float => {
+            for &s in samples {
+                w.write_sample(s).map_err(err)?;
+            }
+        }
+        Format::Int(b) => {
+            // Round to the nearest step and saturate at full scale.
+            let full = (1i64 << (b - 1)) as f32;
+            for &s in samples {
+                let v = (s * full).round().clamp(-full, full - 1.0) as i32;
+                w.write_sample(v).map_err(err)?;
+            }
+        }
+    }
+    w.finalize().map_err(err)
+}

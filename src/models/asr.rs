@@ -1,0 +1,644 @@
+//! Qwen3-ASR: audio → (language, text), behind the engine's step-based `AsrModel` seam.
+//!
+//! One job's path (spec §3–§8):
+//! 1. front-end: peak-normalise (only if louder than full scale), split audio longer than the
+//!    official per-pass limit (1200 s) at low-energy points, log-mel per pass;
+//! 2. prefill: the audio encoder turns the pass's mel frames into `tokens(T)` embeddings, which
+//!    replace the `<|audio_pad|>` rows of the chat prompt; the Qwen3 decoder runs the prompt;
+//! 3. steps: greedy decoding (tied head) until `<|im_end|>`/`<|endoftext|>`, the cap, or the
+//!    repetition guard; then the next pass, if any;
+//! 4. transcript: each pass's text parsed as the official `parse_asr_output`, texts joined with
+//!    no separator and languages merged, as the official `transcribe`.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Cpu, Tensor, Weight};
+use crate::engine::model::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
+use crate::error::{Error, ErrorKind, Result};
+use crate::models::asr_config::{AsrConfig, PreprocessorConfig};
+use crate::models::asr_output::{self, REPETITION_THRESHOLD};
+use crate::models::audio_encoder::AudioEncoder;
+use crate::models::mel::MelFrontend;
+use crate::models::qwen3::{KvCache, Qwen3Stack, SeqRows};
+use crate::models::tokenizer::{SplitRegex, TextTokenizer};
+use crate::models::weights::Checkpoint;
+
+/// The official per-pass limit (`MAX_ASR_INPUT_SECONDS`): longer audio is split.
+pub const MAX_PASS_SECONDS: f64 = 1200.0;
+/// Split points are searched this far either side of the limit (`search_expand_sec`).
+const SPLIT_SEARCH_SECONDS: f64 = 5.0;
+/// Energy window of the split search (`min_window_ms`).
+const SPLIT_WINDOW_SECONDS: f64 = 0.1;
+/// Pieces of a split clip shorter than this are zero-padded (`MIN_ASR_INPUT_SECONDS`).
+const MIN_PASS_SECONDS: f64 = 0.5;
+/// The repetition guard stops a pass whose text ends in a unit repeated this many times more
+/// than the clean-up threshold (the cleaned text no longer changes as the loop goes on).
+const GUARD_MARGIN: usize = 5;
+/// Generated ids decoded for the guard's check (enough for 26 repeats of a 20-char unit).
+const GUARD_TAIL_IDS: usize = 640;
+
+/// `float_range_normalize`: audio louder than full scale is divided by its peak, then clipped.
+pub fn normalize_range(audio: &mut [f32]) {
+    let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if peak > 1.0 {
+        audio.iter_mut().for_each(|x| *x /= peak);
+    }
+    audio.iter_mut().for_each(|x| *x = x.clamp(-1.0, 1.0));
+}
+
+/// `split_audio_into_chunks`: pieces of at most `max_seconds` (plus the search range), cut at the
+/// quietest 100 ms window near each limit, contiguous and covering the clip. Only a clip that
+/// is split has its short pieces padded to 0.5 s.
+pub fn split_for_passes(wav: &[f32], rate: u32, max_seconds: f64) -> Vec<Vec<f32>> {
+    let total = wav.len();
+    let sr = rate as f64;
+    if total as f64 / sr <= max_seconds {
+        return vec![wav.to_vec()];
+    }
+    let max_len = (max_seconds * sr) as usize;
+    let expand = (SPLIT_SEARCH_SECONDS * sr) as usize;
+    let win = ((SPLIT_WINDOW_SECONDS * sr) as usize).max(4);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while total - start > max_len {
+        let cut = start + max_len;
+        let (left, right) = (cut.saturating_sub(expand).max(start), (cut + expand).min(total));
+        let mut boundary = cut;
+        if right - left > win {
+            let seg: Vec<f32> = wav[left..right].iter().map(|x| x.abs()).collect();
+            // Moving sums of |x| over `win` samples (np.convolve "valid"), first minimum.
+            let mut sum: f32 = seg[..win].iter().sum();
+            let (mut best, mut best_at) = (sum, 0);
+            for i in 1..=seg.len() - win {
+                sum += seg[i + win - 1] - seg[i - 1];
+                if sum < best {
+                    best = sum;
+                    best_at = i;
+                }
+            }
+            let local = &seg[best_at..best_at + win];
+            let inner = local.iter().enumerate().fold(0, |b, (i, &v)| if v < local[b] { i } else { b });
+            boundary = left + best_at + inner;
+        }
+        let boundary = boundary.max(start + 1).min(total);
+        pieces.push(wav[start..boundary].to_vec());
+        start = boundary;
+    }
+    pieces.push(wav[start..].to_vec());
+    let min_len = (MIN_PASS_SECONDS * sr) as usize;
+    for p in pieces.iter_mut() {
+        if p.len() < min_len {
+            p.resize(min_len, 0.0);
+        }
+    }
+    pieces
+}
+
+/// A conservative cap for a pass of `seconds` of audio: fast speech stays under ~8 tokens a
+/// second; 12 plus room for the language tag leaves margin.
+pub fn auto_cap_tokens(seconds: f64) -> u32 {
+    (32.0 + 12.0 * seconds.max(0.0)).ceil().min(u32::MAX as f64) as u32
+}
+
+/// One decoding pass of a slot (a whole clip, or one piece of a long one).
+struct PassFeatures {
+    data: Vec<f32>,
+}
+
+struct Slot {
+    cache: KvCache,
+    /// Passes not started yet.
+    pending: VecDeque<PassFeatures>,
+    /// Prompt ids before and after the audio pads.
+    prefix: Vec<u32>,
+    suffix: Vec<u32>,
+    forced_language: Option<String>,
+    /// The token chosen by the last forward, not yet fed back.
+    next: u32,
+    /// Ids generated in this pass (stop token excluded).
+    generated: Vec<u32>,
+    cap: u32,
+    /// Finished passes' (language, text).
+    done: Vec<(String, String)>,
+    truncated: bool,
+}
+
+/// Time spent per part, summed over the model's life (for benchmarks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsrTimes {
+    pub frontend: Duration,
+    pub encoder: Duration,
+    pub prefill: Duration,
+    pub decode: Duration,
+    pub decode_steps: u64,
+    pub prompt_tokens: u64,
+}
+
+pub struct Qwen3Asr {
+    pub config: AsrConfig,
+    pub preprocessor: PreprocessorConfig,
+    mel: MelFrontend,
+    pub encoder: AudioEncoder,
+    embed_tokens: Weight,
+    /// An untied output head; tied checkpoints use `embed_tokens`.
+    lm_head: Option<Weight>,
+    pub decoder: Qwen3Stack,
+    tokenizer: TextTokenizer,
+    cpu: Arc<Cpu>,
+    stop_ids: Vec<u32>,
+    audio_pad: u32,
+    slots: Vec<Option<Slot>>,
+    spare: Vec<KvCache>,
+    pub times: AsrTimes,
+}
+
+fn load_error(msg: String) -> Error {
+    Error::new(ErrorKind::ModelLoad, msg)
+}
+
+impl Qwen3Asr {
+    /// Loads `config.json`, `preprocessor_config.json`, the tokenizer and the weights
+    /// (`model.safetensors` or the shards of `model.safetensors.index.json`).
+    pub fn load(dir: &Path, cpu: Arc<Cpu>, max_slots: usize) -> Result<Qwen3Asr> {
+        let config = AsrConfig::load(dir)?;
+        let preprocessor = PreprocessorConfig::load(dir)?;
+        if preprocessor.feature_size != config.audio().num_mel_bins {
+            return Err(load_error(format!(
+                "{}: preprocessor feature_size {} does not match audio_config.num_mel_bins {}",
+                dir.display(),
+                preprocessor.feature_size,
+                config.audio().num_mel_bins
+            )));
+        }
+        let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
+        let mut ck = Checkpoint::open_dir(dir)?;
+        let encoder = AudioEncoder::load(&mut ck, config.audio(), "thinker.audio_tower.")?;
+        let dims = config.text_dims();
+        let text = &config.thinker_config.text_config;
+        let embed_tokens = ck.take("thinker.model.embed_tokens.weight", &[text.vocab_size, dims.hidden])?;
+        let decoder = Qwen3Stack::load(&mut ck, "thinker.model.", dims.clone())?;
+        // Tied: transformers replaces the stored head by the embedding, so the stored copy (if
+        // any: save_pretrained omits it) is not used.
+        let lm_head = if text.tie_word_embeddings {
+            if let Some(w) = ck.take_any("thinker.lm_head.weight") {
+                if w.shape != [text.vocab_size, dims.hidden] {
+                    return Err(load_error(format!(
+                        "{}: tensor `thinker.lm_head.weight` has shape {:?}; the config implies {:?}",
+                        ck.path().display(),
+                        w.shape,
+                        [text.vocab_size, dims.hidden]
+                    )));
+                }
+            }
+            None
+        } else {
+            Some(ck.take("thinker.lm_head.weight", &[text.vocab_size, dims.hidden])?)
+        };
+        let unused = ck.remaining();
+        if !unused.is_empty() {
+            return Err(load_error(format!(
+                "{}: unexpected tensors for this config: {}",
+                ck.path().display(),
+                unused.join(", ")
+            )));
+        }
+        if config.audio().output_dim != dims.hidden {
+            return Err(load_error(format!(
+                "{}: audio_config.output_dim {} does not match text_config.hidden_size {}",
+                dir.display(),
+                config.audio().output_dim,
+                dims.hidden
+            )));
+        }
+        let id = |t: &str| {
+            tokenizer.token_id(t).ok_or_else(|| {
+                load_error(format!("{}: the tokenizer has no `{t}` token", dir.join("tokenizer_config.json").display()))
+            })
+        };
+        let stop_ids = vec![id("<|im_end|>")?, id("<|endoftext|>")?];
+        let audio_pad = config.thinker_config.audio_token_id;
+        if tokenizer.token_id("<|audio_pad|>") != Some(audio_pad) {
+            return Err(load_error(format!(
+                "{}: thinker_config.audio_token_id {audio_pad} is not the tokenizer's `<|audio_pad|>`",
+                dir.display()
+            )));
+        }
+        id("<|audio_start|>")?;
+        id("<|audio_end|>")?;
+        Ok(Qwen3Asr {
+            mel: MelFrontend::new(&preprocessor),
+            config,
+            preprocessor,
+            encoder,
+            embed_tokens,
+            lm_head,
+            decoder,
+            tokenizer,
+            cpu,
+            stop_ids,
+            audio_pad,
+            slots: (0..max_slots).map(|_| None).collect(),
+            spare: Vec::new(),
+            times: AsrTimes::default(),
+        })
+    }
+
+    pub fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Log-mel features of one mono clip at the model's rate, exactly as the official
+    /// processor (no splitting, no normalisation): `[T, n_mels]`.
+    pub fn mel_features(&self, clip: &[f32]) -> AsrFeatures {
+        if clip.len() < self.mel.min_samples() {
+            // Too short for the centred STFT (the official code raises here): zero-padded.
+            let mut c = clip.to_vec();
+            c.resize(
+                ((MIN_PASS_SECONDS * self.preprocessor.sampling_rate as f64) as usize).max(self.mel.min_samples()),
+                0.0,
+            );
+            return self.mel.features(&c);
+        }
+        self.mel.features(clip)
+    }
+
+    /// The canonical name of a forced language, or an error naming the supported ones.
+    pub fn check_language(&self, language: &str) -> Result<String> {
+        let supported = self.config.languages();
+        match asr_output::normalize_language_name(language) {
+            Some(l) if supported.contains(&l) => Ok(l),
+            _ => Err(Error::invalid(format!(
+                "language `{language}` is not supported by this model (supported: {})",
+                supported.join(", ")
+            ))),
+        }
+    }
+
+    /// Prompt ids before and after the audio pads (spec §7): the system turn (always present,
+    /// holding the context), the user turn with the audio, the assistant turn, and for a forced
+    /// language `language X<asr_text>`.
+    pub fn prompt_parts(&self, context: Option<&str>, language: Option<&str>) -> Result<(Vec<u32>, Vec<u32>)> {
+        let context = context.unwrap_or("");
+        for tag in ["<|audio_pad|>", "<|audio_start|>", "<|audio_end|>"] {
+            if context.contains(tag) {
+                return Err(Error::invalid(format!("context must not contain the audio token {tag}")));
+            }
+        }
+        let prefix = format!("<|im_start|>system\n{context}<|im_end|>\n<|im_start|>user\n<|audio_start|>");
+        let mut suffix = "<|audio_end|><|im_end|>\n<|im_start|>assistant\n".to_string();
+        if let Some(l) = language {
+            suffix.push_str(&format!("language {l}<asr_text>"));
+        }
+        Ok((self.tokenizer.encode(&prefix)?, self.tokenizer.encode(&suffix)?))
+    }
+
+    /// The full prompt ids for a pass whose audio gives `audio_tokens` embeddings.
+    pub fn prompt_ids(&self, prefix: &[u32], suffix: &[u32], audio_tokens: usize) -> Vec<u32> {
+        let mut ids = prefix.to_vec();
+        ids.extend(std::iter::repeat_n(self.audio_pad, audio_tokens));
+        ids.extend_from_slice(suffix);
+        ids
+    }
+
+    /// Prompt embeddings with the audio rows spliced in at the pad positions, in order.
+    pub fn embed_prompt(&self, ids: &[u32], audio: &Tensor) -> Result<Tensor> {
+        let mut x = self.cpu.embedding(&self.embed_tokens, ids)?;
+        let mut next = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            if id == self.audio_pad {
+                if next >= audio.rows {
+                    return Err(Error::internal("more audio pads than audio embeddings"));
+                }
+                x.row_mut(i).copy_from_slice(audio.row(next));
+                next += 1;
+            }
+        }
+        if next != audio.rows {
+            return Err(Error::internal(format!("{} audio embeddings for {next} pads", audio.rows)));
+        }
+        Ok(x)
+    }
+
+    /// Logits `[rows, vocab]` of post-norm hidden states.
+    pub fn logits(&self, hidden: &Tensor) -> Tensor {
+        self.cpu.linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+    }
+
+    /// Encodes passes and prefills their prompts into the given caches; returns the logits of
+    /// each prompt's last position.
+    pub fn prefill_passes(&mut self, passes: &[(&[f32], &[u32], &[u32])], caches: &mut [KvCache]) -> Result<Tensor> {
+        let cpu = self.cpu.clone();
+        let t0 = Instant::now();
+        let mels: Vec<&[f32]> = passes.iter().map(|p| p.0).collect();
+        let audio = self.encoder.forward(&cpu, &mels);
+        let t1 = Instant::now();
+        let mut rows = Vec::with_capacity(passes.len());
+        let mut embeds = Vec::with_capacity(passes.len());
+        for ((_, prefix, suffix), a) in passes.iter().zip(&audio) {
+            let ids = self.prompt_ids(prefix, suffix, a.rows);
+            embeds.push(self.embed_prompt(&ids, a)?);
+            rows.push(ids.len());
+        }
+        let all: Vec<&[f32]> = embeds.iter().flat_map(|e| (0..e.rows).map(move |r| e.row(r))).collect();
+        let x = Tensor::stack(&all);
+        let mut spans: Vec<SeqRows<'_>> =
+            caches.iter_mut().zip(&rows).map(|(cache, &rows)| SeqRows { cache, rows }).collect();
+        let hidden = self.decoder.forward(&cpu, x, &mut spans, None);
+        let mut end = 0;
+        let last: Vec<&[f32]> = rows
+            .iter()
+            .map(|&r| {
+                end += r;
+                hidden.row(end - 1)
+            })
+            .collect();
+        let logits = self.logits(&Tensor::stack(&last));
+        self.times.encoder += t1 - t0;
+        self.times.prefill += t1.elapsed();
+        self.times.prompt_tokens += rows.iter().sum::<usize>() as u64;
+        Ok(logits)
+    }
+
+    /// Feeds one token per sequence; returns the next logits `[n, vocab]`.
+    pub fn decode_tokens(&mut self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        let cpu = self.cpu.clone();
+        let t0 = Instant::now();
+        let x = cpu.embedding(&self.embed_tokens, tokens)?;
+        let mut spans: Vec<SeqRows<'_>> = caches.iter_mut().map(|c| SeqRows { cache: c, rows: 1 }).collect();
+        let hidden = self.decoder.forward(&cpu, x, &mut spans, None);
+        let logits = self.logits(&hidden);
+        self.times.decode += t0.elapsed();
+        self.times.decode_steps += 1;
+        Ok(logits)
+    }
+
+    fn take_cache(&mut self) -> KvCache {
+        let mut c = self.spare.pop().unwrap_or_else(|| self.decoder.new_cache());
+        c.clear();
+        c
+    }
+
+    /// Ends a slot's current pass: parses its text, and starts the next pass if there is one.
+    /// Returns true when the slot has no pass left.
+    fn end_pass(&mut self, slot: usize) -> Result<bool> {
+        let s = self.slots[slot].as_mut().expect("ending a pass of a busy slot");
+        let raw = self.tokenizer.decode_skip_special(&s.generated)?;
+        s.done.push(asr_output::parse_asr_output(&raw, s.forced_language.as_deref()));
+        s.generated.clear();
+        let Some(pass) = s.pending.pop_front() else { return Ok(true) };
+        let (prefix, suffix) = (s.prefix.clone(), s.suffix.clone());
+        let mut cache = std::mem::take(&mut s.cache);
+        cache.clear();
+        let logits = self.prefill_passes(&[(&pass.data, &prefix, &suffix)], std::slice::from_mut(&mut cache))?;
+        let s = self.slots[slot].as_mut().expect("busy slot");
+        s.cache = cache;
+        s.next = argmax(logits.row(0));
+        Ok(false)
+    }
+
+    /// True when the pass's text so far ends in a runaway repetition (see `GUARD_MARGIN`).
+    fn runaway(&self, generated: &[u32]) -> bool {
+        let runs = REPETITION_THRESHOLD + GUARD_MARGIN;
+        if generated.len() < runs || generated.len() % 4 != 0 {
+            return false;
+        }
+        let tail = &generated[generated.len().saturating_sub(GUARD_TAIL_IDS)..];
+        let Ok(text) = self.tokenizer.decode_skip_special(tail) else { return false };
+        let chars: Vec<char> = text.chars().collect();
+        asr_output::ends_in_repetition(&chars, runs)
+    }
+}
+
+/// Index of the largest value (the first one on ties, as `torch.argmax`).
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+impl AsrModel for Qwen3Asr {
+    fn max_slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.preprocessor.sampling_rate
+    }
+
+    fn auto_max_new_tokens(&self, seconds: f64) -> u32 {
+        auto_cap_tokens(seconds.min(MAX_PASS_SECONDS + SPLIT_SEARCH_SECONDS))
+    }
+
+    fn frontend(&mut self, clips: &[&[f32]]) -> Result<Vec<AsrFeatures>> {
+        let t0 = Instant::now();
+        let rate = self.sample_rate();
+        let out = clips
+            .iter()
+            .map(|clip| {
+                let mut wav = clip.to_vec();
+                normalize_range(&mut wav);
+                let pieces = split_for_passes(&wav, rate, MAX_PASS_SECONDS);
+                let mut all = AsrFeatures { data: Vec::new(), frames: 0, bins: self.mel.n_mels(), passes: Vec::new() };
+                for p in &pieces {
+                    let f = self.mel_features(p);
+                    all.data.extend_from_slice(&f.data);
+                    all.frames += f.frames;
+                    all.passes.push(f.frames);
+                }
+                all
+            })
+            .collect();
+        self.times.frontend += t0.elapsed();
+        Ok(out)
+    }
+
+    fn prefill(&mut self, seqs: &[AsrPrefill<'_>]) -> Vec<Result<()>> {
+        let mut results: Vec<Result<()>> = Vec::with_capacity(seqs.len());
+        let mut ready = Vec::new();
+        for (i, s) in seqs.iter().enumerate() {
+            let built = (|| {
+                let f = s.features;
+                if f.bins != self.mel.n_mels() || f.data.len() != f.frames * f.bins || f.frames == 0 {
+                    return Err(Error::invalid("ASR features do not match this model's front-end"));
+                }
+                let forced = s.request.language.as_deref().filter(|l| !l.trim().is_empty());
+                let forced = forced.map(|l| self.check_language(l)).transpose()?;
+                let (prefix, suffix) = self.prompt_parts(s.request.context.as_deref(), forced.as_deref())?;
+                let lens: Vec<usize> = if f.passes.is_empty() { vec![f.frames] } else { f.passes.clone() };
+                if lens.iter().sum::<usize>() != f.frames {
+                    return Err(Error::invalid("ASR feature passes do not add up to the frames"));
+                }
+                let mut pending = VecDeque::new();
+                let mut at = 0;
+                for n in lens {
+                    pending.push_back(PassFeatures { data: f.data[at * f.bins..(at + n) * f.bins].to_vec() });
+                    at += n;
+                }
+                Ok((prefix, suffix, forced, pending))
+            })();
+            match built {
+                Ok(b) => {
+                    ready.push((i, b));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if ready.is_empty() {
+            return results;
+        }
+        let mut caches: Vec<KvCache> = ready.iter().map(|_| self.take_cache()).collect();
+        let mut firsts: Vec<PassFeatures> = Vec::with_capacity(ready.len());
+        for (_, b) in ready.iter_mut() {
+            firsts.push(b.3.pop_front().expect("at least one pass"));
+        }
+        let passes: Vec<(&[f32], &[u32], &[u32])> =
+            ready.iter().zip(&firsts).map(|((_, b), p)| (p.data.as_slice(), b.0.as_slice(), b.1.as_slice())).collect();
+        let logits = self.prefill_passes(&passes, &mut caches);
+        drop(passes);
+        match logits {
+            Ok(logits) => {
+                for (k, ((i, (prefix, suffix, forced, pending)), cache)) in ready.into_iter().zip(caches).enumerate() {
+                    self.slots[seqs[i].slot] = Some(Slot {
+                        cache,
+                        pending,
+                        prefix,
+                        suffix,
+                        forced_language: forced,
+                        next: argmax(logits.row(k)),
+                        generated: Vec::new(),
+                        cap: seqs[i].max_new_tokens.max(1),
+                        done: Vec::new(),
+                        truncated: false,
+                    });
+                }
+            }
+            Err(e) => {
+                for (i, _) in ready {
+                    results[i] = Err(e.clone());
+                }
+                self.spare.extend(caches);
+            }
+        }
+        results
+    }
+
+    fn step(&mut self, slots: &[usize]) -> Result<Vec<AsrStep>> {
+        let mut out = vec![AsrStep { token: None, finish: None }; slots.len()];
+        // Decide per slot: the pending token either ends the pass or is emitted and fed back.
+        let mut feed: Vec<usize> = Vec::new();
+        for (i, &slot) in slots.iter().enumerate() {
+            let s = self.slots[slot].as_mut().expect("stepping a busy slot");
+            let tok = s.next;
+            let mut pass_over = None;
+            if self.stop_ids.contains(&tok) {
+                pass_over = Some(false);
+            } else {
+                s.generated.push(tok);
+                out[i].token = Some(tok);
+                if s.generated.len() as u32 >= s.cap {
+                    pass_over = Some(true);
+                }
+            }
+            if pass_over.is_none() {
+                let generated = std::mem::take(&mut self.slots[slot].as_mut().unwrap().generated);
+                let runaway = self.runaway(&generated);
+                self.slots[slot].as_mut().unwrap().generated = generated;
+                if runaway {
+                    log::warn!("asr: stopping a runaway repetition after {} tokens", tok);
+                    pass_over = Some(true);
+                }
+            }
+            match pass_over {
+                None => feed.push(i),
+                Some(truncated) => {
+                    self.slots[slot].as_mut().unwrap().truncated |= truncated;
+                    if self.end_pass(slot)? {
+                        let s = self.slots[slot].as_ref().unwrap();
+                        out[i].finish = Some(if s.truncated { Finish::Cap } else { Finish::Eos });
+                    }
+                }
+            }
+        }
+        if feed.is_empty() {
+            return Ok(out);
+        }
+        let tokens: Vec<u32> = feed.iter().map(|&i| self.slots[slots[i]].as_ref().unwrap().next).collect();
+        let mut taken: Vec<Slot> = feed.iter().map(|&i| self.slots[slots[i]].take().unwrap()).collect();
+        let logits = {
+            let mut caches: Vec<&mut KvCache> = taken.iter_mut().map(|s| &mut s.cache).collect();
+            self.decode_tokens(&tokens, &mut caches)
+        };
+        for (k, (&i, mut s)) in feed.iter().zip(taken).enumerate() {
+            if let Ok(l) = &logits {
+                s.next = argmax(l.row(k));
+            }
+            self.slots[slots[i]] = Some(s);
+        }
+        logits?;
+        Ok(out)
+    }
+
+    fn transcript(&self, slot: usize) -> Transcript {
+        let Some(s) = self.slots[slot].as_ref() else { return Transcript::default() };
+        let mut texts: Vec<String> = s.done.iter().map(|(_, t)| t.clone()).collect();
+        let mut langs: Vec<String> = s.done.iter().map(|(l, _)| l.clone()).collect();
+        if !s.generated.is_empty() {
+            // A pass still running: its text so far.
+            if let Ok(raw) = self.tokenizer.decode_skip_special(&s.generated) {
+                let (l, t) = asr_output::parse_asr_output(&raw, s.forced_language.as_deref());
+                texts.push(t);
+                langs.push(l);
+            }
+        }
+        Transcript { language: asr_output::merge_languages(&langs), text: texts.concat() }
+    }
+
+    fn release(&mut self, slot: usize) {
+        if let Some(mut s) = self.slots[slot].take() {
+            s.cache.clear();
+            self.spare.push(s.cache);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_audio_is_one_pass_and_long_audio_splits_at_quiet_points() {
+        let rate = 1000;
+        let loud: Vec<f32> = (0..30_000).map(|i| if (i / 7) % 2 == 0 { 0.5 } else { -0.5 }).collect();
+        assert_eq!(split_for_passes(&loud[..5000], rate, 10.0).len(), 1);
+        // 30 s with a silent stretch at 12 s: a 10 s limit cuts there (within ±5 s of 10 s),
+        // then again near 22 s.
+        let mut wav = loud.clone();
+        wav[12_000..12_300].iter_mut().for_each(|x| *x = 0.0);
+        let pieces = split_for_passes(&wav, rate, 10.0);
+        assert!(pieces.len() >= 3);
+        assert!((12_000..12_300).contains(&pieces[0].len()), "cut at {}", pieces[0].len());
+        assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), wav.len());
+    }
+
+    #[test]
+    fn range_normalisation_only_touches_loud_audio() {
+        let mut a = vec![0.5, -0.25];
+        normalize_range(&mut a);
+        assert_eq!(a, vec![0.5, -0.25]);
+        let mut a = vec![2.0, -1.0];
+        normalize_range(&mut a);
+        assert_eq!(a, vec![1.0, -0.5]);
+    }
+}
