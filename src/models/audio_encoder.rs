@@ -73,7 +73,7 @@ impl Conv2d {
         // Images per im2col block, so that long clips do not need one huge scratch matrix.
         let per_block = (IM2COL_BUDGET / (pixels * width).max(1)).clamp(1, chunks.max(1));
         let cout = self.weight.rows();
-        let mut y = Tensor::zeros(chunks * pixels, cout);
+        let mut y = Tensor { data: Vec::new(), rows: chunks * pixels, cols: cout };
         for first in (0..chunks).step_by(per_block) {
             let n = per_block.min(chunks - first);
             let mut cols = Tensor::zeros(n * pixels, width);
@@ -96,7 +96,10 @@ impl Conv2d {
             });
             let mut block = cpu.linear(&cols, &self.weight, Some(&self.bias));
             cpu::gelu_erf(&mut block.data);
-            y.data[first * pixels * cout..(first + n) * pixels * cout].copy_from_slice(&block.data);
+            if n == chunks {
+                return block; // one block: no copy
+            }
+            y.data.extend_from_slice(&block.data);
         }
         y
     }
