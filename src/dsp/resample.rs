@@ -75,6 +75,8 @@ const TAP_MULTIPLE: usize = 8;
 /// The design cache keeps this many rate pairs, with at most this many bytes of tables.
 const CACHE_PAIRS: usize = 8;
 const CACHE_BYTES: usize = 16 << 20;
+/// `process` widens and consumes its input this many frames at a time.
+const PIECE_FRAMES: usize = 16384;
 /// `process_batch` goes parallel from this many input frames in all.
 const PAR_MIN_FRAMES: usize = 8192;
 
@@ -308,8 +310,11 @@ impl Resampler {
             self.frames_out += input.len() as u64;
             return;
         }
-        self.buf.extend(input.iter().map(|&v| v as f64));
-        self.produce(output, u64::MAX);
+        // A piece at a time, so the f64 history stays small however long the input.
+        for piece in input.chunks(PIECE_FRAMES) {
+            self.buf.extend(piece.iter().map(|&v| v as f64));
+            self.produce(output, u64::MAX);
+        }
     }
 
     /// Ends the stream: appends the outputs still held back (feeding zeros past the end) so that the
