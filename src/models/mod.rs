@@ -19,7 +19,7 @@ pub mod weights;
 
 use std::path::Path;
 
-use crate::engine::model::{AsrModel, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
+use crate::engine::model::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Loads the official Qwen3-TTS / Qwen3-ASR checkpoint folders.
@@ -135,6 +135,10 @@ impl ModelLoader for CheckpointLoader {
         let generator = tts::Qwen3Tts::load(dir, cpu.clone(), ctx.max_slots)?;
         let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cpu)?;
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec::CodecSlots::new(codec)) })
+    }
+
+    fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
+        Ok(Box::new(crate::dsp::resample::Resampler::new(from_rate, to_rate)?))
     }
 
     fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
