@@ -176,3 +176,29 @@ fn engine_audio_matches_the_official_generate_custom_voice() {
         }
     }
 }
+
+/// A requested output rate runs the `upsample` stage: offline and streaming jobs both give
+/// exactly the one-shot resampling of the model's 24 kHz audio (the resampler is
+/// chunking-invariant), of length ceil(n · 48/24).
+#[test]
+fn output_rate_is_resampled_in_the_pipeline() {
+    let e = engine();
+    let native = e.submit_tts(request(false)).unwrap();
+    assert_eq!(e.wait(native, Some(Duration::from_secs(120))).unwrap().state, JobState::Done);
+    let a = read_all(&e, native);
+    let want = voxkit::dsp::resample::resample(&a, 24_000, 48_000).unwrap();
+    assert_eq!(want.len(), 2 * a.len());
+    for stream in [false, true] {
+        let mut r = request(stream);
+        r.sample_rate = 48_000;
+        let id = e.submit_tts(r).unwrap();
+        let info = e.wait(id, Some(Duration::from_secs(120))).unwrap();
+        assert_eq!(info.state, JobState::Done, "{:?}", info.error);
+        assert_eq!(info.sample_rate, 48_000);
+        let b = read_all(&e, id);
+        assert_eq!(b.len(), want.len(), "stream {stream}");
+        let diff = b.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff <= 1e-6, "stream {stream}: max diff {diff}");
+        assert!(e.timings(id).unwrap().upsample_ms > 0.0);
+    }
+}
