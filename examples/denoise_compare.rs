@@ -94,6 +94,20 @@ fn main() -> voxkit::Result<()> {
     )
     .ok();
 
+    for rate in [16_000u32, 24_000, 48_000] {
+        let d = Denoiser::new(rate, 1.0)?;
+        writeln!(
+            md,
+            "- ours at {} kHz: frame {} / hop {} samples, delay {} samples = {:.1} ms (compensated in the output)",
+            rate / 1000,
+            d.frame_len(),
+            d.hop_len(),
+            d.latency_frames(),
+            1000.0 * d.latency_frames() as f64 / rate as f64
+        )
+        .ok();
+    }
+    writeln!(md).ok();
     writeln!(md, "## SI-SDR improvement (dB)\n").ok();
     writeln!(md, "| noise | SNR | input SI-SDR | ours | RNNoise | ours − RNNoise |").ok();
     writeln!(md, "|---|---:|---:|---:|---:|---:|").ok();
@@ -158,7 +172,7 @@ fn main() -> voxkit::Result<()> {
         } else {
             "– (48 kHz only)".into()
         };
-        println!("speed {rate} Hz: ours {ours:.0}×, rnnoise {rnn}×");
+        println!("speed {rate} Hz: ours {ours:.0}×, rnnoise {rnn}");
         writeln!(md, "| {} kHz | {ours:.0} | {rnn} |", rate / 1000).ok();
     }
 

@@ -7,8 +7,8 @@
 //!    2012), started from the spectral valleys of the first frame and capped by a minimum-statistics
 //!    bound (both below: they keep a stream that starts in speech from taking the speech for noise);
 //! 2. a-priori SNR by the decision-directed rule (Ephraim & Malah 1984);
-//! 3. the MMSE log-spectral-amplitude gain (Ephraim & Malah 1985), floored at −25 dB so the residual
-//!    noise stays a quiet, even hiss instead of musical tones; `strength` mixes it with 1;
+//! 3. the MMSE log-spectral-amplitude gain (Ephraim & Malah 1985), floored at −25 dB: the steady
+//!    residual hiss masks the musical tones of isolated gain peaks; `strength` mixes it with 1;
 //! 4. inverse FFT and overlap-add, normalised so that gain 1 (strength 0) gives back the input up
 //!    to float rounding.
 //!
@@ -107,8 +107,10 @@ pub struct Denoiser {
     /// Output samples still to drop (the delay) and input samples not yet given back.
     skip: usize,
     held: usize,
-    /// Frames analysed since the start.
+    /// Frames analysed since the start, counted up to HOPS_PER_FRAME (the start-up frames), and
+    /// frames into the current minimum-statistics sub-window.
     frames: usize,
+    ms_count: usize,
     /// Per bin: periodogram of this frame, noise PSD, smoothed presence, previous frame's clean
     /// power (for the DD rule), and the minimum statistics: smoothed periodogram, minimum in the
     /// current sub-window, minimum over the finished ones (and those, newest first).
@@ -190,6 +192,7 @@ impl Denoiser {
             skip: 0,
             held: 0,
             frames: 0,
+            ms_count: 0,
             power: vec![0.0; bins],
             noise: vec![0.0; bins],
             spp_avg: vec![0.0; bins],
@@ -240,6 +243,7 @@ impl Denoiser {
         self.skip = self.n - self.hop;
         self.held = 0;
         self.frames = 0;
+        self.ms_count = 0;
         self.noise.fill(self.noise_floor);
         self.spp_avg.fill(0.0);
         self.clean_prev.fill(0.0);
@@ -315,7 +319,7 @@ impl Denoiser {
         }
         self.cap_noise();
         self.apply_gain();
-        self.frames += 1;
+        self.frames = (self.frames + 1).min(HOPS_PER_FRAME);
 
         // The DC and Nyquist bins of a real signal are real; the inverse transform insists.
         let last = self.spec.len() - 1;
@@ -370,7 +374,9 @@ impl Denoiser {
             let cap = MS_BIAS * self.min_now[k].min(self.min_past[k]);
             self.noise[k] = self.noise[k].min(cap).max(self.noise_floor);
         }
-        if (self.frames + 1) % self.ms_frames == 0 {
+        self.ms_count += 1;
+        if self.ms_count == self.ms_frames {
+            self.ms_count = 0;
             self.min_subs.rotate_right(1);
             std::mem::swap(&mut self.min_subs[0], &mut self.min_now);
             self.min_now.fill(f32::MAX);
