@@ -137,6 +137,10 @@ impl ModelLoader for CheckpointLoader {
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec::CodecSlots::new(codec)) })
     }
 
+    fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
+        Ok(Box::new(crate::dsp::denoise::Denoiser::new(sample_rate, strength)?))
+    }
+
     fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
         Ok(Box::new(crate::dsp::resample::Resampler::new(from_rate, to_rate)?))
     }
