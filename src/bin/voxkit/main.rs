@@ -27,6 +27,10 @@ const USAGE: &str = "usage:
       Transcribes a WAV file (16/24/32-bit integer or float, any rate and channel count) with a
       Qwen3-ASR checkpoint; prints the language, the text and the stage timings. With --json,
       stdout is one line of JSON with language, text, truncated and timings.
+  voxkit enhance [--denoise STRENGTH] [--sample-rate R] [--threads T] -o OUT.wav IN.wav
+      Denoises (STRENGTH in [0, 1]; none without --denoise) and resamples (none without
+      --sample-rate or at the input's rate) a WAV file; channels are processed independently,
+      as one batch. Writes the input's sample format.
   voxkit make-checkpoint --preset NAME --out DIR [--seed N] [--tokenizer DIR]
       Writes a random-weight checkpoint with the real shapes. Presets: 0.6b-customvoice,
       1.7b-customvoice, 1.7b-voicedesign, tiny-customvoice, 0.6b-asr, 1.7b-asr, tiny-asr
@@ -35,6 +39,9 @@ const USAGE: &str = "usage:
       Times the talker and code predictor per frame (greedy, batch 1).
   voxkit bench codec --model DIR [--frames N] [--threads T]
       Times the codec decoder per frame, offline (one pass) and streaming (frame by frame).
+  voxkit bench post [--seconds S] [--streams N] [--threads T]
+      Times the resampler (24 -> 48 and 24 -> 44.1 kHz, 48 -> 16 kHz) and the denoiser (24 and
+      48 kHz): x real time on one thread, and batched over N streams on T threads.
   voxkit bench asr --model DIR [--seconds S] [--tokens N] [--threads T]
       Times the ASR front-end, encoder, prompt prefill and greedy decoding on a synthetic clip
       of S seconds (default 10), decoding N tokens (default 4 per second of audio).";
@@ -426,6 +433,139 @@ fn bench_asr(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn enhance(args: &Args) -> Result<(), String> {
+    use voxkit::dsp::{denoise, resample};
+    let [input] = args.positional.as_slice() else { return Err("enhance takes one input WAV file".into()) };
+    let out = args.get("-o").or_else(|| args.get("--out")).ok_or("-o OUT.wav is required")?;
+    let w = wav::read(std::path::Path::new(input))?;
+    let strength: Option<f32> = args.num("--denoise")?;
+    let to_rate: u32 = args.num("--sample-rate")?.unwrap_or(w.rate);
+    let threads = args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
+    // De-interleave: each channel is its own stream; all channels form one batch.
+    let c = w.channels as usize;
+    let mut chans: Vec<Vec<f32>> = (0..c).map(|ch| w.samples.iter().skip(ch).step_by(c).copied().collect()).collect();
+    let frames = chans[0].len();
+    let (mut denoise_ms, mut resample_ms) = (0.0, 0.0);
+    if let Some(s) = strength {
+        let t = Instant::now();
+        let mut streams: Vec<denoise::Denoiser> =
+            (0..c).map(|_| denoise::Denoiser::new(w.rate, s)).collect::<Result<_, _>>().map_err(|e| e.message)?;
+        let mut outs = vec![Vec::new(); c];
+        pool.install(|| {
+            let mut refs: Vec<&mut denoise::Denoiser> = streams.iter_mut().collect();
+            let inputs: Vec<&[f32]> = chans.iter().map(|v| v.as_slice()).collect();
+            denoise::process_batch(&mut refs, &inputs, &mut outs)
+        })
+        .map_err(|e| e.message)?;
+        for (st, o) in streams.iter_mut().zip(outs.iter_mut()) {
+            st.flush(o);
+        }
+        chans = outs;
+        denoise_ms = t.elapsed().as_secs_f64() * 1e3;
+    }
+    if to_rate != w.rate {
+        let t = Instant::now();
+        let mut streams: Vec<resample::Resampler> = (0..c)
+            .map(|_| resample::Resampler::new(w.rate, to_rate))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.message)?;
+        let mut outs = vec![Vec::new(); c];
+        pool.install(|| {
+            let mut refs: Vec<&mut resample::Resampler> = streams.iter_mut().collect();
+            let inputs: Vec<&[f32]> = chans.iter().map(|v| v.as_slice()).collect();
+            resample::process_batch(&mut refs, &inputs, &mut outs)?;
+            resample::finish_batch(&mut refs, &mut outs)
+        })
+        .map_err(|e| e.message)?;
+        chans = outs;
+        resample_ms = t.elapsed().as_secs_f64() * 1e3;
+    }
+    let n = chans[0].len();
+    let mut interleaved = Vec::with_capacity(n * c);
+    for i in 0..n {
+        interleaved.extend(chans.iter().map(|ch| ch[i]));
+    }
+    wav::write(std::path::Path::new(out), &interleaved, to_rate, w.channels, w.format)?;
+    let seconds = frames as f64 / w.rate as f64;
+    eprintln!(
+        "wrote {out}: {:.2} s, {c} channel(s), {} Hz -> {to_rate} Hz, {:?}; denoise {denoise_ms:.1} ms{}, resample {resample_ms:.1} ms",
+        seconds,
+        w.rate,
+        w.format,
+        strength.map(|s| format!(" (strength {s})")).unwrap_or_else(|| " (off)".into()),
+    );
+    Ok(())
+}
+
+fn bench_post(args: &Args) -> Result<(), String> {
+    use voxkit::dsp::{denoise, resample};
+    let seconds: f64 = args.num("--seconds")?.unwrap_or(20.0);
+    let streams: usize = args.num("--streams")?.unwrap_or(8);
+    let threads = args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| e.to_string())?;
+    let many = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
+    let noise = |rate: u32, seed: u64| {
+        let mut s = synthetic_speech(seconds, rate, seed);
+        let mut rng = voxkit::models::sampling::Rng::new(seed ^ 0x5eed);
+        for x in s.iter_mut() {
+            *x += 0.05 * ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32;
+        }
+        s
+    };
+    // Best of three runs of `f` over `n` streams; returns × real time (audio seconds / wall seconds).
+    let best =
+        |pool: &rayon::ThreadPool, n: usize, f: &(dyn Fn(usize) -> Result<(), String> + Sync)| -> Result<f64, String> {
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t = Instant::now();
+                pool.install(|| f(n))?;
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            Ok(n as f64 * seconds / best)
+        };
+    println!("post: {seconds} s of audio per stream; batched = {streams} streams on {threads} threads");
+    for (from, to) in [(24_000u32, 48_000u32), (24_000, 44_100), (48_000, 16_000)] {
+        let inputs: Vec<Vec<f32>> = (0..streams).map(|i| noise(from, i as u64)).collect();
+        let run = |n: usize| -> Result<(), String> {
+            let mut st: Vec<resample::Resampler> =
+                (0..n).map(|_| resample::Resampler::new(from, to)).collect::<Result<_, _>>().map_err(|e| e.message)?;
+            let mut refs: Vec<&mut resample::Resampler> = st.iter_mut().collect();
+            let ins: Vec<&[f32]> = inputs[..n].iter().map(|v| v.as_slice()).collect();
+            let mut outs = vec![Vec::new(); n];
+            resample::process_batch(&mut refs, &ins, &mut outs).map_err(|e| e.message)?;
+            resample::finish_batch(&mut refs, &mut outs).map_err(|e| e.message)
+        };
+        run(1)?; // designs the filter once (cached)
+        let single = best(&one, 1, &run)?;
+        let batched = best(&many, streams, &run)?;
+        println!("resample {from} -> {to} Hz: {single:.0}x real time on 1 thread; batched {batched:.0}x in total");
+    }
+    for rate in [24_000u32, 48_000] {
+        let inputs: Vec<Vec<f32>> = (0..streams).map(|i| noise(rate, 100 + i as u64)).collect();
+        let run = |n: usize| -> Result<(), String> {
+            let mut st: Vec<denoise::Denoiser> =
+                (0..n).map(|_| denoise::Denoiser::new(rate, 1.0)).collect::<Result<_, _>>().map_err(|e| e.message)?;
+            let mut refs: Vec<&mut denoise::Denoiser> = st.iter_mut().collect();
+            let ins: Vec<&[f32]> = inputs[..n].iter().map(|v| v.as_slice()).collect();
+            let mut outs = vec![Vec::new(); n];
+            denoise::process_batch(&mut refs, &ins, &mut outs).map_err(|e| e.message)?;
+            for (s, o) in refs.iter_mut().zip(outs.iter_mut()) {
+                s.flush(o);
+            }
+            Ok(())
+        };
+        let single = best(&one, 1, &run)?;
+        let batched = best(&many, streams, &run)?;
+        println!("denoise {rate} Hz: {single:.0}x real time on 1 thread; batched {batched:.0}x in total");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = raw.first().cloned() else {
@@ -437,12 +577,14 @@ fn main() -> ExitCode {
         "codes" => codes(&Args::parse(rest)?),
         "say" => say(&Args::parse(rest)?),
         "transcribe" => transcribe(&Args::parse(rest)?),
+        "enhance" => enhance(&Args::parse(rest)?),
         "make-checkpoint" => make_checkpoint(&Args::parse(rest)?),
         "bench" => match rest.first().map(String::as_str) {
             Some("tts") => bench_tts(&Args::parse(&rest[1..])?),
             Some("codec") => bench_codec(&Args::parse(&rest[1..])?),
             Some("asr") => bench_asr(&Args::parse(&rest[1..])?),
-            _ => Err("bench: expected `tts`, `codec` or `asr`".to_string()),
+            Some("post") => bench_post(&Args::parse(&rest[1..])?),
+            _ => Err("bench: expected `tts`, `codec`, `asr` or `post`".to_string()),
         },
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
