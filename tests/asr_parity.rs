@@ -200,7 +200,8 @@ fn a_batch_gives_each_clip_its_single_clip_result() {
     let mut m = model(cases.len());
     let mut single = Vec::new();
     let run = |m: &mut Qwen3Asr, batch: &[(usize, &Value)]| -> Vec<(Vec<u32>, String)> {
-        let feats: Vec<AsrFeatures> = batch.iter().map(|(_, c)| m.mel_features(&r.audio(c["clip"].as_str().unwrap()))).collect();
+        let feats: Vec<AsrFeatures> =
+            batch.iter().map(|(_, c)| m.mel_features(&r.audio(c["clip"].as_str().unwrap()))).collect();
         let reqs: Vec<AsrRequest> =
             batch.iter().map(|(_, c)| AsrRequest { context: opt_str(&c["context"]), ..Default::default() }).collect();
         let seqs: Vec<AsrPrefill<'_>> = batch
@@ -314,4 +315,74 @@ fn stereo_44k_input_is_mixed_down_and_resampled() {
     assert_eq!(f.frames as u64, s["official_feature_len"].as_u64().unwrap());
     assert_eq!(m.encoder.tokens(f.frames) as u64, s["official_audio_tokens"].as_u64().unwrap());
     let _ = Tensor::zeros(0, 0);
+}
+
+/// Long audio is decoded in passes (the official per-pass limit is 1200 s; here two clips stand
+/// for two passes of one job): the transcript is the passes' texts joined with no separator
+/// and their languages merged, each pass exactly as it runs alone.
+#[test]
+fn passes_of_one_job_are_joined_as_the_official_transcribe() {
+    let r = reference();
+    let mut m = model(1);
+    let cases: Vec<Value> = r.cases();
+    let a = cases.iter().find(|c| c["id"] == "A2").unwrap();
+    let b = cases.iter().find(|c| c["id"] == "B1").unwrap();
+    let fa = m.mel_features(&r.audio("A"));
+    let fb = m.mel_features(&r.audio("B"));
+    let mut data = fa.data.clone();
+    data.extend_from_slice(&fb.data);
+    let joined = AsrFeatures { data, frames: fa.frames + fb.frames, bins: fa.bins, passes: vec![fa.frames, fb.frames] };
+    // Same context for both passes, as the official code gives every chunk the request's context.
+    let req = AsrRequest { context: opt_str(&a["context"]), ..Default::default() };
+    let b_same_context =
+        cases.iter().find(|c| c["clip"] == "B" && c["context"] == a["context"] && c["language"].is_null()).unwrap_or(b);
+    m.prefill(&[AsrPrefill { slot: 0, features: &joined, request: &req, max_new_tokens: 24 }]).remove(0).unwrap();
+    let mut tokens = Vec::new();
+    let finish = loop {
+        let s = m.step(&[0]).unwrap().remove(0);
+        tokens.extend(s.token);
+        if let Some(f) = s.finish {
+            break f;
+        }
+    };
+    let strip = |c: &Value| {
+        let mut w = ids(&c["generated_ids"]);
+        if c["ended"] == "eos" {
+            w.pop();
+        }
+        w
+    };
+    let mut want = strip(a);
+    want.extend(strip(b_same_context));
+    assert_eq!(tokens, want);
+    // A2 ran into its cap, so the job is TRUNCATED even though the last pass ended on EOS.
+    assert_eq!(finish, Finish::Cap);
+    let t = m.transcript(0);
+    let text = |c: &Value| c["transcribe"]["text"].as_str().unwrap().to_string();
+    assert_eq!(t.text, text(a) + &text(b_same_context));
+    assert_eq!(t.language, "");
+}
+
+/// The repetition guard: a runaway loop (A2 repeats " куда") stops soon after the official
+/// clean-up threshold instead of running to a large cap, is reported TRUNCATED, and its cleaned
+/// text is what the official code returns for that loop.
+#[test]
+fn runaway_repetition_stops_early_with_the_official_cleaned_text() {
+    let r = reference();
+    let a2 = r.cases().into_iter().find(|c| c["id"] == "A2").unwrap();
+    let e = engine(1);
+    let req = AsrRequest {
+        audio: r.audio("A"),
+        sample_rate: 16_000,
+        channels: 1,
+        context: opt_str(&a2["context"]),
+        max_new_tokens: 400,
+        ..Default::default()
+    };
+    let id = e.submit_asr(req).unwrap();
+    let info = e.wait(id, Some(Duration::from_secs(120))).unwrap();
+    assert_eq!(info.state, JobState::Done);
+    assert_ne!(info.flags & voxkit::engine::job::FLAG_TRUNCATED, 0);
+    assert!(info.tokens < 40, "the guard stopped after {} tokens", info.tokens);
+    assert_eq!(e.text(id).unwrap(), a2["transcribe"]["text"].as_str().unwrap());
 }

@@ -131,6 +131,7 @@ struct Slot {
 pub struct AsrTimes {
     pub frontend: Duration,
     pub encoder: Duration,
+    /// The decoder's prompt prefill (the encoder not included).
     pub prefill: Duration,
     pub decode: Duration,
     pub decode_steps: u64,

@@ -420,7 +420,7 @@ fn bench_asr(args: &Args) -> Result<(), String> {
         }
         let tm = model.times;
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-        Ok((frontend, ms(tm.encoder), ms(tm.prefill - tm.encoder), ms(tm.decode), tm.prompt_tokens as usize))
+        Ok((frontend, ms(tm.encoder), ms(tm.prefill), ms(tm.decode), tm.prompt_tokens as usize))
     };
     run(&mut model, 1)?; // warm-up
     let (frontend, encoder, prefill, decode, prompt) = run(&mut model, tokens)?;
