@@ -386,3 +386,59 @@ fn runaway_repetition_stops_early_with_the_official_cleaned_text() {
     assert!(info.tokens < 40, "the guard stopped after {} tokens", info.tokens);
     assert_eq!(e.text(id).unwrap(), a2["transcribe"]["text"].as_str().unwrap());
 }
+
+/// `vox_asr_submit` → `vox_get_text` / `vox_get_language` through the C ABI, with the official
+/// transcript of case C4 (context and forced language).
+#[test]
+fn asr_through_the_c_abi() {
+    use std::ffi::{CStr, CString};
+    use voxkit::ffi::*;
+    let r = reference();
+    let case = r.cases().into_iter().find(|c| c["id"] == "C4").unwrap();
+    let audio = r.audio("C");
+    let dir = CString::new(dir().to_str().unwrap()).unwrap();
+    let context = CString::new(case["context"].as_str().unwrap()).unwrap();
+    let language = CString::new(case["language"].as_str().unwrap().to_lowercase()).unwrap();
+    unsafe {
+        let mut cfg = std::mem::zeroed::<VoxEngineConfig>();
+        assert_eq!(vox_engine_config_init(&mut cfg), VOX_OK);
+        cfg.asr_model_dir = dir.as_ptr();
+        cfg.cpu_threads = 2;
+        let mut engine = std::ptr::null_mut();
+        assert_eq!(vox_engine_create(&cfg, &mut engine), VOX_OK);
+        let mut req = std::mem::zeroed::<VoxAsrRequest>();
+        assert_eq!(vox_asr_request_init(&mut req), VOX_OK);
+        req.pcm = audio.as_ptr();
+        req.frames = audio.len() as u64;
+        req.sample_rate = 16_000;
+        req.channels = 1;
+        req.context = context.as_ptr();
+        req.language = language.as_ptr(); // "english": normalised as the official code does
+        req.max_new_tokens = 24;
+        let mut job = 0;
+        assert_eq!(vox_asr_submit(engine, &req, &mut job), VOX_OK);
+        let mut info = VoxJobInfo { struct_size: std::mem::size_of::<VoxJobInfo>() as u32, ..Default::default() };
+        assert_eq!(vox_wait(engine, job, 120_000, &mut info), VOX_OK);
+        assert_eq!(info.state, VOX_JOB_DONE);
+        let mut buf = vec![0 as std::ffi::c_char; 4096];
+        let mut need = 0usize;
+        assert_eq!(vox_get_text(engine, job, buf.as_mut_ptr(), buf.len(), &mut need), VOX_OK);
+        assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), case["transcribe"]["text"].as_str().unwrap());
+        assert_eq!(vox_get_language(engine, job, buf.as_mut_ptr(), buf.len(), &mut need), VOX_OK);
+        assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "English");
+        let mut t = VoxTimings { struct_size: std::mem::size_of::<VoxTimings>() as u32, ..Default::default() };
+        assert_eq!(vox_get_timings(engine, job, &mut t), VOX_OK);
+        assert!(t.asr_encode_ms > 0.0 && t.asr_decode_ms > 0.0);
+        assert_eq!(vox_release(engine, job), VOX_OK);
+
+        // An unsupported forced language fails the job with a message naming it.
+        let bad = CString::new("Klingon").unwrap();
+        req.language = bad.as_ptr();
+        assert_eq!(vox_asr_submit(engine, &req, &mut job), VOX_OK);
+        assert_eq!(vox_wait(engine, job, 120_000, &mut info), VOX_OK);
+        assert_eq!(info.state, VOX_JOB_FAILED);
+        assert_eq!(vox_job_error(engine, job, buf.as_mut_ptr(), buf.len(), &mut need), VOX_OK);
+        assert!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap().contains("Klingon"));
+        vox_engine_destroy(engine);
+    }
+}

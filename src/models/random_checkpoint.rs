@@ -513,6 +513,11 @@ fn write_asr(preset_name: &str, a: &AsrShape, out: &Path, tokenizer_dir: &Path, 
         let from = tokenizer_dir.join(f);
         std::fs::copy(&from, out.join(f)).map_err(|e| io(e, &from))?;
     }
+    // The official processor needs the chat template (voxkit builds the prompt itself).
+    let template = tokenizer_dir.join("chat_template.json");
+    if template.is_file() {
+        std::fs::copy(&template, out.join("chat_template.json")).map_err(|e| io(e, &template))?;
+    }
     let write_json = |name: &str, v: serde_json::Value| -> Result<()> {
         let p = out.join(name);
         std::fs::write(&p, serde_json::to_string_pretty(&v).expect("json")).map_err(|e| io(e, &p))
