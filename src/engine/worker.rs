@@ -78,7 +78,17 @@ fn run_post(job: &Job, chain: &mut [PostStream], mut audio: Vec<f32>, flush: boo
             }
             out
         });
-        job.data.lock().timings.add(p.stage, d);
+        let total_ms = {
+            let mut data = job.data.lock();
+            data.timings.add(p.stage, d);
+            match p.stage {
+                Stage::Denoise => data.timings.denoise_ms,
+                _ => data.timings.upsample_ms,
+            }
+        };
+        if flush {
+            log::info!("pipeline: job {} {} stage done in {:.2} ms", job.id, p.stage.name(), total_ms);
+        }
         audio = out;
     }
     audio
