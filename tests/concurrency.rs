@@ -65,7 +65,7 @@ fn eight_threads_hammer_one_engine() {
             let e = engine.clone();
             let submitted = submitted.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1) * 0x1234_5678);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t + 1) * 0x1234_5678));
                 let mut mine: HashMap<u64, Owned> = HashMap::new();
                 let start = Instant::now();
                 let mut buf = vec![0f32; 50];

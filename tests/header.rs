@@ -39,8 +39,7 @@ fn check_prefixes(header: &str) {
                 None => rest
                     .trim_end_matches(';')
                     .split(|c: char| !c.is_alphanumeric() && c != '_')
-                    .filter(|s| !s.is_empty())
-                    .last(),
+                    .rfind(|s| !s.is_empty()),
             }
         } else if line.contains('(') && !line.starts_with('*') && !line.starts_with('/') && !line.starts_with('#') {
             line.split('(').next().and_then(|s| s.split_whitespace().last()).map(|s| s.trim_start_matches('*'))

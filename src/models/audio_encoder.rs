@@ -27,7 +27,7 @@ const IM2COL_BUDGET: usize = 8 << 20;
 
 /// `out_len(n)` of a 3-tap, stride-2, padding-1 convolution.
 fn conv_out_len(n: usize) -> usize {
-    (n + 1) / 2
+    n.div_ceil(2)
 }
 
 /// Tokens the encoder emits for a clip of `frames` mel frames (spec §4.2): 13 per full
