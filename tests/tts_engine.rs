@@ -202,3 +202,36 @@ fn output_rate_is_resampled_in_the_pipeline() {
         assert!(e.timings(id).unwrap().upsample_ms > 0.0);
     }
 }
+
+/// Jobs that run together have their post chains (denoise, resample) run as one batch; each
+/// job's audio is exactly what it gets alone.
+#[test]
+fn batched_post_processing_equals_each_job_alone() {
+    let e = engine();
+    let make = |seed: u64, stream: bool| {
+        let mut r = request(stream);
+        r.sampling.seed = Some(seed);
+        r.sample_rate = 44_100;
+        r.denoise = Some(0.8);
+        r
+    };
+    let specs = [(1, false), (2, true), (3, false), (4, true)];
+    let mut alone = Vec::new();
+    for &(seed, stream) in &specs {
+        let id = e.submit_tts(make(seed, stream)).unwrap();
+        assert_eq!(e.wait(id, Some(Duration::from_secs(120))).unwrap().state, JobState::Done);
+        alone.push(read_all(&e, id));
+    }
+    let ids: Vec<u64> = specs.iter().map(|&(seed, stream)| e.submit_tts(make(seed, stream)).unwrap()).collect();
+    for (id, want) in ids.into_iter().zip(alone) {
+        let info = e.wait(id, Some(Duration::from_secs(120))).unwrap();
+        assert_eq!(info.state, JobState::Done);
+        assert!(info.sample_rate == 44_100);
+        let got = read_all(&e, id);
+        assert_eq!(got.len(), want.len());
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d <= 1e-5, "job {id}: {d}");
+        let t = e.timings(id).unwrap();
+        assert!(t.denoise_ms > 0.0 && t.upsample_ms > 0.0);
+    }
+}

@@ -94,6 +94,25 @@ fn run_post(job: &Job, chain: &mut [PostStream], mut audio: Vec<f32>, flush: boo
     audio
 }
 
+/// One job's audio through its post chain, as part of a batch.
+struct PostItem<'a> {
+    job: &'a Job,
+    chain: &'a mut [PostStream],
+    audio: Vec<f32>,
+    flush: bool,
+}
+
+/// Runs several jobs' post chains as one batch: in parallel on the post pool (one task per job),
+/// each job's streams in order. Returns each job's output, in order.
+fn run_posts(pool: Option<&rayon::ThreadPool>, items: Vec<PostItem<'_>>) -> Vec<Vec<f32>> {
+    use rayon::prelude::*;
+    let run = |it: PostItem<'_>| run_post(it.job, it.chain, it.audio, it.flush);
+    match pool {
+        Some(pool) if items.len() > 1 => pool.install(|| items.into_par_iter().map(run).collect()),
+        _ => items.into_iter().map(run).collect(),
+    }
+}
+
 fn append_audio(job: &Job, audio: &[f32]) {
     if !audio.is_empty() {
         job.data.lock().audio.extend_from_slice(audio);
@@ -111,6 +130,9 @@ fn downmix(audio: &[f32], channels: u32) -> Vec<f32> {
 
 pub(crate) struct Worker {
     shared: Arc<Shared>,
+    /// Runs the post-processing chains of several jobs at once (one task per job); `None` when
+    /// the engine has one CPU thread or the pool could not start (the chains then run in turn).
+    post_pool: Option<rayon::ThreadPool>,
     manager: ModelManager,
     batch: Option<Batch>,
     last_served: Option<ModelKind>,
@@ -120,7 +142,17 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, manager: ModelManager) -> Worker {
-        Worker { shared, manager, batch: None, last_served: None, in_flight: Vec::new() }
+        let threads = shared.config.effective_cpu_threads();
+        let post_pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("voxkit-post-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Worker { shared, post_pool, manager, batch: None, last_served: None, in_flight: Vec::new() }
     }
 
     pub fn run(mut self) {
@@ -337,14 +369,16 @@ impl Worker {
         let m = guard.as_mut().expect("the ASR model is resident after ensure");
         // Front-end input: mono at the model's rate, through the job's resample/denoise chain.
         let mut jobs = jobs;
-        let clips: Vec<Vec<f32>> = jobs
+        // All admitted clips through their input chains as one batch.
+        let items: Vec<PostItem<'_>> = jobs
             .iter_mut()
             .map(|p| {
                 let Request::Asr(r) = &p.request else { unreachable!("ASR batch holds ASR jobs") };
-                let mono = downmix(&r.audio, r.channels);
-                run_post(&p.job, &mut p.post, mono, true)
+                let audio = downmix(&r.audio, r.channels);
+                PostItem { job: &p.job, chain: &mut p.post, audio, flush: true }
             })
             .collect();
+        let clips = run_posts(self.post_pool.as_ref(), items);
         let clip_refs: Vec<&[f32]> = clips.iter().map(|c| c.as_slice()).collect();
         let (features, d_front) = timed(|| m.frontend(&clip_refs));
         let features = match features {
@@ -508,12 +542,24 @@ impl Worker {
             let (audio, d) = timed(|| m.codec.decode_stream(&items));
             let audio = audio?;
             log::trace!("pipeline: codec stream step done in {:.2} ms (batch {})", ms(d), items.len());
+            let mut chunks: Vec<Option<Vec<f32>>> = vec![None; batch.seqs.len()];
             for (&i, chunk) in streaming.iter().zip(audio) {
                 let s = &mut batch.seqs[i];
                 s.decoded = s.frames.len();
                 s.job.data.lock().timings.add(Stage::Codec, d);
-                let out = run_post(&s.job, &mut s.post, chunk, false);
-                append_audio(&s.job, &out);
+                chunks[i] = Some(chunk);
+            }
+            // Every streaming job's new audio through its post chain, as one batch (`streaming`
+            // is in seq order, as the items).
+            let jobs: Vec<Arc<Job>> = streaming.iter().map(|&i| batch.seqs[i].job.clone()).collect();
+            let items: Vec<PostItem<'_>> = batch
+                .seqs
+                .iter_mut()
+                .zip(chunks)
+                .filter_map(|(s, c)| c.map(|audio| PostItem { job: &s.job, chain: &mut s.post, audio, flush: false }))
+                .collect();
+            for (job, out) in jobs.iter().zip(run_posts(self.post_pool.as_ref(), items)) {
+                append_audio(job, &out);
             }
         }
 
@@ -539,13 +585,27 @@ impl Worker {
             let mut idx: Vec<usize> = finished.iter().map(|&(i, _)| i).collect();
             idx.sort_unstable_by(|a, b| b.cmp(a));
             let reasons: std::collections::HashMap<usize, Finish> = finished.into_iter().collect();
+            let mut ended: Vec<(Seq, Finish, Vec<f32>)> = Vec::with_capacity(idx.len());
             for i in idx {
-                let mut s = batch.seqs.remove(i);
+                let s = batch.seqs.remove(i);
                 batch.free_slots.push(s.slot);
                 let audio = decoded[i].take().unwrap_or_default();
-                let out = run_post(&s.job, &mut s.post, audio, true);
+                ended.push((s, reasons[&i], audio));
+            }
+            // The ended jobs' last audio through their post chains (flushed), as one batch.
+            let items: Vec<PostItem<'_>> = ended
+                .iter_mut()
+                .map(|(s, _, audio)| PostItem {
+                    job: &s.job,
+                    chain: &mut s.post,
+                    audio: std::mem::take(audio),
+                    flush: true,
+                })
+                .collect();
+            let outs = run_posts(self.post_pool.as_ref(), items);
+            for ((s, finish, _), out) in ended.iter().zip(outs) {
                 append_audio(&s.job, &out);
-                self.complete(&s.job, reasons[&i]);
+                self.complete(&s.job, *finish);
             }
         }
         Ok(())
