@@ -442,3 +442,59 @@ fn asr_through_the_c_abi() {
         vox_engine_destroy(engine);
     }
 }
+
+/// Inputs the official code cannot take (shorter than the STFT's reflect padding) and silence
+/// still give a transcript; a broken checkpoint is refused with the file and tensor named.
+#[test]
+fn tiny_inputs_and_broken_checkpoints() {
+    let e = engine(2);
+    for audio in [vec![0.1f32; 100], vec![0.0f32; 16_000], vec![3.0f32; 4000]] {
+        let n = audio.len();
+        let id = e
+            .submit_asr(AsrRequest { audio, sample_rate: 16_000, channels: 1, max_new_tokens: 4, ..Default::default() })
+            .unwrap();
+        let info = e.wait(id, Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(info.state, JobState::Done, "{n} samples: {:?}", info.error);
+    }
+
+    // A checkpoint without one encoder tensor, and one with a mis-shaped decoder tensor.
+    let src = dir();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    for (what, drop, reshape) in [
+        ("missing", Some("thinker.audio_tower.layers.1.fc2.bias"), None),
+        ("mis-shaped", None, Some("thinker.model.layers.0.mlp.up_proj.weight")),
+    ] {
+        let out = std::env::temp_dir().join(format!("voxkit-asr-broken-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name();
+            if name != "model.safetensors" && !name.to_string_lossy().starts_with("reference") {
+                std::fs::copy(f.path(), out.join(&name)).unwrap();
+            }
+        }
+        let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| Some(n.as_str()) != drop)
+            .map(|(n, v)| {
+                if Some(n.as_str()) == reshape {
+                    let s = v.shape();
+                    let shape = vec![s[1], s[0]];
+                    (n, safetensors::tensor::TensorView::new(v.dtype(), shape, v.data()).unwrap())
+                } else {
+                    (n, v)
+                }
+            })
+            .collect();
+        safetensors::serialize_to_file(tensors, None, &out.join("model.safetensors")).unwrap();
+        let err = match Qwen3Asr::load(&out, Arc::new(Cpu::new(1).unwrap()), 1) {
+            Ok(_) => panic!("a {what} tensor was accepted"),
+            Err(e) => e,
+        };
+        let name = drop.or(reshape).unwrap();
+        assert!(err.message.contains(name), "{what}: {}", err.message);
+        assert!(err.message.contains("model.safetensors"), "{what}: {}", err.message);
+    }
+}
