@@ -498,3 +498,33 @@ fn tiny_inputs_and_broken_checkpoints() {
         assert!(err.message.contains("model.safetensors"), "{what}: {}", err.message);
     }
 }
+
+/// Audio longer than Whisper's 30 s window is never truncated: 35 s give 3500 frames and
+/// 13 · 35 audio tokens; the ASR input chain can denoise before the front-end.
+#[test]
+fn long_clips_are_not_truncated_and_input_can_be_denoised() {
+    let r = reference();
+    let m = model(1);
+    let clip: Vec<f32> = r.audio("C").iter().cycle().take(35 * 16_000).copied().collect();
+    let f = m.mel_features(&clip);
+    assert_eq!(f.frames, 3500);
+    assert_eq!(m.encoder.tokens(f.frames), 455);
+    let out = m.encoder.forward(&Cpu::new(2).unwrap(), &[&f.data]).remove(0);
+    assert_eq!(out.rows, 455);
+    assert!(out.data.iter().all(|v| v.is_finite()));
+
+    let e = engine(1);
+    let id = e
+        .submit_asr(AsrRequest {
+            audio: r.audio("B"),
+            sample_rate: 16_000,
+            channels: 1,
+            denoise: Some(1.0),
+            max_new_tokens: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    let info = e.wait(id, Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(info.state, JobState::Done, "{:?}", info.error);
+    assert!(e.timings(id).unwrap().denoise_ms > 0.0);
+}
