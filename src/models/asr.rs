@@ -417,16 +417,8 @@ impl Qwen3Asr {
     }
 }
 
-/// Index of the largest value (the first one on ties, as `torch.argmax`).
-pub fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+/// Greedy choice: the first largest logit, as `torch.argmax`.
+pub use crate::models::sampling::argmax;
 
 impl AsrModel for Qwen3Asr {
     fn max_slots(&self) -> usize {

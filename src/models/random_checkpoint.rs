@@ -342,6 +342,26 @@ fn decoder_tensors(
     out.push((format!("{prefix}norm.weight"), random(rng, &[hidden], 1.0, 0.1)));
 }
 
+fn io_error(e: std::io::Error, what: &Path) -> Error {
+    Error::new(ErrorKind::Io, format!("{}: {e}", what.display()))
+}
+
+/// Creates the checkpoint folder and copies the tokenizer files into it.
+fn start_folder(out: &Path, tokenizer_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| io_error(e, out))?;
+    for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
+        let from = tokenizer_dir.join(f);
+        std::fs::copy(&from, out.join(f)).map_err(|e| io_error(e, &from))?;
+    }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `dir/name`.
+fn write_json(dir: &Path, name: &str, value: serde_json::Value) -> Result<()> {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(&value).expect("json")).map_err(|e| io_error(e, &p))
+}
+
 /// Writes a random-weight checkpoint for `preset` into `out` (created if needed), copying the
 /// tokenizer files from `tokenizer_dir`.
 pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> Result<()> {
@@ -349,18 +369,9 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
         return write_asr(preset_name, &a, out, tokenizer_dir, seed);
     }
     let s = preset(preset_name)?;
-    std::fs::create_dir_all(out)?;
-    let io = |e: std::io::Error, what: &Path| Error::new(ErrorKind::Io, format!("{}: {e}", what.display()));
-    for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
-        let from = tokenizer_dir.join(f);
-        std::fs::copy(&from, out.join(f)).map_err(|e| io(e, &from))?;
-    }
-    let write_json = |name: &str, v: serde_json::Value| -> Result<()> {
-        let p = out.join(name);
-        std::fs::write(&p, serde_json::to_string_pretty(&v).expect("json")).map_err(|e| io(e, &p))
-    };
-    write_json("config.json", config_json(&s))?;
-    write_json("generation_config.json", generation_json())?;
+    start_folder(out, tokenizer_dir)?;
+    write_json(out, "config.json", config_json(&s))?;
+    write_json(out, "generation_config.json", generation_json())?;
 
     let mut rng = Rng::new(seed);
     let mut t: Vec<(String, OutTensor)> = Vec::new();
@@ -507,23 +518,15 @@ fn asr_config_json(a: &AsrShape) -> serde_json::Value {
 /// Writes a random Qwen3-ASR checkpoint: bf16 tensors with the official `thinker.*` names,
 /// the tied head stored too (as the released files do).
 fn write_asr(preset_name: &str, a: &AsrShape, out: &Path, tokenizer_dir: &Path, seed: u64) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    let io = |e: std::io::Error, what: &Path| Error::new(ErrorKind::Io, format!("{}: {e}", what.display()));
-    for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
-        let from = tokenizer_dir.join(f);
-        std::fs::copy(&from, out.join(f)).map_err(|e| io(e, &from))?;
-    }
+    start_folder(out, tokenizer_dir)?;
     // The official processor needs the chat template (voxkit builds the prompt itself).
     let template = tokenizer_dir.join("chat_template.json");
     if template.is_file() {
-        std::fs::copy(&template, out.join("chat_template.json")).map_err(|e| io(e, &template))?;
+        std::fs::copy(&template, out.join("chat_template.json")).map_err(|e| io_error(e, &template))?;
     }
-    let write_json = |name: &str, v: serde_json::Value| -> Result<()> {
-        let p = out.join(name);
-        std::fs::write(&p, serde_json::to_string_pretty(&v).expect("json")).map_err(|e| io(e, &p))
-    };
-    write_json("config.json", asr_config_json(a))?;
+    write_json(out, "config.json", asr_config_json(a))?;
     write_json(
+        out,
         "preprocessor_config.json",
         json!({
             "chunk_length": 30, "dither": 0.0, "feature_extractor_type": "WhisperFeatureExtractor",
@@ -532,7 +535,7 @@ fn write_asr(preset_name: &str, a: &AsrShape, out: &Path, tokenizer_dir: &Path, 
             "return_attention_mask": true
         }),
     )?;
-    write_json("generation_config.json", json!({"eos_token_id": [151645, 151643], "pad_token_id": 151643}))?;
+    write_json(out, "generation_config.json", json!({"eos_token_id": [151645, 151643], "pad_token_id": 151643}))?;
 
     let mut rng = Rng::new(seed);
     let mut t: Vec<(String, OutTensor)> = Vec::new();

@@ -147,19 +147,25 @@ fn codes(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn say(args: &Args) -> Result<(), String> {
-    let out = args.get("-o").or_else(|| args.get("--out")).ok_or("-o OUT.wav is required")?.to_string();
-    let mut req = request(args, args.positional.join(" "))?;
-    req.stream = args.flag("--stream");
-    req.sample_rate = args.num("--sample-rate")?.unwrap_or(0);
-    let cfg = voxkit::EngineConfig {
-        tts_model_dir: Some(PathBuf::from(args.require("--model")?)),
+/// The engine settings the CLI commands share: one job at a time, `--threads`, logs to stderr
+/// (info with `--verbose`).
+fn engine_config(args: &Args) -> Result<voxkit::EngineConfig, String> {
+    Ok(voxkit::EngineConfig {
         cpu_threads: args.num("--threads")?.unwrap_or(0),
         max_batch: 1,
         log_level: if args.flag("--verbose") { voxkit::LogLevel::Info } else { voxkit::LogLevel::Warn },
         log_sink: Some(Arc::new(|level, msg: &str| eprintln!("[{level:?}] {msg}"))),
         ..Default::default()
-    };
+    })
+}
+
+fn say(args: &Args) -> Result<(), String> {
+    let out = args.get("-o").or_else(|| args.get("--out")).ok_or("-o OUT.wav is required")?.to_string();
+    let mut req = request(args, args.positional.join(" "))?;
+    req.stream = args.flag("--stream");
+    req.sample_rate = args.num("--sample-rate")?.unwrap_or(0);
+    let cfg =
+        voxkit::EngineConfig { tts_model_dir: Some(PathBuf::from(args.require("--model")?)), ..engine_config(args)? };
     let engine = voxkit::Engine::new(cfg).map_err(|e| e.message)?;
     let t = Instant::now();
     let id = engine.submit_tts(req).map_err(|e| e.message)?;
@@ -314,14 +320,8 @@ fn transcribe(args: &Args) -> Result<(), String> {
         max_new_tokens: args.num("--max-new-tokens")?.unwrap_or(0),
         ..Default::default()
     };
-    let cfg = voxkit::EngineConfig {
-        asr_model_dir: Some(PathBuf::from(args.require("--model")?)),
-        cpu_threads: args.num("--threads")?.unwrap_or(0),
-        max_batch: 1,
-        log_level: if args.flag("--verbose") { voxkit::LogLevel::Info } else { voxkit::LogLevel::Warn },
-        log_sink: Some(Arc::new(|level, msg: &str| eprintln!("[{level:?}] {msg}"))),
-        ..Default::default()
-    };
+    let cfg =
+        voxkit::EngineConfig { asr_model_dir: Some(PathBuf::from(args.require("--model")?)), ..engine_config(args)? };
     let seconds = req.duration_seconds();
     let engine = voxkit::Engine::new(cfg).map_err(|e| e.message)?;
     let id = engine.submit_asr(req).map_err(|e| e.message)?;
