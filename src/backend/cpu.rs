@@ -158,22 +158,7 @@ impl Cpu {
             let run = |&(i0, i1): &(usize, usize)| {
                 let yp = &yp;
                 unsafe {
-                    matrixmultiply::sgemm(
-                        i1 - i0,
-                        k,
-                        out,
-                        1.0,
-                        x.data.as_ptr().add(i0 * k),
-                        k as isize,
-                        1,
-                        wv.as_ptr(),
-                        1,
-                        k as isize,
-                        0.0,
-                        yp.0.add(i0 * out),
-                        out as isize,
-                        1,
-                    );
+                    sgemm_xwt(i1 - i0, k, out, x.data.as_ptr().add(i0 * k), k, wv.as_ptr(), k, yp.0.add(i0 * out), out)
                 }
             };
             if blocks.len() == 1 {
@@ -198,24 +183,7 @@ impl Cpu {
                     }
                 };
                 let yp = &yp;
-                unsafe {
-                    matrixmultiply::sgemm(
-                        n,
-                        k,
-                        j1 - j0,
-                        1.0,
-                        x.data.as_ptr(),
-                        k as isize,
-                        1,
-                        wslice.as_ptr(),
-                        1,
-                        k as isize,
-                        0.0,
-                        yp.0.add(j0),
-                        out as isize,
-                        1,
-                    );
-                }
+                unsafe { sgemm_xwt(n, k, j1 - j0, x.data.as_ptr(), k, wslice.as_ptr(), k, yp.0.add(j0), out) }
             };
             if self.threads() == 1 || blocks.len() == 1 {
                 blocks.iter().for_each(run);
@@ -267,6 +235,50 @@ impl Cpu {
             table.row_into(id as usize, t.row_mut(i));
         }
         Ok(t)
+    }
+}
+
+/// `y = x · Wᵀ` for row-major `x [m, k]` (row stride `ldx`), `W [n, k]` (row stride `ldw`) and
+/// `y [m, n]` (row stride `ldy`), single-threaded (the caller splits the work).
+///
+/// # Safety
+/// The pointers must be valid for those shapes and strides; `y` must not overlap `x` or `W`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_xwt(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    w: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+) {
+    // gemm computes dst = alpha·dst + beta·lhs·rhs with explicit column/row strides; Wᵀ is W read
+    // with its strides swapped.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            y,
+            1,
+            ldy as isize,
+            false,
+            x,
+            1,
+            ldx as isize,
+            w,
+            ldw as isize,
+            1,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
