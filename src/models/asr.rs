@@ -529,30 +529,26 @@ impl AsrModel for Qwen3Asr {
 
     fn step(&mut self, slots: &[usize]) -> Result<Vec<AsrStep>> {
         let mut out = vec![AsrStep { token: None, finish: None }; slots.len()];
-        // Decide per slot: the pending token either ends the pass or is emitted and fed back.
+        // Per slot, the pending token either ends the pass (a stop id; or, once emitted, the cap
+        // or a runaway loop: those make the job TRUNCATED) or is emitted and fed back.
         let mut feed: Vec<usize> = Vec::new();
         for (i, &slot) in slots.iter().enumerate() {
             let s = self.slots[slot].as_mut().expect("stepping a busy slot");
             let tok = s.next;
-            let mut pass_over = None;
-            if self.stop_ids.contains(&tok) {
-                pass_over = Some(false);
+            let pass_over = if self.stop_ids.contains(&tok) {
+                Some(false)
             } else {
                 s.generated.push(tok);
                 out[i].token = Some(tok);
-                if s.generated.len() as u32 >= s.cap {
-                    pass_over = Some(true);
-                }
-            }
-            if pass_over.is_none() {
-                let generated = std::mem::take(&mut self.slots[slot].as_mut().unwrap().generated);
-                let runaway = self.runaway(&generated);
-                self.slots[slot].as_mut().unwrap().generated = generated;
-                if runaway {
-                    log::warn!("asr: stopping a runaway repetition after {} tokens", tok);
-                    pass_over = Some(true);
-                }
-            }
+                (s.generated.len() as u32 >= s.cap).then_some(true)
+            };
+            let pass_over = pass_over.or_else(|| {
+                let generated = &self.slots[slot].as_ref().expect("busy slot").generated;
+                self.runaway(generated).then(|| {
+                    log::warn!("asr: stopping a runaway repetition after {} tokens", generated.len());
+                    true
+                })
+            });
             match pass_over {
                 None => feed.push(i),
                 Some(truncated) => {
