@@ -90,7 +90,8 @@
 #define VOX_KIND_ASR 2
 
 /**
- * `VoxJobInfo.flags`: the generation stopped at its `max_new_tokens` cap.
+ * `VoxJobInfo.flags`: the generation was cut short: it reached its `max_new_tokens` cap, or (ASR)
+ * the repetition guard stopped a runaway loop (the transcript is then the official clean-up of it).
  */
 #define VOX_FLAG_TRUNCATED 1
 

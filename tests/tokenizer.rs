@@ -354,3 +354,18 @@ fn split_regex_follows_the_official_local_folder_rule() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Generated ids past the tokenizer's vocabulary (the model's embedding has more rows) are
+/// skipped when decoding a transcript, as the official tokenizer does.
+#[test]
+fn transcript_decoding_skips_ids_past_the_vocabulary() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asr/tiny");
+    let t = voxkit::models::tokenizer::TextTokenizer::from_dir(&dir).unwrap();
+    let hello = t.encode("Hello").unwrap();
+    let mut ids = hello.clone();
+    ids.extend([151_900, 151_645]);
+    ids.extend(&hello);
+    assert_eq!(t.decode_skip_special(&ids).unwrap(), "HelloHello");
+    let tag = t.token_id("<asr_text>").unwrap();
+    assert_eq!(t.decode_skip_special(&[tag]).unwrap(), "<asr_text>");
+}

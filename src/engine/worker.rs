@@ -657,7 +657,10 @@ impl Worker {
     fn complete(&self, job: &Job, finish: Finish) {
         if finish == Finish::Cap {
             job.data.lock().flags |= FLAG_TRUNCATED;
-            log::warn!("engine: job {} stopped at its max_new_tokens cap (TRUNCATED)", job.id);
+            log::warn!(
+                "engine: job {} was cut short (its max_new_tokens cap, or the ASR repetition guard): TRUNCATED",
+                job.id
+            );
         }
         self.end_job(job, JobState::Done, None);
     }

@@ -80,7 +80,8 @@ pub const VOX_JOB_CANCELLED: i32 = 4;
 pub const VOX_KIND_TTS: i32 = 1;
 pub const VOX_KIND_ASR: i32 = 2;
 
-/// `VoxJobInfo.flags`: the generation stopped at its `max_new_tokens` cap.
+/// `VoxJobInfo.flags`: the generation was cut short: it reached its `max_new_tokens` cap, or (ASR)
+/// the repetition guard stopped a runaway loop (the transcript is then the official clean-up of it).
 pub const VOX_FLAG_TRUNCATED: u32 = 1;
 /// `VoxJobInfo.flags`: the job streams (audio readable while it is produced).
 pub const VOX_FLAG_STREAMING: u32 = 2;
