@@ -97,24 +97,9 @@ fn run(which: Impl, from: u32, to: u32, x: &[f64]) -> Vec<f64> {
     }
 }
 
-/// 7-term minimum-sidelobe Blackman-Harris window (Albrecht; sidelobes ≈ −180 dB), periodic.
-fn bh7(n: usize) -> Vec<f64> {
-    const A: [f64; 7] = [
-        0.271_051_400_693_42,
-        0.433_297_939_234_48,
-        0.218_122_999_543_11,
-        0.065_925_446_388_03,
-        0.010_811_742_098_37,
-        0.000_776_584_825_22,
-        0.000_013_887_217_35,
-    ];
-    (0..n)
-        .map(|i| {
-            let x = 2.0 * PI * i as f64 / n as f64;
-            A.iter().enumerate().map(|(k, &a)| if k % 2 == 0 { a } else { -a } * (k as f64 * x).cos()).sum()
-        })
-        .collect()
-}
+#[path = "../tests/common/window.rs"]
+mod window;
+use window::bh7;
 
 /// (tone amplitude, largest component more than 9 bins from `freq` relative to `AMP` in dB) over
 /// the middle `n` samples of `y`.

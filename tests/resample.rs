@@ -24,27 +24,12 @@ const AMP: f64 = 0.9;
 const PAIRS: &[(u32, u32)] =
     &[(24000, 48000), (24000, 44100), (48000, 16000), (44100, 16000), (22050, 16000), (8000, 16000), (11025, 17000)];
 
+#[path = "common/window.rs"]
+mod window;
+use window::bh7;
+
 fn tone(n: usize, freq: f64, rate: f64, phase: f64) -> Vec<f32> {
     (0..n).map(|i| (AMP * (2.0 * PI * freq * i as f64 / rate + phase).sin()) as f32).collect()
-}
-
-/// 7-term minimum-sidelobe Blackman-Harris window (Albrecht), periodic.
-fn bh7(n: usize) -> Vec<f64> {
-    const A: [f64; 7] = [
-        0.271_051_400_693_42,
-        0.433_297_939_234_48,
-        0.218_122_999_543_11,
-        0.065_925_446_388_03,
-        0.010_811_742_098_37,
-        0.000_776_584_825_22,
-        0.000_013_887_217_35,
-    ];
-    (0..n)
-        .map(|i| {
-            let x = 2.0 * PI * i as f64 / n as f64;
-            A.iter().enumerate().map(|(k, &a)| if k % 2 == 0 { a } else { -a } * (k as f64 * x).cos()).sum()
-        })
-        .collect()
 }
 
 struct Measure {

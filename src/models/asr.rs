@@ -179,24 +179,24 @@ impl Qwen3Asr {
         let encoder = AudioEncoder::load(&mut ck, config.audio(), "thinker.audio_tower.")?;
         let dims = config.text_dims();
         let text = &config.thinker_config.text_config;
-        let embed_tokens = ck.take("thinker.model.embed_tokens.weight", &[text.vocab_size, dims.hidden])?;
+        let embed_tokens = ck.take("thinker.model.embed_tokens.weight", &[text.decoder.vocab_size, dims.hidden])?;
         let decoder = Qwen3Stack::load(&mut ck, "thinker.model.", dims.clone())?;
         // Tied: transformers replaces the stored head by the embedding, so the stored copy (if
         // any: save_pretrained omits it) is not used.
         let lm_head = if text.tie_word_embeddings {
             if let Some(w) = ck.take_any("thinker.lm_head.weight") {
-                if w.shape != [text.vocab_size, dims.hidden] {
+                if w.shape != [text.decoder.vocab_size, dims.hidden] {
                     return Err(load_error(format!(
                         "{}: tensor `thinker.lm_head.weight` has shape {:?}; the config implies {:?}",
                         ck.path().display(),
                         w.shape,
-                        [text.vocab_size, dims.hidden]
+                        [text.decoder.vocab_size, dims.hidden]
                     )));
                 }
             }
             None
         } else {
-            Some(ck.take("thinker.lm_head.weight", &[text.vocab_size, dims.hidden])?)
+            Some(ck.take("thinker.lm_head.weight", &[text.decoder.vocab_size, dims.hidden])?)
         };
         let unused = ck.remaining();
         if !unused.is_empty() {

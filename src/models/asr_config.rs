@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::qwen3::Qwen3Dims;
-use crate::models::tts_config::read_json;
+use crate::models::tts_config::{DecoderConfig, read_json};
 
 /// `thinker_config.audio_config`: the AuT audio encoder.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,15 +36,8 @@ fn default_gelu() -> String {
 /// `thinker_config.text_config`: the Qwen3 decoder.
 #[derive(Clone, Debug, Deserialize)]
 pub struct AsrTextConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub num_key_value_heads: usize,
-    pub head_dim: Option<usize>,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f64,
+    #[serde(flatten)]
+    pub decoder: DecoderConfig,
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
     #[serde(default)]
@@ -142,12 +135,12 @@ impl AsrConfig {
             ("audio_config.n_window_infer", a.n_window_infer),
             ("audio_config.downsample_hidden_size", a.downsample_hidden_size),
             ("audio_config.max_source_positions", a.max_source_positions),
-            ("text_config.vocab_size", t.text_config.vocab_size),
-            ("text_config.hidden_size", t.text_config.hidden_size),
-            ("text_config.intermediate_size", t.text_config.intermediate_size),
-            ("text_config.num_hidden_layers", t.text_config.num_hidden_layers),
-            ("text_config.num_attention_heads", t.text_config.num_attention_heads),
-            ("text_config.num_key_value_heads", t.text_config.num_key_value_heads),
+            ("text_config.vocab_size", t.text_config.decoder.vocab_size),
+            ("text_config.hidden_size", t.text_config.decoder.hidden_size),
+            ("text_config.intermediate_size", t.text_config.decoder.intermediate_size),
+            ("text_config.num_hidden_layers", t.text_config.decoder.num_hidden_layers),
+            ("text_config.num_attention_heads", t.text_config.decoder.num_attention_heads),
+            ("text_config.num_key_value_heads", t.text_config.decoder.num_key_value_heads),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -185,8 +178,8 @@ impl AsrConfig {
                 format!("audio_config.activation_function `{}` is not supported (gelu)", a.activation_function),
             ));
         }
-        let tc = &t.text_config;
-        if let Some(act) = &tc.hidden_act {
+        let tc = &t.text_config.decoder;
+        if let Some(act) = &t.text_config.hidden_act {
             if act != "silu" {
                 return Err(config_error(path, format!("text_config.hidden_act `{act}` is not supported (silu)")));
             }
@@ -213,17 +206,7 @@ impl AsrConfig {
     }
 
     pub fn text_dims(&self) -> Qwen3Dims {
-        let t = &self.thinker_config.text_config;
-        Qwen3Dims {
-            hidden: t.hidden_size,
-            intermediate: t.intermediate_size,
-            layers: t.num_hidden_layers,
-            heads: t.num_attention_heads,
-            kv_heads: t.num_key_value_heads,
-            head_dim: t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads.max(1)),
-            rms_eps: t.rms_norm_eps as f32,
-            rope_theta: t.rope_theta as f32,
-        }
+        self.thinker_config.text_config.decoder.dims()
     }
 
     pub fn audio(&self) -> &AudioEncoderConfig {

@@ -235,7 +235,6 @@ impl AudioEncoder {
             }
         }
         let mut tokens: Vec<Tensor> = frames_of.iter().map(|&f| Tensor::zeros(self.tokens(f), d)).collect();
-        let mut filled = vec![0usize; clips.len()];
         let mut lengths: Vec<usize> = pieces.iter().map(|p| p.padded).collect();
         lengths.sort_unstable();
         lengths.dedup();
@@ -276,18 +275,16 @@ impl AudioEncoder {
             for (g, p) in group.iter().enumerate() {
                 let valid = self.tokens(p.len).min(t3);
                 let dst = &mut tokens[p.clip];
+                let first = p.start / chunk * self.tokens(chunk);
                 for t in 0..valid {
                     let row = e.row_mut(g * t3 + t);
                     for (v, pe) in row.iter_mut().zip(self.positions.row(t)) {
                         *v += pe;
                     }
-                    let at = p.start / chunk * self.tokens(chunk) + t;
-                    dst.row_mut(at).copy_from_slice(row);
+                    dst.row_mut(first + t).copy_from_slice(row);
                 }
-                filled[p.clip] += valid;
             }
         }
-        debug_assert!(filled.iter().zip(&tokens).all(|(&f, t)| f == t.rows));
 
         // 2. The transformer over all clips' tokens at once; attention windows per clip.
         let mut windows: Vec<(usize, usize)> = Vec::new();

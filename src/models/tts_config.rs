@@ -35,7 +35,8 @@ pub enum Dialect {
     Name(String),
 }
 
-/// The Qwen3 decoder fields shared by the talker and the code predictor configs.
+/// The Qwen3 decoder fields shared by the talker, the code predictor and the Qwen3-ASR text
+/// configs.
 #[derive(Clone, Debug, Deserialize)]
 pub struct DecoderConfig {
     pub hidden_size: usize,
@@ -47,6 +48,8 @@ pub struct DecoderConfig {
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
     pub vocab_size: usize,
+    /// Codebooks per frame (Qwen3-TTS only; 0 when absent, which the TTS check refuses).
+    #[serde(default)]
     pub num_code_groups: usize,
 }
 

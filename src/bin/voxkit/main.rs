@@ -86,9 +86,7 @@ impl Args {
 
 fn load(args: &Args) -> Result<Qwen3Tts, String> {
     let dir = PathBuf::from(args.require("--model")?);
-    let threads = args
-        .num::<usize>("--threads")?
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = threads(args)?;
     let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
     let t = Instant::now();
     let model = Qwen3Tts::load(&dir, cpu, 1).map_err(|e| e.message)?;
@@ -145,6 +143,13 @@ fn codes(args: &Args) -> Result<(), String> {
         per(tm.talker + tm.predictor) / 80.0
     );
     Ok(())
+}
+
+/// `--threads`, or every core the process may use.
+fn threads(args: &Args) -> Result<usize, String> {
+    Ok(args
+        .num::<usize>("--threads")?
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)))
 }
 
 /// The engine settings the CLI commands share: one job at a time, `--threads`, logs to stderr
@@ -278,9 +283,7 @@ fn bench_codec(args: &Args) -> Result<(), String> {
     use voxkit::models::codec::Codec;
     let frames: usize = args.num("--frames")?.unwrap_or(50);
     let dir = PathBuf::from(args.require("--model")?).join("speech_tokenizer");
-    let threads = args
-        .num::<usize>("--threads")?
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = threads(args)?;
     let codec = Codec::load(&dir, Arc::new(Cpu::new(threads).map_err(|e| e.message)?)).map_err(|e| e.message)?;
     let mut rng = voxkit::models::sampling::Rng::new(1);
     let size = codec.config.decoder_config.codebook_size as u64;
@@ -397,9 +400,7 @@ fn bench_asr(args: &Args) -> Result<(), String> {
     let seconds: f64 = args.num("--seconds")?.unwrap_or(10.0);
     let tokens: usize = args.num("--tokens")?.unwrap_or((seconds * 4.0).ceil() as usize);
     let dir = PathBuf::from(args.require("--model")?);
-    let threads = args
-        .num::<usize>("--threads")?
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = threads(args)?;
     let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
     let t = Instant::now();
     let mut model = Qwen3Asr::load(&dir, cpu, 1).map_err(|e| e.message)?;
@@ -440,9 +441,7 @@ fn enhance(args: &Args) -> Result<(), String> {
     let w = wav::read(std::path::Path::new(input))?;
     let strength: Option<f32> = args.num("--denoise")?;
     let to_rate: u32 = args.num("--sample-rate")?.unwrap_or(w.rate);
-    let threads = args
-        .num::<usize>("--threads")?
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = threads(args)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     // De-interleave: each channel is its own stream; all channels form one batch.
     let c = w.channels as usize;
@@ -504,9 +503,7 @@ fn bench_post(args: &Args) -> Result<(), String> {
     use voxkit::dsp::{denoise, resample};
     let seconds: f64 = args.num("--seconds")?.unwrap_or(20.0);
     let streams: usize = args.num("--streams")?.unwrap_or(8);
-    let threads = args
-        .num::<usize>("--threads")?
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = threads(args)?;
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| e.to_string())?;
     let many = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     let noise = |rate: u32, seed: u64| {
