@@ -44,7 +44,7 @@ fn offline_decode_matches_the_official_codec() {
         // beyond that the official windowing restarts the context).
         if frames.len() <= voxkit::models::codec::CHUNK_FRAMES {
             for chunk in [1, 3, 7] {
-                let mut st = codec.new_stream();
+                let mut st = codec.new_stream().unwrap();
                 let mut streamed = Vec::new();
                 for part in frames.chunks(chunk) {
                     let s = codec.forward_stream(&mut st, part).unwrap();

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use voxkit::backend::{Cpu, Tensor};
+use voxkit::backend::{Cpu, Rng, SamplingParams, Tensor};
 use voxkit::engine::model::{Finish, TtsModel, TtsPrefill};
 use voxkit::engine::request::{Sampling, TtsRequest};
+use voxkit::models::code_predictor::CodeSampling;
 use voxkit::models::qwen3::SeqRows;
 use voxkit::models::tts::{Qwen3Tts, build_prompt};
 use voxkit::models::weights::Checkpoint;
@@ -39,12 +40,8 @@ fn reference(preset: &str) -> Reference {
 }
 
 impl Reference {
-    fn tensor(&mut self, name: &str) -> Option<Tensor> {
-        let w = self.tensors.take_any(name)?;
-        let rows = w.shape.first().copied().unwrap_or(1);
-        let data = w.to_f32();
-        let cols = data.len() / rows.max(1);
-        Some(Tensor::from_vec(data, rows, cols))
+    fn tensor(&mut self, name: &str) -> Option<Vec<f32>> {
+        Some(self.tensors.take_any(name)?.to_f32())
     }
 }
 
@@ -113,7 +110,6 @@ fn check_preset(preset: &str) {
     let mut reference = reference(preset);
     let cases = reference.json["cases"].as_array().expect("cases").clone();
     assert!(!cases.is_empty());
-    let cpu = Cpu::new(2).unwrap();
     for (i, case) in cases.iter().enumerate() {
         let name = case["name"].as_str().unwrap_or("?");
         let what = |s: &str| format!("{preset}/{name}: {s}");
@@ -132,39 +128,44 @@ fn check_preset(preset: &str) {
         assert_eq!(prompt.rows.len() as u64, case["prompt_len"].as_u64().unwrap(), "{}", what("prompt length"));
         let (x, trailing) = model.embed_prompt(&prompt).unwrap();
         let want = reference.tensor(&format!("case{i}.prompt_embeds")).expect("prompt_embeds");
-        assert_close(&what("prompt rows"), &x.data, &want.data);
+        assert_close(&what("prompt rows"), &x.to_host(), &want);
         if let Some(want) = reference.tensor(&format!("case{i}.trailing_text")) {
-            assert_close(&what("trailing text rows"), &trailing.data, &want.data);
+            assert_close(&what("trailing text rows"), &trailing.to_host(), &want);
         }
 
         // Prefill activations, layer by layer, and the first logits.
-        let mut cache = model.talker.decoder.new_cache();
+        let mut cache = model.talker.decoder.new_cache(1, 0).unwrap();
         let mut layers = Vec::new();
-        let rows = x.rows;
-        let hidden = model.talker.forward(&cpu, x, &mut [SeqRows { cache: &mut cache, rows }], Some(&mut layers));
+        let rows = x.rows();
+        let hidden =
+            model.talker.forward(x, &mut cache, &[SeqRows { slot: 0, rows }], Some(&mut layers)).unwrap().to_host();
         for (l, got) in layers.iter().enumerate() {
             let want = reference
                 .tensor(&format!("case{i}.hidden.{l}"))
                 .unwrap_or_else(|| panic!("{}", what(&format!("hidden.{l} missing"))));
-            assert_close(&what(&format!("talker layer {l} output")), &got.data, &want.data);
+            assert_close(&what(&format!("talker layer {l} output")), &got.to_host(), &want);
         }
         let want = reference.tensor(&format!("case{i}.final_hidden")).expect("final_hidden");
-        assert_close(&what("final hidden"), &hidden.data, &want.data);
-        let last = Tensor::from_vec(hidden.row(rows - 1).to_vec(), 1, hidden.cols);
-        let logits = model.talker.logits(&cpu, &last);
+        assert_close(&what("final hidden"), &hidden, &want);
+        let width = hidden.len() / rows;
+        let last = Tensor::from_vec(hidden[(rows - 1) * width..].to_vec(), 1, width);
+        let logits = model.talker.logits(&last);
         let want = reference.tensor(&format!("case{i}.prefill_logits")).expect("prefill_logits");
-        assert_close(&what("prefill logits"), &logits.data, &want.data);
+        assert_close(&what("prefill logits"), &logits.to_host(), &want);
 
         // Code predictor logits of frame 0 (greedy).
         if let Some(want) = reference.tensor(&format!("case{i}.predictor_logits")) {
             let c0 = ids(&case["codes"][0])[0];
-            let c0e = model.talker.codec(&cpu, &[c0]).unwrap();
-            let mut caches = vec![model.predictor.decoder.new_cache()];
+            let c0e = model.talker.codec(&[c0]).unwrap();
+            let mut cache = model.predictor.new_cache(1).unwrap();
             let mut got = Vec::new();
-            let mut choose = |_b: usize, _j: usize, l: &mut [f32]| voxkit::models::sampling::argmax(l);
-            model.predictor.predict(&cpu, &last, &c0e, &mut caches, &mut choose, Some(&mut got)).unwrap();
-            let got: Vec<f32> = got.iter().flat_map(|t| t.data.iter().copied()).collect();
-            assert_close(&what("code predictor logits, frame 0"), &got, &want.data);
+            let greedy =
+                SamplingParams { do_sample: false, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 };
+            let mut rng = Rng::new(0);
+            let mut sampling = [CodeSampling { params: &greedy, rng: &mut rng }];
+            model.predictor.predict(&last, &c0e, &mut cache, &[0], &mut sampling, Some(&mut got)).unwrap();
+            let got: Vec<f32> = got.iter().flat_map(|t| t.to_host()).collect();
+            assert_close(&what("code predictor logits, frame 0"), &got, &want);
         }
 
         // Greedy codes, frame for frame, and how the generation ended.

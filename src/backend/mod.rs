@@ -1,28 +1,191 @@
-//! Compute backends. The CPU backend is the numeric reference; the CUDA backend (kernels under
-//! `kernels/`, driven through cudarc) is a later addition and implements the same operations, so
-//! the models are written once against this layer.
+//! The compute layer. Models hold a `Compute` handle (one per component, so components may sit on
+//! different devices) and call its named ops; tensors and weights own their storage privately and
+//! cross to the host only through `upload` and `to_host`. Every op has one CPU implementation, the
+//! numeric reference (`cpu/`); the CUDA backend implements the same `Backend` trait.
 
+pub mod conv;
 pub mod cpu;
+pub mod device;
+pub mod kv;
+pub mod sampling;
 pub mod tensor;
 
+use std::sync::Arc;
+
+pub use conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 pub use cpu::Cpu;
+pub use device::{CUDA_AVAILABLE, Device, resolve};
+pub use kv::{KV_BLOCK, KvCache};
+pub use sampling::{Pick, Rng, SamplingParams};
 pub use tensor::{DType, Tensor, Weight, WeightData};
 
-use crate::engine::config::Device;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
-/// Whether this build can drive CUDA devices.
-pub const CUDA_AVAILABLE: bool = false;
+/// Attention heads: query heads, key/value heads (grouped-query when fewer) and their width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
 
-/// Resolves the requested device to the one inference will use. `Auto` falls back to the CPU when
-/// no usable GPU is present; an explicit CUDA request without one fails with `NoDevice`.
-pub fn resolve(device: Device) -> Result<Device> {
-    match device {
-        Device::Cpu => Ok(Device::Cpu),
-        Device::Auto => Ok(if CUDA_AVAILABLE { Device::Cuda(0) } else { Device::Cpu }),
-        Device::Cuda(index) => Err(Error::new(
-            ErrorKind::NoDevice,
-            format!("CUDA device {index} was requested, but this build of voxkit has no CUDA backend"),
-        )),
+/// Which keys a query row sees, by absolute position (query `i` of a sequence is at `past + i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Keys `0..=i` (decoders).
+    Causal,
+    /// Keys `i − window < j ≤ i` (the codec's sliding window).
+    CausalWindow(usize),
+    /// Every key of the sequence (bidirectional: the ASR encoder's windows).
+    Full,
+}
+
+/// One sequence of an attention call: its next `rows` query rows, at positions `past..`.
+/// With a cache, `slot` names its keys (`past` of them already held); without, its keys are its
+/// own rows of `k`/`v` and `past` is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnSeq {
+    pub slot: usize,
+    pub rows: usize,
+    pub past: usize,
+}
+
+/// Where the keys and values of an attention call are.
+pub enum Kv<'a> {
+    /// A layer of a backend-owned cache (written by `kv_write` before the call).
+    Cache { cache: &'a KvCache, layer: usize },
+    /// The call's own key/value rows, sequence by sequence (no cache).
+    Rows { k: &'a Tensor, v: &'a Tensor },
+}
+
+/// The ops of the compute layer. Shapes are checked at the boundary (a mismatch is a programming
+/// error and panics with the shapes); tensors are `[rows, cols]` f32.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The device the ops run on.
+    fn device(&self) -> Device;
+
+    // --- data movement -----------------------------------------------------------------------
+    /// Host data `[rows, cols]` → a tensor on this backend's device.
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor;
+    /// A zero tensor on this backend's device.
+    fn zeros(&self, rows: usize, cols: usize) -> Tensor;
+    /// Rows of several tensors of equal width, one after another.
+    fn concat_rows(&self, parts: &[&Tensor]) -> Tensor;
+    /// `y[i] = x[rows[i]]`; `None` gives a zero row.
+    fn gather_rows(&self, x: &Tensor, rows: &[Option<usize>]) -> Tensor;
+    /// Rows `start..start + n` of `x`.
+    fn slice_rows(&self, x: &Tensor, start: usize, n: usize) -> Tensor;
+    /// `dst[at[i]] = src[i]`.
+    fn set_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor);
+    /// `dst[at[i]] += src[i]`.
+    fn add_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor);
+    /// A 4-D permutation: `x` holds `[d0, d1, d2, d3]` row-major; the result holds the dims in
+    /// `order`, with the last one as its columns.
+    fn permute(&self, x: &Tensor, dims: [usize; 4], order: [usize; 4]) -> Tensor;
+
+    // --- products ----------------------------------------------------------------------------
+    /// `y = x · Wᵀ (+ b)`: x `[n, in]`, W `[out, in]` in its stored precision → `[n, out]`.
+    fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Tensor;
+    /// Several linear layers over the same input in one pass (fused q/k/v, gate/up).
+    fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor>;
+    /// Rows `ids` of a table `[vocab, dim]`; an id outside the table is an error.
+    fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor>;
+    /// Row `i` is the sum of table rows `ids[i·per_row .. (i+1)·per_row]`, added in order (the
+    /// RVQ codebook lookup-and-sum).
+    fn embedding_sum(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor>;
+
+    // --- normalisation -----------------------------------------------------------------------
+    /// RMSNorm of each row: `x · rsqrt(mean(x²) + eps) · w`.
+    fn rms_norm(&self, x: &Tensor, w: &Weight, eps: f32) -> Tensor;
+    /// RMSNorm of each `w.len()`-wide head of each row, in place (Qwen3's q/k norms).
+    fn rms_norm_heads(&self, x: &mut Tensor, w: &Weight, eps: f32);
+    /// LayerNorm of each row: `(x − mean) / sqrt(var + eps) · w + b`.
+    fn layer_norm(&self, x: &Tensor, w: &Weight, b: &Weight, eps: f32) -> Tensor;
+
+    // --- element-wise ------------------------------------------------------------------------
+    /// NeoX ("rotate half") RoPE of every `head_dim`-wide head of row `r` of each tensor, at
+    /// `positions[r]`, with `inv_freq` (`head_dim / 2` values). Angles are computed once per row.
+    fn rope(&self, xs: &mut [&mut Tensor], head_dim: usize, positions: &[usize], inv_freq: &[f32]);
+    fn silu(&self, x: &mut Tensor);
+    /// `gate = silu(gate) · up`.
+    fn silu_mul(&self, gate: &mut Tensor, up: &Tensor);
+    /// GELU, exact (erf) form.
+    fn gelu_erf(&self, x: &mut Tensor);
+    /// SnakeBeta per channel: `x + sin²(x·α) · inv_beta`.
+    fn snake_beta(&self, x: &mut Tensor, alpha: &Weight, inv_beta: &Weight);
+    /// `x += y`.
+    fn add(&self, x: &mut Tensor, y: &Tensor);
+    /// `x += scale ⊙ y`, per channel (layer scales).
+    fn add_scaled(&self, x: &mut Tensor, y: &Tensor, scale: &Weight);
+    /// `x += b` on every row.
+    fn add_bias(&self, x: &mut Tensor, b: &Weight);
+    fn clamp(&self, x: &mut Tensor, lo: f32, hi: f32);
+
+    // --- convolutions over rows (time); the caller supplies the left context -----------------
+    /// Valid 1-D convolution: `x` `[T + (k−1)·d, in]` → `[T, out]`.
+    fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor;
+    /// Transposed 1-D convolution with stride r, no bias: `[T, in]` → `[r·T + k − r, out]`
+    /// (the last `k − r` rows spill into the next call's first rows).
+    fn conv_transpose1d(&self, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor;
+    /// Valid depthwise 1-D convolution: `[T + k − 1, C]` → `[T, C]`.
+    fn depthwise_conv1d(&self, x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor;
+    /// 3×3, stride 2, padding 1 convolution of `images` images of `f × t` pixels (rows,
+    /// frequency-major, channels as columns) → `images` × `⌈f/2⌉ × ⌈t/2⌉` pixels.
+    fn conv2d_s2(&self, x: &Tensor, w: &Conv2dWeight, images: usize, f: usize, t: usize) -> Tensor;
+
+    // --- attention ---------------------------------------------------------------------------
+    /// Writes each sequence's new key/value rows into its cache slot at positions `past..`.
+    fn kv_write(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor);
+    /// Scaled dot-product attention for variable-length sequences, grouped-query heads read in
+    /// place; `q` holds the sequences' rows in order. Returns `[q.rows, heads · head_dim]`.
+    fn attention(&self, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], shape: AttnShape, mask: Mask) -> Tensor;
+
+    // --- selection ---------------------------------------------------------------------------
+    /// The first largest value of each row (as `torch.argmax`).
+    fn argmax(&self, logits: &Tensor) -> Vec<u32>;
+    /// The official sampling chain per row (penalty, suppression, temperature, top-k/top-p, a
+    /// seeded draw); only the chosen ids leave the device.
+    fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32>;
+}
+
+/// A handle to a backend, cheap to clone; what every model component holds.
+#[derive(Clone, Debug)]
+pub struct Compute(Arc<dyn Backend>);
+
+impl Compute {
+    pub fn new(backend: Arc<dyn Backend>) -> Compute {
+        Compute(backend)
+    }
+
+    /// The backend for a resolved device (`Cuda` fails with `NoDevice` in a build without CUDA).
+    pub fn for_device(device: Device, cpu_threads: usize) -> Result<Compute> {
+        match resolve(device)? {
+            Device::Cuda(_) | Device::Auto => resolve(Device::Cuda(0)).map(|_| unreachable!("no CUDA backend")),
+            Device::Cpu => Compute::cpu(cpu_threads),
+        }
+    }
+
+    /// The CPU backend on its own pool of `threads` threads.
+    pub fn cpu(threads: usize) -> Result<Compute> {
+        Ok(Compute(Arc::new(Cpu::new(threads)?)))
+    }
+}
+
+impl std::ops::Deref for Compute {
+    type Target = dyn Backend;
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        &*self.0
+    }
+}
+
+impl From<Arc<Cpu>> for Compute {
+    fn from(cpu: Arc<Cpu>) -> Compute {
+        Compute(cpu)
+    }
+}
+
+impl From<Cpu> for Compute {
+    fn from(cpu: Cpu) -> Compute {
+        Compute(Arc::new(cpu))
     }
 }

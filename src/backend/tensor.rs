@@ -1,6 +1,11 @@
-//! Tensors of the compute layer: weights in their stored precision, activations in f32.
+//! Tensors of the compute layer: weights in their stored precision, activations in f32. Both own
+//! their storage privately (host memory today; device memory is another `Storage` variant), so a
+//! model never indexes elements: it calls ops, uploads inputs and reads results back with
+//! `to_host`.
 
 use half::{bf16, f16};
+
+use crate::error::{Error, ErrorKind, Result};
 
 /// Element type of a stored weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,14 +32,49 @@ pub enum WeightData {
     F16(Vec<f16>),
 }
 
+impl WeightData {
+    fn len(&self) -> usize {
+        match self {
+            WeightData::F32(v) => v.len(),
+            WeightData::BF16(v) => v.len(),
+            WeightData::F16(v) => v.len(),
+        }
+    }
+}
+
 /// A resident weight: row-major elements and their shape (PyTorch order, e.g. `[out, in]`).
 #[derive(Clone, Debug)]
 pub struct Weight {
-    pub shape: Vec<usize>,
-    pub data: WeightData,
+    shape: Vec<usize>,
+    data: WeightData,
 }
 
 impl Weight {
+    /// A weight from stored elements; the shape must account for every element.
+    pub fn new(shape: Vec<usize>, data: WeightData) -> Result<Weight> {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(data.len()) {
+            return Err(Error::new(
+                ErrorKind::ModelLoad,
+                format!("a weight of shape {shape:?} cannot hold {} elements", data.len()),
+            ));
+        }
+        Ok(Weight { shape, data })
+    }
+
+    pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Weight {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "weight data does not match its shape");
+        Weight { shape, data: WeightData::F32(data) }
+    }
+
+    /// The same elements seen with another shape of equal size (e.g. `[out, in, 1]` → `[out, in]`).
+    pub fn reshape(self, shape: Vec<usize>) -> Result<Weight> {
+        Weight::new(shape, self.data)
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
     pub fn dtype(&self) -> DType {
         match self.data {
             WeightData::F32(_) => DType::F32,
@@ -44,11 +84,7 @@ impl Weight {
     }
 
     pub fn len(&self) -> usize {
-        match &self.data {
-            WeightData::F32(v) => v.len(),
-            WeightData::BF16(v) => v.len(),
-            WeightData::F16(v) => v.len(),
-        }
+        self.data.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,39 +95,55 @@ impl Weight {
         self.len() * self.dtype().size()
     }
 
-    /// Rows of a 2-D weight `[rows, cols]`.
+    /// Rows of a weight seen as `[rows, cols]`.
     pub fn rows(&self) -> usize {
-        self.shape[0]
+        self.shape.first().copied().unwrap_or(1)
     }
 
     /// Elements per row (the product of all but the first dimension).
     pub fn cols(&self) -> usize {
-        self.shape[1..].iter().product()
+        self.shape.iter().skip(1).product()
     }
 
-    /// Widens row `r` (of a weight seen as `[rows, cols]`) into `out`.
-    #[inline]
-    pub fn row_into(&self, r: usize, out: &mut [f32]) {
-        let c = self.cols();
-        widen(&self.data, r * c, out);
-    }
-
-    /// All elements as f32 (for small weights: norms, biases).
+    /// All elements widened to f32, on the host (load-time preparation, reference data).
     pub fn to_f32(&self) -> Vec<f32> {
         let mut v = vec![0.0; self.len()];
         widen(&self.data, 0, &mut v);
         v
     }
 
-    pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Weight {
-        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Weight { shape, data: WeightData::F32(data) }
+    /// The raw little-endian bytes in the stored precision (writing checkpoints).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match &self.data {
+            WeightData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            WeightData::BF16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+            WeightData::F16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+        }
+    }
+
+    pub(in crate::backend) fn data(&self) -> &WeightData {
+        &self.data
+    }
+
+    /// The elements of an f32 weight (the small per-channel vectors: norms, biases, scales).
+    pub(in crate::backend) fn f32s(&self) -> &[f32] {
+        match &self.data {
+            WeightData::F32(v) => v,
+            _ => panic!("expected an f32 weight (norms and biases are widened at load)"),
+        }
+    }
+
+    /// Widens row `r` (of the weight seen as `[rows, cols]`) into `out`.
+    #[inline]
+    pub(in crate::backend) fn row_into(&self, r: usize, out: &mut [f32]) {
+        let c = self.cols();
+        widen(&self.data, r * c, out);
     }
 }
 
 /// Copies `out.len()` elements starting at `start`, widened to f32.
 #[inline]
-pub fn widen(data: &WeightData, start: usize, out: &mut [f32]) {
+pub(in crate::backend) fn widen(data: &WeightData, start: usize, out: &mut [f32]) {
     let n = out.len();
     match data {
         WeightData::F32(v) => out.copy_from_slice(&v[start..start + n]),
@@ -109,49 +161,95 @@ pub fn widen(data: &WeightData, start: usize, out: &mut [f32]) {
     }
 }
 
-/// An activation: f32 rows of equal width (`rows × cols`, row-major).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Where a tensor's elements live.
+#[derive(Clone, Debug, PartialEq)]
+enum Storage {
+    Host(Vec<f32>),
+}
+
+/// An activation: f32 rows of equal width (`rows × cols`, row-major), owned by the backend that
+/// made it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
-    pub data: Vec<f32>,
-    pub rows: usize,
-    pub cols: usize,
+    storage: Storage,
+    rows: usize,
+    cols: usize,
+}
+
+impl Default for Tensor {
+    fn default() -> Tensor {
+        Tensor::zeros(0, 0)
+    }
 }
 
 impl Tensor {
+    /// Host zeros (the CPU backend's allocation; a device backend makes its own).
     pub fn zeros(rows: usize, cols: usize) -> Tensor {
-        Tensor { data: vec![0.0; rows * cols], rows, cols }
+        Tensor { storage: Storage::Host(vec![0.0; rows * cols]), rows, cols }
     }
 
+    /// Host data as a tensor (what `Backend::upload` does for the CPU).
     pub fn from_vec(data: Vec<f32>, rows: usize, cols: usize) -> Tensor {
         assert_eq!(data.len(), rows * cols, "tensor data does not match its shape");
-        Tensor { data, rows, cols }
+        Tensor { storage: Storage::Host(data), rows, cols }
     }
 
-    pub fn row(&self, r: usize) -> &[f32] {
-        &self.data[r * self.cols..(r + 1) * self.cols]
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
-    pub fn row_mut(&mut self, r: usize) -> &mut [f32] {
+    /// The same elements seen as `[rows, cols]` (no copy).
+    pub fn reshape(mut self, rows: usize, cols: usize) -> Tensor {
+        assert_eq!(rows * cols, self.len(), "reshape: [{}, {}] to [{rows}, {cols}]", self.rows, self.cols);
+        self.rows = rows;
+        self.cols = cols;
+        self
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements, copied to the host (results, logits for sampling, tests).
+    pub fn to_host(&self) -> Vec<f32> {
+        match &self.storage {
+            Storage::Host(v) => v.clone(),
+        }
+    }
+
+    /// The elements, moved to the host.
+    pub fn into_host(self) -> Vec<f32> {
+        match self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+
+    pub(in crate::backend) fn host(&self) -> &[f32] {
+        match &self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+
+    pub(in crate::backend) fn host_mut(&mut self) -> &mut [f32] {
+        match &mut self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+
+    pub(in crate::backend) fn row(&self, r: usize) -> &[f32] {
+        &self.host()[r * self.cols..(r + 1) * self.cols]
+    }
+
+    pub(in crate::backend) fn row_mut(&mut self, r: usize) -> &mut [f32] {
         let c = self.cols;
-        &mut self.data[r * c..(r + 1) * c]
-    }
-
-    /// Stacks rows of the same width.
-    pub fn stack(rows: &[&[f32]]) -> Tensor {
-        let cols = rows.first().map_or(0, |r| r.len());
-        let mut data = Vec::with_capacity(rows.len() * cols);
-        for r in rows {
-            assert_eq!(r.len(), cols);
-            data.extend_from_slice(r);
-        }
-        Tensor { data, rows: rows.len(), cols }
-    }
-
-    /// Element-wise `self += other`.
-    pub fn add_assign(&mut self, other: &Tensor) {
-        assert_eq!((self.rows, self.cols), (other.rows, other.cols));
-        for (a, b) in self.data.iter_mut().zip(&other.data) {
-            *a += b;
-        }
+        &mut self.host_mut()[r * c..(r + 1) * c]
     }
 }

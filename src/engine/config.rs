@@ -5,15 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Where inference runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    /// CUDA when a usable GPU and driver are present, otherwise the CPU.
-    Auto,
-    Cpu,
-    /// The CUDA device with this ordinal; creating the engine fails with `NoDevice` without one.
-    Cuda(u32),
-}
+pub use crate::backend::Device;
 
 /// Log verbosity, ordered from silent to chatty (the C ABI uses the same numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,17 +12,16 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Cpu, Tensor, Weight};
+use crate::backend::{Compute, KvCache, Tensor, Weight};
 use crate::engine::model::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::asr_config::{AsrConfig, PreprocessorConfig};
 use crate::models::asr_output::{self, REPETITION_THRESHOLD};
 use crate::models::audio_encoder::AudioEncoder;
 use crate::models::mel::MelFrontend;
-use crate::models::qwen3::{KvCache, Qwen3Stack, SeqRows};
+use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::weights::Checkpoint;
 
@@ -103,13 +102,16 @@ pub fn auto_cap_tokens(seconds: f64) -> u32 {
     (32.0 + 12.0 * seconds.max(0.0)).ceil().min(u32::MAX as f64) as u32
 }
 
+/// Decoder cache tokens each slot holds from the start (the pool grows past it as needed).
+const INITIAL_TOKENS_PER_SLOT: usize = 256;
+
 /// One decoding pass of a slot (a whole clip, or one piece of a long one).
 struct PassFeatures {
     data: Vec<f32>,
 }
 
+/// One clip being transcribed (its keys and values: the model's cache, same slot).
 struct Slot {
-    cache: KvCache,
     /// Passes not started yet.
     pending: VecDeque<PassFeatures>,
     /// Prompt ids before and after the audio pads.
@@ -148,11 +150,12 @@ pub struct Qwen3Asr {
     lm_head: Option<Weight>,
     pub decoder: Qwen3Stack,
     tokenizer: TextTokenizer,
-    cpu: Arc<Cpu>,
+    cx: Compute,
     stop_ids: Vec<u32>,
     audio_pad: u32,
     slots: Vec<Option<Slot>>,
-    spare: Vec<KvCache>,
+    /// The decoder's keys and values, a slot per sequence slot.
+    cache: KvCache,
     pub times: AsrTimes,
 }
 
@@ -163,7 +166,8 @@ fn load_error(msg: String) -> Error {
 impl Qwen3Asr {
     /// Loads `config.json`, `preprocessor_config.json`, the tokenizer and the weights
     /// (`model.safetensors` or the shards of `model.safetensors.index.json`).
-    pub fn load(dir: &Path, cpu: Arc<Cpu>, max_slots: usize) -> Result<Qwen3Asr> {
+    pub fn load(dir: &Path, cx: impl Into<Compute>, max_slots: usize) -> Result<Qwen3Asr> {
+        let cx = cx.into();
         let config = AsrConfig::load(dir)?;
         let preprocessor = PreprocessorConfig::load(dir)?;
         if preprocessor.feature_size != config.audio().num_mel_bins {
@@ -176,20 +180,20 @@ impl Qwen3Asr {
         }
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
         let mut ck = Checkpoint::open_dir(dir)?;
-        let encoder = AudioEncoder::load(&mut ck, config.audio(), "thinker.audio_tower.")?;
+        let encoder = AudioEncoder::load(&cx, &mut ck, config.audio(), "thinker.audio_tower.")?;
         let dims = config.text_dims();
         let text = &config.thinker_config.text_config;
         let embed_tokens = ck.take("thinker.model.embed_tokens.weight", &[text.decoder.vocab_size, dims.hidden])?;
-        let decoder = Qwen3Stack::load(&mut ck, "thinker.model.", dims.clone())?;
+        let decoder = Qwen3Stack::load(&cx, &mut ck, "thinker.model.", dims.clone())?;
         // Tied: transformers replaces the stored head by the embedding, so the stored copy (if
         // any: save_pretrained omits it) is not used.
         let lm_head = if text.tie_word_embeddings {
             if let Some(w) = ck.take_any("thinker.lm_head.weight") {
-                if w.shape != [text.decoder.vocab_size, dims.hidden] {
+                if w.shape() != [text.decoder.vocab_size, dims.hidden] {
                     return Err(load_error(format!(
                         "{}: tensor `thinker.lm_head.weight` has shape {:?}; the config implies {:?}",
                         ck.path().display(),
-                        w.shape,
+                        w.shape(),
                         [text.decoder.vocab_size, dims.hidden]
                     )));
                 }
@@ -229,6 +233,7 @@ impl Qwen3Asr {
         }
         id("<|audio_start|>")?;
         id("<|audio_end|>")?;
+        let cache = decoder.new_cache(max_slots, INITIAL_TOKENS_PER_SLOT)?;
         Ok(Qwen3Asr {
             mel: MelFrontend::new(&preprocessor),
             config,
@@ -238,17 +243,17 @@ impl Qwen3Asr {
             lm_head,
             decoder,
             tokenizer,
-            cpu,
+            cx,
             stop_ids,
             audio_pad,
             slots: (0..max_slots).map(|_| None).collect(),
-            spare: Vec::new(),
+            cache,
             times: AsrTimes::default(),
         })
     }
 
-    pub fn cpu(&self) -> &Cpu {
-        &self.cpu
+    pub fn compute(&self) -> &Compute {
+        &self.cx
     }
 
     pub fn tokenizer(&self) -> &TextTokenizer {
@@ -310,80 +315,66 @@ impl Qwen3Asr {
 
     /// Prompt embeddings with the audio rows spliced in at the pad positions, in order.
     pub fn embed_prompt(&self, ids: &[u32], audio: &Tensor) -> Result<Tensor> {
-        let mut x = self.cpu.embedding(&self.embed_tokens, ids)?;
-        let mut next = 0;
-        for (i, &id) in ids.iter().enumerate() {
-            if id == self.audio_pad {
-                if next >= audio.rows {
-                    return Err(Error::internal("more audio pads than audio embeddings"));
-                }
-                x.row_mut(i).copy_from_slice(audio.row(next));
-                next += 1;
-            }
+        let mut x = self.cx.embedding(&self.embed_tokens, ids)?;
+        let pads: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == self.audio_pad).collect();
+        if pads.len() != audio.rows() {
+            return Err(Error::internal(format!("{} audio embeddings for {} pads", audio.rows(), pads.len())));
         }
-        if next != audio.rows {
-            return Err(Error::internal(format!("{} audio embeddings for {next} pads", audio.rows)));
-        }
+        self.cx.set_rows(&mut x, &pads, audio);
         Ok(x)
     }
 
     /// Logits `[rows, vocab]` of post-norm hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        self.cpu.linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+        self.cx.linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
     }
 
-    /// Encodes passes and prefills their prompts into the given caches; returns the logits of
-    /// each prompt's last position.
-    pub fn prefill_passes(&mut self, passes: &[(&[f32], &[u32], &[u32])], caches: &mut [KvCache]) -> Result<Tensor> {
-        let cpu = self.cpu.clone();
+    /// Encodes passes and prefills their prompts into the given cache slots (emptied first);
+    /// returns the logits of each prompt's last position.
+    pub fn prefill_passes(&mut self, passes: &[(&[f32], &[u32], &[u32])], slots: &[usize]) -> Result<Tensor> {
+        let cx = self.cx.clone();
+        // 1. The audio encoder over every pass at once.
         let t0 = Instant::now();
         let mels: Vec<&[f32]> = passes.iter().map(|p| p.0).collect();
-        let audio = self.encoder.forward(&cpu, &mels);
+        let audio = self.encoder.forward(&mels);
         let t1 = Instant::now();
-        let mut rows = Vec::with_capacity(passes.len());
+        // 2. Each prompt with its audio spliced in.
+        let mut spans = Vec::with_capacity(passes.len());
         let mut embeds = Vec::with_capacity(passes.len());
-        for ((_, prefix, suffix), a) in passes.iter().zip(&audio) {
-            let ids = self.prompt_ids(prefix, suffix, a.rows);
+        for (((_, prefix, suffix), a), &slot) in passes.iter().zip(&audio).zip(slots) {
+            let ids = self.prompt_ids(prefix, suffix, a.rows());
             embeds.push(self.embed_prompt(&ids, a)?);
-            rows.push(ids.len());
+            spans.push(SeqRows { slot, rows: ids.len() });
+            self.cache.clear(slot);
         }
-        let all: Vec<&[f32]> = embeds.iter().flat_map(|e| (0..e.rows).map(move |r| e.row(r))).collect();
-        let x = Tensor::stack(&all);
-        let mut spans: Vec<SeqRows<'_>> =
-            caches.iter_mut().zip(&rows).map(|(cache, &rows)| SeqRows { cache, rows }).collect();
-        let hidden = self.decoder.forward(&cpu, x, &mut spans, None);
+        // 3. The decoder over all prompts; each prompt's last row gives its first logits.
+        let x = cx.concat_rows(&embeds.iter().collect::<Vec<_>>());
+        let hidden = self.decoder.forward(x, &mut self.cache, &spans, None)?;
         let mut end = 0;
-        let last: Vec<&[f32]> = rows
+        let last: Vec<Option<usize>> = spans
             .iter()
-            .map(|&r| {
-                end += r;
-                hidden.row(end - 1)
+            .map(|s| {
+                end += s.rows;
+                Some(end - 1)
             })
             .collect();
-        let logits = self.logits(&Tensor::stack(&last));
+        let logits = self.logits(&cx.gather_rows(&hidden, &last));
         self.times.encoder += t1 - t0;
         self.times.prefill += t1.elapsed();
-        self.times.prompt_tokens += rows.iter().sum::<usize>() as u64;
+        self.times.prompt_tokens += spans.iter().map(|s| s.rows).sum::<usize>() as u64;
         Ok(logits)
     }
 
-    /// Feeds one token per sequence; returns the next logits `[n, vocab]`.
-    pub fn decode_tokens(&mut self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        let cpu = self.cpu.clone();
+    /// Feeds one token per slot; returns the next logits `[n, vocab]`.
+    pub fn decode_tokens(&mut self, tokens: &[u32], slots: &[usize]) -> Result<Tensor> {
         let t0 = Instant::now();
-        let x = cpu.embedding(&self.embed_tokens, tokens)?;
-        let mut spans: Vec<SeqRows<'_>> = caches.iter_mut().map(|c| SeqRows { cache: c, rows: 1 }).collect();
-        let hidden = self.decoder.forward(&cpu, x, &mut spans, None);
+        let x = self.cx.embedding(&self.embed_tokens, tokens)?;
+        let spans: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: 1 }).collect();
+        let hidden = self.decoder.forward(x, &mut self.cache, &spans, None)?;
         let logits = self.logits(&hidden);
         self.times.decode += t0.elapsed();
         self.times.decode_steps += 1;
         Ok(logits)
-    }
-
-    fn take_cache(&mut self) -> KvCache {
-        let mut c = self.spare.pop().unwrap_or_else(|| self.decoder.new_cache());
-        c.clear();
-        c
     }
 
     /// Ends a slot's current pass: parses its text, and starts the next pass if there is one.
@@ -395,12 +386,9 @@ impl Qwen3Asr {
         s.generated.clear();
         let Some(pass) = s.pending.pop_front() else { return Ok(true) };
         let (prefix, suffix) = (s.prefix.clone(), s.suffix.clone());
-        let mut cache = std::mem::take(&mut s.cache);
-        cache.clear();
-        let logits = self.prefill_passes(&[(&pass.data, &prefix, &suffix)], std::slice::from_mut(&mut cache))?;
+        let logits = self.prefill_passes(&[(&pass.data, &prefix, &suffix)], &[slot])?;
         let s = self.slots[slot].as_mut().expect("busy slot");
-        s.cache = cache;
-        s.next = argmax(logits.row(0));
+        s.next = self.cx.argmax(&logits)[0];
         Ok(false)
     }
 
@@ -418,7 +406,7 @@ impl Qwen3Asr {
 }
 
 /// Greedy choice: the first largest logit, as `torch.argmax`.
-pub use crate::models::sampling::argmax;
+pub use crate::backend::sampling::argmax;
 
 impl AsrModel for Qwen3Asr {
     fn max_slots(&self) -> usize {
@@ -491,25 +479,25 @@ impl AsrModel for Qwen3Asr {
         if ready.is_empty() {
             return results;
         }
-        let mut caches: Vec<KvCache> = ready.iter().map(|_| self.take_cache()).collect();
         let mut firsts: Vec<PassFeatures> = Vec::with_capacity(ready.len());
         for (_, b) in ready.iter_mut() {
             firsts.push(b.3.pop_front().expect("at least one pass"));
         }
         let passes: Vec<(&[f32], &[u32], &[u32])> =
             ready.iter().zip(&firsts).map(|((_, b), p)| (p.data.as_slice(), b.0.as_slice(), b.1.as_slice())).collect();
-        let logits = self.prefill_passes(&passes, &mut caches);
+        let slots: Vec<usize> = ready.iter().map(|(i, _)| seqs[*i].slot).collect();
+        let logits = self.prefill_passes(&passes, &slots);
         drop(passes);
         match logits {
             Ok(logits) => {
-                for (k, ((i, (prefix, suffix, forced, pending)), cache)) in ready.into_iter().zip(caches).enumerate() {
+                let next = self.cx.argmax(&logits);
+                for (k, (i, (prefix, suffix, forced, pending))) in ready.into_iter().enumerate() {
                     self.slots[seqs[i].slot] = Some(Slot {
-                        cache,
                         pending,
                         prefix,
                         suffix,
                         forced_language: forced,
-                        next: argmax(logits.row(k)),
+                        next: next[k],
                         generated: Vec::new(),
                         cap: seqs[i].max_new_tokens.max(1),
                         done: Vec::new(),
@@ -520,8 +508,8 @@ impl AsrModel for Qwen3Asr {
             Err(e) => {
                 for (i, _) in ready {
                     results[i] = Err(e.clone());
+                    self.cache.clear(seqs[i].slot);
                 }
-                self.spare.extend(caches);
             }
         }
         results
@@ -564,18 +552,11 @@ impl AsrModel for Qwen3Asr {
             return Ok(out);
         }
         let tokens: Vec<u32> = feed.iter().map(|&i| self.slots[slots[i]].as_ref().unwrap().next).collect();
-        let mut taken: Vec<Slot> = feed.iter().map(|&i| self.slots[slots[i]].take().unwrap()).collect();
-        let logits = {
-            let mut caches: Vec<&mut KvCache> = taken.iter_mut().map(|s| &mut s.cache).collect();
-            self.decode_tokens(&tokens, &mut caches)
-        };
-        for (k, (&i, mut s)) in feed.iter().zip(taken).enumerate() {
-            if let Ok(l) = &logits {
-                s.next = argmax(l.row(k));
-            }
-            self.slots[slots[i]] = Some(s);
+        let fed: Vec<usize> = feed.iter().map(|&i| slots[i]).collect();
+        let logits = self.decode_tokens(&tokens, &fed)?;
+        for (&slot, next) in fed.iter().zip(self.cx.argmax(&logits)) {
+            self.slots[slot].as_mut().expect("busy slot").next = next;
         }
-        logits?;
         Ok(out)
     }
 
@@ -595,10 +576,8 @@ impl AsrModel for Qwen3Asr {
     }
 
     fn release(&mut self, slot: usize) {
-        if let Some(mut s) = self.slots[slot].take() {
-            s.cache.clear();
-            self.spare.push(s.cache);
-        }
+        self.slots[slot] = None;
+        self.cache.clear(slot);
     }
 }
 

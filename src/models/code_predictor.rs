@@ -1,19 +1,26 @@
 //! The code predictor ("sub-talker"): a small Qwen3 decoder that, per frame, turns the talker's
 //! post-norm hidden state and c0 into the remaining codes c1..c{G-1}, one autoregressive pass
-//! each, with a fresh cache every frame.
+//! each, with its cache slot emptied every frame.
 //!
 //! Pass 0 sees two rows `[talker hidden, C(c0)]`; pass j ≥ 1 sees `embedding[j-1](c_j)`. Every
 //! input goes through `small_to_mtp_projection` (absent when the widths agree, as on 0.6B), and
 //! `lm_head[j]` predicts codebook j+1.
 
-use crate::backend::{Cpu, Tensor, Weight};
+use crate::backend::{Compute, KvCache, Pick, Rng, SamplingParams, Tensor, Weight};
 use crate::error::Result;
-use crate::models::qwen3::{KvCache, Qwen3Stack, SeqRows};
+use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tts_config::TtsConfig;
 use crate::models::weights::Checkpoint;
 
+/// How one sequence's codes are chosen: its sampling chain and generator.
+pub struct CodeSampling<'a> {
+    pub params: &'a SamplingParams,
+    pub rng: &'a mut Rng,
+}
+
 pub struct CodePredictor {
-    projection: Option<(Weight, Vec<f32>)>,
+    cx: Compute,
+    projection: Option<(Weight, Weight)>,
     pub decoder: Qwen3Stack,
     /// `codec_embedding[j]` embeds codebook j+1 (talker width).
     embeddings: Vec<Weight>,
@@ -22,7 +29,7 @@ pub struct CodePredictor {
 }
 
 impl CodePredictor {
-    pub fn load(ck: &mut Checkpoint, cfg: &TtsConfig) -> Result<CodePredictor> {
+    pub fn load(cx: &Compute, ck: &mut Checkpoint, cfg: &TtsConfig) -> Result<CodePredictor> {
         let t = &cfg.talker_config;
         let p = &t.code_predictor_config;
         let (h, ph) = (t.decoder.hidden_size, p.hidden_size);
@@ -30,7 +37,7 @@ impl CodePredictor {
         let projection = if h != ph {
             Some((
                 ck.take(&format!("{pre}small_to_mtp_projection.weight"), &[ph, h])?,
-                ck.take_f32(&format!("{pre}small_to_mtp_projection.bias"), &[ph])?,
+                ck.take_vector(&format!("{pre}small_to_mtp_projection.bias"), ph)?,
             ))
         } else {
             None
@@ -43,8 +50,9 @@ impl CodePredictor {
             .map(|j| ck.take(&format!("{pre}lm_head.{j}.weight"), &[p.vocab_size, ph]))
             .collect::<Result<Vec<_>>>()?;
         Ok(CodePredictor {
+            cx: cx.clone(),
             projection,
-            decoder: Qwen3Stack::load(ck, &format!("{pre}model."), cfg.predictor_dims())?,
+            decoder: Qwen3Stack::load(cx, ck, &format!("{pre}model."), cfg.predictor_dims())?,
             embeddings,
             heads,
         })
@@ -55,59 +63,72 @@ impl CodePredictor {
         self.heads.len()
     }
 
-    /// `embedding[j](ids)`: the talker-width embedding of codebook j+1.
-    pub fn embed(&self, cpu: &Cpu, j: usize, ids: &[u32]) -> Result<Tensor> {
-        cpu.embedding(&self.embeddings[j], ids)
+    /// Tokens one frame's passes hold in a cache slot: two, then one per further code.
+    pub fn tokens_per_frame(&self) -> usize {
+        self.groups() + 1
     }
 
-    fn project(&self, cpu: &Cpu, x: Tensor) -> Tensor {
+    /// A cache with a slot per sequence, sized for one frame's passes.
+    pub fn new_cache(&self, slots: usize) -> Result<KvCache> {
+        self.decoder.new_cache(slots, self.tokens_per_frame())
+    }
+
+    /// `embedding[j](ids)`: the talker-width embedding of codebook j+1.
+    pub fn embed(&self, j: usize, ids: &[u32]) -> Result<Tensor> {
+        self.cx.embedding(&self.embeddings[j], ids)
+    }
+
+    fn project(&self, x: Tensor) -> Tensor {
         match &self.projection {
-            Some((w, b)) => cpu.linear(&x, w, Some(b)),
+            Some((w, b)) => self.cx.linear(&x, w, Some(b)),
             None => x,
         }
     }
 
-    /// Predicts c1..c{G-1} for a batch of frames. `hidden` and `c0_embed` are `[B, H]`;
-    /// `choose(b, j, logits)` picks codebook j+1 of sequence b from its raw logits. With
-    /// `logits_out`, the raw logits of every pass are kept (parity checks).
+    /// Predicts c1..c{G-1} for a batch of frames. `hidden` and `c0_embed` are `[B, H]`; sequence
+    /// b uses cache slot `slots[b]` (emptied first) and chooses its codes with `sampling[b]`.
+    /// With `logits_out`, the raw logits of every pass are kept (parity checks).
     pub fn predict(
         &self,
-        cpu: &Cpu,
         hidden: &Tensor,
         c0_embed: &Tensor,
-        caches: &mut [KvCache],
-        choose: &mut dyn FnMut(usize, usize, &mut [f32]) -> u32,
+        cache: &mut KvCache,
+        slots: &[usize],
+        sampling: &mut [CodeSampling<'_>],
         mut logits_out: Option<&mut Vec<Tensor>>,
     ) -> Result<Vec<Vec<u32>>> {
-        let b = hidden.rows;
-        assert_eq!(caches.len(), b);
+        let cx = &self.cx;
+        let b = hidden.rows();
+        assert!(slots.len() == b && sampling.len() == b, "one slot and one sampler per sequence");
         let mut codes = vec![Vec::with_capacity(self.groups()); b];
-        // Pass 0: two rows per sequence.
-        let mut rows = Vec::with_capacity(2 * b);
-        for i in 0..b {
-            rows.push(hidden.row(i));
-            rows.push(c0_embed.row(i));
+        for &s in slots {
+            cache.clear(s);
         }
-        let mut input = Some(self.project(cpu, Tensor::stack(&rows)));
+        // 1. Pass 0: two rows per sequence, [hidden, C(c0)].
+        let both = cx.concat_rows(&[hidden, c0_embed]);
+        let order: Vec<Option<usize>> = (0..b).flat_map(|i| [Some(i), Some(b + i)]).collect();
+        let mut input = Some(self.project(cx.gather_rows(&both, &order)));
         let mut per_seq = 2;
-        for c in caches.iter_mut() {
-            c.clear();
-        }
+        // 2. One pass per further codebook, each fed the code just chosen.
         for j in 0..self.groups() {
-            let mut seqs: Vec<SeqRows<'_>> = caches.iter_mut().map(|cache| SeqRows { cache, rows: per_seq }).collect();
+            let seqs: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: per_seq }).collect();
             let x = input.take().expect("each pass has its input");
-            let y = self.decoder.forward(cpu, x, &mut seqs, None);
-            let last: Vec<&[f32]> = (0..b).map(|i| y.row(i * per_seq + per_seq - 1)).collect();
-            let mut logits = cpu.linear(&Tensor::stack(&last), &self.heads[j], None);
+            let y = self.decoder.forward(x, cache, &seqs, None)?;
+            let last: Vec<Option<usize>> = (0..b).map(|i| Some(i * per_seq + per_seq - 1)).collect();
+            let logits = cx.linear(&cx.gather_rows(&y, &last), &self.heads[j], None);
             if let Some(out) = logits_out.as_deref_mut() {
                 out.push(logits.clone());
             }
-            let picked: Vec<u32> = (0..b).map(|i| choose(i, j, logits.row_mut(i))).collect();
+            let mut picks: Vec<Pick<'_>> = sampling
+                .iter_mut()
+                .map(|s| Pick { params: s.params, seen: &[], suppress: &[], rng: &mut *s.rng })
+                .collect();
+            let picked = cx.sample(&logits, &mut picks);
             for (c, &id) in codes.iter_mut().zip(&picked) {
                 c.push(id);
             }
             if j + 1 < self.groups() {
-                input = Some(self.project(cpu, self.embed(cpu, j, &picked)?));
+                input = Some(self.project(self.embed(j, &picked)?));
                 per_seq = 1;
             }
         }

@@ -7,18 +7,22 @@ pub mod asr_output;
 pub mod audio_encoder;
 pub mod code_predictor;
 pub mod codec;
+pub mod codec_config;
+pub mod codec_slots;
+pub mod codec_transformer;
 pub mod mel;
 pub mod qwen3;
 pub mod random_checkpoint;
-pub mod sampling;
 pub mod talker;
 pub mod tokenizer;
 pub mod tts;
 pub mod tts_config;
+pub mod tts_prompt;
 pub mod weights;
 
 use std::path::Path;
 
+use crate::backend::Compute;
 use crate::engine::model::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -131,10 +135,10 @@ impl ModelLoader for CheckpointLoader {
     fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
         check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
         check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
-        let cpu = std::sync::Arc::new(crate::backend::Cpu::new(ctx.cpu_threads)?);
-        let generator = tts::Qwen3Tts::load(dir, cpu.clone(), ctx.max_slots)?;
-        let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cpu)?;
-        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec::CodecSlots::new(codec)) })
+        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
+        let generator = tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)?;
+        let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cx)?;
+        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)) })
     }
 
     fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
@@ -147,7 +151,7 @@ impl ModelLoader for CheckpointLoader {
 
     fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
         check_asr_folder(dir)?;
-        let cpu = std::sync::Arc::new(crate::backend::Cpu::new(ctx.cpu_threads)?);
-        Ok(Box::new(asr::Qwen3Asr::load(dir, cpu, ctx.max_slots)?))
+        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
+        Ok(Box::new(asr::Qwen3Asr::load(dir, cx, ctx.max_slots)?))
     }
 }

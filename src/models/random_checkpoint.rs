@@ -9,8 +9,8 @@ use std::path::Path;
 use safetensors::Dtype;
 use serde_json::json;
 
+use crate::backend::Rng;
 use crate::error::{Error, ErrorKind, Result};
-use crate::models::sampling::Rng;
 
 /// The presets `voxkit make-checkpoint --preset` accepts.
 pub const PRESETS: [&str; 7] = [

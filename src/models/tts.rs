@@ -1,165 +1,29 @@
-//! Qwen3-TTS (12 Hz) frame generation: prompt construction, the talker and code-predictor step
-//! loop, and the official sampling chain, behind the engine's step-based `TtsModel` seam.
+//! Qwen3-TTS (12 Hz) frame generation: the talker and code-predictor step loop and the official
+//! sampling chain, behind the engine's step-based `TtsModel` seam (prompts: `tts_prompt`).
 //!
 //! Per frame k (spec §2.7, §4.2): the code predictor turns the talker's last post-norm hidden
 //! state and the pending c0 into c1..c15; frame k = [c0, c1..c15] is emitted; the talker then
 //! consumes `C(c0) + Σ cp_embed[j](c_{j+1}) + text_track[k]` and its logits give the next c0.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::backend::{Cpu, Tensor};
+use crate::backend::{Compute, KvCache, Pick, Rng, SamplingParams, Tensor};
 use crate::engine::model::{Finish, TtsModel, TtsPrefill, TtsStep};
 use crate::engine::request::TtsRequest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::models::code_predictor::CodePredictor;
-use crate::models::qwen3::{KvCache, SeqRows};
-use crate::models::sampling::{self, Rng, SamplingParams};
+use crate::models::code_predictor::{CodePredictor, CodeSampling};
+use crate::models::qwen3::SeqRows;
 use crate::models::talker::Talker;
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
-use crate::models::tts_config::{Dialect, GenerationConfig, TtsConfig, TtsKind};
+use crate::models::tts_config::{GenerationConfig, TtsConfig, TtsKind};
+pub use crate::models::tts_prompt::{
+    FRAME_RATE, Prompt, PromptInput, PromptRow, auto_cap_frames, build_prompt, instruct_template, target_template,
+};
 use crate::models::weights::Checkpoint;
 
-/// Frames per second of the 12 Hz codec (80 ms frames).
-pub const FRAME_RATE: f32 = 12.5;
-
-/// One prompt row: a text-track token and/or a codec-track token, summed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PromptRow {
-    pub text: Option<u32>,
-    pub codec: Option<u32>,
-}
-
-/// The prefill rows and the text-track tokens fed one per decode step (then `tts_pad`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prompt {
-    pub rows: Vec<PromptRow>,
-    pub trailing: Vec<u32>,
-}
-
-/// What the prompt is built from, after the official API's defaults and rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PromptInput {
-    /// Ids of `<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n`.
-    pub input_ids: Vec<u32>,
-    /// Ids of `<|im_start|>user\n{instruct}<|im_end|>\n`, when an instruction applies.
-    pub instruct_ids: Option<Vec<u32>>,
-    /// Lower-case language name, or "auto".
-    pub language: String,
-    /// Lower-case speaker name (CustomVoice).
-    pub speaker: Option<String>,
-    /// Layout B (whole text in the prompt, the API default) instead of A (one text token per frame).
-    pub non_streaming: bool,
-}
-
-pub fn target_template(text: &str) -> String {
-    format!("<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n")
-}
-
-pub fn instruct_template(instruct: &str) -> String {
-    format!("<|im_start|>user\n{instruct}<|im_end|>\n")
-}
-
-/// Builds the prefill rows exactly as the official `generate` (spec §2.6, layouts A and B).
-pub fn build_prompt(cfg: &TtsConfig, p: &PromptInput) -> Result<Prompt> {
-    let t = &cfg.talker_config;
-    let ids = &p.input_ids;
-    if ids.len() < 8 {
-        return Err(Error::invalid("the tokenized text is too short for the chat template"));
-    }
-    let (pad, bos, eos) = (cfg.tts_pad_token_id, cfg.tts_bos_token_id, cfg.tts_eos_token_id);
-    let text_tokens = &ids[3..ids.len() - 5];
-    if text_tokens.is_empty() {
-        return Err(Error::invalid("the text has no tokens"));
-    }
-
-    // Language id: "auto" → none, unless the speaker speaks a dialect (Chinese or auto).
-    let mut language_id = if p.language == "auto" {
-        None
-    } else {
-        Some(*t.codec_language_id.get(&p.language).ok_or_else(|| {
-            Error::invalid(format!(
-                "language `{}` is not supported by this model (supported: {})",
-                p.language,
-                cfg.languages().join(", ")
-            ))
-        })?)
-    };
-    let mut speaker_id = None;
-    if let Some(s) = &p.speaker {
-        speaker_id = Some(
-            t.spk_id
-                .get(s)
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "speaker `{s}` is not supported by this model (supported: {})",
-                        cfg.speakers().join(", ")
-                    ))
-                })?
-                .id(),
-        );
-        if let Some(Dialect::Name(d)) = t.spk_is_dialect.get(s) {
-            if p.language == "chinese" || p.language == "auto" {
-                language_id = Some(t.codec_language_id[d]);
-            }
-        }
-    }
-
-    // Codec prefix K: think/nothink tags, optional speaker, then pad, bos.
-    let mut k: Vec<u32> = match language_id {
-        None => vec![t.codec_nothink_id, t.codec_think_bos_id, t.codec_think_eos_id],
-        Some(l) => vec![t.codec_think_id, t.codec_think_bos_id, l, t.codec_think_eos_id],
-    };
-    k.extend(speaker_id);
-    k.extend([t.codec_pad_id, t.codec_bos_id]);
-    let m = k.len();
-
-    let mut rows = Vec::new();
-    if let Some(ins) = &p.instruct_ids {
-        rows.extend(ins.iter().map(|&id| PromptRow { text: Some(id), codec: None }));
-    }
-    rows.extend(ids[..3].iter().map(|&id| PromptRow { text: Some(id), codec: None }));
-    for (i, &c) in k[..m - 1].iter().enumerate() {
-        rows.push(PromptRow { text: Some(if i < m - 2 { pad } else { bos }), codec: Some(c) });
-    }
-    let trailing = if p.non_streaming {
-        rows.extend(text_tokens.iter().map(|&id| PromptRow { text: Some(id), codec: Some(t.codec_pad_id) }));
-        rows.push(PromptRow { text: Some(eos), codec: Some(t.codec_pad_id) });
-        rows.push(PromptRow { text: Some(pad), codec: Some(t.codec_bos_id) });
-        vec![pad]
-    } else {
-        rows.push(PromptRow { text: Some(text_tokens[0]), codec: Some(t.codec_bos_id) });
-        let mut tr: Vec<u32> = text_tokens[1..].to_vec();
-        tr.push(eos);
-        tr
-    };
-    Ok(Prompt { rows, trailing })
-}
-
-/// A conservative cap on frames for a text: about 3× its expected spoken duration plus 2 s.
-/// Latin-script words take ~0.4 s; CJK characters (each a syllable) ~0.3 s; digits ~0.3 s.
-pub fn auto_cap_frames(text: &str) -> u32 {
-    let mut seconds = 0.0f32;
-    let mut in_word = false;
-    for ch in text.chars() {
-        let cjk = matches!(ch as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
-        if cjk || ch.is_ascii_digit() {
-            seconds += 0.3;
-            in_word = false;
-        } else if ch.is_alphanumeric() {
-            if !in_word {
-                seconds += 0.4;
-            }
-            in_word = true;
-        } else {
-            if matches!(ch, ',' | '.' | ';' | ':' | '!' | '?' | '，' | '。' | '！' | '？') {
-                seconds += 0.2;
-            }
-            in_word = false;
-        }
-    }
-    ((3.0 * seconds + 2.0) * FRAME_RATE).ceil() as u32 + 1
-}
+/// Talker cache tokens each slot holds from the start (the pool grows past it as needed; the
+/// pages of unused blocks are not touched).
+const INITIAL_TOKENS_PER_SLOT: usize = 256;
 
 /// A sequence ready to prefill: its slot, prompt rows, trailing text rows, cap and sampling.
 struct PrefillSeq {
@@ -172,18 +36,16 @@ struct PrefillSeq {
     rng: Rng,
 }
 
-/// One sequence being generated.
+/// One sequence being generated (its keys and values live in the model's caches, same slot).
 struct Slot {
-    cache: KvCache,
-    predictor_cache: KvCache,
     /// Text-track rows for decode steps (then `tts_pad`).
     trailing: Tensor,
     /// Decode steps done (the official `generation_step`).
     step: usize,
     /// The sampled c0 waiting for its acoustic codes.
     c0: u32,
-    /// The talker's post-norm hidden state after the last forward.
-    hidden: Vec<f32>,
+    /// The talker's post-norm hidden state after the last forward (one row).
+    hidden: Tensor,
     /// Every c0 sampled so far (repetition penalty, min-new-tokens).
     generated: Vec<u32>,
     cap: u32,
@@ -205,26 +67,29 @@ pub struct Qwen3Tts {
     pub config: TtsConfig,
     pub generation: GenerationConfig,
     tokenizer: TextTokenizer,
-    cpu: Arc<Cpu>,
+    cx: Compute,
     pub talker: Talker,
     pub predictor: CodePredictor,
     /// `T(tts_pad)`, the text track once the text is used up.
-    pad_row: Vec<f32>,
+    pad_row: Tensor,
     slots: Vec<Option<Slot>>,
-    /// Caches of released slots, kept so that their memory is reused.
-    spare: Vec<(KvCache, KvCache)>,
+    /// The talker's keys and values, a slot per sequence slot.
+    cache: KvCache,
+    /// The code predictor's, emptied every frame.
+    predictor_cache: KvCache,
     pub times: StepTimes,
 }
 
 impl Qwen3Tts {
     /// Loads `config.json`, `generation_config.json`, the tokenizer and `model.safetensors`.
-    pub fn load(dir: &Path, cpu: Arc<Cpu>, max_slots: usize) -> Result<Qwen3Tts> {
+    pub fn load(dir: &Path, cx: impl Into<Compute>, max_slots: usize) -> Result<Qwen3Tts> {
+        let cx = cx.into();
         let config = TtsConfig::load(dir)?;
         let generation = GenerationConfig::load(dir)?;
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?;
-        let talker = Talker::load(&mut ck, &config)?;
-        let predictor = CodePredictor::load(&mut ck, &config)?;
+        let talker = Talker::load(&cx, &mut ck, &config)?;
+        let predictor = CodePredictor::load(&cx, &mut ck, &config)?;
         let unused: Vec<String> = ck.remaining().into_iter().filter(|n| !n.starts_with("speaker_encoder.")).collect();
         if !unused.is_empty() {
             return Err(Error::new(
@@ -232,23 +97,26 @@ impl Qwen3Tts {
                 format!("{}: unexpected tensors for this config: {}", ck.path().display(), unused.join(", ")),
             ));
         }
-        let pad_row = talker.text(&cpu, &[config.tts_pad_token_id])?.data;
+        let pad_row = talker.text(&[config.tts_pad_token_id])?;
+        let cache = talker.decoder.new_cache(max_slots, INITIAL_TOKENS_PER_SLOT)?;
+        let predictor_cache = predictor.new_cache(max_slots)?;
         Ok(Qwen3Tts {
             config,
             generation,
             tokenizer,
-            cpu,
+            cx,
             talker,
             predictor,
             pad_row,
             slots: (0..max_slots).map(|_| None).collect(),
-            spare: Vec::new(),
+            cache,
+            predictor_cache,
             times: StepTimes::default(),
         })
     }
 
-    pub fn cpu(&self) -> &Cpu {
-        &self.cpu
+    pub fn compute(&self) -> &Compute {
+        &self.cx
     }
 
     /// Applies the official API's rules to a request: default language, speaker and instruct
@@ -295,28 +163,28 @@ impl Qwen3Tts {
 
     /// The prompt rows' embeddings `[L, H]` and the trailing text-track rows.
     pub fn embed_prompt(&self, prompt: &Prompt) -> Result<(Tensor, Tensor)> {
-        let cpu = &*self.cpu;
-        let h = self.config.talker_config.decoder.hidden_size;
+        let cx = &self.cx;
+        // 1. Both tracks' rows.
         let text_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.text).collect();
         let codec_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.codec).collect();
-        let text = self.talker.text(cpu, &text_ids)?;
-        let codec = self.talker.codec(cpu, &codec_ids)?;
-        let mut x = Tensor::zeros(prompt.rows.len(), h);
-        let (mut ti, mut ci) = (0, 0);
-        for (i, r) in prompt.rows.iter().enumerate() {
-            let row = x.row_mut(i);
-            if r.text.is_some() {
-                row.copy_from_slice(text.row(ti));
-                ti += 1;
-            }
-            if r.codec.is_some() {
-                for (a, b) in row.iter_mut().zip(codec.row(ci)) {
-                    *a += b;
-                }
-                ci += 1;
-            }
-        }
-        let trailing = self.talker.text(cpu, &prompt.trailing)?;
+        let text = self.talker.text(&text_ids)?;
+        let codec = self.talker.codec(&codec_ids)?;
+        // 2. Row i = its text row (or zeros) + its codec row (if any).
+        let mut ti = 0;
+        let text_at: Vec<Option<usize>> = prompt
+            .rows
+            .iter()
+            .map(|r| {
+                r.text.map(|_| {
+                    ti += 1;
+                    ti - 1
+                })
+            })
+            .collect();
+        let codec_at: Vec<usize> = (0..prompt.rows.len()).filter(|&i| prompt.rows[i].codec.is_some()).collect();
+        let mut x = cx.gather_rows(&text, &text_at);
+        cx.add_rows(&mut x, &codec_at, &codec);
+        let trailing = self.talker.text(&prompt.trailing)?;
         Ok((x, trailing))
     }
 
@@ -340,20 +208,29 @@ impl Qwen3Tts {
         (talker, predictor)
     }
 
-    /// The official talker logits processors, then selection.
-    fn choose_c0(&self, logits: &mut [f32], generated: &[u32], params: &SamplingParams, rng: &mut Rng) -> u32 {
+    /// Ids the talker may not emit at this step: the top 1024 ids but EOS (suppression), and EOS
+    /// itself before two frames (min_new_tokens = 2).
+    fn barred(&self, generated: usize) -> Vec<std::ops::Range<u32>> {
         let t = &self.config.talker_config;
-        let eos = t.codec_eos_token_id as usize;
-        sampling::apply_repetition_penalty(logits, generated, params.repetition_penalty);
-        if generated.len() < 2 {
-            logits[eos] = f32::NEG_INFINITY; // min_new_tokens = 2
+        let (eos, vocab) = (t.codec_eos_token_id, t.decoder.vocab_size as u32);
+        let start = vocab.saturating_sub(1024);
+        let mut r = if (start..vocab).contains(&eos) { vec![start..eos, eos + 1..vocab] } else { vec![start..vocab] };
+        if generated < 2 {
+            r.push(eos..eos + 1);
         }
-        for (id, v) in logits.iter_mut().enumerate().skip(t.decoder.vocab_size - 1024) {
-            if id != eos {
-                *v = f32::NEG_INFINITY;
-            }
-        }
-        sampling::select(logits, params, rng)
+        r
+    }
+
+    /// The official talker logits processors (repetition penalty, min-new-tokens, suppression),
+    /// then selection, for each row of `logits`.
+    fn choose_c0(&self, logits: &Tensor, seqs: &mut [(&[u32], &SamplingParams, &mut Rng)]) -> Vec<u32> {
+        let barred: Vec<Vec<std::ops::Range<u32>>> = seqs.iter().map(|(g, _, _)| self.barred(g.len())).collect();
+        let mut picks: Vec<Pick<'_>> = seqs
+            .iter_mut()
+            .zip(&barred)
+            .map(|((seen, params, rng), suppress)| Pick { params, seen, suppress, rng: &mut **rng })
+            .collect();
+        self.cx.sample(logits, &mut picks)
     }
 
     /// Prefills sequences (rows grouped per slot), samples each one's first c0.
@@ -361,45 +238,44 @@ impl Qwen3Tts {
         if seqs.is_empty() {
             return Ok(());
         }
-        let cpu = self.cpu.clone();
-        let mut caches: Vec<(KvCache, KvCache)> = seqs
-            .iter()
-            .map(|_| {
-                self.spare
-                    .pop()
-                    .unwrap_or_else(|| (self.talker.decoder.new_cache(), self.predictor.decoder.new_cache()))
-            })
-            .collect();
-        for (c, _) in caches.iter_mut() {
-            c.clear();
+        let cx = self.cx.clone();
+        // 1. All prompts through the talker at once, each into its slot.
+        let spans: Vec<SeqRows> = seqs.iter().map(|s| SeqRows { slot: s.slot, rows: s.prompt.rows() }).collect();
+        for s in &spans {
+            self.cache.clear(s.slot);
         }
-        let rows: Vec<&[f32]> = seqs.iter().flat_map(|s| (0..s.prompt.rows).map(move |i| s.prompt.row(i))).collect();
-        let x = Tensor::stack(&rows);
-        let mut spans: Vec<SeqRows<'_>> =
-            caches.iter_mut().zip(&seqs).map(|((cache, _), s)| SeqRows { cache, rows: s.prompt.rows }).collect();
-        let hidden = self.talker.forward(&cpu, x, &mut spans, None);
-        drop(spans);
+        let prompts: Vec<&Tensor> = seqs.iter().map(|s| &s.prompt).collect();
+        let hidden = self.talker.forward(cx.concat_rows(&prompts), &mut self.cache, &spans, None);
+        let hidden = match hidden {
+            Ok(h) => h,
+            Err(e) => {
+                spans.iter().for_each(|s| self.cache.clear(s.slot));
+                return Err(e);
+            }
+        };
+        // 2. Each prompt's last row gives its first c0.
         let mut end = 0;
-        let last_rows: Vec<usize> = seqs
+        let last_rows: Vec<Option<usize>> = spans
             .iter()
             .map(|s| {
-                end += s.prompt.rows;
-                end - 1
+                end += s.rows;
+                Some(end - 1)
             })
             .collect();
-        let last: Vec<&[f32]> = last_rows.iter().map(|&r| hidden.row(r)).collect();
-        let last = Tensor::stack(&last);
-        let mut logits = self.talker.logits(&cpu, &last);
-        for (i, (s, (cache, predictor_cache))) in seqs.into_iter().zip(caches).enumerate() {
-            let mut rng = s.rng;
-            let c0 = self.choose_c0(logits.row_mut(i), &[], &s.talker, &mut rng);
+        let last = cx.gather_rows(&hidden, &last_rows);
+        let logits = self.talker.logits(&last);
+        let mut rngs: Vec<Rng> = seqs.iter().map(|s| s.rng.clone()).collect();
+        let c0s = {
+            let mut choose: Vec<(&[u32], &SamplingParams, &mut Rng)> =
+                seqs.iter().zip(rngs.iter_mut()).map(|(s, rng)| (&[][..], &s.talker, rng)).collect();
+            self.choose_c0(&logits, &mut choose)
+        };
+        for (i, ((s, rng), c0)) in seqs.into_iter().zip(rngs).zip(c0s).enumerate() {
             self.slots[s.slot] = Some(Slot {
-                cache,
-                predictor_cache,
                 trailing: s.trailing,
                 step: 0,
                 c0,
-                hidden: last.row(i).to_vec(),
+                hidden: cx.slice_rows(&last, i, 1),
                 generated: vec![c0],
                 cap: s.cap,
                 talker: s.talker,
@@ -408,6 +284,66 @@ impl Qwen3Tts {
             });
         }
         Ok(())
+    }
+
+    /// One frame for each of `seqs` (in cache slots `slots`): returns the frames and leaves each
+    /// sequence with its next c0 and hidden state.
+    fn step_seqs(&mut self, cx: &Compute, slots: &[usize], seqs: &mut [Slot]) -> Result<Vec<Vec<u32>>> {
+        // 1. Code predictor: c1..c15 for every sequence's pending c0.
+        let t0 = std::time::Instant::now();
+        let hiddens: Vec<&Tensor> = seqs.iter().map(|s| &s.hidden).collect();
+        let hidden = cx.concat_rows(&hiddens);
+        let c0s: Vec<u32> = seqs.iter().map(|s| s.c0).collect();
+        let c0_embed = self.talker.codec(&c0s)?;
+        let codes = {
+            let mut sampling: Vec<CodeSampling<'_>> =
+                seqs.iter_mut().map(|s| CodeSampling { params: &s.predictor, rng: &mut s.rng }).collect();
+            self.predictor.predict(&hidden, &c0_embed, &mut self.predictor_cache, slots, &mut sampling, None)?
+        };
+        let t1 = std::time::Instant::now();
+
+        // 2. Talker input: the sum of the frame's 16 code embeddings plus the text track.
+        let mut x = c0_embed;
+        for j in 0..self.predictor.groups() {
+            let ids: Vec<u32> = codes.iter().map(|c| c[j]).collect();
+            cx.add(&mut x, &self.predictor.embed(j, &ids)?);
+        }
+        let text: Vec<Tensor> =
+            seqs.iter()
+                .map(|s| {
+                    if s.step < s.trailing.rows() {
+                        cx.slice_rows(&s.trailing, s.step, 1)
+                    } else {
+                        self.pad_row.clone()
+                    }
+                })
+                .collect();
+        cx.add(&mut x, &cx.concat_rows(&text.iter().collect::<Vec<_>>()));
+
+        // 3. The talker's step and the next c0.
+        let spans: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: 1 }).collect();
+        let hidden = self.talker.forward(x, &mut self.cache, &spans, None)?;
+        let logits = self.talker.logits(&hidden);
+        let next = {
+            let mut choose: Vec<(&[u32], &SamplingParams, &mut Rng)> =
+                seqs.iter_mut().map(|s| (&s.generated[..], &s.talker, &mut s.rng)).collect();
+            self.choose_c0(&logits, &mut choose)
+        };
+        self.times.steps += 1;
+        self.times.predictor += t1 - t0;
+        self.times.talker += t1.elapsed();
+        let mut frames = Vec::with_capacity(seqs.len());
+        for (b, (s, c)) in seqs.iter_mut().zip(codes).enumerate() {
+            let mut frame = Vec::with_capacity(c.len() + 1);
+            frame.push(s.c0);
+            frame.extend(c);
+            frames.push(frame);
+            s.generated.push(next[b]);
+            s.c0 = next[b];
+            s.step += 1;
+            s.hidden = cx.slice_rows(&hidden, b, 1);
+        }
+        Ok(frames)
     }
 }
 
@@ -468,8 +404,7 @@ impl TtsModel for Qwen3Tts {
     }
 
     fn step(&mut self, slots: &[usize]) -> Result<Vec<TtsStep>> {
-        let cpu = self.cpu.clone();
-        let h = self.config.talker_config.decoder.hidden_size;
+        let cx = self.cx.clone();
         let eos = self.config.talker_config.codec_eos_token_id;
         let mut out: Vec<TtsStep> = vec![TtsStep { frame: None, finish: None }; slots.len()];
         // A cap of 1 allows no frame at all (the one sampled c0 never gets codes).
@@ -487,75 +422,28 @@ impl TtsModel for Qwen3Tts {
         if active.is_empty() {
             return Ok(out);
         }
-        let mut seqs: Vec<Slot> = active.iter().map(|&i| self.slots[slots[i]].take().unwrap()).collect();
-
-        // Code predictor: c1..c15 for every active sequence's pending c0.
-        let t0 = std::time::Instant::now();
-        let hidden = Tensor::from_vec(seqs.iter().flat_map(|s| s.hidden.iter().copied()).collect(), seqs.len(), h);
-        let c0s: Vec<u32> = seqs.iter().map(|s| s.c0).collect();
-        let c0_embed = self.talker.codec(&cpu, &c0s)?;
-        let mut pcaches: Vec<KvCache> = seqs.iter_mut().map(|s| std::mem::take(&mut s.predictor_cache)).collect();
-        let codes = {
-            let seqs_ref = &mut seqs;
-            let mut choose = |b: usize, _j: usize, logits: &mut [f32]| {
-                let s = &mut seqs_ref[b];
-                sampling::select(logits, &s.predictor, &mut s.rng)
-            };
-            self.predictor.predict(&cpu, &hidden, &c0_embed, &mut pcaches, &mut choose, None)
-        };
-        for (s, c) in seqs.iter_mut().zip(pcaches) {
-            s.predictor_cache = c;
+        let ids: Vec<usize> = active.iter().map(|&i| slots[i]).collect();
+        let mut seqs: Vec<Slot> = ids.iter().map(|&slot| self.slots[slot].take().unwrap()).collect();
+        let result = self.step_seqs(&cx, &ids, &mut seqs);
+        for (&slot, s) in ids.iter().zip(seqs) {
+            self.slots[slot] = Some(s);
         }
-        let codes = codes?;
-        let t1 = std::time::Instant::now();
-
-        // Talker input: the sum of the frame's 16 code embeddings plus the text track.
-        let mut x = c0_embed;
-        for j in 0..self.predictor.groups() {
-            let ids: Vec<u32> = codes.iter().map(|c| c[j]).collect();
-            x.add_assign(&self.predictor.embed(&cpu, j, &ids)?);
-        }
-        for (b, s) in seqs.iter().enumerate() {
-            let text: &[f32] = if s.step < s.trailing.rows { s.trailing.row(s.step) } else { &self.pad_row };
-            for (a, t) in x.row_mut(b).iter_mut().zip(text) {
-                *a += t;
-            }
-        }
-        let hidden = {
-            let mut spans: Vec<SeqRows<'_>> =
-                seqs.iter_mut().map(|s| SeqRows { cache: &mut s.cache, rows: 1 }).collect();
-            self.talker.forward(&cpu, x, &mut spans, None)
-        };
-        let mut logits = self.talker.logits(&cpu, &hidden);
-        self.times.steps += 1;
-        self.times.predictor += t1 - t0;
-        self.times.talker += t1.elapsed();
-        for (b, (mut s, c)) in seqs.into_iter().zip(codes).enumerate() {
+        for (b, frame) in result?.into_iter().enumerate() {
             let i = active[b];
-            let mut frame = Vec::with_capacity(c.len() + 1);
-            frame.push(s.c0);
-            frame.extend(c);
+            let s = self.slots[ids[b]].as_ref().expect("busy slot");
             out[i].frame = Some(frame);
-            let (generated, params, rng) = (&s.generated, &s.talker, &mut s.rng);
-            let next = self.choose_c0(logits.row_mut(b), generated, params, rng);
-            s.generated.push(next);
-            s.c0 = next;
-            s.step += 1;
-            s.hidden = hidden.row(b).to_vec();
-            if next == eos {
+            if s.c0 == eos {
                 out[i].finish = Some(Finish::Eos);
             } else if s.generated.len() as u32 >= s.cap {
                 out[i].finish = Some(Finish::Cap);
             }
-            self.slots[slots[i]] = Some(s);
         }
         Ok(out)
     }
 
     fn release(&mut self, slot: usize) {
-        if let Some(mut s) = self.slots[slot].take() {
-            s.cache.clear();
-            self.spare.push((s.cache, s.predictor_cache));
-        }
+        self.slots[slot] = None;
+        self.cache.clear(slot);
+        self.predictor_cache.clear(slot);
     }
 }

@@ -41,7 +41,7 @@ fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) 
             )));
         }
     };
-    Ok(Weight { shape, data })
+    Weight::new(shape, data)
 }
 
 impl Checkpoint {
@@ -113,11 +113,11 @@ impl Checkpoint {
         let w = self.tensors.remove(name).ok_or_else(|| {
             load_error(format!("{} has no tensor `{name}` (expected shape {shape:?})", self.path.display()))
         })?;
-        if w.shape != shape {
+        if w.shape() != shape {
             return Err(load_error(format!(
                 "{}: tensor `{name}` has shape {:?}; the config implies {shape:?}",
                 self.path.display(),
-                w.shape
+                w.shape()
             )));
         }
         Ok(w)
@@ -128,9 +128,15 @@ impl Checkpoint {
         self.tensors.remove(name)
     }
 
-    /// Takes a small tensor (norm, bias) widened to f32.
+    /// Takes a small tensor (norm, bias) widened to f32, as a host vector (load-time math).
     pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         Ok(self.take(name, shape)?.to_f32())
+    }
+
+    /// Takes a small tensor (norm, bias, scale) widened to an f32 weight, as the kernels read them.
+    pub fn take_vector(&mut self, name: &str, len: usize) -> Result<Weight> {
+        let v = self.take_f32(name, &[len])?;
+        Ok(Weight::from_f32(vec![len], v))
     }
 
     /// Names not taken by the loader, sorted (to warn about, or to fail on, unexpected tensors).

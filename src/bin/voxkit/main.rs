@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use voxkit::backend::Cpu;
+use voxkit::backend::Compute;
 use voxkit::engine::model::{TtsModel, TtsPrefill};
 use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::random_checkpoint;
@@ -87,9 +87,9 @@ impl Args {
 fn load(args: &Args) -> Result<Qwen3Tts, String> {
     let dir = PathBuf::from(args.require("--model")?);
     let threads = threads(args)?;
-    let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
+    let cx = Compute::cpu(threads).map_err(|e| e.message)?;
     let t = Instant::now();
-    let model = Qwen3Tts::load(&dir, cpu, 1).map_err(|e| e.message)?;
+    let model = Qwen3Tts::load(&dir, cx, 1).map_err(|e| e.message)?;
     eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
     Ok(model)
 }
@@ -274,7 +274,7 @@ fn bench_tts(args: &Args) -> Result<(), String> {
         per(tm.talker + tm.predictor) / 80.0,
         80.0 / per(tm.talker + tm.predictor),
         prefills[0].as_secs_f64() * 1e3,
-        model.cpu().threads()
+        threads(args)?
     );
     Ok(())
 }
@@ -284,8 +284,8 @@ fn bench_codec(args: &Args) -> Result<(), String> {
     let frames: usize = args.num("--frames")?.unwrap_or(50);
     let dir = PathBuf::from(args.require("--model")?).join("speech_tokenizer");
     let threads = threads(args)?;
-    let codec = Codec::load(&dir, Arc::new(Cpu::new(threads).map_err(|e| e.message)?)).map_err(|e| e.message)?;
-    let mut rng = voxkit::models::sampling::Rng::new(1);
+    let codec = Codec::load(&dir, Compute::cpu(threads).map_err(|e| e.message)?).map_err(|e| e.message)?;
+    let mut rng = voxkit::backend::Rng::new(1);
     let size = codec.config.decoder_config.codebook_size as u64;
     let codes: Vec<Vec<u32>> = (0..frames)
         .map(|_| (0..codec.config.decoder_config.num_quantizers).map(|_| (rng.next_u64() % size) as u32).collect())
@@ -294,7 +294,7 @@ fn bench_codec(args: &Args) -> Result<(), String> {
     let t = Instant::now();
     codec.decode(&codes).map_err(|e| e.message)?;
     let offline = t.elapsed().as_secs_f64() * 1e3 / frames as f64;
-    let mut st = codec.new_stream();
+    let mut st = codec.new_stream().map_err(|e| e.message)?;
     let t = Instant::now();
     for f in codes.chunks(1) {
         codec.forward_stream(&mut st, f).map_err(|e| e.message)?;
@@ -378,7 +378,7 @@ fn transcribe(args: &Args) -> Result<(), String> {
 /// little noise (what the encoder sees does not change its cost; the content only matters for
 /// the text, which random weights make meaningless anyway).
 pub fn synthetic_speech(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
-    let mut rng = voxkit::models::sampling::Rng::new(seed);
+    let mut rng = voxkit::backend::sampling::Rng::new(seed);
     let n = (seconds * rate as f64) as usize;
     let mut phase = 0.0f64;
     (0..n)
@@ -401,9 +401,9 @@ fn bench_asr(args: &Args) -> Result<(), String> {
     let tokens: usize = args.num("--tokens")?.unwrap_or((seconds * 4.0).ceil() as usize);
     let dir = PathBuf::from(args.require("--model")?);
     let threads = threads(args)?;
-    let cpu = Arc::new(Cpu::new(threads).map_err(|e| e.message)?);
+    let cx = Compute::cpu(threads).map_err(|e| e.message)?;
     let t = Instant::now();
-    let mut model = Qwen3Asr::load(&dir, cpu, 1).map_err(|e| e.message)?;
+    let mut model = Qwen3Asr::load(&dir, cx, 1).map_err(|e| e.message)?;
     eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
     let clip = synthetic_speech(seconds, model.sample_rate(), 7);
     let (prefix, suffix) = model.prompt_parts(None, None).map_err(|e| e.message)?;
@@ -412,12 +412,11 @@ fn bench_asr(args: &Args) -> Result<(), String> {
         let t = Instant::now();
         let f = model.frontend(&[&clip]).map_err(|e| e.message)?.remove(0);
         let frontend = t.elapsed().as_secs_f64() * 1e3;
-        let mut cache = vec![model.decoder.new_cache()];
-        let logits = model.prefill_passes(&[(&f.data, &prefix, &suffix)], &mut cache).map_err(|e| e.message)?;
-        let mut next = argmax(logits.row(0));
+        let logits = model.prefill_passes(&[(&f.data, &prefix, &suffix)], &[0]).map_err(|e| e.message)?;
+        let mut next = argmax(&logits.to_host());
         for _ in 0..decode {
-            let l = model.decode_tokens(&[next], &mut [&mut cache[0]]).map_err(|e| e.message)?;
-            next = argmax(l.row(0));
+            let l = model.decode_tokens(&[next], &[0]).map_err(|e| e.message)?;
+            next = argmax(&l.to_host());
         }
         let tm = model.times;
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -508,7 +507,7 @@ fn bench_post(args: &Args) -> Result<(), String> {
     let many = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     let noise = |rate: u32, seed: u64| {
         let mut s = synthetic_speech(seconds, rate, seed);
-        let mut rng = voxkit::models::sampling::Rng::new(seed ^ 0x5eed);
+        let mut rng = voxkit::backend::sampling::Rng::new(seed ^ 0x5eed);
         for x in s.iter_mut() {
             *x += 0.05 * ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32;
         }

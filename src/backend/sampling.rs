@@ -2,6 +2,28 @@
 //! this order): repetition penalty over the generated tokens, min-new-tokens (EOS barred), token
 //! suppression, then temperature, top-k and top-p, and a draw — or the argmax when greedy.
 
+/// One row's share of a `Backend::sample` call: its chain's knobs, the ids generated so far
+/// (repetition penalty), the id ranges barred at this step (min-new-tokens, suppression) and its
+/// generator.
+pub struct Pick<'a> {
+    pub params: &'a SamplingParams,
+    pub seen: &'a [u32],
+    pub suppress: &'a [std::ops::Range<u32>],
+    pub rng: &'a mut Rng,
+}
+
+/// The whole chain on one row of logits (the reference for every backend).
+pub fn sample_row(logits: &mut [f32], pick: &mut Pick<'_>) -> u32 {
+    apply_repetition_penalty(logits, pick.seen, pick.params.repetition_penalty);
+    for r in pick.suppress {
+        let end = (r.end as usize).min(logits.len());
+        for v in logits[(r.start as usize).min(end)..end].iter_mut() {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    select(logits, pick.params, pick.rng)
+}
+
 /// The knobs of one sampling chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingParams {

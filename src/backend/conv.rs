@@ -1,0 +1,175 @@
+//! Convolution weights, laid out once at load for the backend's kernels from PyTorch's layouts
+//! (the models hand over the checkpoint tensors as stored).
+
+use super::tensor::Weight;
+use crate::error::{Error, ErrorKind, Result};
+
+fn shape_error(what: &str, got: &[usize], want: String) -> Error {
+    Error::new(ErrorKind::ModelLoad, format!("{what}: weight shape {got:?}, expected {want}"))
+}
+
+/// A 1-D convolution as one matrix `[out, k·in]` over the taps' shifted inputs (im2col): column
+/// `t·in + i` multiplies input channel i at tap t.
+#[derive(Clone, Debug)]
+pub struct Conv1dWeight {
+    pub(in crate::backend) matrix: Weight,
+    pub(in crate::backend) bias: Weight,
+    pub(in crate::backend) kernel: usize,
+    pub(in crate::backend) dilation: usize,
+    pub(in crate::backend) cin: usize,
+}
+
+impl Conv1dWeight {
+    /// From `nn.Conv1d`'s `[out, in, k]` weight and `[out]` bias.
+    pub fn new(weight: &Weight, bias: &Weight, dilation: usize) -> Result<Conv1dWeight> {
+        let &[cout, cin, k] = weight.shape() else {
+            return Err(shape_error("conv1d", weight.shape(), "[out, in, k]".into()));
+        };
+        if bias.len() != cout || dilation == 0 || k == 0 {
+            return Err(shape_error("conv1d bias", bias.shape(), format!("[{cout}]")));
+        }
+        let w = weight.to_f32();
+        let mut m = vec![0.0; cout * k * cin];
+        for o in 0..cout {
+            for i in 0..cin {
+                for t in 0..k {
+                    m[o * k * cin + t * cin + i] = w[(o * cin + i) * k + t];
+                }
+            }
+        }
+        Ok(Conv1dWeight {
+            matrix: Weight::from_f32(vec![cout, k * cin], m),
+            bias: Weight::from_f32(vec![cout], bias.to_f32()),
+            kernel: k,
+            dilation,
+            cin,
+        })
+    }
+
+    /// Rows of left context the convolution needs: `(k−1)·dilation`.
+    pub fn context(&self) -> usize {
+        (self.kernel - 1) * self.dilation
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.matrix.rows()
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.cin
+    }
+}
+
+/// A transposed 1-D convolution with stride r: all taps stacked, row `t·out + o` is tap t's
+/// output channel o (one product per call, then a gather).
+#[derive(Clone, Debug)]
+pub struct ConvTranspose1dWeight {
+    pub(in crate::backend) taps: Weight,
+    pub(in crate::backend) kernel: usize,
+    pub(in crate::backend) stride: usize,
+    pub(in crate::backend) cout: usize,
+}
+
+impl ConvTranspose1dWeight {
+    /// From `nn.ConvTranspose1d`'s `[in, out, k]` weight.
+    pub fn new(weight: &Weight, stride: usize) -> Result<ConvTranspose1dWeight> {
+        let &[cin, cout, k] = weight.shape() else {
+            return Err(shape_error("conv_transpose1d", weight.shape(), "[in, out, k]".into()));
+        };
+        if stride == 0 || k < stride {
+            return Err(shape_error("conv_transpose1d", weight.shape(), format!("a kernel of at least {stride}")));
+        }
+        let w = weight.to_f32();
+        let mut m = vec![0.0; k * cout * cin];
+        for t in 0..k {
+            for o in 0..cout {
+                for i in 0..cin {
+                    m[(t * cout + o) * cin + i] = w[(i * cout + o) * k + t];
+                }
+            }
+        }
+        Ok(ConvTranspose1dWeight { taps: Weight::from_f32(vec![k * cout, cin], m), kernel: k, stride, cout })
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Rows each call spills into the next one's first outputs: `k − r`.
+    pub fn overhang(&self) -> usize {
+        self.kernel - self.stride
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.cout
+    }
+}
+
+/// A depthwise 1-D convolution: `[C, k]` taps and a bias.
+#[derive(Clone, Debug)]
+pub struct DepthwiseConv1dWeight {
+    pub(in crate::backend) taps: Weight,
+    pub(in crate::backend) bias: Weight,
+    pub(in crate::backend) kernel: usize,
+}
+
+impl DepthwiseConv1dWeight {
+    /// From `nn.Conv1d(groups = C)`'s `[C, 1, k]` weight and `[C]` bias.
+    pub fn new(weight: &Weight, bias: &Weight) -> Result<DepthwiseConv1dWeight> {
+        let &[c, 1, k] = weight.shape() else {
+            return Err(shape_error("depthwise conv1d", weight.shape(), "[C, 1, k]".into()));
+        };
+        if bias.len() != c || k == 0 {
+            return Err(shape_error("depthwise conv1d bias", bias.shape(), format!("[{c}]")));
+        }
+        Ok(DepthwiseConv1dWeight {
+            taps: Weight::from_f32(vec![c, k], weight.to_f32()),
+            bias: Weight::from_f32(vec![c], bias.to_f32()),
+            kernel: k,
+        })
+    }
+
+    /// Rows of left context: `k − 1`.
+    pub fn context(&self) -> usize {
+        self.kernel - 1
+    }
+}
+
+/// A 3×3 2-D convolution as a matrix `[out, (kf, kt, in)]`, so that im2col copies whole channel
+/// vectors.
+#[derive(Clone, Debug)]
+pub struct Conv2dWeight {
+    pub(in crate::backend) matrix: Weight,
+    pub(in crate::backend) bias: Weight,
+    pub(in crate::backend) cin: usize,
+}
+
+impl Conv2dWeight {
+    /// From `nn.Conv2d`'s `[out, in, 3, 3]` weight and `[out]` bias.
+    pub fn new(weight: &Weight, bias: &Weight) -> Result<Conv2dWeight> {
+        let &[cout, cin, 3, 3] = weight.shape() else {
+            return Err(shape_error("conv2d", weight.shape(), "[out, in, 3, 3]".into()));
+        };
+        if bias.len() != cout {
+            return Err(shape_error("conv2d bias", bias.shape(), format!("[{cout}]")));
+        }
+        let w = weight.to_f32();
+        let mut r = vec![0.0f32; cout * 9 * cin];
+        for o in 0..cout {
+            for c in 0..cin {
+                for tap in 0..9 {
+                    r[o * 9 * cin + tap * cin + c] = w[(o * cin + c) * 9 + tap];
+                }
+            }
+        }
+        Ok(Conv2dWeight {
+            matrix: Weight::from_f32(vec![cout, 9 * cin], r),
+            bias: Weight::from_f32(vec![cout], bias.to_f32()),
+            cin,
+        })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.matrix.rows()
+    }
+}

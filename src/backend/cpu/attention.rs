@@ -1,0 +1,90 @@
+//! The one attention kernel on the CPU: variable-length sequences, keys from a paged cache or from
+//! the call's own rows, grouped-query heads read in place, causal / sliding-window / full masks.
+//! One task per (query row, head); each output is a plain softmax-weighted sum in key order.
+
+use rayon::prelude::*;
+
+use super::Cpu;
+use super::matmul::{SERIAL_BELOW, dot};
+use crate::backend::tensor::Tensor;
+use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
+
+/// The keys of query position `i` in a sequence whose call holds keys `0..n`.
+#[inline]
+fn key_range(mask: Mask, i: usize, n: usize) -> std::ops::Range<usize> {
+    match mask {
+        Mask::Causal => 0..i + 1,
+        Mask::CausalWindow(w) => (i + 1).saturating_sub(w)..i + 1,
+        Mask::Full => 0..n,
+    }
+}
+
+pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], shape: AttnShape, mask: Mask) -> Tensor {
+    let AttnShape { heads, kv_heads, head_dim: hd } = shape;
+    assert!(kv_heads > 0 && heads % kv_heads == 0, "attention: {heads} heads over {kv_heads} kv heads");
+    assert_eq!(q.cols(), heads * hd, "attention: query rows of {} for {heads} heads of {hd}", q.cols());
+    let total: usize = seqs.iter().map(|s| s.rows).sum();
+    assert_eq!(total, q.rows(), "attention: the sequences do not cover the query rows");
+    if let Kv::Rows { k, v } = &kv {
+        assert!(k.rows() == total && v.rows() == total && k.cols() == kv_heads * hd && v.cols() == k.cols());
+        assert!(seqs.iter().all(|s| s.past == 0), "attention without a cache has no past keys");
+    }
+    let group = heads / kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    // Per query row: its sequence and its first row in the call.
+    let mut seq_of = Vec::with_capacity(total);
+    let mut first_row = Vec::with_capacity(seqs.len());
+    let mut work = 0usize;
+    for (s, seq) in seqs.iter().enumerate() {
+        first_row.push(seq_of.len());
+        seq_of.extend(std::iter::repeat_n(s, seq.rows));
+        work += seq.rows * (seq.past + seq.rows) * heads * hd;
+    }
+    let kv = &kv;
+    let key = |s: usize, j: usize, head: usize| -> &[f32] {
+        let kvh = (head / group) * hd;
+        match kv {
+            Kv::Cache { cache, layer } => &cache.key(*layer, seqs[s].slot, j)[kvh..kvh + hd],
+            Kv::Rows { k, .. } => &k.row(first_row[s] + j)[kvh..kvh + hd],
+        }
+    };
+    let value = |s: usize, j: usize, head: usize| -> &[f32] {
+        let kvh = (head / group) * hd;
+        match kv {
+            Kv::Cache { cache, layer } => &cache.value(*layer, seqs[s].slot, j)[kvh..kvh + hd],
+            Kv::Rows { v, .. } => &v.row(first_row[s] + j)[kvh..kvh + hd],
+        }
+    };
+    let qd = q.host();
+    let attend = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
+        let (row, head) = (idx / heads, idx % heads);
+        let s = seq_of[row];
+        let seq = &seqs[s];
+        let i = seq.past + row - first_row[s];
+        let keys = key_range(mask, i, seq.past + seq.rows);
+        let qh = &qd[idx * hd..(idx + 1) * hd];
+        scores.clear();
+        scores.extend(keys.clone().map(|j| dot(qh, key(s, j, head)) * scale));
+        let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for p in scores.iter_mut() {
+            *p = (*p - max).exp();
+            sum += *p;
+        }
+        o.iter_mut().for_each(|x| *x = 0.0);
+        for (j, p) in keys.zip(scores.iter()) {
+            let w = p / sum;
+            for (x, y) in o.iter_mut().zip(value(s, j, head)) {
+                *x += w * y;
+            }
+        }
+    };
+    let mut out = Tensor::zeros(total, heads * hd);
+    if cpu.threads() == 1 || work < SERIAL_BELOW {
+        let mut scores = Vec::new();
+        out.host_mut().chunks_mut(hd).enumerate().for_each(|t| attend(&mut scores, t));
+    } else {
+        cpu.pool.install(|| out.host_mut().par_chunks_mut(hd).enumerate().for_each_init(Vec::new, attend));
+    }
+    out
+}

@@ -1,0 +1,109 @@
+//! Convolutions on the CPU: im2col into one matrix product (1-D and the 3×3 stride-2 2-D), the
+//! transposed convolution as one product and a gather, and the depthwise convolution directly.
+
+use super::Cpu;
+use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
+use crate::backend::tensor::Tensor;
+
+/// Most f32 values one 2-D im2col block may hold (bounds the scratch memory of long inputs).
+const IM2COL_BUDGET: usize = 8 << 20;
+
+pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
+    let (k, d, cin) = (w.kernel, w.dilation, w.cin);
+    assert_eq!(x.cols(), cin, "conv1d: input rows of {} for {cin} channels", x.cols());
+    let ctx = w.context();
+    assert!(x.rows() >= ctx, "conv1d: {} rows are fewer than the context {ctx}", x.rows());
+    let t = x.rows() - ctx;
+    if k == 1 {
+        return cpu.linear_one(x, &w.matrix, Some(w.bias.f32s()));
+    }
+    let mut cols = Tensor::zeros(t, k * cin);
+    cpu.for_rows(cols.host_mut(), k * cin, |r, row| {
+        for tap in 0..k {
+            row[tap * cin..(tap + 1) * cin].copy_from_slice(x.row(r + tap * d));
+        }
+    });
+    cpu.linear_one(&cols, &w.matrix, Some(w.bias.f32s()))
+}
+
+pub(super) fn conv_transpose1d(cpu: &Cpu, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor {
+    let (r, kernel, cout) = (w.stride, w.kernel, w.cout);
+    let part = cpu.linear_one(x, &w.taps, None); // [T, k·out]
+    let mut y = Tensor::zeros(x.rows() * r + w.overhang(), cout);
+    // Output row o gathers tap k of input row (o − k)/r, taps in ascending order.
+    let rows = x.rows();
+    cpu.for_rows(y.host_mut(), cout, |o, row| {
+        for k in 0..kernel {
+            if o >= k && (o - k) % r == 0 && (o - k) / r < rows {
+                let src = &part.row((o - k) / r)[k * cout..(k + 1) * cout];
+                for (a, b) in row.iter_mut().zip(src) {
+                    *a += b;
+                }
+            }
+        }
+    });
+    y
+}
+
+pub(super) fn depthwise_conv1d(x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor {
+    let (c, k) = (x.cols(), w.kernel);
+    assert_eq!(c, w.bias.len(), "depthwise conv1d: rows of {c} for {} channels", w.bias.len());
+    assert!(x.rows() >= k - 1, "depthwise conv1d: fewer rows than the context");
+    let t = x.rows() + 1 - k;
+    let (taps, bias) = (w.taps.f32s(), w.bias.f32s());
+    let mut h = Tensor::zeros(t, c);
+    for i in 0..t {
+        let out = h.row_mut(i);
+        out.copy_from_slice(bias);
+        for tap in 0..k {
+            let src = x.row(i + tap);
+            for ch in 0..c {
+                out[ch] += taps[ch * k + tap] * src[ch];
+            }
+        }
+    }
+    h
+}
+
+fn conv_out_len(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, f: usize, t: usize) -> Tensor {
+    let cin = w.cin;
+    assert_eq!((x.rows(), x.cols()), (images * f * t, cin), "conv2d: input does not hold {images} images");
+    let (fo, to) = (conv_out_len(f), conv_out_len(t));
+    let pixels = fo * to;
+    let width = 9 * cin;
+    // Images per im2col block, so that long inputs do not need one huge scratch matrix.
+    let per_block = (IM2COL_BUDGET / (pixels * width).max(1)).clamp(1, images.max(1));
+    let cout = w.out_channels();
+    let mut y: Vec<f32> = Vec::new();
+    for first in (0..images).step_by(per_block) {
+        let n = per_block.min(images - first);
+        let mut cols = Tensor::zeros(n * pixels, width);
+        cpu.for_rows(cols.host_mut(), width, |row, out| {
+            let (img, p) = (first + row / pixels, row % pixels);
+            let (of, ot) = (p / to, p % to);
+            for kf in 0..3 {
+                let fi = (2 * of + kf) as isize - 1;
+                for kt in 0..3 {
+                    let ti = (2 * ot + kt) as isize - 1;
+                    let dst = &mut out[(kf * 3 + kt) * cin..(kf * 3 + kt + 1) * cin];
+                    if fi < 0 || ti < 0 || fi as usize >= f || ti as usize >= t {
+                        dst.iter_mut().for_each(|v| *v = 0.0);
+                    } else {
+                        let src = (img * f + fi as usize) * t + ti as usize;
+                        dst.copy_from_slice(x.row(src));
+                    }
+                }
+            }
+        });
+        let block = cpu.linear_one(&cols, &w.matrix, Some(w.bias.f32s()));
+        if n == images {
+            return block; // one block: no copy
+        }
+        y.extend_from_slice(block.host());
+    }
+    Tensor::from_vec(y, images * pixels, cout)
+}

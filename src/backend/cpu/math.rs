@@ -1,0 +1,177 @@
+//! Element-wise and per-row CPU kernels: norms, activations, and the fast transcendental
+//! functions they use (branch-free, so the loops vectorize).
+
+#[cfg(target_arch = "x86_64")]
+use super::matmul::has_avx2;
+
+/// RMSNorm of each row in place: `x · rsqrt(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_mut(d) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for (v, g) in row.iter_mut().zip(w) {
+            *v = *v * r * g;
+        }
+    }
+}
+
+/// `gate = silu(gate) · up`, element-wise.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+pub fn silu(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v /= 1.0 + (-*v).exp();
+    }
+}
+
+/// `e^v` for `v ≤ 0`, branch-free so that loops over it vectorize: `v = n·ln2 + r` with
+/// |r| ≤ ln2/2 (two-part ln2), a degree-7 Taylor polynomial for `e^r` (error < 1e-8 relative),
+/// then `2^n` through the exponent bits. Inputs below −87 give `e^−87` (no denormals).
+#[inline(always)]
+fn exp_neg(v: f32) -> f32 {
+    let v = v.clamp(-87.0, 0.0);
+    let n = (v * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = n.mul_add(-0.693_145_75, v);
+    let r = n.mul_add(-1.428_606_8e-6, r);
+    let mut p: f32 = 1.0 / 5040.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p.mul_add(r, c);
+    }
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `erf(x)` to 6e-7 absolute (the formula's 1.5e-7 plus f32 rounding): Abramowitz & Stegun 7.1.26,
+/// `1 − (a₁t + … + a₅t⁵)·e^(−x²)` with `t = 1/(1 + p|x|)`, sign restored. Branch-free.
+#[inline(always)]
+pub fn erf_fast(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let mut poly = 1.061_405_4f32;
+    for c in [-1.453_152_1, 1.421_413_8, -0.284_496_72, 0.254_829_6] {
+        poly = poly.mul_add(t, c);
+    }
+    let y = 1.0 - poly * t * exp_neg(-a * a);
+    y.copysign(x)
+}
+
+fn gelu_body(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + erf_fast(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(x: &mut [f32]) {
+    gelu_body(x)
+}
+
+/// GELU with the exact erf form (PyTorch's default `nn.GELU()`), erf to 6e-7.
+pub fn gelu_erf(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked).
+        return unsafe { gelu_avx2(x) };
+    }
+    gelu_body(x)
+}
+
+/// LayerNorm of each row in place: `(x − mean) / sqrt(var + eps) · w + b`.
+pub fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_mut(d) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let r = 1.0 / (var + eps).sqrt();
+        for ((v, g), c) in row.iter_mut().zip(w).zip(b) {
+            *v = (*v - mean) * r * g + c;
+        }
+    }
+}
+
+/// `sin(x)` to ≈1e-7: reduction by π (three-part Cody–Waite), then the degree-11 Taylor polynomial
+/// on [−π/2, π/2]; branch-free so that loops over it vectorize.
+#[inline(always)]
+pub fn sin_fast(x: f32) -> f32 {
+    const INV_PI: f32 = std::f32::consts::FRAC_1_PI;
+    const PI_A: f32 = 3.140_625;
+    const PI_B: f32 = 9.670_258e-4;
+    const PI_C: f32 = 6.278_329_e-7;
+    let k = (x * INV_PI + 0.5).floor();
+    let r = ((x - k * PI_A) - k * PI_B) - k * PI_C;
+    let r2 = r * r;
+    let p = r + r
+        * r2
+        * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362_880.0 - r2 / 39_916_800.0))));
+    // (−1)^k without a branch.
+    let odd = k - 2.0 * (k * 0.5).floor();
+    p * (1.0 - 2.0 * odd)
+}
+
+#[inline(always)]
+fn snake_body(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    for row in x.chunks_mut(alpha.len()) {
+        for ((v, a), ib) in row.iter_mut().zip(alpha).zip(inv_beta) {
+            let s = sin_fast(*v * a);
+            *v += ib * s * s;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn snake_avx2(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    snake_body(x, alpha, inv_beta)
+}
+
+/// SnakeBeta in place over `[rows, channels]`: `x + sin²(x·α) · inv_beta` (α and 1/β per channel).
+pub fn snake_beta(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked).
+        return unsafe { snake_avx2(x, alpha, inv_beta) };
+    }
+    snake_body(x, alpha, inv_beta)
+}
+
+#[cfg(test)]
+mod erf_tests {
+    #[test]
+    fn erf_fast_is_accurate() {
+        let mut worst = 0.0f64;
+        for i in -1_000_000..1_000_000 {
+            let x = i as f32 * 1e-5;
+            let d = (super::erf_fast(x) as f64 - libm::erf(x as f64)).abs();
+            worst = worst.max(d);
+        }
+        for x in [-100.0f32, -9.0, 9.0, 50.0, f32::MAX] {
+            assert!((super::erf_fast(x) - x.signum()).abs() < 1e-7);
+        }
+        assert!(worst < 6e-7, "erf_fast error {worst:e}");
+        let mut g = vec![-3.0f32, -0.5, 0.0, 0.5, 3.0];
+        super::gelu_erf(&mut g);
+        for (x, y) in [-3.0f64, -0.5, 0.0, 0.5, 3.0].iter().zip(&g) {
+            let want = 0.5 * x * (1.0 + libm::erf(x / 2f64.sqrt()));
+            assert!((want - *y as f64).abs() < 1e-6, "gelu({x}) = {y}, want {want}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod sin_tests {
+    #[test]
+    fn sin_fast_is_accurate() {
+        let mut worst = 0.0f64;
+        for i in -200_000..200_000 {
+            let x = i as f32 * 1e-3;
+            let d = (super::sin_fast(x) as f64 - (x as f64).sin()).abs();
+            worst = worst.max(d);
+        }
+        assert!(worst < 5e-7, "sin_fast error {worst:e}");
+    }
+}

@@ -1,0 +1,322 @@
+//! Matrix products on the CPU: weights widened from their stored precision inside the kernels.
+//! Batch-1 matrix-vector products stream each weight row once and split the rows across threads,
+//! so they run near memory bandwidth; many-row products run a blocked SGEMM per thread.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use super::Cpu;
+use crate::backend::tensor::{Tensor, Weight, WeightData, widen};
+
+/// Products with at least this many input rows go through the blocked SGEMM.
+const GEMM_MIN_ROWS: usize = 8;
+
+/// A raw output pointer shared by tasks that write disjoint parts.
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint column blocks only.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Fewest output rows in one parallel task.
+const ROWS_PER_TASK: usize = 16;
+/// Products smaller than this many multiply-adds run on the calling thread (a pool round trip
+/// costs more than they do).
+pub(super) const SERIAL_BELOW: usize = 1 << 16;
+
+impl Cpu {
+    /// `y = x · Wᵀ (+ b)`: x `[n, in]`, W `[out, in]` → y `[n, out]`.
+    pub(super) fn linear_one(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        self.linear_rows(x, &[(w, bias)]).pop().expect("one output")
+    }
+
+    /// Several linear layers over the same input in one parallel pass (e.g. q, k and v): fewer
+    /// thread-pool round trips per layer, which matters at batch 1 where each product is short.
+    pub(super) fn linear_rows(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
+        let (n, k) = (x.rows(), x.cols());
+        for (w, b) in layers {
+            assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape());
+            if let Some(b) = b {
+                assert_eq!(b.len(), w.rows());
+            }
+        }
+        if n >= GEMM_MIN_ROWS {
+            return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
+        }
+        // Outputs transposed per weight row ([out, n]), all layers back to back, so each task
+        // writes one contiguous block.
+        let offsets: Vec<usize> = layers
+            .iter()
+            .scan(0, |acc, (w, _)| {
+                let o = *acc;
+                *acc += w.rows();
+                Some(o)
+            })
+            .collect();
+        let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
+        let mut yt = vec![0.0f32; total * n];
+        // One contiguous run of rows per thread: each streams its part of the weights in order,
+        // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
+        let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
+        let work = |chunk: usize, block: &mut [f32], wrow: &mut Vec<f32>| {
+            let first = chunk * rows_per_task;
+            for (r, ys) in block.chunks_mut(n).enumerate() {
+                let g = first + r;
+                let li = offsets.partition_point(|&o| o <= g) - 1;
+                let (w, bias) = layers[li];
+                let j = g - offsets[li];
+                if n == 1 {
+                    ys[0] = dot_weight_row(x.host(), w, j);
+                } else {
+                    wrow.resize(k, 0.0);
+                    w.row_into(j, wrow);
+                    for (i, y) in ys.iter_mut().enumerate() {
+                        *y = dot(x.row(i), wrow);
+                    }
+                }
+                if let Some(b) = bias {
+                    for y in ys.iter_mut() {
+                        *y += b[j];
+                    }
+                }
+            }
+        };
+        if self.threads() == 1 || total * n * k < SERIAL_BELOW {
+            let mut wrow = Vec::new();
+            for (chunk, block) in yt.chunks_mut(rows_per_task * n).enumerate() {
+                work(chunk, block, &mut wrow);
+            }
+        } else {
+            self.pool.install(|| {
+                yt.par_chunks_mut(rows_per_task * n)
+                    .enumerate()
+                    .for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
+            });
+        }
+        layers
+            .iter()
+            .zip(&offsets)
+            .map(|((w, _), &o)| {
+                let out = w.rows();
+                let part = &yt[o * n..(o + out) * n];
+                if n == 1 {
+                    return Tensor::from_vec(part.to_vec(), 1, out);
+                }
+                let mut y = Tensor::zeros(n, out);
+                let yd = y.host_mut();
+                for j in 0..out {
+                    for i in 0..n {
+                        yd[i * out + j] = part[j * n + i];
+                    }
+                }
+                y
+            })
+            .collect()
+    }
+
+    /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
+    /// columns (weights widened to f32 one block at a time).
+    fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        let (n, k, out) = (x.rows(), x.cols(), w.rows());
+        let mut y = Tensor::zeros(n, out);
+        let yp = SendPtr(y.host_mut().as_mut_ptr());
+        // SAFETY (both arms): each task writes a disjoint block of y; the strides describe
+        // x [n, k] row-major, Wᵀ [k, out] read through W's rows, and y [n, out] row-major.
+        if let (WeightData::F32(wv), true) = (w.data(), n >= 16 * self.threads()) {
+            // Many rows and f32 weights (the codec's long time axis): split the rows.
+            let rows_per_task = n.div_ceil(self.threads());
+            let blocks: Vec<(usize, usize)> =
+                (0..n).step_by(rows_per_task).map(|i| (i, (i + rows_per_task).min(n))).collect();
+            let run = |&(i0, i1): &(usize, usize)| {
+                let yp = &yp;
+                unsafe {
+                    sgemm_xwt(
+                        i1 - i0,
+                        k,
+                        out,
+                        x.host().as_ptr().add(i0 * k),
+                        k,
+                        wv.as_ptr(),
+                        k,
+                        yp.0.add(i0 * out),
+                        out,
+                    )
+                }
+            };
+            if blocks.len() == 1 {
+                blocks.iter().for_each(run);
+            } else {
+                self.pool.install(|| blocks.par_iter().for_each(run));
+            }
+        } else {
+            // Otherwise split the output columns (each task widens only its block of W).
+            let cols_per_task = out.div_ceil(self.threads()).max(64);
+            let blocks: Vec<(usize, usize)> =
+                (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
+            let run = |&(j0, j1): &(usize, usize)| {
+                let wf: Vec<f32>;
+                let wslice: &[f32] = match w.data() {
+                    WeightData::F32(v) => &v[j0 * k..j1 * k],
+                    _ => {
+                        let mut buf = vec![0.0; (j1 - j0) * k];
+                        widen(w.data(), j0 * k, &mut buf);
+                        wf = buf;
+                        &wf
+                    }
+                };
+                let yp = &yp;
+                unsafe { sgemm_xwt(n, k, j1 - j0, x.host().as_ptr(), k, wslice.as_ptr(), k, yp.0.add(j0), out) }
+            };
+            if self.threads() == 1 || blocks.len() == 1 {
+                blocks.iter().for_each(run);
+            } else {
+                self.pool.install(|| blocks.par_iter().for_each(run));
+            }
+        }
+        if let Some(b) = bias {
+            for row in y.host_mut().chunks_mut(out) {
+                for (v, c) in row.iter_mut().zip(b) {
+                    *v += c;
+                }
+            }
+        }
+        y
+    }
+}
+
+/// `y = x · Wᵀ` for row-major `x [m, k]` (row stride `ldx`), `W [n, k]` (row stride `ldw`) and
+/// `y [m, n]` (row stride `ldy`), single-threaded (the caller splits the work).
+///
+/// # Safety
+/// The pointers must be valid for those shapes and strides; `y` must not overlap `x` or `W`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_xwt(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    w: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+) {
+    // gemm computes dst = alpha·dst + beta·lhs·rhs with explicit column/row strides; Wᵀ is W read
+    // with its strides swapped.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            y,
+            1,
+            ldy as isize,
+            false,
+            x,
+            1,
+            ldx as isize,
+            w,
+            ldw as isize,
+            1,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Dot product of `x` with row `j` of `w`, widening on the fly (batch 1: no row buffer).
+#[inline]
+fn dot_weight_row(x: &[f32], w: &Weight, j: usize) -> f32 {
+    let k = x.len();
+    match w.data() {
+        WeightData::F32(v) => dot(x, &v[j * k..(j + 1) * k]),
+        WeightData::BF16(v) => dot_bf16(x, &v[j * k..(j + 1) * k]),
+        WeightData::F16(_) => {
+            let mut row = vec![0.0; k];
+            widen(w.data(), j * k, &mut row);
+            dot(x, &row)
+        }
+    }
+}
+
+const LANES: usize = 16;
+
+#[inline(always)]
+fn dot_body(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ac, at) = a.split_at(a.len() / LANES * LANES);
+    let (bc, bt) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in at.iter().zip(bt) {
+        s = x.mul_add(*y, s);
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+#[inline(always)]
+fn dot_bf16_body(a: &[f32], b: &[bf16]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ac, at) = a.split_at(a.len() / LANES * LANES);
+    let (bc, bt) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let w = f32::from_bits((y[l].to_bits() as u32) << 16);
+            acc[l] = x[l].mul_add(w, acc[l]);
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in at.iter().zip(bt) {
+        s = x.mul_add(f32::from_bits((y.to_bits() as u32) << 16), s);
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_bf16_avx2(a: &[f32], b: &[bf16]) -> f32 {
+    dot_bf16_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+}
+
+/// `Σ a[i]·b[i]` in f32 (16 fused multiply-add lanes, then the tail).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_body(a, b)
+}
+
+/// `Σ a[i]·b[i]` with `b` in bf16, widened exactly on the fly.
+#[inline]
+pub fn dot_bf16(a: &[f32], b: &[bf16]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        return unsafe { dot_bf16_avx2(a, b) };
+    }
+    dot_bf16_body(a, b)
+}

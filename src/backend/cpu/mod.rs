@@ -1,0 +1,343 @@
+//! The CPU backend, the numeric reference of every op: f32 arithmetic on a private thread pool
+//! (never rayon's global one, so a host's pool and ours do not fight), weights widened from their
+//! stored precision inside the kernels.
+
+mod attention;
+mod conv;
+pub mod math;
+mod matmul;
+
+use rayon::prelude::*;
+
+pub use matmul::{dot, dot_bf16};
+
+use super::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
+use super::kv::KvCache;
+use super::sampling::{self, Pick};
+use super::tensor::{Tensor, Weight};
+use super::{AttnSeq, AttnShape, Backend, Device, Kv, Mask};
+use crate::error::{Error, Result};
+
+pub struct Cpu {
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cpu({} threads)", self.pool.current_num_threads())
+    }
+}
+
+impl Cpu {
+    pub fn new(threads: usize) -> Result<Cpu> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("voxkit-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the CPU thread pool: {e}")))?;
+        Ok(Cpu { pool })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `f(row_index, row)` over the rows of `data` (`width` wide), in parallel when there is
+    /// enough work to pay for it.
+    fn for_rows(&self, data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        if width == 0 {
+            return;
+        }
+        if self.threads() == 1 || data.len() < matmul::SERIAL_BELOW {
+            data.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+        } else {
+            let rows_per_task = (data.len() / width).div_ceil(4 * self.threads()).max(1);
+            self.pool.install(|| {
+                data.par_chunks_mut(rows_per_task * width).enumerate().for_each(|(c, block)| {
+                    for (i, row) in block.chunks_mut(width).enumerate() {
+                        f(c * rows_per_task + i, row);
+                    }
+                })
+            });
+        }
+    }
+}
+
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
+    assert!(
+        a.rows() == b.rows() && a.cols() == b.cols(),
+        "{op}: shapes [{}, {}] and [{}, {}] differ",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols()
+    );
+}
+
+fn width(op: &str, x: &Tensor, w: &Weight) {
+    assert_eq!(x.cols(), w.len(), "{op}: rows of {} against a vector of {}", x.cols(), w.len());
+}
+
+impl Backend for Cpu {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
+        Tensor::from_vec(data.to_vec(), rows, cols)
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> Tensor {
+        Tensor::zeros(rows, cols)
+    }
+
+    fn concat_rows(&self, parts: &[&Tensor]) -> Tensor {
+        let cols = parts.first().map_or(0, |t| t.cols());
+        let rows = parts.iter().map(|t| t.rows()).sum();
+        let mut data = Vec::with_capacity(rows * cols);
+        for t in parts {
+            assert_eq!(t.cols(), cols, "concat_rows: widths {} and {cols} differ", t.cols());
+            data.extend_from_slice(t.host());
+        }
+        Tensor::from_vec(data, rows, cols)
+    }
+
+    fn gather_rows(&self, x: &Tensor, rows: &[Option<usize>]) -> Tensor {
+        let mut y = Tensor::zeros(rows.len(), x.cols());
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(r) = *r {
+                y.row_mut(i).copy_from_slice(x.row(r));
+            }
+        }
+        y
+    }
+
+    fn slice_rows(&self, x: &Tensor, start: usize, n: usize) -> Tensor {
+        assert!(start + n <= x.rows(), "slice_rows: {start}+{n} past {} rows", x.rows());
+        let c = x.cols();
+        Tensor::from_vec(x.host()[start * c..(start + n) * c].to_vec(), n, c)
+    }
+
+    fn set_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor) {
+        assert_eq!((at.len(), dst.cols()), (src.rows(), src.cols()), "set_rows: shapes differ");
+        for (i, &r) in at.iter().enumerate() {
+            dst.row_mut(r).copy_from_slice(src.row(i));
+        }
+    }
+
+    fn add_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor) {
+        assert_eq!((at.len(), dst.cols()), (src.rows(), src.cols()), "add_rows: shapes differ");
+        for (i, &r) in at.iter().enumerate() {
+            for (a, b) in dst.row_mut(r).iter_mut().zip(src.row(i)) {
+                *a += b;
+            }
+        }
+    }
+
+    fn permute(&self, x: &Tensor, dims: [usize; 4], order: [usize; 4]) -> Tensor {
+        assert_eq!(dims.iter().product::<usize>(), x.len(), "permute: dims {dims:?} do not match the tensor");
+        let out_dims = order.map(|o| dims[o]);
+        let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
+        let src = x.host();
+        let mut y = Tensor::zeros(out_dims[0] * out_dims[1] * out_dims[2], out_dims[3]);
+        let yd = y.host_mut();
+        let mut i = 0;
+        for a in 0..out_dims[0] {
+            for b in 0..out_dims[1] {
+                for c in 0..out_dims[2] {
+                    let base = a * strides[order[0]] + b * strides[order[1]] + c * strides[order[2]];
+                    for d in 0..out_dims[3] {
+                        yd[i] = src[base + d * strides[order[3]]];
+                        i += 1;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Tensor {
+        self.linear_one(x, w, bias.map(|b| b.f32s()))
+    }
+
+    fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor> {
+        let layers: Vec<(&Weight, Option<&[f32]>)> = layers.iter().map(|(w, b)| (*w, b.map(|b| b.f32s()))).collect();
+        self.linear_rows(x, &layers)
+    }
+
+    fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor> {
+        self.embedding_sum(table, ids, 1)
+    }
+
+    fn embedding_sum(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor> {
+        assert!(per_row > 0 && ids.len() % per_row == 0, "embedding_sum: {} ids in rows of {per_row}", ids.len());
+        let dim = table.cols();
+        let mut t = Tensor::zeros(ids.len() / per_row, dim);
+        let mut buf = vec![0.0; if per_row > 1 { dim } else { 0 }];
+        for (i, group) in ids.chunks(per_row).enumerate() {
+            for &id in group {
+                if id as usize >= table.rows() {
+                    return Err(Error::invalid(format!(
+                        "token id {id} is outside the embedding table of {} rows",
+                        table.rows()
+                    )));
+                }
+            }
+            if per_row == 1 {
+                table.row_into(group[0] as usize, t.row_mut(i));
+                continue;
+            }
+            let row = t.row_mut(i);
+            for &id in group {
+                table.row_into(id as usize, &mut buf);
+                for (a, b) in row.iter_mut().zip(&buf) {
+                    *a += b;
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn rms_norm(&self, x: &Tensor, w: &Weight, eps: f32) -> Tensor {
+        width("rms_norm", x, w);
+        let mut y = x.clone();
+        math::rms_norm(y.host_mut(), w.f32s(), eps);
+        y
+    }
+
+    fn rms_norm_heads(&self, x: &mut Tensor, w: &Weight, eps: f32) {
+        assert_eq!(x.cols() % w.len(), 0, "rms_norm_heads: rows of {} in heads of {}", x.cols(), w.len());
+        math::rms_norm(x.host_mut(), w.f32s(), eps);
+    }
+
+    fn layer_norm(&self, x: &Tensor, w: &Weight, b: &Weight, eps: f32) -> Tensor {
+        width("layer_norm", x, w);
+        let mut y = x.clone();
+        math::layer_norm(y.host_mut(), w.f32s(), b.f32s(), eps);
+        y
+    }
+
+    fn rope(&self, xs: &mut [&mut Tensor], head_dim: usize, positions: &[usize], inv_freq: &[f32]) {
+        let half = inv_freq.len();
+        assert_eq!(2 * half, head_dim, "rope: {half} frequencies for heads of {head_dim}");
+        let mut cos = vec![0.0f32; half];
+        let mut sin = vec![0.0f32; half];
+        for (r, &pos) in positions.iter().enumerate() {
+            for (j, &f) in inv_freq.iter().enumerate() {
+                (sin[j], cos[j]) = (pos as f32 * f).sin_cos();
+            }
+            for x in xs.iter_mut() {
+                assert_eq!(x.rows(), positions.len(), "rope: one position per row");
+                for head in x.row_mut(r).chunks_mut(head_dim) {
+                    for j in 0..half {
+                        let (a, b) = (head[j], head[j + half]);
+                        head[j] = a * cos[j] - b * sin[j];
+                        head[j + half] = b * cos[j] + a * sin[j];
+                    }
+                }
+            }
+        }
+    }
+
+    fn silu(&self, x: &mut Tensor) {
+        math::silu(x.host_mut());
+    }
+
+    fn silu_mul(&self, gate: &mut Tensor, up: &Tensor) {
+        same_shape("silu_mul", gate, up);
+        math::silu_mul(gate.host_mut(), up.host());
+    }
+
+    fn gelu_erf(&self, x: &mut Tensor) {
+        math::gelu_erf(x.host_mut());
+    }
+
+    fn snake_beta(&self, x: &mut Tensor, alpha: &Weight, inv_beta: &Weight) {
+        width("snake_beta", x, alpha);
+        let (a, b) = (alpha.f32s(), inv_beta.f32s());
+        let c = x.cols();
+        self.for_rows(x.host_mut(), c, |_, row| math::snake_beta(row, a, b));
+    }
+
+    fn add(&self, x: &mut Tensor, y: &Tensor) {
+        same_shape("add", x, y);
+        for (a, b) in x.host_mut().iter_mut().zip(y.host()) {
+            *a += b;
+        }
+    }
+
+    fn add_scaled(&self, x: &mut Tensor, y: &Tensor, scale: &Weight) {
+        same_shape("add_scaled", x, y);
+        width("add_scaled", x, scale);
+        let (c, s) = (x.cols(), scale.f32s());
+        for (row_x, row_y) in x.host_mut().chunks_mut(c).zip(y.host().chunks(c)) {
+            for ((v, d), g) in row_x.iter_mut().zip(row_y).zip(s) {
+                *v += g * d;
+            }
+        }
+    }
+
+    fn add_bias(&self, x: &mut Tensor, b: &Weight) {
+        width("add_bias", x, b);
+        let (c, b) = (x.cols(), b.f32s());
+        for row in x.host_mut().chunks_mut(c) {
+            for (v, b) in row.iter_mut().zip(b) {
+                *v += b;
+            }
+        }
+    }
+
+    fn clamp(&self, x: &mut Tensor, lo: f32, hi: f32) {
+        x.host_mut().iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+    }
+
+    fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor {
+        conv::conv1d(self, x, w)
+    }
+
+    fn conv_transpose1d(&self, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor {
+        conv::conv_transpose1d(self, x, w)
+    }
+
+    fn depthwise_conv1d(&self, x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor {
+        conv::depthwise_conv1d(x, w)
+    }
+
+    fn conv2d_s2(&self, x: &Tensor, w: &Conv2dWeight, images: usize, f: usize, t: usize) -> Tensor {
+        conv::conv2d_s2(self, x, w, images, f, t)
+    }
+
+    fn kv_write(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor) {
+        same_shape("kv_write", k, v);
+        assert_eq!(k.cols(), cache.width(), "kv_write: rows of {} into a cache of {}", k.cols(), cache.width());
+        let mut row = 0;
+        for s in seqs {
+            for r in 0..s.rows {
+                cache.write(layer, s.slot, s.past + r, k.row(row + r), v.row(row + r));
+            }
+            row += s.rows;
+        }
+        assert_eq!(row, k.rows(), "kv_write: the sequences do not cover the rows");
+    }
+
+    fn attention(&self, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], shape: AttnShape, mask: Mask) -> Tensor {
+        attention::attention(self, q, kv, seqs, shape, mask)
+    }
+
+    fn argmax(&self, logits: &Tensor) -> Vec<u32> {
+        (0..logits.rows()).map(|r| sampling::argmax(logits.row(r))).collect()
+    }
+
+    fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {
+        assert_eq!(picks.len(), logits.rows(), "sample: one pick per row");
+        let mut row = vec![0.0; logits.cols()];
+        picks
+            .iter_mut()
+            .enumerate()
+            .map(|(r, p)| {
+                row.copy_from_slice(logits.row(r));
+                sampling::sample_row(&mut row, p)
+            })
+            .collect()
+    }
+}
