@@ -16,9 +16,9 @@ use std::time::Duration;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use voxkit::backend::Cpu;
-use voxkit::engine::model::{AsrFeatures, AsrModel, AsrPrefill, Finish};
-use voxkit::engine::request::AsrRequest;
 use voxkit::models::asr::Qwen3Asr;
+use voxkit::seams::request::AsrRequest;
+use voxkit::seams::{AsrFeatures, AsrModel, AsrPrefill, Finish};
 use voxkit::{Engine, EngineConfig, JobState};
 
 const TOL: f32 = 1e-4;

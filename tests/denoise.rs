@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use signals::{Rng, babble, mix, pink, si_sdr, speech, upsample2, white};
 use voxkit::ErrorKind;
 use voxkit::dsp::denoise::{Denoiser, denoise, process_batch};
-use voxkit::engine::model::AudioStream;
+use voxkit::seams::AudioStream;
 
 const SNRS: [f64; 3] = [0.0, 5.0, 10.0];
 

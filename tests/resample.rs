@@ -12,8 +12,8 @@ use std::f64::consts::PI;
 use proptest::prelude::*;
 use realfft::RealFftPlanner;
 use voxkit::dsp::resample::{MAX_RATE, MIN_RATE, Resampler, finish_batch, process_batch, resample};
-use voxkit::engine::model::AudioStream;
 use voxkit::error::ErrorKind;
+use voxkit::seams::AudioStream;
 
 /// Analysis length (output samples); shorter in debug builds so `cargo test` stays quick.
 const NFFT: usize = if cfg!(debug_assertions) { 8192 } else { 32768 };

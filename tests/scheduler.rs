@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use voxkit::engine::manager::{Configured, ModelManager};
-use voxkit::engine::model::{LoadContext, ModelKind, ModelSpec};
 use voxkit::engine::scheduler::*;
+use voxkit::seams::{LoadContext, ModelKind, ModelSpec};
 
 const KINDS: [ModelKind; 2] = [ModelKind::Tts, ModelKind::Asr];
 

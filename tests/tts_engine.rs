@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use voxkit::engine::job::{FLAG_STREAMING, FLAG_TRUNCATED};
-use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::random_checkpoint;
+use voxkit::seams::request::{Sampling, TtsRequest};
 use voxkit::{Engine, EngineConfig, JobState};
 
 fn checkpoint() -> PathBuf {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use voxkit::ErrorKind;
 use voxkit::backend::Cpu;
-use voxkit::engine::model::{Finish, TtsModel, TtsPrefill};
-use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
+use voxkit::seams::request::{Sampling, TtsRequest};
+use voxkit::seams::{Finish, TtsModel, TtsPrefill};
 
 fn checkpoint() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

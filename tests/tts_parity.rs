@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use voxkit::backend::{Cpu, Rng, SamplingParams, Tensor};
-use voxkit::engine::model::{Finish, TtsModel, TtsPrefill};
-use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::code_predictor::CodeSampling;
 use voxkit::models::qwen3::SeqRows;
 use voxkit::models::tts::{Qwen3Tts, build_prompt};
 use voxkit::models::weights::Checkpoint;
+use voxkit::seams::request::{Sampling, TtsRequest};
+use voxkit::seams::{Finish, TtsModel, TtsPrefill};
 
 const TOL: f32 = 1e-4;
 const PRESETS: [&str; 3] = ["tiny-06b", "tiny-17b", "tiny-17b-vd"];

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::engine::model::AudioStream;
+use crate::dsp::AudioStream;
 use crate::error::{Error, Result};
 
 /// The shortest frame; the frame is the next power of two (24 kHz: 512, 48 kHz: 1024 samples).

@@ -4,3 +4,10 @@
 
 pub mod denoise;
 pub mod resample;
+
+/// One stream through a post-processing stage (denoiser, resampler); keeps its state across chunks.
+pub trait AudioStream: Send {
+    fn process(&mut self, input: &[f32], output: &mut Vec<f32>);
+    /// Flushes what the stage still holds (its latency) at the end of the stream.
+    fn finish(&mut self, output: &mut Vec<f32>);
+}

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
-use crate::engine::model::AudioStream;
+use crate::dsp::AudioStream;
 use crate::error::{Error, Result};
 
 /// The lowest and highest sample rates accepted (Hz).

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::model::ModelKind;
 use super::timings::Timings;
 use crate::error::Error;
+use crate::seams::ModelKind;
 
 /// A job's id: unique for the engine's lifetime, never reused, never 0.
 pub type JobId = u64;

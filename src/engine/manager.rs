@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::model::{AsrModel, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
 use super::scheduler::Resident;
 use crate::error::{Error, ErrorKind, Result};
+use crate::seams::{AsrModel, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
 
 /// A configured model: its folder and what inspecting it told us.
 #[derive(Clone, Debug)]

@@ -3,9 +3,8 @@
 
 pub mod config;
 pub mod job;
+pub mod loader;
 pub mod manager;
-pub mod model;
-pub mod request;
 pub mod scheduler;
 pub mod timings;
 mod worker;
@@ -20,11 +19,11 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::logging;
+use crate::seams::request::{AsrRequest, TtsRequest};
+use crate::seams::{LoadContext, ModelKind, ModelLoader, ModelSpec};
 use config::EngineConfig;
 use job::{FLAG_STREAMING, Job, JobId, JobInfo, JobState};
 use manager::{Configured, ModelManager};
-use model::{LoadContext, ModelKind, ModelLoader, ModelSpec};
-use request::{AsrRequest, TtsRequest};
 use scheduler::Resident;
 use timings::{Stage, Timings};
 use worker::{Pending, PostStream, Request, Worker};
@@ -125,7 +124,7 @@ pub struct Engine {
 impl Engine {
     /// Creates an engine that loads the official checkpoint folders named in `config`.
     pub fn new(config: EngineConfig) -> Result<Engine> {
-        Engine::with_loader(config, Arc::new(crate::models::CheckpointLoader))
+        Engine::with_loader(config, Arc::new(loader::CheckpointLoader))
     }
 
     /// Creates an engine whose models come from `loader`.

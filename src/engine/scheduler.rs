@@ -20,7 +20,7 @@
 use std::cmp::Ordering;
 use std::time::{Duration, Instant};
 
-use super::model::ModelKind;
+use crate::seams::ModelKind;
 
 /// A job waiting to start, as the scheduler sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::job::{FLAG_TRUNCATED, Job, JobState};
 use super::manager::ModelManager;
-use super::model::{AsrPrefill, AudioStream, Finish, ModelKind, TtsPrefill};
-use super::request::{AsrRequest, TtsRequest};
 use super::scheduler::{Decision, Policy, QueuedJob, Running, SchedInput, decide};
 use super::timings::{Stage, timed};
 use crate::error::{Error, Result};
+use crate::seams::request::{AsrRequest, TtsRequest};
+use crate::seams::{AsrPrefill, AudioStream, Finish, ModelKind, TtsPrefill};
 
 /// A post-processing stage of one job's stream, with the stage it is timed as.
 pub(crate) struct PostStream {

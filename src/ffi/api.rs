@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use super::types::*;
 use super::{boundary, check_out_size, last_error, non_null, null, opt_str, read_sized};
-use crate::Engine;
+use crate::engine::Engine;
 use crate::engine::EngineStats;
 use crate::engine::config::{Device, EngineConfig, LogLevel, LogSink};
 use crate::engine::job::{JobInfo, JobState};
-use crate::engine::model::ModelKind;
-use crate::engine::request::{AsrRequest, Sampling, TtsRequest};
 use crate::engine::timings::Timings;
 use crate::error::{Error, ErrorKind, Result};
+use crate::seams::ModelKind;
+use crate::seams::request::{AsrRequest, Sampling, TtsRequest};
 
 const ENGINE_MAGIC: u64 = 0x766f_786b_6974_454e; // "voxkitEN"
 

@@ -15,7 +15,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Compute, KvCache, Tensor, Weight};
-use crate::engine::model::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::asr_config::{AsrConfig, PreprocessorConfig};
 use crate::models::asr_output::{self, REPETITION_THRESHOLD};
@@ -24,6 +23,7 @@ use crate::models::mel::MelFrontend;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::weights::Checkpoint;
+use crate::seams::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
 
 /// The official per-pass limit (`MAX_ASR_INPUT_SECONDS`): longer audio is split.
 pub const MAX_PASS_SECONDS: f64 = 1200.0;

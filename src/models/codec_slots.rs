@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::engine::model::CodecDecoder;
 use crate::error::Result;
 use crate::models::codec::{Codec, CodecStream};
+use crate::seams::CodecDecoder;
 
 pub struct CodecSlots {
     pub codec: Codec,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::engine::model::AsrFeatures;
 use crate::models::asr_config::PreprocessorConfig;
+use crate::seams::AsrFeatures;
 
 /// Upper edge of the mel filterbank; `WhisperFeatureExtractor` fixes it at 8 kHz.
 const MEL_FMAX_HZ: f64 = 8000.0;

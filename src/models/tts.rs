@@ -8,8 +8,6 @@
 use std::path::Path;
 
 use crate::backend::{Compute, KvCache, Pick, Rng, SamplingParams, Tensor};
-use crate::engine::model::{Finish, TtsModel, TtsPrefill, TtsStep};
-use crate::engine::request::TtsRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::code_predictor::{CodePredictor, CodeSampling};
 use crate::models::qwen3::SeqRows;
@@ -20,6 +18,8 @@ pub use crate::models::tts_prompt::{
     FRAME_RATE, Prompt, PromptInput, PromptRow, auto_cap_frames, build_prompt, instruct_template, target_template,
 };
 use crate::models::weights::Checkpoint;
+use crate::seams::request::TtsRequest;
+use crate::seams::{Finish, TtsModel, TtsPrefill, TtsStep};
 
 /// Talker cache tokens each slot holds from the start (the pool grows past it as needed; the
 /// pages of unused blocks are not touched).

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use voxkit::engine::model::*;
-use voxkit::engine::request::TtsRequest;
 use voxkit::error::{Error, ErrorKind, Result};
+use voxkit::seams::request::TtsRequest;
+use voxkit::seams::*;
 
 pub const CODEBOOKS: usize = 4;
 pub const SAMPLES_PER_FRAME: usize = 8;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use voxkit::backend::Compute;
-use voxkit::engine::model::{TtsModel, TtsPrefill};
-use voxkit::engine::request::{Sampling, TtsRequest};
 use voxkit::models::random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
+use voxkit::seams::request::{Sampling, TtsRequest};
+use voxkit::seams::{TtsModel, TtsPrefill};
 
 mod wav;
 
@@ -395,8 +395,8 @@ pub fn synthetic_speech(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
 }
 
 fn bench_asr(args: &Args) -> Result<(), String> {
-    use voxkit::engine::model::AsrModel;
     use voxkit::models::asr::{Qwen3Asr, argmax};
+    use voxkit::seams::AsrModel;
     let seconds: f64 = args.num("--seconds")?.unwrap_or(10.0);
     let tokens: usize = args.num("--tokens")?.unwrap_or((seconds * 4.0).ceil() as usize);
     let dir = PathBuf::from(args.require("--model")?);

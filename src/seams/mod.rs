@@ -1,4 +1,4 @@
-//! The seams between the engine and the models. The engine drives every model one step at a time
+//! The seams between the engine and the models (both import this module; it imports neither). The engine drives every model one step at a time
 //! (prefill new sequences into free slots, step the active slots, release finished ones), so the
 //! worker — not the model — decides who runs, and continuous batching falls out of it.
 //!
@@ -8,9 +8,12 @@
 
 use std::path::Path;
 
-use super::config::Device;
-use super::request::{AsrRequest, TtsRequest};
+pub mod request;
+
+use crate::backend::Device;
+pub use crate::dsp::AudioStream;
 use crate::error::{Error, ErrorKind, Result};
+use request::{AsrRequest, TtsRequest};
 
 /// The two kinds of model the engine serves. Each has its own mutex, slots and queue group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,13 +163,6 @@ pub trait AsrModel: Send {
     /// The transcript of a slot so far (final once the slot finished).
     fn transcript(&self, slot: usize) -> Transcript;
     fn release(&mut self, slot: usize);
-}
-
-/// One stream through a post-processing stage (denoiser, resampler); keeps its state across chunks.
-pub trait AudioStream: Send {
-    fn process(&mut self, input: &[f32], output: &mut Vec<f32>);
-    /// Flushes what the stage still holds (its latency) at the end of the stream.
-    fn finish(&mut self, output: &mut Vec<f32>);
 }
 
 /// Builds models and post-processing streams. The library's `CheckpointLoader` reads the official

@@ -1,0 +1,140 @@
+//! The library's `ModelLoader`: builds the models and post-processing streams from the official
+//! Qwen3-TTS / Qwen3-ASR checkpoint folders, on the compute backend of the resolved device.
+
+use std::path::Path;
+
+use crate::backend::Compute;
+use crate::error::{Error, ErrorKind, Result};
+use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config};
+use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
+
+/// Loads the official Qwen3-TTS / Qwen3-ASR checkpoint folders.
+pub struct CheckpointLoader;
+
+fn load_error(msg: String) -> Error {
+    Error::new(ErrorKind::ModelLoad, msg)
+}
+
+/// Checks that `dir` is a checkpoint folder with the files every official one has, naming what
+/// is missing.
+fn check_folder(kind: ModelKind, dir: &Path, files: &[&str]) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(load_error(format!(
+            "{} model folder {} does not exist or is not a folder",
+            kind.name(),
+            dir.display()
+        )));
+    }
+    for file in files {
+        if !dir.join(file).is_file() {
+            return Err(load_error(format!("{} model folder {} has no {file}", kind.name(), dir.display())));
+        }
+    }
+    Ok(())
+}
+
+const TTS_FILES: [&str; 5] = ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"];
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+impl CheckpointLoader {
+    /// Bytes a loaded Qwen3-TTS model needs: its weights (talker, code predictor, codec) as
+    /// stored, plus f32 KV caches for `slots` sequences of about 1024 tokens each (the CPU caches
+    /// grow with use).
+    pub fn tts_memory(dir: &Path, slots: usize) -> Result<u64> {
+        let cfg = tts_config::TtsConfig::load(dir)?;
+        let d = cfg.talker_dims();
+        let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
+        Ok(file_len(&dir.join("model.safetensors"))
+            + file_len(&dir.join("speech_tokenizer/model.safetensors"))
+            + slots as u64 * 1024 * kv_per_token)
+    }
+}
+
+/// A Qwen3-ASR folder: config, tokenizer, and the weights in one file or in shards.
+fn check_asr_folder(dir: &Path) -> Result<()> {
+    check_folder(ModelKind::Asr, dir, &["config.json", "vocab.json", "merges.txt", "tokenizer_config.json"])?;
+    if !dir.join("model.safetensors").is_file() && !dir.join("model.safetensors.index.json").is_file() {
+        return Err(load_error(format!(
+            "asr model folder {} has neither model.safetensors nor model.safetensors.index.json",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+impl CheckpointLoader {
+    /// Bytes a loaded Qwen3-ASR model needs: its weights as stored, plus f32 KV caches for
+    /// `slots` sequences of a minute of audio each (the caches grow with use).
+    pub fn asr_memory(dir: &Path, cfg: &asr_config::AsrConfig, slots: usize) -> u64 {
+        let d = cfg.text_dims();
+        let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
+        let weights = if dir.join("model.safetensors.index.json").is_file() {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+                        .map(|e| file_len(&e.path()))
+                        .sum()
+                })
+                .unwrap_or(0)
+        } else {
+            file_len(&dir.join("model.safetensors"))
+        };
+        weights + slots as u64 * (15 + 13 * 60 + 256) * kv_per_token
+    }
+}
+
+const CODEC_FILES: [&str; 2] = ["speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"];
+
+impl ModelLoader for CheckpointLoader {
+    fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec> {
+        match kind {
+            ModelKind::Tts => {
+                check_folder(kind, dir, &TTS_FILES)?;
+                check_folder(kind, dir, &CODEC_FILES)?;
+                let codec: codec_config::CodecConfig =
+                    tts_config::read_json(&dir.join("speech_tokenizer/config.json"))?;
+                Ok(ModelSpec {
+                    memory_bytes: CheckpointLoader::tts_memory(dir, ctx.max_slots)?,
+                    sample_rate: codec.output_sample_rate,
+                })
+            }
+            ModelKind::Asr => {
+                check_asr_folder(dir)?;
+                let cfg = asr_config::AsrConfig::load(dir)?;
+                let pre = asr_config::PreprocessorConfig::load(dir)?;
+                Ok(ModelSpec {
+                    memory_bytes: CheckpointLoader::asr_memory(dir, &cfg, ctx.max_slots),
+                    sample_rate: pre.sampling_rate,
+                })
+            }
+        }
+    }
+
+    fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
+        check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
+        check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
+        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
+        let generator = tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)?;
+        let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cx)?;
+        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)) })
+    }
+
+    fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
+        Ok(Box::new(crate::dsp::denoise::Denoiser::new(sample_rate, strength)?))
+    }
+
+    fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
+        Ok(Box::new(crate::dsp::resample::Resampler::new(from_rate, to_rate)?))
+    }
+
+    fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
+        check_asr_folder(dir)?;
+        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
+        Ok(Box::new(asr::Qwen3Asr::load(dir, cx, ctx.max_slots)?))
+    }
+}
