@@ -59,19 +59,38 @@ impl Rng {
     }
 }
 
+/// Per-thread buffers of the chain, kept between calls so that a step allocates nothing once
+/// the first one has run.
+#[derive(Default)]
+struct Work {
+    seen: Vec<u64>,
+    sorted: Vec<f32>,
+    order: Vec<usize>,
+    probs: Vec<f32>,
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<Work> = std::cell::RefCell::new(Work::default());
+}
+
 /// HF `RepetitionPenaltyLogitsProcessor`: every id seen once is penalised once.
 pub fn apply_repetition_penalty(logits: &mut [f32], seen: &[u32], penalty: f32) {
     if penalty == 1.0 {
         return;
     }
-    let mut done = std::collections::HashSet::with_capacity(seen.len());
-    for &id in seen {
-        if done.insert(id) {
-            if let Some(s) = logits.get_mut(id as usize) {
+    WORK.with_borrow_mut(|w| {
+        // One bit per id of the vocabulary: penalised already.
+        w.seen.clear();
+        w.seen.resize(logits.len().div_ceil(64), 0);
+        for &id in seen {
+            let i = id as usize;
+            if i < logits.len() && w.seen[i / 64] & (1 << (i % 64)) == 0 {
+                w.seen[i / 64] |= 1 << (i % 64);
+                let s = &mut logits[i];
                 *s = if *s < 0.0 { *s * penalty } else { *s / penalty };
             }
         }
-    }
+    })
 }
 
 /// The index of the largest value (the first one on ties, as `torch.argmax`).
@@ -90,6 +109,10 @@ pub fn select(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng) -> u32 {
     if !p.do_sample {
         return argmax(logits);
     }
+    WORK.with_borrow_mut(|w| select_with(logits, p, rng, w))
+}
+
+fn select_with(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng, w: &mut Work) -> u32 {
     if p.temperature != 1.0 {
         for v in logits.iter_mut() {
             *v /= p.temperature;
@@ -98,10 +121,11 @@ pub fn select(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng) -> u32 {
     let n = logits.len();
     if p.top_k > 0 && (p.top_k as usize) < n {
         // Keep every logit ≥ the k-th largest (ties kept, as HF).
-        let mut sorted: Vec<f32> = logits.to_vec();
+        w.sorted.clear();
+        w.sorted.extend_from_slice(logits);
         let k = p.top_k as usize;
-        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        let kth = sorted[k - 1];
+        w.sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let kth = w.sorted[k - 1];
         for v in logits.iter_mut() {
             if *v < kth {
                 *v = f32::NEG_INFINITY;
@@ -110,22 +134,24 @@ pub fn select(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng) -> u32 {
     }
     if p.top_p < 1.0 {
         // HF TopP: drop the lowest-probability tokens whose cumulative mass is ≤ 1 − top_p,
-        // always keeping the most likely one.
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
-        let probs = softmax(logits);
+        // always keeping the most likely one. Ascending by value, ties in id order.
+        w.order.clear();
+        w.order.extend(0..n);
+        w.order.sort_unstable_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(a.cmp(&b)));
+        softmax_into(logits, &mut w.probs);
         let mut cum = 0.0f32;
-        for (rank, &i) in order.iter().enumerate() {
-            cum += probs[i];
+        for (rank, &i) in w.order.iter().enumerate() {
+            cum += w.probs[i];
             if cum <= 1.0 - p.top_p && rank + 1 < n {
                 logits[i] = f32::NEG_INFINITY;
             }
         }
     }
-    let probs = softmax(logits);
+    softmax_into(logits, &mut w.probs);
+    let probs = &w.probs;
     let r = rng.next_f64() as f32;
     let mut cum = 0.0;
-    let mut last = argmax(&probs);
+    let mut last = argmax(probs);
     for (i, &q) in probs.iter().enumerate() {
         if q > 0.0 {
             cum += q;
@@ -138,14 +164,14 @@ pub fn select(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng) -> u32 {
     last
 }
 
-fn softmax(logits: &[f32]) -> Vec<f32> {
+fn softmax_into(logits: &[f32], e: &mut Vec<f32>) {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut e: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    e.clear();
+    e.extend(logits.iter().map(|&v| (v - max).exp()));
     let sum: f32 = e.iter().sum();
     for v in e.iter_mut() {
         *v /= sum;
     }
-    e
 }
 
 #[cfg(test)]

@@ -161,15 +161,82 @@ pub(in crate::backend) fn widen(data: &WeightData, start: usize, out: &mut [f32]
     }
 }
 
-/// Where a tensor's elements live.
-#[derive(Clone, Debug, PartialEq)]
+/// A backend's scratch workspace: buffers of dropped tensors (and kernel temporaries) kept by
+/// length and handed out again, so that once a step loop has run, its tensors reuse the same
+/// memory every step instead of allocating. Bounded: past `cap_bytes` of idle buffers, returned
+/// ones are freed.
+pub struct Scratch {
+    free: parking_lot::Mutex<std::collections::HashMap<usize, Vec<Vec<f32>>>>,
+    idle_bytes: std::sync::atomic::AtomicUsize,
+    misses: std::sync::atomic::AtomicU64,
+    cap_bytes: usize,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({} idle bytes, {} misses)", self.idle_bytes(), self.misses())
+    }
+}
+
+impl Scratch {
+    pub fn new(cap_bytes: usize) -> Scratch {
+        Scratch {
+            free: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            idle_bytes: std::sync::atomic::AtomicUsize::new(0),
+            misses: std::sync::atomic::AtomicU64::new(0),
+            cap_bytes,
+        }
+    }
+
+    /// Buffers that had to be allocated because none of their length was idle.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes held by idle buffers.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A zeroed buffer of `len` elements.
+    pub(in crate::backend) fn take(&self, len: usize) -> Vec<f32> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let reused = self.free.lock().get_mut(&len).and_then(|v| v.pop());
+        match reused {
+            Some(mut v) => {
+                self.idle_bytes.fetch_sub(len * 4, std::sync::atomic::Ordering::Relaxed);
+                v.iter_mut().for_each(|x| *x = 0.0);
+                v
+            }
+            None => {
+                self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                vec![0.0; len]
+            }
+        }
+    }
+
+    /// Gives a buffer back for reuse.
+    pub(in crate::backend) fn give(&self, v: Vec<f32>) {
+        let len = v.len();
+        if len == 0 || self.idle_bytes() + len * 4 > self.cap_bytes {
+            return;
+        }
+        self.idle_bytes.fetch_add(len * 4, std::sync::atomic::Ordering::Relaxed);
+        self.free.lock().entry(len).or_default().push(v);
+    }
+}
+
+/// Where a tensor's elements live (and, for scratch tensors, where they go back on drop).
+#[derive(Debug)]
 enum Storage {
-    Host(Vec<f32>),
+    Host(Vec<f32>, Option<std::sync::Arc<Scratch>>),
 }
 
 /// An activation: f32 rows of equal width (`rows × cols`, row-major), owned by the backend that
 /// made it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Tensor {
     storage: Storage,
     rows: usize,
@@ -182,16 +249,51 @@ impl Default for Tensor {
     }
 }
 
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        let Storage::Host(v, pool) = &mut self.storage;
+        if let Some(pool) = pool.take() {
+            pool.give(std::mem::take(v));
+        }
+    }
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Tensor {
+        let Storage::Host(v, pool) = &self.storage;
+        let data = match pool {
+            Some(p) => {
+                let mut d = p.take(v.len());
+                d.copy_from_slice(v);
+                d
+            }
+            None => v.clone(),
+        };
+        Tensor { storage: Storage::Host(data, pool.clone()), rows: self.rows, cols: self.cols }
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        self.rows == other.rows && self.cols == other.cols && self.host() == other.host()
+    }
+}
+
 impl Tensor {
     /// Host zeros (the CPU backend's allocation; a device backend makes its own).
     pub fn zeros(rows: usize, cols: usize) -> Tensor {
-        Tensor { storage: Storage::Host(vec![0.0; rows * cols]), rows, cols }
+        Tensor { storage: Storage::Host(vec![0.0; rows * cols], None), rows, cols }
+    }
+
+    /// Zeros from a scratch workspace (the buffer goes back to it when the tensor is dropped).
+    pub(in crate::backend) fn scratch(pool: &std::sync::Arc<Scratch>, rows: usize, cols: usize) -> Tensor {
+        Tensor { storage: Storage::Host(pool.take(rows * cols), Some(pool.clone())), rows, cols }
     }
 
     /// Host data as a tensor (what `Backend::upload` does for the CPU).
     pub fn from_vec(data: Vec<f32>, rows: usize, cols: usize) -> Tensor {
         assert_eq!(data.len(), rows * cols, "tensor data does not match its shape");
-        Tensor { storage: Storage::Host(data), rows, cols }
+        Tensor { storage: Storage::Host(data, None), rows, cols }
     }
 
     pub fn rows(&self) -> usize {
@@ -220,28 +322,24 @@ impl Tensor {
 
     /// The elements, copied to the host (results, logits for sampling, tests).
     pub fn to_host(&self) -> Vec<f32> {
-        match &self.storage {
-            Storage::Host(v) => v.clone(),
-        }
+        self.host().to_vec()
     }
 
     /// The elements, moved to the host.
-    pub fn into_host(self) -> Vec<f32> {
-        match self.storage {
-            Storage::Host(v) => v,
-        }
+    pub fn into_host(mut self) -> Vec<f32> {
+        let Storage::Host(v, pool) = &mut self.storage;
+        *pool = None;
+        std::mem::take(v)
     }
 
     pub(in crate::backend) fn host(&self) -> &[f32] {
-        match &self.storage {
-            Storage::Host(v) => v,
-        }
+        let Storage::Host(v, _) = &self.storage;
+        v
     }
 
     pub(in crate::backend) fn host_mut(&mut self) -> &mut [f32] {
-        match &mut self.storage {
-            Storage::Host(v) => v,
-        }
+        let Storage::Host(v, _) = &mut self.storage;
+        v
     }
 
     pub(in crate::backend) fn row(&self, r: usize) -> &[f32] {

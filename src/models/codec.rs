@@ -71,8 +71,7 @@ impl CausalTransConv {
     fn forward(&self, cx: &Compute, tail: &mut Tensor, x: &Tensor) -> Tensor {
         let len = x.rows() * self.conv.stride();
         let overhang = self.conv.overhang();
-        let y = cx.conv_transpose1d(x, &self.conv);
-        let mut y_all = y;
+        let mut y_all = cx.conv_transpose1d(x, &self.conv);
         cx.add_rows(&mut y_all, &(0..overhang).collect::<Vec<_>>(), tail);
         *tail = cx.slice_rows(&y_all, len, overhang);
         let mut y = cx.slice_rows(&y_all, 0, len);
@@ -311,7 +310,7 @@ impl Codec {
     /// A fresh streaming state (zeros: the offline zero padding).
     pub fn new_stream(&self) -> Result<CodecStream> {
         let c = &self.config.decoder_config;
-        let zeros = |rows: usize, cols: usize| Tensor::zeros(rows, cols);
+        let zeros = |rows: usize, cols: usize| self.cx.zeros(rows, cols);
         Ok(CodecStream {
             frames: 0,
             pre_conv: zeros(self.pre_conv.context(), c.codebook_dim),
@@ -398,6 +397,6 @@ impl Codec {
         let mut w = self.conv_out.forward(cx, &mut st.conv_out, &self.final_snake.forward(cx, &w));
         cx.clamp(&mut w, -1.0, 1.0);
         st.frames += frames.len();
-        Ok(w.into_host())
+        Ok(w.to_host())
     }
 }

@@ -76,7 +76,13 @@ impl CodecTransformer {
 
     /// A one-stream cache for this transformer's keys and values.
     pub fn new_cache(&self) -> Result<KvCache> {
-        KvCache::new(self.layers.len(), self.shape.kv_heads * self.shape.head_dim, 1, self.window)
+        // The window plus the block being filled: a stream never grows the pool.
+        KvCache::new(
+            self.layers.len(),
+            self.shape.kv_heads * self.shape.head_dim,
+            1,
+            self.window + crate::backend::KV_BLOCK,
+        )
     }
 
     /// New `[T, latent]` rows at positions `cache.len(0)..` → `[T, latent]`.

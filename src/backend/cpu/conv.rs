@@ -17,7 +17,7 @@ pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
     if k == 1 {
         return cpu.linear_one(x, &w.matrix, Some(w.bias.f32s()));
     }
-    let mut cols = Tensor::zeros(t, k * cin);
+    let mut cols = cpu.tensor(t, k * cin);
     cpu.for_rows(cols.host_mut(), k * cin, |r, row| {
         for tap in 0..k {
             row[tap * cin..(tap + 1) * cin].copy_from_slice(x.row(r + tap * d));
@@ -29,7 +29,7 @@ pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
 pub(super) fn conv_transpose1d(cpu: &Cpu, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor {
     let (r, kernel, cout) = (w.stride, w.kernel, w.cout);
     let part = cpu.linear_one(x, &w.taps, None); // [T, k·out]
-    let mut y = Tensor::zeros(x.rows() * r + w.overhang(), cout);
+    let mut y = cpu.tensor(x.rows() * r + w.overhang(), cout);
     // Output row o gathers tap k of input row (o − k)/r, taps in ascending order.
     let rows = x.rows();
     cpu.for_rows(y.host_mut(), cout, |o, row| {
@@ -45,13 +45,13 @@ pub(super) fn conv_transpose1d(cpu: &Cpu, x: &Tensor, w: &ConvTranspose1dWeight)
     y
 }
 
-pub(super) fn depthwise_conv1d(x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor {
+pub(super) fn depthwise_conv1d(cpu: &Cpu, x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor {
     let (c, k) = (x.cols(), w.kernel);
     assert_eq!(c, w.bias.len(), "depthwise conv1d: rows of {c} for {} channels", w.bias.len());
     assert!(x.rows() >= k - 1, "depthwise conv1d: fewer rows than the context");
     let t = x.rows() + 1 - k;
     let (taps, bias) = (w.taps.f32s(), w.bias.f32s());
-    let mut h = Tensor::zeros(t, c);
+    let mut h = cpu.tensor(t, c);
     for i in 0..t {
         let out = h.row_mut(i);
         out.copy_from_slice(bias);
@@ -78,10 +78,10 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
     // Images per im2col block, so that long inputs do not need one huge scratch matrix.
     let per_block = (IM2COL_BUDGET / (pixels * width).max(1)).clamp(1, images.max(1));
     let cout = w.out_channels();
-    let mut y: Vec<f32> = Vec::new();
+    let mut y = cpu.tensor(images * pixels, cout);
     for first in (0..images).step_by(per_block) {
         let n = per_block.min(images - first);
-        let mut cols = Tensor::zeros(n * pixels, width);
+        let mut cols = cpu.tensor(n * pixels, width);
         cpu.for_rows(cols.host_mut(), width, |row, out| {
             let (img, p) = (first + row / pixels, row % pixels);
             let (of, ot) = (p / to, p % to);
@@ -103,7 +103,7 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
         if n == images {
             return block; // one block: no copy
         }
-        y.extend_from_slice(block.host());
+        y.host_mut()[first * pixels * cout..(first + n) * pixels * cout].copy_from_slice(block.host());
     }
-    Tensor::from_vec(y, images * pixels, cout)
+    y
 }

@@ -53,7 +53,7 @@ impl Cpu {
             })
             .collect();
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
-        let mut yt = vec![0.0f32; total * n];
+        let mut yt = self.scratch.take(total * n);
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
@@ -92,16 +92,17 @@ impl Cpu {
                     .for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
             });
         }
-        layers
+        let ys = layers
             .iter()
             .zip(&offsets)
             .map(|((w, _), &o)| {
                 let out = w.rows();
                 let part = &yt[o * n..(o + out) * n];
+                let mut y = self.tensor(n, out);
                 if n == 1 {
-                    return Tensor::from_vec(part.to_vec(), 1, out);
+                    y.host_mut().copy_from_slice(part);
+                    return y;
                 }
-                let mut y = Tensor::zeros(n, out);
                 let yd = y.host_mut();
                 for j in 0..out {
                     for i in 0..n {
@@ -110,14 +111,16 @@ impl Cpu {
                 }
                 y
             })
-            .collect()
+            .collect();
+        self.scratch.give(yt);
+        ys
     }
 
     /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
     /// columns (weights widened to f32 one block at a time).
     fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
         let (n, k, out) = (x.rows(), x.cols(), w.rows());
-        let mut y = Tensor::zeros(n, out);
+        let mut y = self.tensor(n, out);
         let yp = SendPtr(y.host_mut().as_mut_ptr());
         // SAFETY (both arms): each task writes a disjoint block of y; the strides describe
         // x [n, k] row-major, Wᵀ [k, out] read through W's rows, and y [n, out] row-major.
@@ -153,18 +156,18 @@ impl Cpu {
             let blocks: Vec<(usize, usize)> =
                 (0..out).step_by(cols_per_task).map(|j| (j, (j + cols_per_task).min(out))).collect();
             let run = |&(j0, j1): &(usize, usize)| {
-                let wf: Vec<f32>;
+                let mut wf = Vec::new();
                 let wslice: &[f32] = match w.data() {
                     WeightData::F32(v) => &v[j0 * k..j1 * k],
                     _ => {
-                        let mut buf = vec![0.0; (j1 - j0) * k];
-                        widen(w.data(), j0 * k, &mut buf);
-                        wf = buf;
+                        wf = self.scratch.take((j1 - j0) * k);
+                        widen(w.data(), j0 * k, &mut wf);
                         &wf
                     }
                 };
                 let yp = &yp;
                 unsafe { sgemm_xwt(n, k, j1 - j0, x.host().as_ptr(), k, wslice.as_ptr(), k, yp.0.add(j0), out) }
+                self.scratch.give(wf);
             };
             if self.threads() == 1 || blocks.len() == 1 {
                 blocks.iter().for_each(run);

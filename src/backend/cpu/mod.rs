@@ -7,6 +7,8 @@ mod conv;
 pub mod math;
 mod matmul;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 pub use matmul::{dot, dot_bf16};
@@ -14,12 +16,16 @@ pub use matmul::{dot, dot_bf16};
 use super::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 use super::kv::KvCache;
 use super::sampling::{self, Pick};
-use super::tensor::{Tensor, Weight};
+use super::tensor::{Scratch, Tensor, Weight};
 use super::{AttnSeq, AttnShape, Backend, Device, Kv, Mask};
 use crate::error::{Error, Result};
 
+/// Most bytes of idle buffers the CPU backend's scratch workspace keeps for reuse.
+const SCRATCH_IDLE_BYTES: usize = 128 << 20;
+
 pub struct Cpu {
     pool: rayon::ThreadPool,
+    scratch: Arc<Scratch>,
 }
 
 impl std::fmt::Debug for Cpu {
@@ -35,7 +41,17 @@ impl Cpu {
             .thread_name(|i| format!("voxkit-cpu-{i}"))
             .build()
             .map_err(|e| Error::internal(format!("cannot start the CPU thread pool: {e}")))?;
-        Ok(Cpu { pool })
+        Ok(Cpu { pool, scratch: Arc::new(Scratch::new(SCRATCH_IDLE_BYTES)) })
+    }
+
+    /// The scratch workspace every op's output and temporaries come from.
+    pub fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    /// A zero tensor from the scratch workspace.
+    fn tensor(&self, rows: usize, cols: usize) -> Tensor {
+        Tensor::scratch(&self.scratch, rows, cols)
     }
 
     pub fn threads(&self) -> usize {
@@ -84,26 +100,31 @@ impl Backend for Cpu {
     }
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
-        Tensor::from_vec(data.to_vec(), rows, cols)
+        assert_eq!(data.len(), rows * cols, "upload: {} values for [{rows}, {cols}]", data.len());
+        let mut t = self.tensor(rows, cols);
+        t.host_mut().copy_from_slice(data);
+        t
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Tensor {
-        Tensor::zeros(rows, cols)
+        self.tensor(rows, cols)
     }
 
     fn concat_rows(&self, parts: &[&Tensor]) -> Tensor {
         let cols = parts.first().map_or(0, |t| t.cols());
         let rows = parts.iter().map(|t| t.rows()).sum();
-        let mut data = Vec::with_capacity(rows * cols);
+        let mut y = self.tensor(rows, cols);
+        let mut at = 0;
         for t in parts {
             assert_eq!(t.cols(), cols, "concat_rows: widths {} and {cols} differ", t.cols());
-            data.extend_from_slice(t.host());
+            y.host_mut()[at..at + t.len()].copy_from_slice(t.host());
+            at += t.len();
         }
-        Tensor::from_vec(data, rows, cols)
+        y
     }
 
     fn gather_rows(&self, x: &Tensor, rows: &[Option<usize>]) -> Tensor {
-        let mut y = Tensor::zeros(rows.len(), x.cols());
+        let mut y = self.tensor(rows.len(), x.cols());
         for (i, r) in rows.iter().enumerate() {
             if let Some(r) = *r {
                 y.row_mut(i).copy_from_slice(x.row(r));
@@ -115,7 +136,9 @@ impl Backend for Cpu {
     fn slice_rows(&self, x: &Tensor, start: usize, n: usize) -> Tensor {
         assert!(start + n <= x.rows(), "slice_rows: {start}+{n} past {} rows", x.rows());
         let c = x.cols();
-        Tensor::from_vec(x.host()[start * c..(start + n) * c].to_vec(), n, c)
+        let mut y = self.tensor(n, c);
+        y.host_mut().copy_from_slice(&x.host()[start * c..(start + n) * c]);
+        y
     }
 
     fn set_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor) {
@@ -139,7 +162,7 @@ impl Backend for Cpu {
         let out_dims = order.map(|o| dims[o]);
         let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
         let src = x.host();
-        let mut y = Tensor::zeros(out_dims[0] * out_dims[1] * out_dims[2], out_dims[3]);
+        let mut y = self.tensor(out_dims[0] * out_dims[1] * out_dims[2], out_dims[3]);
         let yd = y.host_mut();
         let mut i = 0;
         for a in 0..out_dims[0] {
@@ -172,8 +195,8 @@ impl Backend for Cpu {
     fn embedding_sum(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor> {
         assert!(per_row > 0 && ids.len() % per_row == 0, "embedding_sum: {} ids in rows of {per_row}", ids.len());
         let dim = table.cols();
-        let mut t = Tensor::zeros(ids.len() / per_row, dim);
-        let mut buf = vec![0.0; if per_row > 1 { dim } else { 0 }];
+        let mut t = self.tensor(ids.len() / per_row, dim);
+        let mut buf = self.scratch.take(if per_row > 1 { dim } else { 0 });
         for (i, group) in ids.chunks(per_row).enumerate() {
             for &id in group {
                 if id as usize >= table.rows() {
@@ -195,6 +218,7 @@ impl Backend for Cpu {
                 }
             }
         }
+        self.scratch.give(buf);
         Ok(t)
     }
 
@@ -300,7 +324,7 @@ impl Backend for Cpu {
     }
 
     fn depthwise_conv1d(&self, x: &Tensor, w: &DepthwiseConv1dWeight) -> Tensor {
-        conv::depthwise_conv1d(x, w)
+        conv::depthwise_conv1d(self, x, w)
     }
 
     fn conv2d_s2(&self, x: &Tensor, w: &Conv2dWeight, images: usize, f: usize, t: usize) -> Tensor {
@@ -330,14 +354,16 @@ impl Backend for Cpu {
 
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {
         assert_eq!(picks.len(), logits.rows(), "sample: one pick per row");
-        let mut row = vec![0.0; logits.cols()];
-        picks
+        let mut row = self.scratch.take(logits.cols());
+        let ids = picks
             .iter_mut()
             .enumerate()
             .map(|(r, p)| {
                 row.copy_from_slice(logits.row(r));
                 sampling::sample_row(&mut row, p)
             })
-            .collect()
+            .collect();
+        self.scratch.give(row);
+        ids
     }
 }
