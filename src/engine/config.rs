@@ -17,7 +17,8 @@ pub struct EngineConfig {
     /// Folder of a Qwen3-ASR checkpoint (None: ASR jobs fail with `ModelNotLoaded`).
     pub asr_model_dir: Option<PathBuf>,
     pub device: Device,
-    /// Bytes the resident models may use together; 0 = automatic (see `ModelManager`).
+    /// Bytes the resident models may use together in the memory their weights live in (host
+    /// memory on the CPU, device memory on a GPU); 0 = automatic (see `ModelManager`).
     pub memory_budget: u64,
     /// Most sequences advanced together in one batch.
     pub max_batch: usize,
@@ -76,6 +77,19 @@ impl EngineConfig {
             return Err(Error::invalid(format!("cpu_threads must be at most 1024, got {}", self.cpu_threads)));
         }
         Ok(())
+    }
+
+    /// The cap of a generation: the request's, else this config's default, else the model's
+    /// automatic one; never above the hard limit.
+    pub fn effective_cap(&self, requested: u32, automatic: impl FnOnce() -> u32) -> u32 {
+        let cap = if requested > 0 {
+            requested
+        } else if self.default_max_new_tokens > 0 {
+            self.default_max_new_tokens
+        } else {
+            automatic()
+        };
+        cap.clamp(1, self.hard_max_new_tokens)
     }
 
     /// The thread count actually used for CPU inference.

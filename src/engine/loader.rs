@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::backend::Compute;
+use crate::backend::{Compute, Device};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config};
 use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
@@ -53,6 +53,32 @@ impl CheckpointLoader {
     }
 }
 
+/// The one construction path of every model, for the engine and the CLI's benchmarks alike.
+impl CheckpointLoader {
+    /// The compute backend of a load context's (resolved) device.
+    pub fn compute(ctx: &LoadContext) -> Result<Compute> {
+        Compute::for_device(ctx.device, ctx.cpu_threads)
+    }
+
+    /// The Qwen3-TTS talker and code predictor of a checkpoint folder.
+    pub fn tts_generator(dir: &Path, cx: &Compute, ctx: &LoadContext) -> Result<tts::Qwen3Tts> {
+        check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
+        tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)
+    }
+
+    /// The codec decoder of a Qwen3-TTS checkpoint folder (`speech_tokenizer/`).
+    pub fn codec(dir: &Path, cx: &Compute) -> Result<codec::Codec> {
+        check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
+        codec::Codec::load(&dir.join("speech_tokenizer"), cx.clone())
+    }
+
+    /// A Qwen3-ASR checkpoint folder.
+    pub fn asr(dir: &Path, cx: &Compute, ctx: &LoadContext) -> Result<asr::Qwen3Asr> {
+        check_asr_folder(dir)?;
+        asr::Qwen3Asr::load(dir, cx.clone(), ctx.max_slots)
+    }
+}
+
 /// A Qwen3-ASR folder: config, tokenizer, and the weights in one file or in shards.
 fn check_asr_folder(dir: &Path) -> Result<()> {
     check_folder(ModelKind::Asr, dir, &["config.json", "vocab.json", "merges.txt", "tokenizer_config.json"])?;
@@ -88,6 +114,15 @@ impl CheckpointLoader {
     }
 }
 
+/// A model of `bytes` (weights, caches, scratch) on the context's device: all host memory on the
+/// CPU; on a GPU all of it but the tokenizer and the host-side bookkeeping lives on the device.
+fn spec_on(ctx: &LoadContext, bytes: u64, sample_rate: u32) -> ModelSpec {
+    match ctx.device {
+        Device::Cpu | Device::Auto => ModelSpec::host(bytes, sample_rate),
+        Device::Cuda(_) => ModelSpec { host_bytes: 64 << 20, device_bytes: bytes, sample_rate },
+    }
+}
+
 const CODEC_FILES: [&str; 2] = ["speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"];
 
 impl ModelLoader for CheckpointLoader {
@@ -98,29 +133,21 @@ impl ModelLoader for CheckpointLoader {
                 check_folder(kind, dir, &CODEC_FILES)?;
                 let codec: codec_config::CodecConfig =
                     tts_config::read_json(&dir.join("speech_tokenizer/config.json"))?;
-                Ok(ModelSpec {
-                    memory_bytes: CheckpointLoader::tts_memory(dir, ctx.max_slots)?,
-                    sample_rate: codec.output_sample_rate,
-                })
+                Ok(spec_on(ctx, CheckpointLoader::tts_memory(dir, ctx.max_slots)?, codec.output_sample_rate))
             }
             ModelKind::Asr => {
                 check_asr_folder(dir)?;
                 let cfg = asr_config::AsrConfig::load(dir)?;
                 let pre = asr_config::PreprocessorConfig::load(dir)?;
-                Ok(ModelSpec {
-                    memory_bytes: CheckpointLoader::asr_memory(dir, &cfg, ctx.max_slots),
-                    sample_rate: pre.sampling_rate,
-                })
+                Ok(spec_on(ctx, CheckpointLoader::asr_memory(dir, &cfg, ctx.max_slots), pre.sampling_rate))
             }
         }
     }
 
     fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
-        check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
-        check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
-        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
-        let generator = tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)?;
-        let codec = codec::Codec::load(&dir.join("speech_tokenizer"), cx)?;
+        let cx = CheckpointLoader::compute(ctx)?;
+        let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
+        let codec = CheckpointLoader::codec(dir, &cx)?;
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)) })
     }
 
@@ -133,8 +160,7 @@ impl ModelLoader for CheckpointLoader {
     }
 
     fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
-        check_asr_folder(dir)?;
-        let cx = Compute::for_device(ctx.device, ctx.cpu_threads)?;
-        Ok(Box::new(asr::Qwen3Asr::load(dir, cx, ctx.max_slots)?))
+        let cx = CheckpointLoader::compute(ctx)?;
+        Ok(Box::new(CheckpointLoader::asr(dir, &cx, ctx)?))
     }
 }

@@ -31,10 +31,23 @@ pub struct LoadEvent {
     pub swapped: bool,
 }
 
+/// What the resident models may use together, host and device memory separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub host: u64,
+    pub device: u64,
+}
+
+impl Budget {
+    fn admits(&self, host: u64, device: u64) -> bool {
+        host <= self.host && device <= self.device
+    }
+}
+
 pub struct ModelManager {
     loader: Arc<dyn ModelLoader>,
     ctx: LoadContext,
-    budget: u64,
+    budget: Budget,
     tts_cfg: Option<Configured>,
     asr_cfg: Option<Configured>,
     pub tts: Arc<Mutex<Option<TtsModels>>>,
@@ -46,19 +59,21 @@ impl ModelManager {
     pub fn new(
         loader: Arc<dyn ModelLoader>,
         ctx: LoadContext,
-        budget: u64,
+        budget: Budget,
         tts_cfg: Option<Configured>,
         asr_cfg: Option<Configured>,
     ) -> Result<ModelManager> {
         for c in [&tts_cfg, &asr_cfg].into_iter().flatten() {
-            if c.spec.memory_bytes > budget {
+            if !budget.admits(c.spec.host_bytes, c.spec.device_bytes) {
                 return Err(Error::new(
                     ErrorKind::OutOfMemory,
                     format!(
-                        "the model in {} needs {} bytes; the memory budget is {} bytes",
+                        "the model in {} needs {} bytes of host and {} bytes of device memory; the memory budget is {} and {} bytes",
                         c.dir.display(),
-                        c.spec.memory_bytes,
-                        budget
+                        c.spec.host_bytes,
+                        c.spec.device_bytes,
+                        budget.host,
+                        budget.device
                     ),
                 ));
             }
@@ -88,17 +103,19 @@ impl ModelManager {
 
     /// True when both configured models fit in the budget together (then no swap ever happens).
     pub fn both_fit(&self) -> bool {
-        let need: u64 = [&self.tts_cfg, &self.asr_cfg].into_iter().flatten().map(|c| c.spec.memory_bytes).sum();
-        need <= self.budget
+        let both = [&self.tts_cfg, &self.asr_cfg];
+        let host: u64 = both.into_iter().flatten().map(|c| c.spec.host_bytes).sum();
+        let device: u64 = both.into_iter().flatten().map(|c| c.spec.device_bytes).sum();
+        self.budget.admits(host, device)
     }
 
-    /// Bytes used by the resident models.
+    /// Bytes (host and device together) used by the resident models.
     pub fn memory_in_use(&self) -> u64 {
         [ModelKind::Tts, ModelKind::Asr]
             .into_iter()
             .filter(|&k| self.resident.has(k))
             .filter_map(|k| self.configured(k))
-            .map(|c| c.spec.memory_bytes)
+            .map(|c| c.spec.host_bytes + c.spec.device_bytes)
             .sum()
     }
 

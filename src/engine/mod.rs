@@ -143,7 +143,13 @@ impl Engine {
         };
         let tts_cfg = inspect(ModelKind::Tts, &config.tts_model_dir)?;
         let asr_cfg = inspect(ModelKind::Asr, &config.asr_model_dir)?;
-        let budget = if config.memory_budget > 0 { config.memory_budget } else { manager::auto_budget() };
+        // The configured budget is for the memory the weights live in: host memory on the CPU,
+        // device memory on a GPU (whose automatic size the CUDA backend will report).
+        let configured = |auto: u64| if config.memory_budget > 0 { config.memory_budget } else { auto };
+        let budget = match device {
+            crate::backend::Device::Cpu => manager::Budget { host: configured(manager::auto_budget()), device: 0 },
+            _ => manager::Budget { host: manager::auto_budget(), device: configured(u64::MAX) },
+        };
         let (tts, asr) = (tts_cfg.as_ref().map(|c| c.spec.clone()), asr_cfg.as_ref().map(|c| c.spec.clone()));
         let manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
 
@@ -152,7 +158,7 @@ impl Engine {
             queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false }),
             wake: Condvar::new(),
             jobs: Mutex::new(HashMap::new()),
-            stats: Mutex::new(EngineStats { memory_budget: budget, ..Default::default() }),
+            stats: Mutex::new(EngineStats { memory_budget: budget.host.max(budget.device), ..Default::default() }),
             next_id: AtomicU64::new(1),
             log_id,
         });
@@ -162,7 +168,7 @@ impl Engine {
             .spawn(move || w.run())
             .map_err(|e| Error::internal(format!("cannot start the worker thread: {e}")))?;
         log::info!(
-            "engine: created (device {:?}, tts {}, asr {}, budget {} bytes, max batch {})",
+            "engine: created (device {:?}, tts {}, asr {}, budget {:?} bytes, max batch {})",
             device,
             if tts.is_some() { "configured" } else { "none" },
             if asr.is_some() { "configured" } else { "none" },

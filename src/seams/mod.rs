@@ -50,10 +50,20 @@ pub struct LoadContext {
 /// What the engine learns about a checkpoint without loading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelSpec {
-    /// Bytes the loaded model occupies (weights, caches for all slots, scratch).
-    pub memory_bytes: u64,
+    /// Host memory the loaded model occupies (on the CPU backend: weights, KV caches for all
+    /// slots, scratch; on a GPU: what stays on the host, e.g. the tokenizer).
+    pub host_bytes: u64,
+    /// Device memory it occupies (0 on the CPU backend).
+    pub device_bytes: u64,
     /// TTS: the rate of the decoded waveform; ASR: the rate the front-end expects (mono).
     pub sample_rate: u32,
+}
+
+impl ModelSpec {
+    /// A spec whose memory is all on the host (the CPU backend, test doubles).
+    pub fn host(bytes: u64, sample_rate: u32) -> ModelSpec {
+        ModelSpec { host_bytes: bytes, device_bytes: 0, sample_rate }
+    }
 }
 
 /// Why a sequence stopped.

@@ -62,8 +62,8 @@ impl FakeLoader {
 impl ModelLoader for FakeLoader {
     fn inspect(&self, kind: ModelKind, _dir: &Path, _ctx: &LoadContext) -> Result<ModelSpec> {
         Ok(match kind {
-            ModelKind::Tts => ModelSpec { memory_bytes: self.tts_bytes, sample_rate: TTS_RATE },
-            ModelKind::Asr => ModelSpec { memory_bytes: self.asr_bytes, sample_rate: ASR_RATE },
+            ModelKind::Tts => ModelSpec::host(self.tts_bytes, TTS_RATE),
+            ModelKind::Asr => ModelSpec::host(self.asr_bytes, ASR_RATE),
         })
     }
     fn load_tts(&self, _dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {

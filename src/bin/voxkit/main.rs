@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use voxkit::backend::Compute;
+use voxkit::backend::Device;
+use voxkit::engine::loader::CheckpointLoader;
 use voxkit::models::random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
+use voxkit::seams::LoadContext;
 use voxkit::seams::request::{Sampling, TtsRequest};
 use voxkit::seams::{TtsModel, TtsPrefill};
 
@@ -84,12 +86,18 @@ impl Args {
     }
 }
 
+/// The CLI's models: the CPU, one slot (the engine's loader builds them the same way).
+fn load_context(threads: usize) -> LoadContext {
+    LoadContext { device: Device::Cpu, cpu_threads: threads, max_slots: 1 }
+}
+
 fn load(args: &Args) -> Result<Qwen3Tts, String> {
     let dir = PathBuf::from(args.require("--model")?);
     let threads = threads(args)?;
-    let cx = Compute::cpu(threads).map_err(|e| e.message)?;
+    let ctx = load_context(threads);
     let t = Instant::now();
-    let model = Qwen3Tts::load(&dir, cx, 1).map_err(|e| e.message)?;
+    let cx = CheckpointLoader::compute(&ctx).map_err(|e| e.message)?;
+    let model = CheckpointLoader::tts_generator(&dir, &cx, &ctx).map_err(|e| e.message)?;
     eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
     Ok(model)
 }
@@ -112,7 +120,7 @@ fn codes(args: &Args) -> Result<(), String> {
     let mut model = load(args)?;
     let req = request(args, text)?;
     req.validate().map_err(|e| e.message)?;
-    let cap = if req.max_new_tokens > 0 { req.max_new_tokens } else { model.auto_max_new_tokens(&req) };
+    let cap = voxkit::EngineConfig::default().effective_cap(req.max_new_tokens, || model.auto_max_new_tokens(&req));
     let t = Instant::now();
     model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0).map_err(|e| e.message)?;
     let prefill = t.elapsed();
@@ -280,11 +288,11 @@ fn bench_tts(args: &Args) -> Result<(), String> {
 }
 
 fn bench_codec(args: &Args) -> Result<(), String> {
-    use voxkit::models::codec::Codec;
     let frames: usize = args.num("--frames")?.unwrap_or(50);
-    let dir = PathBuf::from(args.require("--model")?).join("speech_tokenizer");
+    let dir = PathBuf::from(args.require("--model")?);
     let threads = threads(args)?;
-    let codec = Codec::load(&dir, Compute::cpu(threads).map_err(|e| e.message)?).map_err(|e| e.message)?;
+    let cx = CheckpointLoader::compute(&load_context(threads)).map_err(|e| e.message)?;
+    let codec = CheckpointLoader::codec(&dir, &cx).map_err(|e| e.message)?;
     let mut rng = voxkit::backend::Rng::new(1);
     let size = codec.config.decoder_config.codebook_size as u64;
     let codes: Vec<Vec<u32>> = (0..frames)
@@ -401,9 +409,10 @@ fn bench_asr(args: &Args) -> Result<(), String> {
     let tokens: usize = args.num("--tokens")?.unwrap_or((seconds * 4.0).ceil() as usize);
     let dir = PathBuf::from(args.require("--model")?);
     let threads = threads(args)?;
-    let cx = Compute::cpu(threads).map_err(|e| e.message)?;
+    let ctx = load_context(threads);
     let t = Instant::now();
-    let mut model = Qwen3Asr::load(&dir, cx, 1).map_err(|e| e.message)?;
+    let cx = CheckpointLoader::compute(&ctx).map_err(|e| e.message)?;
+    let mut model = CheckpointLoader::asr(&dir, &cx, &ctx).map_err(|e| e.message)?;
     eprintln!("loaded {} in {:.2} s ({} threads)", dir.display(), t.elapsed().as_secs_f64(), threads);
     let clip = synthetic_speech(seconds, model.sample_rate(), 7);
     let (prefix, suffix) = model.prompt_parts(None, None).map_err(|e| e.message)?;

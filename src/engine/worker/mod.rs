@@ -1,0 +1,344 @@
+//! The worker: the one thread that runs inference. Each turn of its loop asks the scheduler what
+//! to admit, loads a model if needed, prefills the admitted sequences, and advances the running
+//! batch by one step; results are published to the jobs as they appear.
+
+mod asr;
+mod post;
+mod tts;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) use post::PostStream;
+
+use super::Shared;
+use super::job::{FLAG_TRUNCATED, Job, JobState};
+use super::manager::ModelManager;
+use super::scheduler::{Decision, Policy, QueuedJob, Running, SchedInput, decide};
+use super::timings::Stage;
+use crate::error::Error;
+use crate::seams::request::{AsrRequest, TtsRequest};
+use crate::seams::{Finish, ModelKind};
+
+pub(crate) enum Request {
+    Tts(TtsRequest),
+    Asr(AsrRequest),
+}
+
+/// A submitted job waiting in the queue.
+pub(crate) struct Pending {
+    pub job: Arc<Job>,
+    pub request: Request,
+    pub priority: i32,
+    /// The job's post-processing chain, built at submit (so unsupported options fail there).
+    pub post: Vec<PostStream>,
+}
+
+impl Pending {
+    fn queued(&self) -> QueuedJob {
+        QueuedJob { id: self.job.id, kind: self.job.kind, priority: self.priority, enqueued: self.job.submitted }
+    }
+}
+
+/// One active sequence of the running batch.
+struct Seq {
+    job: Arc<Job>,
+    slot: usize,
+    post: Vec<PostStream>,
+    stream: bool,
+    /// TTS: frames generated so far, and how many the codec has already decoded.
+    frames: Vec<Vec<u32>>,
+    decoded: usize,
+}
+
+struct Batch {
+    kind: ModelKind,
+    seqs: Vec<Seq>,
+    free_slots: Vec<usize>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Batch {
+    fn new(kind: ModelKind, slots: usize) -> Batch {
+        Batch { kind, seqs: Vec::new(), free_slots: (0..slots).rev().collect() }
+    }
+}
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    /// Runs the post-processing chains of several jobs at once (one task per job); `None` when
+    /// the engine has one CPU thread or the pool could not start (the chains then run in turn).
+    post_pool: Option<rayon::ThreadPool>,
+    manager: ModelManager,
+    batch: Option<Batch>,
+    last_served: Option<ModelKind>,
+    /// Jobs inside the admission or step running now (failed if it panics).
+    in_flight: Vec<Arc<Job>>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, manager: ModelManager) -> Worker {
+        let threads = shared.config.effective_cpu_threads();
+        let post_pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("voxkit-post-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Worker { shared, post_pool, manager, batch: None, last_served: None, in_flight: Vec::new() }
+    }
+
+    pub fn run(mut self) {
+        let _mark = crate::logging::enter(self.shared.log_id);
+        loop {
+            let Some(admitted) = self.next_admissions() else { break };
+            // A panic inside a model must not kill the worker (every job would then hang): the
+            // jobs it touched fail with an internal error and the model is reloaded on next use.
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Some((kind, jobs)) = admitted {
+                    self.in_flight = jobs.iter().map(|p| p.job.clone()).collect();
+                    self.admit(kind, jobs);
+                    self.in_flight.clear();
+                }
+                self.publish_stats();
+                if self.batch.is_some() {
+                    self.step();
+                }
+            }));
+            if let Err(panic) = turn {
+                self.recover(panic);
+            }
+        }
+        self.shutdown();
+    }
+
+    fn recover(&mut self, panic: Box<dyn std::any::Any + Send>) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        log::error!("engine: internal error (panic) during inference: {what}");
+        let err = Error::internal(format!("internal error during inference: {what}"));
+        let mut jobs: Vec<Arc<Job>> = std::mem::take(&mut self.in_flight);
+        if let Some(b) = self.batch.take() {
+            jobs.extend(b.seqs.into_iter().map(|s| s.job));
+        }
+        // The model's slots may be inconsistent now: drop both; they reload on next use.
+        self.manager.unload(ModelKind::Tts);
+        self.manager.unload(ModelKind::Asr);
+        for job in jobs {
+            self.end_job(&job, JobState::Failed, Some(err.clone()));
+        }
+        self.publish_stats();
+    }
+
+    /// Waits until there is something to do; `None` on shutdown.
+    fn next_admissions(&mut self) -> Option<Option<(ModelKind, Vec<Pending>)>> {
+        let mut q = self.shared.queue.lock();
+        loop {
+            if q.shutdown {
+                return None;
+            }
+            let snapshot: Vec<QueuedJob> = q.entries.iter().map(Pending::queued).collect();
+            let input = SchedInput {
+                queue: &snapshot,
+                resident: self.manager.resident(),
+                running: self.batch.as_ref().map(|b| Running { kind: b.kind, active: b.seqs.len() }),
+                last_served: self.last_served,
+                now: Instant::now(),
+                policy: Policy { max_batch: self.shared.config.max_batch, max_wait: self.shared.config.max_wait },
+            };
+            match decide(&input) {
+                Decision::Admit { kind, jobs } => {
+                    let mut taken = Vec::with_capacity(jobs.len());
+                    for id in jobs {
+                        if let Some(pos) = q.entries.iter().position(|p| p.job.id == id) {
+                            taken.extend(q.entries.remove(pos));
+                        }
+                    }
+                    return Some(Some((kind, taken)));
+                }
+                Decision::Idle if self.batch.is_some() => return Some(None),
+                Decision::Idle => {
+                    // Nothing runs and nothing can start: sleep until a submit, a cancel or shutdown.
+                    self.shared.wake.wait(&mut q);
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, kind: ModelKind, jobs: Vec<Pending>) {
+        // Jobs cancelled or released while queued never start.
+        let jobs: Vec<Pending> = jobs
+            .into_iter()
+            .filter(|p| {
+                if p.job.cancel_requested() {
+                    self.end_job(&p.job, JobState::Cancelled, None);
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let admitted_at = Instant::now();
+        let load = match self.manager.ensure(kind) {
+            Ok(ev) => ev,
+            Err(e) => {
+                log::error!("engine: cannot load the {} model: {}", kind.name(), e.message);
+                for p in &jobs {
+                    self.end_job(&p.job, JobState::Failed, Some(e.clone()));
+                }
+                return;
+            }
+        };
+        if let Some(ev) = load {
+            let mut s = self.shared.stats.lock();
+            s.model_loads += 1;
+            s.model_load_ms += ms(ev.duration);
+            if ev.swapped {
+                s.model_swaps += 1;
+                s.model_swap_ms += ms(ev.duration);
+            }
+        }
+        for p in &jobs {
+            let mut d = p.job.data.lock();
+            d.state = JobState::Running;
+            d.timings.queue_ms = ms(admitted_at.duration_since(p.job.submitted));
+            if let Some(ev) = load {
+                d.timings.add(Stage::ModelLoad, ev.duration);
+            }
+        }
+        if self.batch.as_ref().is_none_or(|b| b.kind != kind) {
+            self.batch = Some(Batch::new(kind, self.shared.config.max_batch));
+            self.shared.stats.lock().batches += 1;
+        }
+        self.last_served = Some(kind);
+        log::debug!("engine: in_flight {} {} job(s)", jobs.len(), kind.name());
+        match kind {
+            ModelKind::Tts => self.prefill_tts(jobs),
+            ModelKind::Asr => self.prefill_asr(jobs),
+        }
+        self.note_batch_size();
+    }
+
+    fn take_slots(&mut self, n: usize) -> Vec<usize> {
+        let b = self.batch.as_mut().expect("batch exists during admission");
+        (0..n).map(|_| b.free_slots.pop().expect("scheduler admits at most the free slots")).collect()
+    }
+
+    fn effective_cap(&self, requested: u32, automatic: impl FnOnce() -> u32) -> u32 {
+        self.shared.config.effective_cap(requested, automatic)
+    }
+
+    fn fail_admitted(&mut self, jobs: Vec<Pending>, slots: Vec<usize>, e: Error) {
+        let b = self.batch.as_mut().unwrap();
+        b.free_slots.extend(slots);
+        for p in jobs {
+            self.end_job(&p.job, JobState::Failed, Some(e.clone()));
+        }
+    }
+
+    fn note_batch_size(&self) {
+        if let Some(b) = &self.batch {
+            let n = b.seqs.len() as u32;
+            for s in &b.seqs {
+                let mut d = s.job.data.lock();
+                d.timings.batch_size = d.timings.batch_size.max(n);
+            }
+        }
+    }
+
+    /// Ends cancelled sequences, then advances the rest by one step.
+    fn step(&mut self) {
+        let mut batch = self.batch.take().expect("step runs with a batch");
+        let (cancelled, active): (Vec<Seq>, Vec<Seq>) = batch.seqs.drain(..).partition(|s| s.job.cancel_requested());
+        batch.seqs = active;
+        for s in cancelled {
+            self.release_slot(batch.kind, &mut batch, s.slot);
+            self.end_job(&s.job, JobState::Cancelled, None);
+        }
+        if !batch.seqs.is_empty() {
+            self.in_flight = batch.seqs.iter().map(|s| s.job.clone()).collect();
+            let kind = batch.kind;
+            let result = match kind {
+                ModelKind::Tts => self.step_tts(&mut batch),
+                ModelKind::Asr => self.step_asr(&mut batch),
+            };
+            self.in_flight.clear();
+            if let Err(e) = result {
+                log::error!("engine: {} step failed: {}", batch.kind.name(), e.message);
+                for s in std::mem::take(&mut batch.seqs) {
+                    self.release_slot(batch.kind, &mut batch, s.slot);
+                    self.end_job(&s.job, JobState::Failed, Some(e.clone()));
+                }
+            }
+        }
+        if !batch.seqs.is_empty() {
+            self.batch = Some(batch);
+        }
+    }
+
+    fn release_slot(&self, kind: ModelKind, batch: &mut Batch, slot: usize) {
+        match kind {
+            ModelKind::Tts => {
+                if let Some(m) = self.manager.tts.lock().as_mut() {
+                    m.generator.release(slot);
+                    m.codec.end_stream(slot);
+                }
+            }
+            ModelKind::Asr => {
+                if let Some(m) = self.manager.asr.lock().as_mut() {
+                    m.release(slot);
+                }
+            }
+        }
+        batch.free_slots.push(slot);
+    }
+
+    /// A sequence ended normally: Done, TRUNCATED if it hit its cap.
+    fn complete(&self, job: &Job, finish: Finish) {
+        if finish == Finish::Cap {
+            job.data.lock().flags |= FLAG_TRUNCATED;
+            log::warn!(
+                "engine: job {} was cut short (its max_new_tokens cap, or the ASR repetition guard): TRUNCATED",
+                job.id
+            );
+        }
+        self.end_job(job, JobState::Done, None);
+    }
+
+    fn end_job(&self, job: &Job, state: JobState, error: Option<Error>) {
+        self.shared.end_job(job, state, error);
+    }
+
+    fn publish_stats(&self) {
+        let resident = self.manager.resident();
+        let mem = self.manager.memory_in_use();
+        let mut s = self.shared.stats.lock();
+        s.resident = resident;
+        s.memory_in_use = mem;
+    }
+
+    /// On shutdown every job still queued or running ends as cancelled.
+    fn shutdown(&mut self) {
+        if let Some(mut b) = self.batch.take() {
+            for s in std::mem::take(&mut b.seqs) {
+                self.end_job(&s.job, JobState::Cancelled, None);
+            }
+        }
+        let pending: Vec<Pending> = self.shared.queue.lock().entries.drain(..).collect();
+        for p in pending {
+            self.end_job(&p.job, JobState::Cancelled, None);
+        }
+    }
+}
