@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use voxkit::engine::job::{FLAG_STREAMING, FLAG_TRUNCATED};
-use voxkit::models::random_checkpoint;
+/// The checkpoint writer of `voxkit make-checkpoint` (a CLI module, not part of the library).
+#[allow(dead_code)]
+#[path = "../src/bin/voxkit/random_checkpoint.rs"]
+mod random_checkpoint;
 use voxkit::seams::request::{Sampling, TtsRequest};
 use voxkit::{Engine, EngineConfig, JobState};
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use voxkit::ErrorKind;
 use voxkit::backend::Cpu;
-use voxkit::models::random_checkpoint;
+/// The checkpoint writer of `voxkit make-checkpoint` (a CLI module, not part of the library).
+#[allow(dead_code)]
+#[path = "../src/bin/voxkit/random_checkpoint.rs"]
+mod random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
 use voxkit::seams::request::{Sampling, TtsRequest};
 use voxkit::seams::{Finish, TtsModel, TtsPrefill};

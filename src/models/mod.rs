@@ -12,7 +12,6 @@ pub mod codec_slots;
 pub mod codec_transformer;
 pub mod mel;
 pub mod qwen3;
-pub mod random_checkpoint;
 pub mod talker;
 pub mod tokenizer;
 pub mod tts;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use voxkit::backend::Device;
 use voxkit::engine::loader::CheckpointLoader;
-use voxkit::models::random_checkpoint;
+mod random_checkpoint;
 use voxkit::models::tts::Qwen3Tts;
 use voxkit::seams::LoadContext;
 use voxkit::seams::request::{Sampling, TtsRequest};

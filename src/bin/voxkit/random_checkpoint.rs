@@ -9,8 +9,8 @@ use std::path::Path;
 use safetensors::Dtype;
 use serde_json::json;
 
-use crate::backend::Rng;
-use crate::error::{Error, ErrorKind, Result};
+use voxkit::backend::Rng;
+use voxkit::{Error, ErrorKind, Result};
 
 /// The presets `voxkit make-checkpoint --preset` accepts.
 pub const PRESETS: [&str; 7] = [
@@ -479,7 +479,7 @@ fn asr_preset(name: &str) -> Option<AsrShape> {
 }
 
 fn asr_config_json(a: &AsrShape) -> serde_json::Value {
-    let languages: Vec<&str> = crate::models::asr_config::OFFICIAL_LANGUAGES.to_vec();
+    let languages: Vec<&str> = voxkit::models::asr_config::OFFICIAL_LANGUAGES.to_vec();
     let half = a.head_dim / 2;
     let section = half * 5 / 16;
     json!({
