@@ -10,6 +10,10 @@
 //! 4. transcript: each pass's text parsed as the official `parse_asr_output`, texts joined with
 //!    no separator and languages merged, as the official `transcribe`.
 
+mod audio;
+mod guard;
+mod prompt;
+
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{Compute, KvCache, Tensor, Weight};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::asr_config::{AsrConfig, PreprocessorConfig};
-use crate::models::asr_output::{self, REPETITION_THRESHOLD};
+use crate::models::asr_output;
 use crate::models::audio_encoder::AudioEncoder;
 use crate::models::mel::MelFrontend;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
@@ -25,82 +29,8 @@ use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::weights::Checkpoint;
 use crate::seams::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
 
-/// The official per-pass limit (`MAX_ASR_INPUT_SECONDS`): longer audio is split.
-pub const MAX_PASS_SECONDS: f64 = 1200.0;
-/// Split points are searched this far either side of the limit (`search_expand_sec`).
-const SPLIT_SEARCH_SECONDS: f64 = 5.0;
-/// Energy window of the split search (`min_window_ms`).
-const SPLIT_WINDOW_SECONDS: f64 = 0.1;
-/// Pieces of a split clip shorter than this are zero-padded (`MIN_ASR_INPUT_SECONDS`).
-const MIN_PASS_SECONDS: f64 = 0.5;
-/// The repetition guard stops a pass whose text ends in a unit repeated this many times more
-/// than the clean-up threshold (the cleaned text no longer changes as the loop goes on).
-const GUARD_MARGIN: usize = 5;
-/// Generated ids decoded for the guard's check (enough for 26 repeats of a 20-char unit).
-const GUARD_TAIL_IDS: usize = 640;
-
-/// `float_range_normalize`: audio louder than full scale is divided by its peak, then clipped.
-pub fn normalize_range(audio: &mut [f32]) {
-    let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    if peak > 1.0 {
-        audio.iter_mut().for_each(|x| *x /= peak);
-    }
-    audio.iter_mut().for_each(|x| *x = x.clamp(-1.0, 1.0));
-}
-
-/// `split_audio_into_chunks`: pieces of at most `max_seconds` (plus the search range), cut at the
-/// quietest 100 ms window near each limit, contiguous and covering the clip. Only a clip that
-/// is split has its short pieces padded to 0.5 s.
-pub fn split_for_passes(wav: &[f32], rate: u32, max_seconds: f64) -> Vec<Vec<f32>> {
-    let total = wav.len();
-    let sr = rate as f64;
-    if total as f64 / sr <= max_seconds {
-        return vec![wav.to_vec()];
-    }
-    let max_len = (max_seconds * sr) as usize;
-    let expand = (SPLIT_SEARCH_SECONDS * sr) as usize;
-    let win = ((SPLIT_WINDOW_SECONDS * sr) as usize).max(4);
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    while total - start > max_len {
-        let cut = start + max_len;
-        let (left, right) = (cut.saturating_sub(expand).max(start), (cut + expand).min(total));
-        let mut boundary = cut;
-        if right - left > win {
-            let seg: Vec<f32> = wav[left..right].iter().map(|x| x.abs()).collect();
-            // Moving sums of |x| over `win` samples (np.convolve "valid"), first minimum.
-            let mut sum: f32 = seg[..win].iter().sum();
-            let (mut best, mut best_at) = (sum, 0);
-            for i in 1..=seg.len() - win {
-                sum += seg[i + win - 1] - seg[i - 1];
-                if sum < best {
-                    best = sum;
-                    best_at = i;
-                }
-            }
-            let local = &seg[best_at..best_at + win];
-            let inner = local.iter().enumerate().fold(0, |b, (i, &v)| if v < local[b] { i } else { b });
-            boundary = left + best_at + inner;
-        }
-        let boundary = boundary.max(start + 1).min(total);
-        pieces.push(wav[start..boundary].to_vec());
-        start = boundary;
-    }
-    pieces.push(wav[start..].to_vec());
-    let min_len = (MIN_PASS_SECONDS * sr) as usize;
-    for p in pieces.iter_mut() {
-        if p.len() < min_len {
-            p.resize(min_len, 0.0);
-        }
-    }
-    pieces
-}
-
-/// A conservative cap for a pass of `seconds` of audio: fast speech stays under ~8 tokens a
-/// second; 12 plus room for the language tag leaves margin.
-pub fn auto_cap_tokens(seconds: f64) -> u32 {
-    (32.0 + 12.0 * seconds.max(0.0)).ceil().min(u32::MAX as f64) as u32
-}
+pub use audio::{MAX_PASS_SECONDS, auto_cap_tokens, normalize_range, split_for_passes};
+use audio::{MIN_PASS_SECONDS, SPLIT_SEARCH_SECONDS};
 
 /// Decoder cache tokens each slot holds from the start (the pool grows past it as needed).
 const INITIAL_TOKENS_PER_SLOT: usize = 256;
@@ -275,44 +205,6 @@ impl Qwen3Asr {
         self.mel.features(clip)
     }
 
-    /// The canonical name of a forced language, or an error naming the supported ones.
-    pub fn check_language(&self, language: &str) -> Result<String> {
-        let supported = self.config.languages();
-        match asr_output::normalize_language_name(language) {
-            Some(l) if supported.contains(&l) => Ok(l),
-            _ => Err(Error::invalid(format!(
-                "language `{language}` is not supported by this model (supported: {})",
-                supported.join(", ")
-            ))),
-        }
-    }
-
-    /// Prompt ids before and after the audio pads (spec §7): the system turn (always present,
-    /// holding the context), the user turn with the audio, the assistant turn, and for a forced
-    /// language `language X<asr_text>`.
-    pub fn prompt_parts(&self, context: Option<&str>, language: Option<&str>) -> Result<(Vec<u32>, Vec<u32>)> {
-        let context = context.unwrap_or("");
-        for tag in ["<|audio_pad|>", "<|audio_start|>", "<|audio_end|>"] {
-            if context.contains(tag) {
-                return Err(Error::invalid(format!("context must not contain the audio token {tag}")));
-            }
-        }
-        let prefix = format!("<|im_start|>system\n{context}<|im_end|>\n<|im_start|>user\n<|audio_start|>");
-        let mut suffix = "<|audio_end|><|im_end|>\n<|im_start|>assistant\n".to_string();
-        if let Some(l) = language {
-            suffix.push_str(&format!("language {l}<asr_text>"));
-        }
-        Ok((self.tokenizer.encode(&prefix)?, self.tokenizer.encode(&suffix)?))
-    }
-
-    /// The full prompt ids for a pass whose audio gives `audio_tokens` embeddings.
-    pub fn prompt_ids(&self, prefix: &[u32], suffix: &[u32], audio_tokens: usize) -> Vec<u32> {
-        let mut ids = prefix.to_vec();
-        ids.extend(std::iter::repeat_n(self.audio_pad, audio_tokens));
-        ids.extend_from_slice(suffix);
-        ids
-    }
-
     /// Prompt embeddings with the audio rows spliced in at the pad positions, in order.
     pub fn embed_prompt(&self, ids: &[u32], audio: &Tensor) -> Result<Tensor> {
         let mut x = self.cx.embedding(&self.embed_tokens, ids)?;
@@ -390,18 +282,6 @@ impl Qwen3Asr {
         let s = self.slots[slot].as_mut().expect("busy slot");
         s.next = self.cx.argmax(&logits)[0];
         Ok(false)
-    }
-
-    /// True when the pass's text so far ends in a runaway repetition (see `GUARD_MARGIN`).
-    fn runaway(&self, generated: &[u32]) -> bool {
-        let runs = REPETITION_THRESHOLD + GUARD_MARGIN;
-        if generated.len() < runs || generated.len() % 4 != 0 {
-            return false;
-        }
-        let tail = &generated[generated.len().saturating_sub(GUARD_TAIL_IDS)..];
-        let Ok(text) = self.tokenizer.decode_skip_special(tail) else { return false };
-        let chars: Vec<char> = text.chars().collect();
-        asr_output::ends_in_repetition(&chars, runs)
     }
 }
 
@@ -578,35 +458,5 @@ impl AsrModel for Qwen3Asr {
     fn release(&mut self, slot: usize) {
         self.slots[slot] = None;
         self.cache.clear(slot);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_audio_is_one_pass_and_long_audio_splits_at_quiet_points() {
-        let rate = 1000;
-        let loud: Vec<f32> = (0..30_000).map(|i| if (i / 7) % 2 == 0 { 0.5 } else { -0.5 }).collect();
-        assert_eq!(split_for_passes(&loud[..5000], rate, 10.0).len(), 1);
-        // 30 s with a silent stretch at 12 s: a 10 s limit cuts there (within ±5 s of 10 s),
-        // then again near 22 s.
-        let mut wav = loud.clone();
-        wav[12_000..12_300].iter_mut().for_each(|x| *x = 0.0);
-        let pieces = split_for_passes(&wav, rate, 10.0);
-        assert!(pieces.len() >= 3);
-        assert!((12_000..12_300).contains(&pieces[0].len()), "cut at {}", pieces[0].len());
-        assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), wav.len());
-    }
-
-    #[test]
-    fn range_normalisation_only_touches_loud_audio() {
-        let mut a = vec![0.5, -0.25];
-        normalize_range(&mut a);
-        assert_eq!(a, vec![0.5, -0.25]);
-        let mut a = vec![2.0, -1.0];
-        normalize_range(&mut a);
-        assert_eq!(a, vec![1.0, -0.5]);
     }
 }
