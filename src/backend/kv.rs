@@ -41,18 +41,35 @@ impl std::fmt::Debug for KvCache {
     }
 }
 
+/// A zeroed block, fallibly: large blocks come from the allocator's zeroed pages (mapped lazily
+/// by the OS), so a pool sized for many slots costs address space until it is written.
 fn alloc_block(len: usize) -> Result<Box<[f32]>> {
-    let mut v: Vec<f32> = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::new(ErrorKind::OutOfMemory, format!("cannot allocate a KV cache block of {} bytes", len * 4))
-    })?;
-    v.resize(len, 0.0);
-    Ok(v.into_boxed_slice())
+    let oom = || Error::new(ErrorKind::OutOfMemory, format!("cannot allocate a KV cache block of {} bytes", len * 4));
+    if len == 0 {
+        return Ok(Box::new([]));
+    }
+    let layout = std::alloc::Layout::array::<f32>(len).map_err(|_| oom())?;
+    // SAFETY: the layout is non-zero-sized; a non-null result is a zeroed allocation of `len`
+    // f32s (all-zero bits are 0.0), owned by the Box, which frees it with the same layout.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut f32;
+        if ptr.is_null() {
+            return Err(oom());
+        }
+        Ok(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)))
+    }
 }
 
 impl KvCache {
     /// A pool for `slots` sequences with room for `tokens_per_slot` tokens each from the start.
     pub fn new(layers: usize, width: usize, slots: usize, tokens_per_slot: usize) -> Result<KvCache> {
+        if layers.checked_mul(2 * KV_BLOCK).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_mul(4)).is_none()
+        {
+            return Err(Error::new(
+                ErrorKind::OutOfMemory,
+                format!("a KV cache of {layers} layers × {width} values per token cannot be addressed"),
+            ));
+        }
         let mut c = KvCache {
             layers,
             width,
@@ -215,5 +232,13 @@ mod tests {
         c.reserve(1, 64).unwrap();
         assert_eq!(c.grown_blocks(), 1, "cleared blocks are reused before the pool grows");
         assert_eq!(c.free.len(), 1);
+    }
+
+    #[test]
+    fn impossible_sizes_are_errors_not_aborts() {
+        let e = KvCache::new(1 << 20, 1 << 40, 1, 16).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::OutOfMemory);
+        let e = KvCache::new(64, 1 << 36, 1, 16).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::OutOfMemory, "{}", e.message);
     }
 }
