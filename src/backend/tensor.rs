@@ -200,14 +200,21 @@ impl Scratch {
 
     /// A zeroed buffer of `len` elements.
     pub(in crate::backend) fn take(&self, len: usize) -> Vec<f32> {
+        let mut v = self.take_dirty(len);
+        v.iter_mut().for_each(|x| *x = 0.0);
+        v
+    }
+
+    /// A buffer of `len` elements holding whatever its last user left (for outputs that are
+    /// written whole: no pass to clear them first).
+    pub(in crate::backend) fn take_dirty(&self, len: usize) -> Vec<f32> {
         if len == 0 {
             return Vec::new();
         }
         let reused = self.free.lock().get_mut(&len).and_then(|v| v.pop());
         match reused {
-            Some(mut v) => {
+            Some(v) => {
                 self.idle_bytes.fetch_sub(len * 4, std::sync::atomic::Ordering::Relaxed);
-                v.iter_mut().for_each(|x| *x = 0.0);
                 v
             }
             None => {
@@ -263,7 +270,7 @@ impl Clone for Tensor {
         let Storage::Host(v, pool) = &self.storage;
         let data = match pool {
             Some(p) => {
-                let mut d = p.take(v.len());
+                let mut d = p.take_dirty(v.len());
                 d.copy_from_slice(v);
                 d
             }
@@ -288,6 +295,11 @@ impl Tensor {
     /// Zeros from a scratch workspace (the buffer goes back to it when the tensor is dropped).
     pub(in crate::backend) fn scratch(pool: &std::sync::Arc<Scratch>, rows: usize, cols: usize) -> Tensor {
         Tensor { storage: Storage::Host(pool.take(rows * cols), Some(pool.clone())), rows, cols }
+    }
+
+    /// A scratch tensor the caller writes whole (its old contents are not cleared).
+    pub(in crate::backend) fn scratch_dirty(pool: &std::sync::Arc<Scratch>, rows: usize, cols: usize) -> Tensor {
+        Tensor { storage: Storage::Host(pool.take_dirty(rows * cols), Some(pool.clone())), rows, cols }
     }
 
     /// Host data as a tensor (what `Backend::upload` does for the CPU).

@@ -79,7 +79,7 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
             }
         }
     };
-    let mut out = cpu.tensor(total, heads * hd);
+    let mut out = cpu.output(total, heads * hd);
     if cpu.threads() == 1 || work < SERIAL_BELOW {
         let mut scores = Vec::new();
         out.host_mut().chunks_mut(hd).enumerate().for_each(|t| attend(&mut scores, t));

@@ -17,7 +17,7 @@ pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
     if k == 1 {
         return cpu.linear_one(x, &w.matrix, Some(w.bias.f32s()));
     }
-    let mut cols = cpu.tensor(t, k * cin);
+    let mut cols = cpu.output(t, k * cin);
     cpu.for_rows(cols.host_mut(), k * cin, |r, row| {
         for tap in 0..k {
             row[tap * cin..(tap + 1) * cin].copy_from_slice(x.row(r + tap * d));
@@ -51,7 +51,7 @@ pub(super) fn depthwise_conv1d(cpu: &Cpu, x: &Tensor, w: &DepthwiseConv1dWeight)
     assert!(x.rows() >= k - 1, "depthwise conv1d: fewer rows than the context");
     let t = x.rows() + 1 - k;
     let (taps, bias) = (w.taps.f32s(), w.bias.f32s());
-    let mut h = cpu.tensor(t, c);
+    let mut h = cpu.output(t, c);
     for i in 0..t {
         let out = h.row_mut(i);
         out.copy_from_slice(bias);
@@ -78,10 +78,10 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
     // Images per im2col block, so that long inputs do not need one huge scratch matrix.
     let per_block = (IM2COL_BUDGET / (pixels * width).max(1)).clamp(1, images.max(1));
     let cout = w.out_channels();
-    let mut y = cpu.tensor(images * pixels, cout);
+    let mut y = cpu.output(images * pixels, cout);
     for first in (0..images).step_by(per_block) {
         let n = per_block.min(images - first);
-        let mut cols = cpu.tensor(n * pixels, width);
+        let mut cols = cpu.output(n * pixels, width);
         cpu.for_rows(cols.host_mut(), width, |row, out| {
             let (img, p) = (first + row / pixels, row % pixels);
             let (of, ot) = (p / to, p % to);

@@ -53,7 +53,7 @@ impl Cpu {
             })
             .collect();
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
-        let mut yt = self.scratch.take(total * n);
+        let mut yt = self.scratch.take_dirty(total * n);
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
@@ -98,7 +98,7 @@ impl Cpu {
             .map(|((w, _), &o)| {
                 let out = w.rows();
                 let part = &yt[o * n..(o + out) * n];
-                let mut y = self.tensor(n, out);
+                let mut y = self.output(n, out);
                 if n == 1 {
                     y.host_mut().copy_from_slice(part);
                     return y;
@@ -120,7 +120,8 @@ impl Cpu {
     /// columns (weights widened to f32 one block at a time).
     fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
         let (n, k, out) = (x.rows(), x.cols(), w.rows());
-        let mut y = self.tensor(n, out);
+        // Written whole: the SGEMM does not read its destination.
+        let mut y = self.output(n, out);
         let yp = SendPtr(y.host_mut().as_mut_ptr());
         // SAFETY (both arms): each task writes a disjoint block of y; the strides describe
         // x [n, k] row-major, Wᵀ [k, out] read through W's rows, and y [n, out] row-major.
@@ -160,7 +161,7 @@ impl Cpu {
                 let wslice: &[f32] = match w.data() {
                     WeightData::F32(v) => &v[j0 * k..j1 * k],
                     _ => {
-                        wf = self.scratch.take((j1 - j0) * k);
+                        wf = self.scratch.take_dirty((j1 - j0) * k);
                         widen(w.data(), j0 * k, &mut wf);
                         &wf
                     }

@@ -54,6 +54,11 @@ impl Cpu {
         Tensor::scratch(&self.scratch, rows, cols)
     }
 
+    /// A scratch tensor the op writes whole (not cleared first).
+    fn output(&self, rows: usize, cols: usize) -> Tensor {
+        Tensor::scratch_dirty(&self.scratch, rows, cols)
+    }
+
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
@@ -101,7 +106,7 @@ impl Backend for Cpu {
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
         assert_eq!(data.len(), rows * cols, "upload: {} values for [{rows}, {cols}]", data.len());
-        let mut t = self.tensor(rows, cols);
+        let mut t = self.output(rows, cols);
         t.host_mut().copy_from_slice(data);
         t
     }
@@ -113,7 +118,7 @@ impl Backend for Cpu {
     fn concat_rows(&self, parts: &[&Tensor]) -> Tensor {
         let cols = parts.first().map_or(0, |t| t.cols());
         let rows = parts.iter().map(|t| t.rows()).sum();
-        let mut y = self.tensor(rows, cols);
+        let mut y = self.output(rows, cols);
         let mut at = 0;
         for t in parts {
             assert_eq!(t.cols(), cols, "concat_rows: widths {} and {cols} differ", t.cols());
@@ -136,7 +141,7 @@ impl Backend for Cpu {
     fn slice_rows(&self, x: &Tensor, start: usize, n: usize) -> Tensor {
         assert!(start + n <= x.rows(), "slice_rows: {start}+{n} past {} rows", x.rows());
         let c = x.cols();
-        let mut y = self.tensor(n, c);
+        let mut y = self.output(n, c);
         y.host_mut().copy_from_slice(&x.host()[start * c..(start + n) * c]);
         y
     }
@@ -162,7 +167,7 @@ impl Backend for Cpu {
         let out_dims = order.map(|o| dims[o]);
         let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
         let src = x.host();
-        let mut y = self.tensor(out_dims[0] * out_dims[1] * out_dims[2], out_dims[3]);
+        let mut y = self.output(out_dims[0] * out_dims[1] * out_dims[2], out_dims[3]);
         let yd = y.host_mut();
         let mut i = 0;
         for a in 0..out_dims[0] {
