@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod device;
 pub mod kv;
 pub mod sampling;
+pub mod scratch;
 pub mod tensor;
 
 use std::sync::Arc;
