@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::Cpu;
 use super::matmul::{SERIAL_BELOW, dot};
+use crate::backend::scratch::Scratch;
 use crate::backend::tensor::Tensor;
 use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
 
@@ -31,13 +32,13 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
     }
     let group = heads / kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    // Per query row: its sequence and its first row in the call.
-    let mut seq_of = Vec::with_capacity(total);
+    // Each sequence's first row in the call (a query row's sequence is found by bisection).
     let mut first_row = Vec::with_capacity(seqs.len());
     let mut work = 0usize;
-    for (s, seq) in seqs.iter().enumerate() {
-        first_row.push(seq_of.len());
-        seq_of.extend(std::iter::repeat_n(s, seq.rows));
+    let mut row = 0;
+    for seq in seqs {
+        first_row.push(row);
+        row += seq.rows;
         work += seq.rows * (seq.past + seq.rows) * heads * hd;
     }
     let kv = &kv;
@@ -56,9 +57,10 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         }
     };
     let qd = q.host();
-    let attend = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
+    let attend = |scores: &mut ScratchVec<'_>, (idx, o): (usize, &mut [f32])| {
+        let scores = &mut scores.0;
         let (row, head) = (idx / heads, idx % heads);
-        let s = seq_of[row];
+        let s = first_row.partition_point(|&f| f <= row) - 1;
         let seq = &seqs[s];
         let i = seq.past + row - first_row[s];
         let keys = key_range(mask, i, seq.past + seq.rows);
@@ -80,11 +82,26 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         }
     };
     let mut out = cpu.output(total, heads * hd);
+    // Score buffers from the scratch workspace, as long as the longest key range (rounded up, so
+    // that a sequence growing by a token a step keeps reusing the same buffers).
+    let longest = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).next_multiple_of(1024);
+    let buffer = || ScratchVec(cpu.scratch.take_dirty(longest), &cpu.scratch, longest);
     if cpu.threads() == 1 || work < SERIAL_BELOW {
-        let mut scores = Vec::new();
+        let mut scores = buffer();
         out.host_mut().chunks_mut(hd).enumerate().for_each(|t| attend(&mut scores, t));
     } else {
-        cpu.pool.install(|| out.host_mut().par_chunks_mut(hd).enumerate().for_each_init(Vec::new, attend));
+        cpu.pool.install(|| out.host_mut().par_chunks_mut(hd).enumerate().for_each_init(buffer, attend));
     }
     out
+}
+
+/// A scratch buffer (its length when taken) that goes back to its workspace when dropped.
+struct ScratchVec<'a>(Vec<f32>, &'a Scratch, usize);
+
+impl Drop for ScratchVec<'_> {
+    fn drop(&mut self) {
+        let mut v = std::mem::take(&mut self.0);
+        v.resize(self.2, 0.0); // within its capacity: the length it is kept under
+        self.1.give(v);
+    }
 }

@@ -26,51 +26,58 @@ pub(super) const SERIAL_BELOW: usize = 1 << 16;
 impl Cpu {
     /// `y = x · Wᵀ (+ b)`: x `[n, in]`, W `[out, in]` → y `[n, out]`.
     pub(super) fn linear_one(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
-        self.linear_rows(x, &[(w, bias)]).pop().expect("one output")
+        let layers = [(w, bias)];
+        check(x, &layers);
+        if x.rows() >= GEMM_MIN_ROWS {
+            return self.gemm(x, w, bias);
+        }
+        let yt = self.gemv(x, &layers);
+        let y = self.untranspose(&yt, x.rows(), 0, w.rows());
+        self.scratch.give(yt);
+        y
     }
 
     /// Several linear layers over the same input in one parallel pass (e.g. q, k and v): fewer
     /// thread-pool round trips per layer, which matters at batch 1 where each product is short.
     pub(super) fn linear_rows(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
-        let (n, k) = (x.rows(), x.cols());
-        for (w, b) in layers {
-            assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape());
-            if let Some(b) = b {
-                assert_eq!(b.len(), w.rows());
-            }
-        }
-        if n >= GEMM_MIN_ROWS {
+        check(x, layers);
+        if x.rows() >= GEMM_MIN_ROWS {
             return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
         }
-        // Outputs transposed per weight row ([out, n]), all layers back to back, so each task
-        // writes one contiguous block.
-        let offsets: Vec<usize> = layers
+        let yt = self.gemv(x, layers);
+        let mut at = 0;
+        let ys = layers
             .iter()
-            .scan(0, |acc, (w, _)| {
-                let o = *acc;
-                *acc += w.rows();
-                Some(o)
+            .map(|(w, _)| {
+                at += w.rows();
+                self.untranspose(&yt, x.rows(), at - w.rows(), w.rows())
             })
             .collect();
+        self.scratch.give(yt);
+        ys
+    }
+
+    /// Few-row products of all `layers`, outputs transposed per weight row (`[out, n]`), the
+    /// layers back to back, so that each task writes one contiguous block.
+    fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<f32> {
+        let (n, k) = (x.rows(), x.cols());
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
         let mut yt = self.scratch.take_dirty(total * n);
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
-        let work = |chunk: usize, block: &mut [f32], wrow: &mut Vec<f32>| {
+        let work = |chunk: usize, block: &mut [f32]| {
             let first = chunk * rows_per_task;
+            // A widened weight row, for products of more than one input row.
+            let mut wrow = if n > 1 { self.scratch.take_dirty(k) } else { Vec::new() };
             for (r, ys) in block.chunks_mut(n).enumerate() {
-                let g = first + r;
-                let li = offsets.partition_point(|&o| o <= g) - 1;
-                let (w, bias) = layers[li];
-                let j = g - offsets[li];
+                let (w, bias, j) = layer_row(layers, first + r);
                 if n == 1 {
                     ys[0] = dot_weight_row(x.host(), w, j);
                 } else {
-                    wrow.resize(k, 0.0);
-                    w.row_into(j, wrow);
+                    w.row_into(j, &mut wrow);
                     for (i, y) in ys.iter_mut().enumerate() {
-                        *y = dot(x.row(i), wrow);
+                        *y = dot(x.row(i), &wrow);
                     }
                 }
                 if let Some(b) = bias {
@@ -79,41 +86,35 @@ impl Cpu {
                     }
                 }
             }
+            self.scratch.give(wrow);
         };
         if self.threads() == 1 || total * n * k < SERIAL_BELOW {
-            let mut wrow = Vec::new();
             for (chunk, block) in yt.chunks_mut(rows_per_task * n).enumerate() {
-                work(chunk, block, &mut wrow);
+                work(chunk, block);
             }
         } else {
             self.pool.install(|| {
-                yt.par_chunks_mut(rows_per_task * n)
-                    .enumerate()
-                    .for_each_init(Vec::new, |wrow, (chunk, block)| work(chunk, block, wrow))
+                yt.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(chunk, block)| work(chunk, block))
             });
         }
-        let ys = layers
-            .iter()
-            .zip(&offsets)
-            .map(|((w, _), &o)| {
-                let out = w.rows();
-                let part = &yt[o * n..(o + out) * n];
-                let mut y = self.output(n, out);
-                if n == 1 {
-                    y.host_mut().copy_from_slice(part);
-                    return y;
-                }
-                let yd = y.host_mut();
-                for j in 0..out {
-                    for i in 0..n {
-                        yd[i * out + j] = part[j * n + i];
-                    }
-                }
-                y
-            })
-            .collect();
-        self.scratch.give(yt);
-        ys
+        yt
+    }
+
+    /// Rows `first..first + out` of a `[·, n]` product block as an `[n, out]` tensor.
+    fn untranspose(&self, yt: &[f32], n: usize, first: usize, out: usize) -> Tensor {
+        let part = &yt[first * n..(first + out) * n];
+        let mut y = self.output(n, out);
+        if n == 1 {
+            y.host_mut().copy_from_slice(part);
+            return y;
+        }
+        let yd = y.host_mut();
+        for j in 0..out {
+            for i in 0..n {
+                yd[i * out + j] = part[j * n + i];
+            }
+        }
+        y
     }
 
     /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
@@ -185,6 +186,29 @@ impl Cpu {
         }
         y
     }
+}
+
+/// Checks that every weight takes `x`'s rows and every bias fits its weight.
+fn check(x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) {
+    let k = x.cols();
+    for (w, b) in layers {
+        assert_eq!(w.cols(), k, "linear: input width {k} does not match the weight {:?}", w.shape());
+        if let Some(b) = b {
+            assert_eq!(b.len(), w.rows(), "linear: a bias of {} for {} outputs", b.len(), w.rows());
+        }
+    }
+}
+
+/// The layer, its bias and its row `j` of row `g` of the layers stacked back to back.
+#[inline]
+fn layer_row<'a>(layers: &[(&'a Weight, Option<&'a [f32]>)], mut g: usize) -> (&'a Weight, Option<&'a [f32]>, usize) {
+    for &(w, b) in layers {
+        if g < w.rows() {
+            return (w, b, g);
+        }
+        g -= w.rows();
+    }
+    unreachable!("row past the stacked layers")
 }
 
 /// `y = x · Wᵀ` for row-major `x [m, k]` (row stride `ldx`), `W [n, k]` (row stride `ldw`) and

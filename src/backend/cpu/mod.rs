@@ -249,8 +249,8 @@ impl Backend for Cpu {
     fn rope(&self, xs: &mut [&mut Tensor], head_dim: usize, positions: &[usize], inv_freq: &[f32]) {
         let half = inv_freq.len();
         assert_eq!(2 * half, head_dim, "rope: {half} frequencies for heads of {head_dim}");
-        let mut cos = vec![0.0f32; half];
-        let mut sin = vec![0.0f32; half];
+        let mut cos = self.scratch.take_dirty(half);
+        let mut sin = self.scratch.take_dirty(half);
         for (r, &pos) in positions.iter().enumerate() {
             for (j, &f) in inv_freq.iter().enumerate() {
                 (sin[j], cos[j]) = (pos as f32 * f).sin_cos();
@@ -266,6 +266,8 @@ impl Backend for Cpu {
                 }
             }
         }
+        self.scratch.give(cos);
+        self.scratch.give(sin);
     }
 
     fn silu(&self, x: &mut Tensor) {
