@@ -20,7 +20,7 @@ pub use kv::{KV_BLOCK, KvCache};
 pub use sampling::{Pick, Rng, SamplingParams};
 pub use tensor::{DType, Tensor, Weight, WeightData};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Attention heads: query heads, key/value heads (grouped-query when fewer) and their width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,8 +161,10 @@ impl Compute {
     /// The backend for a resolved device (`Cuda` fails with `NoDevice` in a build without CUDA).
     pub fn for_device(device: Device, cpu_threads: usize) -> Result<Compute> {
         match resolve(device)? {
-            Device::Cuda(_) | Device::Auto => resolve(Device::Cuda(0)).map(|_| unreachable!("no CUDA backend")),
             Device::Cpu => Compute::cpu(cpu_threads),
+            other => {
+                Err(Error::new(ErrorKind::NoDevice, format!("{other:?}: this build of voxkit has no CUDA backend")))
+            }
         }
     }
 
