@@ -178,7 +178,8 @@ impl AudioEncoder {
                 pieces.push(Piece { clip: c, start, len: (frames - start).min(chunk), padded });
             }
         }
-        let all: Vec<f32> = clips.iter().flat_map(|c| c.iter().copied()).collect();
+        // Whole frames only (a trailing partial frame is ignored).
+        let all: Vec<f32> = clips.iter().zip(&frames_of).flat_map(|(c, &f)| c[..f * mels].iter().copied()).collect();
         let mel = cx.upload(&all, frames_of.iter().sum(), mels);
         let token_counts: Vec<usize> = frames_of.iter().map(|&f| self.tokens(f)).collect();
         let first_token: Vec<usize> = token_counts.iter().scan(0, |a, &n| Some(std::mem::replace(a, *a + n))).collect();

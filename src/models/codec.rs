@@ -373,7 +373,9 @@ impl Codec {
             return Ok(Vec::new());
         }
         // 1. RVQ: the first quantizer and the sum of the rest, each through its own projection.
+        //    (The transformer's cache room first: a failure leaves the stream untouched.)
         let (first, rest) = self.code_rows(frames)?;
+        st.kv.reserve(0, frames.len())?;
         let first = cx.embedding(&self.codebooks, &first)?;
         let rest = cx.embedding_sum(&self.codebooks, &rest, q - 1)?;
         let mut x = cx.linear(&first, &self.out_first, None);

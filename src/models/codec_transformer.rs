@@ -76,7 +76,8 @@ impl CodecTransformer {
 
     /// A one-stream cache for this transformer's keys and values.
     pub fn new_cache(&self) -> Result<KvCache> {
-        // The window plus the block being filled: a stream never grows the pool.
+        // The window plus the block being filled: a stream fed a few frames at a time never grows
+        // the pool (an offline window of 325 frames grows it once).
         KvCache::new(
             self.layers.len(),
             self.shape.kv_heads * self.shape.head_dim,
