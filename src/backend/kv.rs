@@ -13,6 +13,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// Tokens per block.
 pub const KV_BLOCK: usize = 16;
 
+/// Most blocks a pool allocates at creation.
+const MAX_INITIAL_BLOCKS: usize = 256;
+
 #[derive(Clone, Debug, Default)]
 struct SlotTable {
     /// Blocks holding positions `first_block·KV_BLOCK ..`, in order.
@@ -78,7 +81,9 @@ impl KvCache {
             slots: vec![SlotTable::default(); slots],
             grown: 0,
         };
-        let n = slots * tokens_per_slot.div_ceil(KV_BLOCK);
+        // Up front at most MAX_INITIAL_BLOCKS blocks, however many slots: more slots take
+        // blocks as they fill (each block is its own mapping; thousands of slots must load).
+        let n = slots.saturating_mul(tokens_per_slot.div_ceil(KV_BLOCK)).min(MAX_INITIAL_BLOCKS);
         for _ in 0..n {
             c.add_block()?;
         }

@@ -35,6 +35,11 @@ fn check_folder(kind: ModelKind, dir: &Path, files: &[&str]) -> Result<()> {
 
 const TTS_FILES: [&str; 5] = ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"];
 
+/// f32 keys and values of one token in every layer (saturating: configs are not trusted).
+fn kv_bytes_per_token(layers: usize, kv_heads: usize, head_dim: usize) -> u64 {
+    [layers, 2, kv_heads, head_dim, 4].iter().fold(1u64, |a, &b| a.saturating_mul(b as u64))
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -46,10 +51,10 @@ impl CheckpointLoader {
     pub fn tts_memory(dir: &Path, slots: usize) -> Result<u64> {
         let cfg = tts_config::TtsConfig::load(dir)?;
         let d = cfg.talker_dims();
-        let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
+        let kv = kv_bytes_per_token(d.layers, d.kv_heads, d.head_dim);
         Ok(file_len(&dir.join("model.safetensors"))
-            + file_len(&dir.join("speech_tokenizer/model.safetensors"))
-            + slots as u64 * 1024 * kv_per_token)
+            .saturating_add(file_len(&dir.join("speech_tokenizer/model.safetensors")))
+            .saturating_add((slots as u64).saturating_mul(1024).saturating_mul(kv)))
     }
 }
 
@@ -96,7 +101,7 @@ impl CheckpointLoader {
     /// `slots` sequences of a minute of audio each (the caches grow with use).
     pub fn asr_memory(dir: &Path, cfg: &asr_config::AsrConfig, slots: usize) -> u64 {
         let d = cfg.text_dims();
-        let kv_per_token = (d.layers * 2 * d.kv_heads * d.head_dim * 4) as u64;
+        let kv = kv_bytes_per_token(d.layers, d.kv_heads, d.head_dim);
         let weights = if dir.join("model.safetensors.index.json").is_file() {
             std::fs::read_dir(dir)
                 .map(|entries| {
@@ -110,7 +115,7 @@ impl CheckpointLoader {
         } else {
             file_len(&dir.join("model.safetensors"))
         };
-        weights + slots as u64 * (15 + 13 * 60 + 256) * kv_per_token
+        weights.saturating_add((slots as u64).saturating_mul(15 + 13 * 60 + 256).saturating_mul(kv))
     }
 }
 

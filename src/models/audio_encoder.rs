@@ -111,7 +111,8 @@ impl AudioEncoder {
         let conv2d3 = conv2d(ck, &p("conv2d3"), ch, ch)?;
         let freq = conv_out_len(conv_out_len(conv_out_len(cfg.num_mel_bins)));
         let conv_out = ck.take(&p("conv_out.weight"), &[d, ch * freq])?;
-        let mut layers = Vec::with_capacity(cfg.encoder_layers.min(1024));
+        ck.expect_layers(&format!("{prefix}layers."), cfg.encoder_layers, "audio_config.encoder_layers")?;
+        let mut layers = Vec::with_capacity(cfg.encoder_layers);
         for l in 0..cfg.encoder_layers {
             let lp = |n: &str| format!("{prefix}layers.{l}.{n}");
             layers.push(EncoderLayer {

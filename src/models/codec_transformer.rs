@@ -7,6 +7,10 @@ use crate::error::Result;
 use crate::models::codec_config::CodecConfig;
 use crate::models::weights::Checkpoint;
 
+/// Most window tokens a stream's cache holds from the start (the official window is 72; a larger
+/// one from a config grows the pool as it fills instead of sizing it up front).
+const MAX_WINDOW_RESERVE: usize = 4096;
+
 struct TransformerLayer {
     input_layernorm: Weight,
     q_proj: Weight,
@@ -42,7 +46,8 @@ impl CodecTransformer {
         let (h, hd, ld) = (c.hidden_size, config.head_dim(), c.latent_dim);
         let (qw, kvw) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
         let pt = "decoder.pre_transformer";
-        let mut layers = Vec::with_capacity(c.num_hidden_layers.min(1024));
+        ck.expect_layers(&format!("{pt}.layers."), c.num_hidden_layers, "decoder_config.num_hidden_layers")?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("{pt}.layers.{l}");
             layers.push(TransformerLayer {
@@ -78,12 +83,8 @@ impl CodecTransformer {
     pub fn new_cache(&self) -> Result<KvCache> {
         // The window plus the block being filled: a stream fed a few frames at a time never grows
         // the pool (an offline window of 325 frames grows it once).
-        KvCache::new(
-            self.layers.len(),
-            self.shape.kv_heads * self.shape.head_dim,
-            1,
-            self.window + crate::backend::KV_BLOCK,
-        )
+        let tokens = self.window.min(MAX_WINDOW_RESERVE) + crate::backend::KV_BLOCK;
+        KvCache::new(self.layers.len(), self.shape.kv_heads * self.shape.head_dim, 1, tokens)
     }
 
     /// New `[T, latent]` rows at positions `cache.len(0)..` → `[T, latent]`.

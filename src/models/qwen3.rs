@@ -58,6 +58,7 @@ impl Qwen3Stack {
     pub fn load(cx: &Compute, ck: &mut Checkpoint, prefix: &str, dims: Qwen3Dims) -> Result<Qwen3Stack> {
         let (h, i, hd) = (dims.hidden, dims.intermediate, dims.head_dim);
         let (q, kv) = (dims.heads * hd, dims.kv_heads * hd);
+        ck.expect_layers(&format!("{prefix}layers."), dims.layers, "num_hidden_layers")?;
         let mut layers = Vec::with_capacity(dims.layers);
         for l in 0..dims.layers {
             let p = format!("{prefix}layers.{l}.");

@@ -139,6 +139,26 @@ impl Checkpoint {
         Ok(Weight::from_f32(vec![len], v))
     }
 
+    /// Checks that the checkpoint holds exactly `layers` numbered layers under `prefix`
+    /// (`{prefix}0.…` to `{prefix}{layers-1}.…`), before anything is sized by the count: a config
+    /// that claims more (or fewer) layers than the file has is an error naming `field`.
+    pub fn expect_layers(&self, prefix: &str, layers: usize, field: &str) -> Result<()> {
+        let held = self
+            .tensors
+            .keys()
+            .filter_map(|n| n.strip_prefix(prefix))
+            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        if held != layers {
+            return Err(load_error(format!(
+                "{}: {field} is {layers}, but the checkpoint holds {held} layers under `{prefix}`",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Names not taken by the loader, sorted (to warn about, or to fail on, unexpected tensors).
     pub fn remaining(&self) -> Vec<String> {
         let mut v: Vec<String> = self.tensors.keys().cloned().collect();
