@@ -638,7 +638,10 @@ VoxStatus vox_engine_create(const struct VoxEngineConfig *config, struct VoxEngi
 
 /**
  * Destroys an engine: cancels its queued and running jobs, joins its worker thread and frees
- * every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards.
+ * every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards: a call
+ * that passes it anyway (a second destroy included) is detected without touching freed memory
+ * and fails with `VOX_ERR_INVALID_ARGUMENT` — unless a later `vox_engine_create` returned the
+ * same address, which then names the new engine.
  *
  * Thread safety: call it once, when no other thread is inside a `vox_*` call on this engine.
  *

@@ -16,23 +16,26 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::seams::ModelKind;
 use crate::seams::request::{AsrRequest, Sampling, TtsRequest};
 
-const ENGINE_MAGIC: u64 = 0x766f_786b_6974_454e; // "voxkitEN"
-
 /// An engine: owns the worker thread, the models and every job. Created by `vox_engine_create`,
 /// freed by `vox_engine_destroy`.
 pub struct VoxEngine {
-    magic: u64,
     engine: Engine,
 }
 
+/// The addresses of the live engines. A handle is looked up here before it is dereferenced, so a
+/// destroyed (or never created) engine is detected without reading freed memory.
+static LIVE_ENGINES: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
+
 /// # Safety
-/// `p` is NULL or a pointer returned by `vox_engine_create` and not yet destroyed.
+/// `p` is NULL or any pointer; only one in the live registry is dereferenced, and the caller
+/// promises not to destroy it while the reference is in use (the header's rule).
 unsafe fn engine_ref<'a>(p: *const VoxEngine) -> Result<&'a Engine> {
-    let e = unsafe { non_null(p, "engine")?.as_ref() }.ok_or_else(|| null("engine"))?;
-    if e.magic != ENGINE_MAGIC {
+    let p = non_null(p, "engine")?;
+    if !LIVE_ENGINES.lock().contains(&(p as usize)) {
         return Err(Error::invalid("engine is not a live VoxEngine (destroyed, or not from vox_engine_create)"));
     }
-    Ok(&e.engine)
+    // SAFETY: registered by vox_engine_create and not yet destroyed.
+    Ok(unsafe { &(*p).engine })
 }
 
 /// Writes `v` into a caller's out-struct whose `struct_size` was checked.
@@ -227,14 +230,18 @@ pub unsafe extern "C" fn vox_engine_create(
         let c = unsafe { read_sized(non_null(config, "config")?, "VoxEngineConfig")? };
         let out = non_null(out_engine, "out_engine")? as *mut *mut VoxEngine;
         let engine = Engine::new(engine_config(&c)?)?;
-        let boxed = Box::into_raw(Box::new(VoxEngine { magic: ENGINE_MAGIC, engine }));
+        let boxed = Box::into_raw(Box::new(VoxEngine { engine }));
+        LIVE_ENGINES.lock().push(boxed as usize);
         unsafe { out.write_unaligned(boxed) };
         Ok(())
     })
 }
 
 /// Destroys an engine: cancels its queued and running jobs, joins its worker thread and frees
-/// every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards.
+/// every job, result and model. NULL is a no-op. The engine pointer is invalid afterwards: a call
+/// that passes it anyway (a second destroy included) is detected without touching freed memory
+/// and fails with `VOX_ERR_INVALID_ARGUMENT` — unless a later `vox_engine_create` returned the
+/// same address, which then names the new engine.
 ///
 /// Thread safety: call it once, when no other thread is inside a `vox_*` call on this engine.
 ///
@@ -246,9 +253,18 @@ pub unsafe extern "C" fn vox_engine_destroy(engine: *mut VoxEngine) {
         if engine.is_null() {
             return Ok(());
         }
-        unsafe { engine_ref(engine)? };
-        // Poison the handle first so that a second destroy is caught rather than a double free.
-        unsafe { (*engine).magic = 0 };
+        // Unregister first: a second destroy, or any call after this one, is then caught by the
+        // registry rather than reaching freed memory.
+        {
+            let mut live = LIVE_ENGINES.lock();
+            let Some(i) = live.iter().position(|&a| a == engine as usize) else {
+                return Err(Error::invalid(
+                    "engine is not a live VoxEngine (destroyed, or not from vox_engine_create)",
+                ));
+            };
+            live.swap_remove(i);
+        }
+        // SAFETY: it was live, so it came from Box::into_raw in vox_engine_create.
         drop(unsafe { Box::from_raw(engine) });
         Ok(())
     });
@@ -441,7 +457,12 @@ fn asr_request(r: &VoxAsrRequest) -> Result<AsrRequest> {
             Error::invalid(format!("request.frames ({}) × channels ({}) is too large", r.frames, r.channels))
         })?;
     // SAFETY: the caller promises `pcm` holds frames × channels floats.
-    let audio = unsafe { std::slice::from_raw_parts(pcm, samples) }.to_vec();
+    let src = unsafe { std::slice::from_raw_parts(pcm, samples) };
+    let mut audio = Vec::new();
+    audio.try_reserve_exact(samples).map_err(|_| {
+        Error::new(ErrorKind::OutOfMemory, format!("cannot copy {samples} samples of audio ({} bytes)", samples * 4))
+    })?;
+    audio.extend_from_slice(src);
     Ok(AsrRequest {
         audio,
         sample_rate: r.sample_rate,

@@ -404,6 +404,32 @@ static void test_engine_create_destroy_cycles(void) {
     }
 }
 
+/* A destroyed engine is detected without touching its freed memory (valgrind checks the
+   "without"): every call on it fails with VOX_ERR_INVALID_ARGUMENT, and a second destroy is a
+   no-op. */
+static void test_use_after_destroy(void) {
+    VoxEngineConfig cfg;
+    VoxEngine *eng = NULL;
+    VoxJobInfo info;
+    VoxEngineStats stats;
+
+    vox_engine_config_init(&cfg);
+    cfg.device = VOX_DEVICE_CPU;
+    EXPECT_OK(vox_engine_create(&cfg, &eng));
+    CHECK(eng != NULL);
+    vox_engine_destroy(eng);
+    memset(&info, 0, sizeof info);
+    info.struct_size = (uint32_t)sizeof info;
+    EXPECT_ERR(vox_poll(eng, 1, &info), VOX_ERR_INVALID_ARGUMENT);
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = (uint32_t)sizeof stats;
+    EXPECT_ERR(vox_engine_stats(eng, &stats), VOX_ERR_INVALID_ARGUMENT);
+    EXPECT_ERR(vox_cancel(eng, 1), VOX_ERR_INVALID_ARGUMENT);
+    vox_engine_destroy(eng); /* a second destroy: caught, nothing freed twice */
+    /* A pointer that never was an engine. */
+    EXPECT_ERR(vox_poll(sentinel_engine(), 1, &info), VOX_ERR_INVALID_ARGUMENT);
+}
+
 static void test_log_callback(void) {
     VoxEngineConfig cfg;
     VoxEngine *eng = NULL;
@@ -639,6 +665,11 @@ static void test_asr_submit(VoxEngine *eng) {
     req.sample_rate = 16000;
     req.channels = 1;
     EXPECT_SUBMIT_FAILS(vox_asr_submit, eng, &req, VOX_ERR_MODEL_NOT_LOADED);
+
+    /* A frame count no buffer holds: the copy at submit cannot be allocated, and that is
+       VOX_ERR_OUT_OF_MEMORY, not an abort (the samples are never read). */
+    req.frames = (uint64_t)1 << 40;
+    EXPECT_SUBMIT_FAILS(vox_asr_submit, eng, &req, VOX_ERR_OUT_OF_MEMORY);
 
     /* Stereo, with language and context. */
     req.frames = sizeof pcm / sizeof pcm[0] / 2;
@@ -893,6 +924,7 @@ int main(void) {
     test_config_and_request_init();
     test_engine_create_errors();
     test_engine_create_destroy_cycles();
+    test_use_after_destroy();
     test_log_callback();
 
     /* A working engine with no models. */
