@@ -79,3 +79,76 @@ fn a_model_with_more_layers_than_its_config_is_an_error() {
     assert!(err.message.contains("holds"), "{}", err.message);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rewrites a safetensors file with every f32 tensor whose name passes `pick` set to NaN.
+fn poison(file: &Path, pick: impl Fn(&str) -> bool) -> usize {
+    let bytes = std::fs::read(file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut hit = 0;
+    for (name, view) in st.tensors() {
+        let mut data = view.data().to_vec();
+        if pick(&name) && view.dtype() == safetensors::Dtype::F32 {
+            data = data.chunks(4).flat_map(|_| f32::NAN.to_le_bytes()).collect();
+            hit += 1;
+        }
+        owned.push((name, view.dtype(), view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(file, safetensors::serialize(views, None).unwrap()).unwrap();
+    hit
+}
+
+fn tts_engine(dir: &Path) -> voxkit::Result<voxkit::Engine> {
+    voxkit::Engine::new(voxkit::EngineConfig {
+        tts_model_dir: Some(dir.to_path_buf()),
+        max_batch: 2,
+        cpu_threads: 1,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn nan_weights_fail_the_job_instead_of_handing_out_nan_audio() {
+    let dir = fresh("tiny-customvoice", "nan");
+    let poisoned = poison(&dir.join("speech_tokenizer/model.safetensors"), |n| {
+        n.starts_with("decoder.decoder.") && n.ends_with(".bias")
+    });
+    assert!(poisoned > 0);
+    let e = tts_engine(&dir).unwrap();
+    for stream in [false, true] {
+        let id = e
+            .submit_tts(voxkit::TtsRequest {
+                text: "Hello there.".into(),
+                speaker: Some("Ryan".into()),
+                max_new_tokens: 6,
+                sampling: voxkit::Sampling { greedy: true, ..Default::default() },
+                stream,
+                ..Default::default()
+            })
+            .unwrap();
+        let info = e.wait(id, Some(std::time::Duration::from_secs(120))).unwrap();
+        assert_eq!(info.state, voxkit::JobState::Failed, "stream {stream}: {info:?}");
+        let err = info.error.expect("the job carries its error");
+        assert_eq!(err.kind, ErrorKind::Inference);
+        assert!(err.message.contains("non-finite"), "{}", err.message);
+        let mut buf = vec![0f32; 4096];
+        let n = e.read_audio(id, &mut buf).unwrap_or(0);
+        assert!(buf[..n].iter().all(|v| v.is_finite()), "NaN samples were handed out");
+    }
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_codec_rate_of_zero_fails_at_create() {
+    let dir = fresh("tiny-customvoice", "rate0");
+    patch(&dir.join("speech_tokenizer/config.json"), "output_sample_rate", Value::from(0u64));
+    let err = tts_engine(&dir).err().expect("an engine with a 0 Hz codec was created");
+    assert_eq!(err.kind, ErrorKind::ModelLoad);
+    assert!(err.message.contains("output_sample_rate 0"), "{}", err.message);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -68,6 +68,9 @@ pub(crate) struct JobData {
     pub timings: Timings,
     pub max_new_tokens: u32,
     pub ended: Option<Instant>,
+    /// Set when the job's output went wrong while it ran (non-finite audio): the job fails with
+    /// it when it ends, instead of becoming `Done`.
+    pub fault: Option<Error>,
 }
 
 /// A job as the engine holds it: shared by the job table, the queue and the worker.
@@ -98,6 +101,7 @@ impl Job {
                 sample_rate: 0,
                 text: String::new(),
                 language: String::new(),
+                fault: None,
                 timings: Timings::default(),
                 max_new_tokens: 0,
                 ended: None,

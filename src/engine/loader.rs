@@ -136,8 +136,7 @@ impl ModelLoader for CheckpointLoader {
             ModelKind::Tts => {
                 check_folder(kind, dir, &TTS_FILES)?;
                 check_folder(kind, dir, &CODEC_FILES)?;
-                let codec: codec_config::CodecConfig =
-                    tts_config::read_json(&dir.join("speech_tokenizer/config.json"))?;
+                let codec = codec_config::CodecConfig::load(&dir.join("speech_tokenizer"))?;
                 Ok(spec_on(ctx, CheckpointLoader::tts_memory(dir, ctx.max_slots)?, codec.output_sample_rate))
             }
             ModelKind::Asr => {

@@ -39,6 +39,10 @@ fn default_rate() -> u32 {
     24_000
 }
 
+/// The output rates a codec config may state (the released codec: 24 kHz).
+const MIN_OUTPUT_RATE: u32 = 4_000;
+const MAX_OUTPUT_RATE: u32 = 384_000;
+
 /// The official offline windowing: windows of this many frames, each with this much left context.
 pub const CHUNK_FRAMES: usize = 300;
 pub const LEFT_CONTEXT_FRAMES: usize = 25;
@@ -56,6 +60,16 @@ impl CodecConfig {
                     "{}: decode_upsample_rate {} must equal the product of upsample_rates and upsampling_ratios ({total}), with ≥ 2 quantizers and an even codebook_dim",
                     dir.join("config.json").display(),
                     config.decode_upsample_rate
+                ),
+            ));
+        }
+        if !(MIN_OUTPUT_RATE..=MAX_OUTPUT_RATE).contains(&config.output_sample_rate) {
+            return Err(Error::new(
+                ErrorKind::ModelLoad,
+                format!(
+                    "{}: output_sample_rate {} is outside {MIN_OUTPUT_RATE}..={MAX_OUTPUT_RATE} Hz",
+                    dir.join("config.json").display(),
+                    config.output_sample_rate
                 ),
             ));
         }

@@ -48,6 +48,9 @@ pub fn read(path: &Path) -> Result<Wav, String> {
 }
 
 pub fn write(path: &Path, samples: &[f32], rate: u32, channels: u16, format: Format) -> Result<(), String> {
+    if rate == 0 || channels == 0 {
+        return Err(format!("{}: cannot write a WAV file of {rate} Hz and {channels} channels", path.display()));
+    }
     let (bits, sample_format) = match format {
         Format::Float => (32, hound::SampleFormat::Float),
         Format::Int(b) => (b, hound::SampleFormat::Int),

@@ -307,6 +307,11 @@ impl Worker {
 
     /// A sequence ended normally: Done, TRUNCATED if it hit its cap.
     fn complete(&self, job: &Job, finish: Finish) {
+        let fault = job.data.lock().fault.take();
+        if let Some(e) = fault {
+            self.end_job(job, JobState::Failed, Some(e));
+            return;
+        }
         if finish == Finish::Cap {
             job.data.lock().flags |= FLAG_TRUNCATED;
             log::warn!(

@@ -3,6 +3,7 @@
 
 use crate::engine::job::Job;
 use crate::engine::timings::{Stage, timed};
+use crate::error::{Error, ErrorKind};
 use crate::seams::AudioStream;
 
 /// A post-processing stage of one job's stream, with the stage it is timed as.
@@ -57,10 +58,27 @@ pub(super) fn run_posts(pool: Option<&rayon::ThreadPool>, items: Vec<PostItem<'_
     }
 }
 
+/// Publishes a job's new samples. Audio that is not finite (a model with NaN weights, an
+/// overflow) is never handed out: the job keeps what it had and fails when it ends.
 pub(super) fn append_audio(job: &Job, audio: &[f32]) {
-    if !audio.is_empty() {
-        job.data.lock().audio.extend_from_slice(audio);
+    if audio.is_empty() {
+        return;
     }
+    let mut data = job.data.lock();
+    if data.fault.is_some() {
+        return;
+    }
+    if let Some(i) = audio.iter().position(|v| !v.is_finite()) {
+        let sample = data.audio.len() + i;
+        data.fault = Some(Error::new(
+            ErrorKind::Inference,
+            format!("the model produced non-finite audio (sample {sample} is {}); the job failed", audio[i]),
+        ));
+        drop(data);
+        log::error!("engine: job {} produced non-finite audio at sample {sample}", job.id);
+        return;
+    }
+    data.audio.extend_from_slice(audio);
 }
 
 /// Averages interleaved channels to mono.
