@@ -261,11 +261,14 @@ typedef struct VoxTtsRequest {
    */
   const char *text;
   /**
-   * Language name, e.g. "English", "Chinese"; NULL = automatic.
+   * Language name, e.g. "English", "Chinese" (any case); NULL = automatic. A language the
+   * model does not know fails at submit with `VOX_ERR_INVALID_ARGUMENT`, listing the known ones.
    */
   const char *language;
   /**
-   * Speaker name (CustomVoice checkpoints); NULL = the model's default.
+   * Speaker name (CustomVoice checkpoints, any case); NULL = the model's default: the first of
+   * its speakers in alphabetical order (`aiden` for the released CustomVoice models). A speaker
+   * the model does not know fails at submit with `VOX_ERR_INVALID_ARGUMENT`, listing them.
    */
   const char *speaker;
   /**

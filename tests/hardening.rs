@@ -152,3 +152,30 @@ fn a_codec_rate_of_zero_fails_at_create() {
     assert!(err.message.contains("output_sample_rate 0"), "{}", err.message);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn unknown_speakers_and_languages_fail_at_submit_and_no_speaker_means_the_default() {
+    let dir = fresh("tiny-customvoice", "submit");
+    let e = tts_engine(&dir).unwrap();
+    let req = |speaker: Option<&str>, language: Option<&str>| voxkit::TtsRequest {
+        text: "Hello there.".into(),
+        speaker: speaker.map(str::to_string),
+        language: language.map(str::to_string),
+        max_new_tokens: 3,
+        sampling: voxkit::Sampling { greedy: true, ..Default::default() },
+        ..Default::default()
+    };
+    let err = e.submit_tts(req(Some("Nobody"), None)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    assert!(err.message.contains("Nobody") && err.message.contains("ryan"), "{}", err.message);
+    let err = e.submit_tts(req(Some("Ryan"), Some("Klingon"))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    assert!(err.message.contains("Klingon") && err.message.contains("english"), "{}", err.message);
+    // No speaker: the model's default (the first of its speakers), and the job makes audio.
+    let id = e.submit_tts(req(None, Some("ENGLISH"))).unwrap();
+    let info = e.wait(id, Some(std::time::Duration::from_secs(120))).unwrap();
+    assert_eq!(info.state, voxkit::JobState::Done, "{:?}", info.error);
+    assert!(info.samples_total > 0);
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -124,7 +124,7 @@ impl CheckpointLoader {
 fn spec_on(ctx: &LoadContext, bytes: u64, sample_rate: u32) -> ModelSpec {
     match ctx.device {
         Device::Cpu | Device::Auto => ModelSpec::host(bytes, sample_rate),
-        Device::Cuda(_) => ModelSpec { host_bytes: 64 << 20, device_bytes: bytes, sample_rate },
+        Device::Cuda(_) => ModelSpec { host_bytes: 64 << 20, device_bytes: bytes, ..ModelSpec::host(0, sample_rate) },
     }
 }
 
@@ -137,7 +137,14 @@ impl ModelLoader for CheckpointLoader {
                 check_folder(kind, dir, &TTS_FILES)?;
                 check_folder(kind, dir, &CODEC_FILES)?;
                 let codec = codec_config::CodecConfig::load(&dir.join("speech_tokenizer"))?;
-                Ok(spec_on(ctx, CheckpointLoader::tts_memory(dir, ctx.max_slots)?, codec.output_sample_rate))
+                let cfg = tts_config::TtsConfig::load(dir)?;
+                let mut spec =
+                    spec_on(ctx, CheckpointLoader::tts_memory(dir, ctx.max_slots)?, codec.output_sample_rate);
+                if cfg.kind() == tts_config::TtsKind::CustomVoice {
+                    spec.speakers = cfg.speakers();
+                }
+                spec.languages = cfg.languages();
+                Ok(spec)
             }
             ModelKind::Asr => {
                 check_asr_folder(dir)?;

@@ -198,10 +198,31 @@ impl Engine {
     }
 
     /// Submits a text-to-speech job; returns its id at once.
-    pub fn submit_tts(&self, request: TtsRequest) -> Result<JobId> {
+    pub fn submit_tts(&self, mut request: TtsRequest) -> Result<JobId> {
         let _m = self.mark();
         request.validate()?;
         let spec = self.tts.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Tts))?;
+        // Speaker and language are known since create: a bad one fails here, not in the job.
+        if let Some(first) = spec.speakers.first() {
+            match request.speaker.as_deref() {
+                None => request.speaker = Some(first.clone()),
+                Some(s) if !spec.speakers.contains(&s.to_lowercase()) => {
+                    return Err(Error::invalid(format!(
+                        "speaker `{s}` is not one of this model's: {}",
+                        spec.speakers.join(", ")
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(l) = request.language.as_deref() {
+            if !spec.languages.is_empty() && !spec.languages.contains(&l.to_lowercase()) {
+                return Err(Error::invalid(format!(
+                    "language `{l}` is not one of this model's: {}",
+                    spec.languages.join(", ")
+                )));
+            }
+        }
         let mut post = Vec::new();
         if let Some(strength) = request.denoise {
             post.push(PostStream { stage: Stage::Denoise, stream: self.loader.denoiser(spec.sample_rate, strength)? });

@@ -145,9 +145,12 @@ pub struct VoxTtsRequest {
     pub priority: i32,
     /// The text to speak (required, non-empty).
     pub text: *const c_char,
-    /// Language name, e.g. "English", "Chinese"; NULL = automatic.
+    /// Language name, e.g. "English", "Chinese" (any case); NULL = automatic. A language the
+    /// model does not know fails at submit with `VOX_ERR_INVALID_ARGUMENT`, listing the known ones.
     pub language: *const c_char,
-    /// Speaker name (CustomVoice checkpoints); NULL = the model's default.
+    /// Speaker name (CustomVoice checkpoints, any case); NULL = the model's default: the first of
+    /// its speakers in alphabetical order (`aiden` for the released CustomVoice models). A speaker
+    /// the model does not know fails at submit with `VOX_ERR_INVALID_ARGUMENT`, listing them.
     pub speaker: *const c_char,
     /// Style instruction (VoiceDesign, 1.7B CustomVoice); NULL = none.
     pub instruct: *const c_char,

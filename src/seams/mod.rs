@@ -57,12 +57,17 @@ pub struct ModelSpec {
     pub device_bytes: u64,
     /// TTS: the rate of the decoded waveform; ASR: the rate the front-end expects (mono).
     pub sample_rate: u32,
+    /// TTS: the speakers a request may name, lower case, sorted (empty: the model takes none);
+    /// the first is the default for a request that names none.
+    pub speakers: Vec<String>,
+    /// TTS: the languages a request may name, lower case, "auto" first (empty: not checked).
+    pub languages: Vec<String>,
 }
 
 impl ModelSpec {
     /// A spec whose memory is all on the host (the CPU backend, test doubles).
     pub fn host(bytes: u64, sample_rate: u32) -> ModelSpec {
-        ModelSpec { host_bytes: bytes, device_bytes: 0, sample_rate }
+        ModelSpec { host_bytes: bytes, device_bytes: 0, sample_rate, speakers: Vec::new(), languages: Vec::new() }
     }
 }
 
