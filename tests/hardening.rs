@@ -179,3 +179,35 @@ fn unknown_speakers_and_languages_fail_at_submit_and_no_speaker_means_the_defaul
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The engine checks a checkpoint folder whole at create: a damaged file fails there, naming
+/// itself, instead of on the first job.
+#[test]
+fn damaged_checkpoints_fail_at_create() {
+    type Damage = fn(&Path);
+    let cases: [(&str, &str, Damage); 4] = [
+        ("truncated weights", "model.safetensors", |f| {
+            let b = std::fs::read(f).unwrap();
+            std::fs::write(f, &b[..b.len() - 1000]).unwrap();
+        }),
+        ("garbage header", "model.safetensors", |f| {
+            let mut b = std::fs::read(f).unwrap();
+            b[8..40].copy_from_slice(&[b'#'; 32]);
+            std::fs::write(f, b).unwrap();
+        }),
+        ("truncated codec weights", "speech_tokenizer/model.safetensors", |f| {
+            let b = std::fs::read(f).unwrap();
+            std::fs::write(f, &b[..b.len() / 2]).unwrap();
+        }),
+        ("bad vocab.json", "vocab.json", |f| std::fs::write(f, b"{ not json").unwrap()),
+    ];
+    for (i, (what, file, damage)) in cases.into_iter().enumerate() {
+        let dir = fresh("tiny-customvoice", &format!("damaged{i}"));
+        damage(&dir.join(file));
+        let err = tts_engine(&dir).err().unwrap_or_else(|| panic!("{what}: the engine was created"));
+        assert_eq!(err.kind, ErrorKind::ModelLoad, "{what}: {}", err.message);
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        assert!(err.message.contains(name), "{what}: {}", err.message);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use crate::backend::{Compute, Device};
 use crate::error::{Error, ErrorKind, Result};
-use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config};
+use crate::models::tokenizer::{SplitRegex, TextTokenizer};
+use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config, weights};
 use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
 
 /// Loads the official Qwen3-TTS / Qwen3-ASR checkpoint folders.
@@ -138,6 +139,10 @@ impl ModelLoader for CheckpointLoader {
                 check_folder(kind, dir, &CODEC_FILES)?;
                 let codec = codec_config::CodecConfig::load(&dir.join("speech_tokenizer"))?;
                 let cfg = tts_config::TtsConfig::load(dir)?;
+                // Fail at create, not on the first job: weights' headers and lengths, tokenizer.
+                weights::check_file(&dir.join("model.safetensors"))?;
+                weights::check_file(&dir.join("speech_tokenizer/model.safetensors"))?;
+                TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
                 let mut spec =
                     spec_on(ctx, CheckpointLoader::tts_memory(dir, ctx.max_slots)?, codec.output_sample_rate);
                 if cfg.kind() == tts_config::TtsKind::CustomVoice {
@@ -149,6 +154,8 @@ impl ModelLoader for CheckpointLoader {
             ModelKind::Asr => {
                 check_asr_folder(dir)?;
                 let cfg = asr_config::AsrConfig::load(dir)?;
+                weights::check_dir(dir)?;
+                TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
                 let pre = asr_config::PreprocessorConfig::load(dir)?;
                 Ok(spec_on(ctx, CheckpointLoader::asr_memory(dir, &cfg, ctx.max_slots), pre.sampling_rate))
             }

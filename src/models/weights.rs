@@ -44,6 +44,80 @@ fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) 
     Weight::new(shape, data)
 }
 
+/// Checks a safetensors file without reading its tensors: the header parses, every tensor has a
+/// dtype voxkit reads, its shape matches its byte range, and the file is long enough to hold
+/// every range (a truncated or corrupt file is an error naming it, at engine create).
+pub fn check_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let bad = |what: String| load_error(format!("{} is not a valid safetensors file: {what}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| load_error(format!("cannot open {}: {e}", path.display())))?;
+    let len = f.metadata().map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > len.saturating_sub(8) || n > (100 << 20) {
+        return Err(bad(format!("a header of {n} bytes in a file of {len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|_| bad("truncated header".into()))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let data = len - 8 - n;
+    for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
+        let size = match t.get("dtype").and_then(|d| d.as_str()) {
+            Some("F32") => 4u64,
+            Some("BF16") | Some("F16") => 2,
+            other => return Err(bad(format!("tensor `{name}` has dtype {other:?}; voxkit reads F32, BF16 and F16"))),
+        };
+        let shape: Option<Vec<u64>> =
+            t.get("shape").and_then(|s| s.as_array()).and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let offsets: Option<Vec<u64>> =
+            t.get("data_offsets").and_then(|s| s.as_array()).and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let (Some(shape), Some(&[begin, end])) = (shape, offsets.as_deref()) else {
+            return Err(bad(format!("tensor `{name}` has no shape or data_offsets")));
+        };
+        let bytes = shape.iter().try_fold(size, |a, &d| a.checked_mul(d));
+        if begin > end || bytes != Some(end - begin) {
+            return Err(bad(format!("tensor `{name}`: shape {shape:?} does not match bytes {begin}..{end}")));
+        }
+        if end > data {
+            return Err(bad(format!(
+                "tensor `{name}` ends at byte {end} of the data, which holds {data} (truncated?)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `check_file` for a checkpoint folder's weights: the shards of `model.safetensors.index.json`
+/// when there is one, else `model.safetensors`.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    let index = dir.join("model.safetensors.index.json");
+    if !index.is_file() {
+        return check_file(&dir.join("model.safetensors"));
+    }
+    let text =
+        std::fs::read_to_string(&index).map_err(|e| load_error(format!("cannot read {}: {e}", index.display())))?;
+    let idx: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| load_error(format!("{} is not a safetensors index: {e}", index.display())))?;
+    let mut shards: Vec<&str> = idx
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| load_error(format!("{} has no weight_map", index.display())))?
+        .values()
+        .filter_map(|v| v.as_str())
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
+            return Err(load_error(format!("{}: shard name {shard:?} is not a file name", index.display())));
+        }
+        check_file(&dir.join(shard))?;
+    }
+    Ok(())
+}
+
 impl Checkpoint {
     /// Reads and parses a safetensors file (a truncated or corrupt file is reported by path).
     pub fn open(path: &Path) -> Result<Checkpoint> {
