@@ -25,7 +25,7 @@
 /**
  * Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
  */
-#define VOX_ABI_VERSION 1
+#define VOX_ABI_VERSION 2
 
 /**
  * `VoxEngineConfig.device`: CUDA when usable, else the CPU.
@@ -241,6 +241,11 @@ typedef struct VoxEngineStats {
    * The memory budget in effect, in bytes.
    */
   uint64_t memory_budget;
+  /**
+   * Bytes of audio held by jobs not yet released (a streaming job holds only what was not
+   * read yet).
+   */
+  uint64_t audio_bytes;
 } VoxEngineStats;
 
 /**

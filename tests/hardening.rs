@@ -211,3 +211,43 @@ fn damaged_checkpoints_fail_at_create() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A streaming job read as it plays holds only its unread audio; the engine's stats count the
+/// audio every held job keeps.
+#[test]
+fn streaming_jobs_drop_what_was_read_and_stats_count_job_audio() {
+    let dir = fresh("tiny-customvoice", "stream-mem");
+    let e = tts_engine(&dir).unwrap();
+    let req = |stream| voxkit::TtsRequest {
+        text: "A sentence that takes a few frames to say.".into(),
+        max_new_tokens: 24,
+        sampling: voxkit::Sampling { seed: Some(3), ..Default::default() },
+        stream,
+        ..Default::default()
+    };
+    let id = e.submit_tts(req(true)).unwrap();
+    let mut buf = vec![0f32; 1920];
+    let (mut read, mut peak) = (0usize, 0u64);
+    loop {
+        let info = e.poll(id).unwrap();
+        let n = e.read_audio(id, &mut buf).unwrap();
+        read += n;
+        peak = peak.max(e.stats().audio_bytes);
+        if info.state.is_terminal() && n == 0 {
+            assert_eq!(info.state, voxkit::JobState::Done, "{:?}", info.error);
+            assert_eq!(info.samples_total as usize, read, "every sample was read once");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(read >= 8 * 1920, "only {read} samples");
+    let held = e.stats().audio_bytes;
+    assert!(held <= (read as u64 * 4) / 2, "a fully read stream still holds {held} of {} bytes", read * 4);
+    // An offline job keeps its audio until it is read or released, and the stats show it.
+    let id = e.submit_tts(req(false)).unwrap();
+    let info = e.wait(id, Some(std::time::Duration::from_secs(120))).unwrap();
+    assert!(e.stats().audio_bytes >= info.samples_total * 4);
+    e.release(id).unwrap();
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+}

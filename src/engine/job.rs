@@ -62,6 +62,9 @@ pub(crate) struct JobData {
     pub flags: u32,
     pub audio: Vec<f32>,
     pub read_pos: usize,
+    /// Samples already read and dropped from the front of `audio` (streaming jobs keep only
+    /// what the host has not read yet).
+    pub dropped: u64,
     pub sample_rate: u32,
     pub text: String,
     pub language: String,
@@ -98,6 +101,7 @@ impl Job {
                 flags,
                 audio: Vec::new(),
                 read_pos: 0,
+                dropped: 0,
                 sample_rate: 0,
                 text: String::new(),
                 language: String::new(),
@@ -154,7 +158,7 @@ impl Job {
             error: d.error.clone(),
             flags: d.flags,
             samples_ready: (d.audio.len() - d.read_pos) as u64,
-            samples_total: d.audio.len() as u64,
+            samples_total: d.dropped + d.audio.len() as u64,
             sample_rate: d.sample_rate,
             progress,
             tokens: d.timings.tokens,
@@ -175,13 +179,26 @@ impl Job {
         t
     }
 
-    /// Copies unread samples into `dst`, returning how many.
+    /// Copies unread samples into `dst`, returning how many. A streaming job then forgets what
+    /// was read (once it is at least half of what it holds, so the moves stay amortised): a long
+    /// stream read as it plays holds only its unread audio.
     pub fn read_audio(&self, dst: &mut [f32]) -> usize {
         let mut d = self.data.lock();
         let n = dst.len().min(d.audio.len() - d.read_pos);
         let start = d.read_pos;
         dst[..n].copy_from_slice(&d.audio[start..start + n]);
         d.read_pos += n;
+        if d.flags & FLAG_STREAMING != 0 && d.read_pos > 0 && 2 * d.read_pos >= d.audio.len() {
+            let read = d.read_pos;
+            d.audio.drain(..read);
+            d.read_pos = 0;
+            d.dropped += read as u64;
+        }
         n
+    }
+
+    /// Bytes of audio this job holds now.
+    pub fn audio_bytes(&self) -> u64 {
+        (self.data.lock().audio.capacity() * std::mem::size_of::<f32>()) as u64
     }
 }

@@ -47,6 +47,8 @@ pub struct EngineStats {
     pub jobs_held: u64,
     pub memory_in_use: u64,
     pub memory_budget: u64,
+    /// Bytes of audio the held jobs keep (results not yet read or released).
+    pub audio_bytes: u64,
 }
 
 pub(crate) struct QueueState {
@@ -363,10 +365,14 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let queue_depth = self.shared.queue.lock().entries.len() as u64;
-        let jobs_held = self.shared.jobs.lock().len() as u64;
+        let (jobs_held, audio_bytes) = {
+            let jobs = self.shared.jobs.lock();
+            (jobs.len() as u64, jobs.values().map(|j| j.audio_bytes()).sum())
+        };
         let mut s = *self.shared.stats.lock();
         s.queue_depth = queue_depth;
         s.jobs_held = jobs_held;
+        s.audio_bytes = audio_bytes;
         s
     }
 }

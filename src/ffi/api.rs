@@ -300,6 +300,7 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
             jobs_held: s.jobs_held,
             memory_in_use: s.memory_in_use,
             memory_budget: s.memory_budget,
+            audio_bytes: s.audio_bytes,
         };
         unsafe { write_out(p, out) };
         Ok(())

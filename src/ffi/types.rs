@@ -9,7 +9,7 @@ pub type VoxStatus = i32;
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
-pub const VOX_ABI_VERSION: u32 = 1;
+pub const VOX_ABI_VERSION: u32 = 2;
 
 /// Success.
 pub const VOX_OK: VoxStatus = 0;
@@ -294,4 +294,7 @@ pub struct VoxEngineStats {
     pub memory_in_use: u64,
     /// The memory budget in effect, in bytes.
     pub memory_budget: u64,
+    /// Bytes of audio held by jobs not yet released (a streaming job holds only what was not
+    /// read yet).
+    pub audio_bytes: u64,
 }

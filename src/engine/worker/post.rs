@@ -69,7 +69,7 @@ pub(super) fn append_audio(job: &Job, audio: &[f32]) {
         return;
     }
     if let Some(i) = audio.iter().position(|v| !v.is_finite()) {
-        let sample = data.audio.len() + i;
+        let sample = data.dropped + (data.audio.len() + i) as u64;
         data.fault = Some(Error::new(
             ErrorKind::Inference,
             format!("the model produced non-finite audio (sample {sample} is {}); the job failed", audio[i]),
