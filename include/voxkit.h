@@ -194,7 +194,38 @@ typedef struct VoxEngineConfig {
    * Passed unchanged to `log_callback`.
    */
   void *log_user_data;
+  /**
+   * `VOX_MODEL_*` bits of the models to load while `vox_engine_create` runs (a loading
+   * screen) instead of on their first job; a failed load fails the create. Default 0.
+   */
+  uint32_t preload;
 } VoxEngineConfig;
+
+/**
+ * What a configured model offers, as `vox_engine_model_info` reports it. Set `struct_size`
+ * before the call. The strings belong to the engine and stay valid until it is destroyed.
+ */
+typedef struct VoxModelInfo {
+  /**
+   * Set by the caller to `sizeof(VoxModelInfo)`.
+   */
+  uint32_t struct_size;
+  /**
+   * TTS: the rate of the model's audio (before any requested resampling); ASR: the rate its
+   * front-end takes (input of any rate is resampled to it).
+   */
+  uint32_t sample_rate;
+  /**
+   * TTS: the speakers a request may name, comma-separated, lower case; the first is the
+   * default. "" when the model takes no speaker (VoiceDesign) and for ASR.
+   */
+  const char *speakers;
+  /**
+   * TTS: the languages a request may name, comma-separated, lower case, "auto" first. "" for
+   * ASR.
+   */
+  const char *languages;
+} VoxModelInfo;
 
 /**
  * Engine-wide counters. Set `struct_size` before the call.
@@ -657,6 +688,21 @@ VoxStatus vox_engine_create(const struct VoxEngineConfig *config, struct VoxEngi
  * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 void vox_engine_destroy(struct VoxEngine *engine);
+
+/**
+ * Fills `*info` with what the engine's model of `kind` (`VOX_KIND_TTS` or `VOX_KIND_ASR`)
+ * offers: its rate, and for TTS the speakers and languages a request may name. Known from
+ * create on (no model load). A kind with no model configured fails with
+ * `VOX_ERR_MODEL_NOT_LOADED`.
+ *
+ * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states.
+ */
+VoxStatus vox_engine_model_info(const struct VoxEngine *engine,
+                                int32_t kind,
+                                struct VoxModelInfo *info);
 
 /**
  * Fills `*stats` (set `stats->struct_size = sizeof(VoxEngineStats)` first).

@@ -251,3 +251,34 @@ fn streaming_jobs_drop_what_was_read_and_stats_count_job_audio() {
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A host can pay the model load at create (a loading screen) and learn what the model offers.
+#[test]
+fn preload_at_create_and_model_info() {
+    let dir = fresh("tiny-customvoice", "preload");
+    let e = voxkit::Engine::new(voxkit::EngineConfig {
+        tts_model_dir: Some(dir.clone()),
+        cpu_threads: 1,
+        preload_tts: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let s = e.stats();
+    assert_eq!(s.model_loads, 1, "the model loaded during create");
+    assert!(s.resident.tts && s.memory_in_use > 0);
+    let info = e.model_info(voxkit::seams::ModelKind::Tts).unwrap();
+    assert_eq!(info.sample_rate, 24_000);
+    assert!(info.speakers.contains(&"ryan".to_string()), "{:?}", info.speakers);
+    assert_eq!(info.languages.first().map(String::as_str), Some("auto"));
+    assert!(info.languages.contains(&"english".to_string()));
+    let err = e.model_info(voxkit::seams::ModelKind::Asr).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ModelNotLoaded);
+    // A first job pays no load.
+    let id = e.submit_tts(voxkit::TtsRequest { text: "Hi.".into(), max_new_tokens: 2, ..Default::default() }).unwrap();
+    let done = e.wait(id, Some(std::time::Duration::from_secs(60))).unwrap();
+    assert_eq!(done.state, voxkit::JobState::Done, "{:?}", done.error);
+    assert_eq!(e.timings(id).unwrap().model_load_ms, 0.0);
+    assert_eq!(e.stats().model_loads, 1);
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub cpu_threads: usize,
     pub log_level: LogLevel,
     pub log_sink: Option<LogSink>,
+    /// Load these models while the engine is created (a game's loading screen) instead of on
+    /// their first job; a failed load fails the create.
+    pub preload_tts: bool,
+    pub preload_asr: bool,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +55,8 @@ impl Default for EngineConfig {
             cpu_threads: 0,
             log_level: LogLevel::Warn,
             log_sink: None,
+            preload_tts: false,
+            preload_asr: false,
         }
     }
 }

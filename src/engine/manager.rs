@@ -97,6 +97,11 @@ impl ModelManager {
         }
     }
 
+    /// Whether a model of this kind is configured.
+    pub fn configured_kind(&self, kind: ModelKind) -> bool {
+        self.configured(kind).is_some()
+    }
+
     pub fn resident(&self) -> Resident {
         self.resident
     }

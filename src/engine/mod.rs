@@ -51,6 +51,16 @@ pub struct EngineStats {
     pub audio_bytes: u64,
 }
 
+/// What `Engine::model_info` reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub sample_rate: u32,
+    /// Lower case, sorted; the first is the default (empty: the model takes no speaker).
+    pub speakers: Vec<String>,
+    /// Lower case, "auto" first (empty: not listed).
+    pub languages: Vec<String>,
+}
+
 pub(crate) struct QueueState {
     pub entries: VecDeque<Pending>,
     pub shutdown: bool,
@@ -153,14 +163,34 @@ impl Engine {
             _ => manager::Budget { host: manager::auto_budget(), device: configured(u64::MAX) },
         };
         let (tts, asr) = (tts_cfg.as_ref().map(|c| c.spec.clone()), asr_cfg.as_ref().map(|c| c.spec.clone()));
-        let manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
+        let mut manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
+        // Models asked for at create load now, on this thread (the worker does not run yet).
+        let mut stats = EngineStats { memory_budget: budget.host.max(budget.device), ..Default::default() };
+        for (kind, wanted) in [(ModelKind::Tts, config.preload_tts), (ModelKind::Asr, config.preload_asr)] {
+            if !wanted {
+                continue;
+            }
+            if !manager.configured_kind(kind) {
+                return Err(Engine::not_configured(kind));
+            }
+            if let Some(ev) = manager.ensure(kind)? {
+                stats.model_loads += 1;
+                stats.model_load_ms += ev.duration.as_secs_f64() * 1e3;
+                if ev.swapped {
+                    stats.model_swaps += 1;
+                    stats.model_swap_ms += ev.duration.as_secs_f64() * 1e3;
+                }
+            }
+        }
+        stats.resident = manager.resident();
+        stats.memory_in_use = manager.memory_in_use();
 
         let shared = Arc::new(Shared {
             config,
             queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false }),
             wake: Condvar::new(),
             jobs: Mutex::new(HashMap::new()),
-            stats: Mutex::new(EngineStats { memory_budget: budget.host.max(budget.device), ..Default::default() }),
+            stats: Mutex::new(stats),
             next_id: AtomicU64::new(1),
             log_id,
         });
@@ -178,6 +208,21 @@ impl Engine {
             shared.config.max_batch
         );
         Ok(Engine { shared, loader, tts, asr, worker: Some(worker), _log: log_guard })
+    }
+
+    /// What a configured model offers: its output (TTS) or input (ASR) rate, and the speakers
+    /// and languages a TTS request may name. Known from create on; no load needed.
+    pub fn model_info(&self, kind: ModelKind) -> Result<ModelInfo> {
+        let spec = match kind {
+            ModelKind::Tts => self.tts.as_ref(),
+            ModelKind::Asr => self.asr.as_ref(),
+        }
+        .ok_or_else(|| Engine::not_configured(kind))?;
+        Ok(ModelInfo {
+            sample_rate: spec.sample_rate,
+            speakers: spec.speakers.clone(),
+            languages: spec.languages.clone(),
+        })
     }
 
     fn mark(&self) -> logging::ThreadMark {

@@ -1,6 +1,6 @@
 //! The exported functions. Each one: validate → convert → call the engine → convert back.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,8 @@ use crate::seams::request::{AsrRequest, Sampling, TtsRequest};
 /// freed by `vox_engine_destroy`.
 pub struct VoxEngine {
     engine: Engine,
+    /// `vox_engine_model_info`'s strings (speakers, languages) per model kind, made at create.
+    info: [Option<(CString, CString)>; 2],
 }
 
 /// The addresses of the live engines. A handle is looked up here before it is dereferenced, so a
@@ -150,6 +152,7 @@ pub unsafe extern "C" fn vox_engine_config_init(config: *mut VoxEngineConfig) ->
             log_level: d.log_level as i32,
             log_callback: None,
             log_user_data: std::ptr::null_mut(),
+            preload: 0,
         };
         unsafe { write_out(p, c) };
         Ok(())
@@ -208,6 +211,8 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
         cpu_threads: c.cpu_threads as usize,
         log_level,
         log_sink,
+        preload_tts: c.preload & VOX_MODEL_TTS != 0,
+        preload_asr: c.preload & VOX_MODEL_ASR != 0,
     })
 }
 
@@ -230,7 +235,15 @@ pub unsafe extern "C" fn vox_engine_create(
         let c = unsafe { read_sized(non_null(config, "config")?, "VoxEngineConfig")? };
         let out = non_null(out_engine, "out_engine")? as *mut *mut VoxEngine;
         let engine = Engine::new(engine_config(&c)?)?;
-        let boxed = Box::into_raw(Box::new(VoxEngine { engine }));
+        let strings = |kind| {
+            engine.model_info(kind).ok().map(|i| {
+                // The names come from JSON keys; an interior NUL cannot be passed on.
+                let join = |v: &[String]| CString::new(v.join(",")).unwrap_or_default();
+                (join(&i.speakers), join(&i.languages))
+            })
+        };
+        let info = [strings(ModelKind::Tts), strings(ModelKind::Asr)];
+        let boxed = Box::into_raw(Box::new(VoxEngine { engine, info }));
         LIVE_ENGINES.lock().push(boxed as usize);
         unsafe { out.write_unaligned(boxed) };
         Ok(())
@@ -268,6 +281,45 @@ pub unsafe extern "C" fn vox_engine_destroy(engine: *mut VoxEngine) {
         drop(unsafe { Box::from_raw(engine) });
         Ok(())
     });
+}
+
+/// Fills `*info` with what the engine's model of `kind` (`VOX_KIND_TTS` or `VOX_KIND_ASR`)
+/// offers: its rate, and for TTS the speakers and languages a request may name. Known from
+/// create on (no model load). A kind with no model configured fails with
+/// `VOX_ERR_MODEL_NOT_LOADED`.
+///
+/// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes this comment states.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vox_engine_model_info(
+    engine: *const VoxEngine,
+    kind: i32,
+    info: *mut VoxModelInfo,
+) -> VoxStatus {
+    boundary("vox_engine_model_info", || {
+        let e = unsafe { engine_ref(engine)? };
+        let p = non_null(info, "info")? as *mut VoxModelInfo;
+        unsafe { check_out_size(p, "VoxModelInfo")? };
+        let (k, slot) = match kind {
+            VOX_KIND_TTS => (ModelKind::Tts, 0),
+            VOX_KIND_ASR => (ModelKind::Asr, 1),
+            other => return Err(Error::invalid(format!("kind {other} is not VOX_KIND_TTS or VOX_KIND_ASR"))),
+        };
+        let i = e.model_info(k)?;
+        // SAFETY: the engine is live (checked above); its strings live as long as it does.
+        let strings = unsafe { &(*engine).info[slot] };
+        let (speakers, languages) = strings.as_ref().ok_or_else(|| Error::internal("model info strings missing"))?;
+        let out = VoxModelInfo {
+            struct_size: std::mem::size_of::<VoxModelInfo>() as u32,
+            sample_rate: i.sample_rate,
+            speakers: speakers.as_ptr(),
+            languages: languages.as_ptr(),
+        };
+        unsafe { write_out(p, out) };
+        Ok(())
+    })
 }
 
 /// Fills `*stats` (set `stats->struct_size = sizeof(VoxEngineStats)` first).

@@ -132,6 +132,9 @@ pub struct VoxEngineConfig {
     pub log_callback: VoxLogCallback,
     /// Passed unchanged to `log_callback`.
     pub log_user_data: *mut c_void,
+    /// `VOX_MODEL_*` bits of the models to load while `vox_engine_create` runs (a loading
+    /// screen) instead of on their first job; a failed load fails the create. Default 0.
+    pub preload: u32,
 }
 
 /// A text-to-speech request. Fill with `vox_tts_request_init`, then set `text` and what you need.
@@ -209,6 +212,24 @@ pub struct VoxAsrRequest {
     pub denoise: u32,
     /// Denoise strength in [0, 1] (default 1).
     pub denoise_strength: f32,
+}
+
+/// What a configured model offers, as `vox_engine_model_info` reports it. Set `struct_size`
+/// before the call. The strings belong to the engine and stay valid until it is destroyed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VoxModelInfo {
+    /// Set by the caller to `sizeof(VoxModelInfo)`.
+    pub struct_size: u32,
+    /// TTS: the rate of the model's audio (before any requested resampling); ASR: the rate its
+    /// front-end takes (input of any rate is resampled to it).
+    pub sample_rate: u32,
+    /// TTS: the speakers a request may name, comma-separated, lower case; the first is the
+    /// default. "" when the model takes no speaker (VoiceDesign) and for ASR.
+    pub speakers: *const c_char,
+    /// TTS: the languages a request may name, comma-separated, lower case, "auto" first. "" for
+    /// ASR.
+    pub languages: *const c_char,
 }
 
 /// A job's state, as `vox_poll` and `vox_wait` report it. Set `struct_size` before the call.

@@ -430,6 +430,32 @@ static void test_use_after_destroy(void) {
     EXPECT_ERR(vox_poll(sentinel_engine(), 1, &info), VOX_ERR_INVALID_ARGUMENT);
 }
 
+/* Model info and preloading on an engine without models. */
+static void test_model_info_and_preload_without_models(void) {
+    VoxEngineConfig cfg;
+    VoxEngine *eng = NULL;
+    VoxModelInfo info;
+
+    vox_engine_config_init(&cfg);
+    CHECK(cfg.preload == 0);
+    cfg.device = VOX_DEVICE_CPU;
+    EXPECT_OK(vox_engine_create(&cfg, &eng));
+    memset(&info, 0, sizeof info);
+    info.struct_size = (uint32_t)sizeof info;
+    EXPECT_ERR(vox_engine_model_info(eng, VOX_KIND_TTS, &info), VOX_ERR_MODEL_NOT_LOADED);
+    EXPECT_ERR(vox_engine_model_info(eng, VOX_KIND_ASR, &info), VOX_ERR_MODEL_NOT_LOADED);
+    EXPECT_ERR(vox_engine_model_info(eng, 7, &info), VOX_ERR_INVALID_ARGUMENT);
+    EXPECT_ERR(vox_engine_model_info(eng, VOX_KIND_TTS, NULL), VOX_ERR_NULL_POINTER);
+    info.struct_size = 4;
+    EXPECT_ERR(vox_engine_model_info(eng, VOX_KIND_TTS, &info), VOX_ERR_STRUCT_SIZE);
+    vox_engine_destroy(eng);
+
+    /* Preloading a model that is not configured fails the create. */
+    vox_engine_config_init(&cfg);
+    cfg.preload = VOX_MODEL_TTS;
+    EXPECT_CREATE_FAILS(&cfg, VOX_ERR_MODEL_NOT_LOADED);
+}
+
 static void test_log_callback(void) {
     VoxEngineConfig cfg;
     VoxEngine *eng = NULL;
@@ -925,6 +951,7 @@ int main(void) {
     test_engine_create_errors();
     test_engine_create_destroy_cycles();
     test_use_after_destroy();
+    test_model_info_and_preload_without_models();
     test_log_callback();
 
     /* A working engine with no models. */
