@@ -214,7 +214,12 @@ impl Qwen3Tts {
         let t = &self.config.talker_config;
         let (eos, vocab) = (t.codec_eos_token_id, t.decoder.vocab_size as u32);
         let start = vocab.saturating_sub(1024);
-        let mut r = if (start..vocab).contains(&eos) { vec![start..eos, eos + 1..vocab] } else { vec![start..vocab] };
+        let mut r = Vec::with_capacity(3);
+        if (start..vocab).contains(&eos) {
+            r.extend([start..eos, eos + 1..vocab]);
+        } else {
+            r.push(start..vocab);
+        }
         if generated < 2 {
             r.push(eos..eos + 1);
         }
@@ -228,7 +233,7 @@ impl Qwen3Tts {
         let mut picks: Vec<Pick<'_>> = seqs
             .iter_mut()
             .zip(&barred)
-            .map(|((seen, params, rng), suppress)| Pick { params, seen, suppress, rng: &mut **rng })
+            .map(|((seen, params, rng), suppress)| Pick { params, seen, suppress, rng })
             .collect();
         self.cx.sample(logits, &mut picks)
     }
