@@ -5,7 +5,13 @@
  * - Every fallible function returns a VoxStatus: VOX_OK (0) or a VOX_ERR_* code. On failure,
  *   vox_last_error() gives the calling thread's message. Out-params are written only on success.
  * - Structs start with `struct_size`. Fill input structs with their *_init function; set
- *   `struct_size = sizeof(T)` in output structs before the call. Structs only grow at the end.
+ *   `struct_size = sizeof(T)` in output structs before the call. Structs only grow at the end:
+ *   the library reads an older program's smaller input struct (the missing fields take their
+ *   defaults) and writes only the `struct_size` bytes of an output struct. The *_init functions
+ *   write this library's whole struct: a program built against an older header
+ *   (`vox_abi_version() > VOX_ABI_VERSION`) sets `struct_size` and every field itself instead.
+ * - Strings (`const char*`) are UTF-8 both ways: in C# marshal them as `LPUTF8Str` or `IntPtr`,
+ *   never as the platform's ANSI code page.
  * - Strings are NUL-terminated UTF-8. Buffers are the caller's; the library never asks the caller
  *   to free anything except the engine (vox_engine_destroy) and jobs (vox_release).
  * - Thread safety is stated on each function. In short: every function may be called from any
@@ -663,7 +669,9 @@ VoxStatus vox_engine_config_init(struct VoxEngineConfig *config);
 
 /**
  * Creates an engine and starts its worker thread. Model folders are checked now (a missing or
- * corrupt checkpoint fails here, naming what is wrong); models load on first use. A config with
+ * corrupt checkpoint fails here, naming what is wrong); models load on their first job, or here
+ * for those named in `preload` (asking for both when they do not fit in the memory budget
+ * together fails with `VOX_ERR_OUT_OF_MEMORY`). A config with
  * both model folders NULL gives a working engine whose jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
  * `VOX_DEVICE_CUDA` without a usable GPU fails with `VOX_ERR_NO_DEVICE`; `VOX_DEVICE_AUTO` falls
  * back to the CPU. On success `*out_engine` receives the engine.

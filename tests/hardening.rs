@@ -185,7 +185,7 @@ fn unknown_speakers_and_languages_fail_at_submit_and_no_speaker_means_the_defaul
 #[test]
 fn damaged_checkpoints_fail_at_create() {
     type Damage = fn(&Path);
-    let cases: [(&str, &str, Damage); 4] = [
+    let cases: [(&str, &str, Damage); 5] = [
         ("truncated weights", "model.safetensors", |f| {
             let b = std::fs::read(f).unwrap();
             std::fs::write(f, &b[..b.len() - 1000]).unwrap();
@@ -200,6 +200,11 @@ fn damaged_checkpoints_fail_at_create() {
             std::fs::write(f, &b[..b.len() / 2]).unwrap();
         }),
         ("bad vocab.json", "vocab.json", |f| std::fs::write(f, b"{ not json").unwrap()),
+        ("bytes no tensor holds", "model.safetensors", |f| {
+            let mut b = std::fs::read(f).unwrap();
+            b.extend_from_slice(&[0u8; 64]);
+            std::fs::write(f, b).unwrap();
+        }),
     ];
     for (i, (what, file, damage)) in cases.into_iter().enumerate() {
         let dir = fresh("tiny-customvoice", &format!("damaged{i}"));
@@ -281,4 +286,38 @@ fn preload_at_create_and_model_info() {
     assert_eq!(e.stats().model_loads, 1);
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Preloading both models when they only fit one at a time would load one only to unload it:
+/// the create fails and says so. Job ids are unique across engines.
+#[test]
+fn preloading_two_models_that_do_not_fit_together_fails_and_job_ids_are_process_wide() {
+    let tts = fresh("tiny-customvoice", "preload-both");
+    let asr = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asr/tiny");
+    let c = ctx();
+    let tts_bytes = CheckpointLoader.inspect(ModelKind::Tts, &tts, &c).unwrap().host_bytes;
+    let asr_bytes = CheckpointLoader.inspect(ModelKind::Asr, &asr, &c).unwrap().host_bytes;
+    let config = |preload_asr| voxkit::EngineConfig {
+        tts_model_dir: Some(tts.clone()),
+        asr_model_dir: Some(asr.clone()),
+        device: voxkit::Device::Cpu,
+        max_batch: c.max_slots,
+        cpu_threads: 1,
+        memory_budget: tts_bytes.max(asr_bytes),
+        preload_tts: true,
+        preload_asr,
+        ..Default::default()
+    };
+    let err = voxkit::Engine::new(config(true)).err().expect("both preloaded in a budget for one");
+    assert_eq!(err.kind, ErrorKind::OutOfMemory);
+    assert!(err.message.contains("preload"), "{}", err.message);
+    let one = voxkit::Engine::new(config(false)).unwrap();
+    assert!(one.stats().resident.tts && !one.stats().resident.asr);
+    let two = tts_engine(&tts).unwrap();
+    let req = || voxkit::TtsRequest { text: "Hi.".into(), max_new_tokens: 2, ..Default::default() };
+    let (a, b) = (one.submit_tts(req()).unwrap(), two.submit_tts(req()).unwrap());
+    assert_ne!(a, b, "two engines handed out the same job id");
+    assert!(two.poll(a).is_err(), "engine two knows engine one's job");
+    drop((one, two));
+    let _ = std::fs::remove_dir_all(&tts);
 }

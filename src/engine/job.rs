@@ -193,6 +193,11 @@ impl Job {
             d.audio.drain(..read);
             d.read_pos = 0;
             d.dropped += read as u64;
+            // A stream that produced a burst and is now read down gives the memory back.
+            if d.audio.capacity() > 4 * d.audio.len().max(1 << 14) {
+                let keep = d.audio.len().max(1 << 14);
+                d.audio.shrink_to(keep);
+            }
         }
         n
     }

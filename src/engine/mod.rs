@@ -66,6 +66,10 @@ pub(crate) struct QueueState {
     pub shutdown: bool,
 }
 
+/// Job ids are unique in the process, not only per engine: an id kept from a destroyed engine
+/// never names a job of a later one.
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
 /// State shared by the host-facing calls and the worker. Lock order: queue → jobs → a job's data
 /// → stats; no lock is held while logging (the host's callback may call back into the engine).
 pub(crate) struct Shared {
@@ -74,7 +78,6 @@ pub(crate) struct Shared {
     pub wake: Condvar,
     pub jobs: Mutex<HashMap<JobId, Arc<Job>>>,
     pub stats: Mutex<EngineStats>,
-    pub next_id: AtomicU64,
     pub log_id: u64,
 }
 
@@ -166,6 +169,14 @@ impl Engine {
         let mut manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
         // Models asked for at create load now, on this thread (the worker does not run yet).
         let mut stats = EngineStats { memory_budget: budget.host.max(budget.device), ..Default::default() };
+        if config.preload_tts && config.preload_asr && !manager.both_fit() {
+            // Loading the second would unload the first: a wasted load the host did not ask for.
+            return Err(Error::new(
+                ErrorKind::OutOfMemory,
+                "preload asks for both models, but they do not fit in the memory budget together; \
+                 preload one (the other loads on its first job, swapping the first out)",
+            ));
+        }
         for (kind, wanted) in [(ModelKind::Tts, config.preload_tts), (ModelKind::Asr, config.preload_asr)] {
             if !wanted {
                 continue;
@@ -191,7 +202,6 @@ impl Engine {
             wake: Condvar::new(),
             jobs: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
-            next_id: AtomicU64::new(1),
             log_id,
         });
         let w = Worker::new(shared.clone(), manager);
@@ -316,7 +326,7 @@ impl Engine {
         if q.entries.len() >= limit {
             return Err(Error::new(ErrorKind::QueueFull, format!("the queue is full ({limit} jobs waiting)")));
         }
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
         let job = Arc::new(Job::new(id, kind, flags));
         self.shared.jobs.lock().insert(id, job.clone());
         q.entries.push_back(Pending { job, request, priority, post });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::types::*;
-use super::{boundary, check_out_size, last_error, non_null, null, opt_str, read_sized};
+use super::{boundary, check_out_size, last_error, non_null, null, opt_str, read_sized, write_out_sized};
 use crate::engine::Engine;
 use crate::engine::EngineStats;
 use crate::engine::config::{Device, EngineConfig, LogLevel, LogSink};
@@ -125,6 +125,29 @@ pub unsafe extern "C" fn vox_last_error(buf: *mut c_char, capacity: usize) -> us
 // Engine
 // ---------------------------------------------------------------------------------------------
 
+/// The defaults `vox_engine_config_init` writes (also the values of fields an older, smaller struct lacks).
+fn default_config() -> VoxEngineConfig {
+    let d = EngineConfig::default();
+    VoxEngineConfig {
+        struct_size: std::mem::size_of::<VoxEngineConfig>() as u32,
+        device: VOX_DEVICE_AUTO,
+        tts_model_dir: std::ptr::null(),
+        asr_model_dir: std::ptr::null(),
+        device_index: 0,
+        max_batch: d.max_batch as u32,
+        memory_budget: d.memory_budget,
+        max_queued_jobs: d.max_queued_jobs as u32,
+        default_max_new_tokens: d.default_max_new_tokens,
+        hard_max_new_tokens: d.hard_max_new_tokens,
+        max_wait_ms: d.max_wait.as_millis() as u32,
+        cpu_threads: d.cpu_threads as u32,
+        log_level: d.log_level as i32,
+        log_callback: None,
+        log_user_data: std::ptr::null_mut(),
+        preload: 0,
+    }
+}
+
 /// Fills `config` with the defaults (and its `struct_size`).
 ///
 /// Thread safety: any thread.
@@ -135,25 +158,7 @@ pub unsafe extern "C" fn vox_last_error(buf: *mut c_char, capacity: usize) -> us
 pub unsafe extern "C" fn vox_engine_config_init(config: *mut VoxEngineConfig) -> VoxStatus {
     boundary("vox_engine_config_init", || {
         let p = non_null(config, "config")? as *mut VoxEngineConfig;
-        let d = EngineConfig::default();
-        let c = VoxEngineConfig {
-            struct_size: std::mem::size_of::<VoxEngineConfig>() as u32,
-            device: VOX_DEVICE_AUTO,
-            tts_model_dir: std::ptr::null(),
-            asr_model_dir: std::ptr::null(),
-            device_index: 0,
-            max_batch: d.max_batch as u32,
-            memory_budget: d.memory_budget,
-            max_queued_jobs: d.max_queued_jobs as u32,
-            default_max_new_tokens: d.default_max_new_tokens,
-            hard_max_new_tokens: d.hard_max_new_tokens,
-            max_wait_ms: d.max_wait.as_millis() as u32,
-            cpu_threads: d.cpu_threads as u32,
-            log_level: d.log_level as i32,
-            log_callback: None,
-            log_user_data: std::ptr::null_mut(),
-            preload: 0,
-        };
+        let c = default_config();
         unsafe { write_out(p, c) };
         Ok(())
     })
@@ -198,6 +203,9 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
         });
         sink
     });
+    if c.preload & !(VOX_MODEL_TTS | VOX_MODEL_ASR) != 0 {
+        return Err(Error::invalid(format!("preload must be VOX_MODEL_* bits, got {:#x}", c.preload)));
+    }
     Ok(EngineConfig {
         tts_model_dir: dir(c.tts_model_dir, "tts_model_dir")?,
         asr_model_dir: dir(c.asr_model_dir, "asr_model_dir")?,
@@ -217,7 +225,9 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
 }
 
 /// Creates an engine and starts its worker thread. Model folders are checked now (a missing or
-/// corrupt checkpoint fails here, naming what is wrong); models load on first use. A config with
+/// corrupt checkpoint fails here, naming what is wrong); models load on their first job, or here
+/// for those named in `preload` (asking for both when they do not fit in the memory budget
+/// together fails with `VOX_ERR_OUT_OF_MEMORY`). A config with
 /// both model folders NULL gives a working engine whose jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
 /// `VOX_DEVICE_CUDA` without a usable GPU fails with `VOX_ERR_NO_DEVICE`; `VOX_DEVICE_AUTO` falls
 /// back to the CPU. On success `*out_engine` receives the engine.
@@ -232,7 +242,7 @@ pub unsafe extern "C" fn vox_engine_create(
     out_engine: *mut *mut VoxEngine,
 ) -> VoxStatus {
     boundary("vox_engine_create", || {
-        let c = unsafe { read_sized(non_null(config, "config")?, "VoxEngineConfig")? };
+        let c = unsafe { read_sized(non_null(config, "config")?, "VoxEngineConfig", default_config)? };
         let out = non_null(out_engine, "out_engine")? as *mut *mut VoxEngine;
         let engine = Engine::new(engine_config(&c)?)?;
         let strings = |kind| {
@@ -301,7 +311,7 @@ pub unsafe extern "C" fn vox_engine_model_info(
     boundary("vox_engine_model_info", || {
         let e = unsafe { engine_ref(engine)? };
         let p = non_null(info, "info")? as *mut VoxModelInfo;
-        unsafe { check_out_size(p, "VoxModelInfo")? };
+        let size = unsafe { check_out_size(p, "VoxModelInfo")? };
         let (k, slot) = match kind {
             VOX_KIND_TTS => (ModelKind::Tts, 0),
             VOX_KIND_ASR => (ModelKind::Asr, 1),
@@ -317,7 +327,7 @@ pub unsafe extern "C" fn vox_engine_model_info(
             speakers: speakers.as_ptr(),
             languages: languages.as_ptr(),
         };
-        unsafe { write_out(p, out) };
+        unsafe { write_out_sized(p, out, size) };
         Ok(())
     })
 }
@@ -334,7 +344,7 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
     boundary("vox_engine_stats", || {
         let e = unsafe { engine_ref(engine)? };
         let p = non_null(stats, "stats")? as *mut VoxEngineStats;
-        unsafe { check_out_size(p, "VoxEngineStats")? };
+        let size = unsafe { check_out_size(p, "VoxEngineStats")? };
         let s: EngineStats = e.stats();
         let out = VoxEngineStats {
             struct_size: std::mem::size_of::<VoxEngineStats>() as u32,
@@ -354,7 +364,7 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
             memory_budget: s.memory_budget,
             audio_bytes: s.audio_bytes,
         };
-        unsafe { write_out(p, out) };
+        unsafe { write_out_sized(p, out, size) };
         Ok(())
     })
 }
@@ -362,6 +372,31 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
 // ---------------------------------------------------------------------------------------------
 // Submitting
 // ---------------------------------------------------------------------------------------------
+
+/// The defaults `vox_tts_request_init` writes (also the values of fields an older, smaller struct lacks).
+fn default_tts_request() -> VoxTtsRequest {
+    VoxTtsRequest {
+        struct_size: std::mem::size_of::<VoxTtsRequest>() as u32,
+        priority: 0,
+        text: std::ptr::null(),
+        language: std::ptr::null(),
+        speaker: std::ptr::null(),
+        instruct: std::ptr::null(),
+        max_new_tokens: 0,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 0.0,
+        repetition_penalty: 0.0,
+        greedy: 0,
+        seed: 0,
+        use_seed: 0,
+        sample_rate: 0,
+        denoise: 0,
+        denoise_strength: 1.0,
+        stream: 0,
+        text_streaming: 0,
+    }
+}
 
 /// Fills `request` with the defaults (and its `struct_size`); set `text` afterwards.
 ///
@@ -373,30 +408,27 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
 pub unsafe extern "C" fn vox_tts_request_init(request: *mut VoxTtsRequest) -> VoxStatus {
     boundary("vox_tts_request_init", || {
         let p = non_null(request, "request")? as *mut VoxTtsRequest;
-        let r = VoxTtsRequest {
-            struct_size: std::mem::size_of::<VoxTtsRequest>() as u32,
-            priority: 0,
-            text: std::ptr::null(),
-            language: std::ptr::null(),
-            speaker: std::ptr::null(),
-            instruct: std::ptr::null(),
-            max_new_tokens: 0,
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 0.0,
-            repetition_penalty: 0.0,
-            greedy: 0,
-            seed: 0,
-            use_seed: 0,
-            sample_rate: 0,
-            denoise: 0,
-            denoise_strength: 1.0,
-            stream: 0,
-            text_streaming: 0,
-        };
+        let r = default_tts_request();
         unsafe { write_out(p, r) };
         Ok(())
     })
+}
+
+/// The defaults `vox_asr_request_init` writes (also the values of fields an older, smaller struct lacks).
+fn default_asr_request() -> VoxAsrRequest {
+    VoxAsrRequest {
+        struct_size: std::mem::size_of::<VoxAsrRequest>() as u32,
+        priority: 0,
+        pcm: std::ptr::null(),
+        frames: 0,
+        sample_rate: 0,
+        channels: 1,
+        language: std::ptr::null(),
+        context: std::ptr::null(),
+        max_new_tokens: 0,
+        denoise: 0,
+        denoise_strength: 1.0,
+    }
 }
 
 /// Fills `request` with the defaults (and its `struct_size`); set the audio afterwards.
@@ -409,19 +441,7 @@ pub unsafe extern "C" fn vox_tts_request_init(request: *mut VoxTtsRequest) -> Vo
 pub unsafe extern "C" fn vox_asr_request_init(request: *mut VoxAsrRequest) -> VoxStatus {
     boundary("vox_asr_request_init", || {
         let p = non_null(request, "request")? as *mut VoxAsrRequest;
-        let r = VoxAsrRequest {
-            struct_size: std::mem::size_of::<VoxAsrRequest>() as u32,
-            priority: 0,
-            pcm: std::ptr::null(),
-            frames: 0,
-            sample_rate: 0,
-            channels: 1,
-            language: std::ptr::null(),
-            context: std::ptr::null(),
-            max_new_tokens: 0,
-            denoise: 0,
-            denoise_strength: 1.0,
-        };
+        let r = default_asr_request();
         unsafe { write_out(p, r) };
         Ok(())
     })
@@ -486,7 +506,7 @@ pub unsafe extern "C" fn vox_tts_submit(
 ) -> VoxStatus {
     boundary("vox_tts_submit", || {
         let e = unsafe { engine_ref(engine)? };
-        let r = unsafe { read_sized(non_null(request, "request")?, "VoxTtsRequest")? };
+        let r = unsafe { read_sized(non_null(request, "request")?, "VoxTtsRequest", default_tts_request)? };
         let out = non_null(out_job, "out_job")? as *mut VoxJobId;
         let id = e.submit_tts(tts_request(&r)?)?;
         unsafe { out.write_unaligned(id) };
@@ -546,7 +566,7 @@ pub unsafe extern "C" fn vox_asr_submit(
 ) -> VoxStatus {
     boundary("vox_asr_submit", || {
         let e = unsafe { engine_ref(engine)? };
-        let r = unsafe { read_sized(non_null(request, "request")?, "VoxAsrRequest")? };
+        let r = unsafe { read_sized(non_null(request, "request")?, "VoxAsrRequest", default_asr_request)? };
         let out = non_null(out_job, "out_job")? as *mut VoxJobId;
         let id = e.submit_asr(asr_request(&r)?)?;
         unsafe { out.write_unaligned(id) };
@@ -597,9 +617,9 @@ pub unsafe extern "C" fn vox_poll(engine: *const VoxEngine, job: VoxJobId, info:
     boundary("vox_poll", || {
         let e = unsafe { engine_ref(engine)? };
         let p = non_null(info, "info")? as *mut VoxJobInfo;
-        unsafe { check_out_size(p, "VoxJobInfo")? };
+        let size = unsafe { check_out_size(p, "VoxJobInfo")? };
         let i = e.poll(job)?;
-        unsafe { write_out(p, job_info(&i)) };
+        unsafe { write_out_sized(p, job_info(&i), size) };
         Ok(())
     })
 }
@@ -622,13 +642,11 @@ pub unsafe extern "C" fn vox_wait(
 ) -> VoxStatus {
     boundary("vox_wait", || {
         let e = unsafe { engine_ref(engine)? };
-        if !info.is_null() {
-            unsafe { check_out_size(info, "VoxJobInfo")? };
-        }
+        let size = if info.is_null() { 0 } else { unsafe { check_out_size(info, "VoxJobInfo")? } };
         let timeout = (timeout_ms != VOX_WAIT_INFINITE).then(|| Duration::from_millis(timeout_ms as u64));
         let i = e.wait(job, timeout)?;
         if !info.is_null() {
-            unsafe { write_out(info, job_info(&i)) };
+            unsafe { write_out_sized(info, job_info(&i), size) };
         }
         Ok(())
     })
@@ -777,7 +795,7 @@ pub unsafe extern "C" fn vox_get_timings(
     boundary("vox_get_timings", || {
         let e = unsafe { engine_ref(engine)? };
         let p = non_null(timings, "timings")? as *mut VoxTimings;
-        unsafe { check_out_size(p, "VoxTimings")? };
+        let size = unsafe { check_out_size(p, "VoxTimings")? };
         let t: Timings = e.timings(job)?;
         let out = VoxTimings {
             struct_size: std::mem::size_of::<VoxTimings>() as u32,
@@ -794,7 +812,7 @@ pub unsafe extern "C" fn vox_get_timings(
             total_ms: t.total_ms,
             tokens: t.tokens,
         };
-        unsafe { write_out(p, out) };
+        unsafe { write_out_sized(p, out, size) };
         Ok(())
     })
 }

@@ -103,34 +103,64 @@ pub(crate) unsafe fn opt_str(p: *const c_char, what: &str) -> Result<Option<Stri
     Ok(if s.is_empty() { None } else { Some(s.to_owned()) })
 }
 
-/// Reads a size-prefixed input struct: `struct_size` must cover at least this version.
+/// A `#[repr(C)]` struct of the ABI: it starts with `struct_size` and only grows at the end, so
+/// the library accepts every size from its first version's (`MIN_SIZE`) on.
+pub(crate) trait AbiStruct: Copy {
+    /// `sizeof` of the struct in the first ABI version that had it.
+    const MIN_SIZE: usize;
+}
+
+/// Reads a size-prefixed input struct: `struct_size` must cover at least the struct's first
+/// version; fields past a smaller (older) `struct_size` keep the values of `defaults`.
 ///
 /// # Safety
 /// `p` is non-NULL and points to at least `struct_size` readable bytes.
-pub(crate) unsafe fn read_sized<T: Copy>(p: *const T, what: &str) -> Result<T> {
+pub(crate) unsafe fn read_sized<T: AbiStruct>(p: *const T, what: &str, defaults: impl FnOnce() -> T) -> Result<T> {
     let size = unsafe { (p as *const u32).read_unaligned() } as usize;
-    let need = std::mem::size_of::<T>();
-    if size < need {
+    if size < T::MIN_SIZE {
         return Err(Error::new(
             ErrorKind::StructSize,
-            format!("{what}.struct_size is {size}; this library needs at least {need} (use the init function)"),
+            format!(
+                "{what}.struct_size is {size}; this library needs at least {} (use the init function)",
+                T::MIN_SIZE
+            ),
         ));
     }
-    Ok(unsafe { p.read_unaligned() })
+    if size >= std::mem::size_of::<T>() {
+        return Ok(unsafe { p.read_unaligned() });
+    }
+    let mut v = defaults();
+    // SAFETY: `size` < sizeof(T) bytes are readable at `p` and writable in `v`; the fields of an
+    // older layout are a prefix of this one's, each valid for any bit pattern.
+    unsafe { std::ptr::copy_nonoverlapping(p as *const u8, &mut v as *mut T as *mut u8, size) };
+    Ok(v)
 }
 
-/// Checks an output struct's caller-set `struct_size`.
+/// Checks an output struct's caller-set `struct_size` and returns how many bytes of it may be
+/// written: all of this version's, or an older program's smaller struct.
 ///
 /// # Safety
 /// `p` is non-NULL and points to at least 4 readable bytes.
-pub(crate) unsafe fn check_out_size<T>(p: *const T, what: &str) -> Result<()> {
+pub(crate) unsafe fn check_out_size<T: AbiStruct>(p: *const T, what: &str) -> Result<usize> {
     let size = unsafe { (p as *const u32).read_unaligned() } as usize;
-    let need = std::mem::size_of::<T>();
-    if size < need {
+    if size < T::MIN_SIZE {
         return Err(Error::new(
             ErrorKind::StructSize,
-            format!("{what}.struct_size is {size}; set it to sizeof({what}) ({need})"),
+            format!("{what}.struct_size is {size}; set it to sizeof({what}) ({})", std::mem::size_of::<T>()),
         ));
     }
-    Ok(())
+    Ok(size.min(std::mem::size_of::<T>()))
+}
+
+/// Writes the first `size` bytes of `v` (see `check_out_size`) into a caller's out-struct and
+/// sets its `struct_size` to the bytes written.
+///
+/// # Safety
+/// `dst` points to at least `size` writable bytes.
+pub(crate) unsafe fn write_out_sized<T: AbiStruct>(dst: *mut T, v: T, size: usize) {
+    let size = size.min(std::mem::size_of::<T>());
+    unsafe {
+        std::ptr::copy_nonoverlapping(&v as *const T as *const u8, dst as *mut u8, size);
+        (dst as *mut u32).write_unaligned(size as u32);
+    }
 }

@@ -319,3 +319,28 @@ pub struct VoxEngineStats {
     /// read yet).
     pub audio_bytes: u64,
 }
+
+// The first ABI version's size of each struct: a program built against an older header passes
+// (and receives) only that prefix. ABI 2 appended `preload` to the config and `audio_bytes` to
+// the stats; `VoxModelInfo` is new in 2.
+impl super::AbiStruct for VoxEngineConfig {
+    const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
+}
+impl super::AbiStruct for VoxEngineStats {
+    const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineStats, audio_bytes);
+}
+impl super::AbiStruct for VoxModelInfo {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxModelInfo>();
+}
+impl super::AbiStruct for VoxTtsRequest {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxTtsRequest>();
+}
+impl super::AbiStruct for VoxAsrRequest {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxAsrRequest>();
+}
+impl super::AbiStruct for VoxJobInfo {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxJobInfo>();
+}
+impl super::AbiStruct for VoxTimings {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxTimings>();
+}

@@ -63,6 +63,7 @@ pub fn check_file(path: &Path) -> Result<()> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
     let data = len - 8 - n;
+    let mut ranges = Vec::with_capacity(header.len());
     for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
         let size = match t.get("dtype").and_then(|d| d.as_str()) {
             Some("F32") => 4u64,
@@ -85,6 +86,20 @@ pub fn check_file(path: &Path) -> Result<()> {
                 "tensor `{name}` ends at byte {end} of the data, which holds {data} (truncated?)"
             )));
         }
+        ranges.push((begin, end, name));
+    }
+    // The tensors tile the data without overlap or gaps (what the official writer produces and
+    // what the parser of the load insists on).
+    ranges.sort_unstable();
+    let mut at = 0;
+    for (begin, end, name) in ranges {
+        if begin != at {
+            return Err(bad(format!("tensor `{name}` starts at byte {begin}; the previous one ends at {at}")));
+        }
+        at = end;
+    }
+    if at != data {
+        return Err(bad(format!("the tensors cover {at} bytes of data, the file holds {data}")));
     }
     Ok(())
 }
@@ -109,6 +124,9 @@ pub fn check_dir(dir: &Path) -> Result<()> {
         .collect();
     shards.sort_unstable();
     shards.dedup();
+    if shards.is_empty() {
+        return Err(load_error(format!("{} lists no weights", index.display())));
+    }
     for shard in shards {
         if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
             return Err(load_error(format!("{}: shard name {shard:?} is not a file name", index.display())));
@@ -223,7 +241,7 @@ impl Checkpoint {
             .filter_map(|n| n.strip_prefix(prefix))
             .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
             .max()
-            .map_or(0, |m| m + 1);
+            .map_or(0, |m| m.saturating_add(1));
         if held != layers {
             return Err(load_error(format!(
                 "{}: {field} is {layers}, but the checkpoint holds {held} layers under `{prefix}`",

@@ -13,6 +13,7 @@
 #include "voxkit.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -302,7 +303,7 @@ static void test_engine_create_errors(void) {
     vox_engine_config_init(&cfg);
     cfg.struct_size = 0;
     EXPECT_CREATE_FAILS(&cfg, VOX_ERR_STRUCT_SIZE);
-    cfg.struct_size = (uint32_t)sizeof(VoxEngineConfig) - 1;
+    cfg.struct_size = (uint32_t)offsetof(VoxEngineConfig, preload) - 1;
     EXPECT_CREATE_FAILS(&cfg, VOX_ERR_STRUCT_SIZE);
     cfg.struct_size = 4;
     EXPECT_CREATE_FAILS(&cfg, VOX_ERR_STRUCT_SIZE);
@@ -368,6 +369,30 @@ static void test_engine_create_destroy_cycles(void) {
         CHECK(eng != NULL);
         vox_engine_destroy(eng);
     }
+
+    /*
+     * A program built against ABI 1 passes the config without `preload`: accepted, and the
+     * bytes after its struct (here garbage) are not read: nothing is preloaded.
+     */
+    {
+        union {
+            VoxEngineConfig c;
+            unsigned char raw[sizeof(VoxEngineConfig)];
+        } old;
+        VoxEngine *eng = NULL;
+        EXPECT_OK(vox_engine_config_init(&old.c));
+        memset(old.raw + offsetof(VoxEngineConfig, preload), 0xFF,
+               sizeof old.raw - offsetof(VoxEngineConfig, preload));
+        old.c.struct_size = (uint32_t)offsetof(VoxEngineConfig, preload);
+        EXPECT_OK(vox_engine_create(&old.c, &eng));
+        CHECK(eng != NULL);
+        vox_engine_destroy(eng);
+    }
+
+    /* Unknown preload bits are an error, not ignored. */
+    vox_engine_config_init(&cfg);
+    cfg.preload = 0x100;
+    EXPECT_CREATE_FAILS(&cfg, VOX_ERR_INVALID_ARGUMENT);
 
     /* "" for a model folder means "none", like NULL. */
     {
@@ -534,6 +559,22 @@ static void test_engine_stats(VoxEngine *eng) {
         CHECK(big.s.jobs_done == 0 && big.s.queue_depth == 0);
         for (i = sizeof(VoxEngineStats); i < sizeof big.raw; i++) {
             if (big.raw[i] != 0xCD) tail_ok = 0;
+        }
+        CHECK(tail_ok);
+    }
+
+    /* An ABI-1 program's stats struct (no `audio_bytes`): only its bytes are written. */
+    {
+        size_t old_size = offsetof(VoxEngineStats, audio_bytes);
+        size_t i;
+        int tail_ok = 1;
+        memset(&stats, 0xCD, sizeof stats);
+        stats.struct_size = (uint32_t)old_size;
+        EXPECT_OK(vox_engine_stats(eng, &stats));
+        CHECK(stats.struct_size == old_size);
+        CHECK(stats.jobs_done == 0 && stats.queue_depth == 0);
+        for (i = old_size; i < sizeof stats; i++) {
+            if (((unsigned char *)&stats)[i] != 0xCD) tail_ok = 0;
         }
         CHECK(tail_ok);
     }

@@ -261,11 +261,18 @@ impl Worker {
     /// Ends cancelled sequences, then advances the rest by one step.
     fn step(&mut self) {
         let mut batch = self.batch.take().expect("step runs with a batch");
-        let (cancelled, active): (Vec<Seq>, Vec<Seq>) = batch.seqs.drain(..).partition(|s| s.job.cancel_requested());
+        // A sequence whose output already faulted (non-finite audio) ends now, failed, rather than
+        // generating audio nobody gets.
+        let (cancelled, active): (Vec<Seq>, Vec<Seq>) =
+            batch.seqs.drain(..).partition(|s| s.job.cancel_requested() || s.job.data.lock().fault.is_some());
         batch.seqs = active;
         for s in cancelled {
             self.release_slot(batch.kind, &mut batch, s.slot);
-            self.end_job(&s.job, JobState::Cancelled, None);
+            let fault = s.job.data.lock().fault.take();
+            match fault {
+                Some(e) => self.end_job(&s.job, JobState::Failed, Some(e)),
+                None => self.end_job(&s.job, JobState::Cancelled, None),
+            }
         }
         if !batch.seqs.is_empty() {
             self.in_flight = batch.seqs.iter().map(|s| s.job.clone()).collect();
