@@ -18,7 +18,7 @@ pub use cpu::Cpu;
 pub use device::{CUDA_AVAILABLE, Device, resolve};
 pub use kv::{KV_BLOCK, KvCache};
 pub use sampling::{Pick, Rng, SamplingParams};
-pub use tensor::{DType, Tensor, Weight, WeightData};
+pub use tensor::{DType, HostBuf, SharedBytes, Tensor, Weight, WeightData};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -3,6 +3,9 @@
 //! model never indexes elements: it calls ops, uploads inputs and reads results back with
 //! `to_host`.
 
+use std::marker::PhantomData;
+use std::sync::Arc;
+
 use half::{bf16, f16};
 
 pub use super::scratch::Scratch;
@@ -25,12 +28,89 @@ impl DType {
     }
 }
 
+/// Bytes that outlive every weight borrowing from them: a memory-mapped checkpoint file (the
+/// model layer maps it; the backend only needs the bytes to stay put).
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Element types a weight may be stored in: plain little-endian numbers valid for every bit
+/// pattern, so a suitably aligned byte range of a checkpoint can be viewed as them in place.
+pub trait Element: Copy + Send + Sync + 'static {}
+impl Element for f32 {}
+impl Element for bf16 {}
+impl Element for f16 {}
+
+/// A weight's host elements: owned, or viewed in place in a memory-mapped checkpoint (the
+/// safetensors layout is already what the CPU kernels read, so loading copies nothing).
+#[derive(Clone)]
+pub enum HostBuf<T: Element> {
+    Owned(Vec<T>),
+    Mapped { bytes: SharedBytes, offset: usize, len: usize, _t: PhantomData<T> },
+}
+
+impl<T: Element> HostBuf<T> {
+    /// A view of `len` elements at byte `offset` of `bytes`, when the range is inside and
+    /// aligned for `T` and the machine is little-endian; `None` otherwise (the caller copies).
+    pub fn mapped(bytes: SharedBytes, offset: usize, len: usize) -> Option<HostBuf<T>> {
+        let size = len.checked_mul(std::mem::size_of::<T>())?;
+        let end = offset.checked_add(size)?;
+        let all = (*bytes).as_ref();
+        if cfg!(target_endian = "big") || end > all.len() {
+            return None;
+        }
+        if (all.as_ptr() as usize + offset) % std::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        Some(HostBuf::Mapped { bytes, offset, len, _t: PhantomData })
+    }
+}
+
+impl<T: Element> From<Vec<T>> for HostBuf<T> {
+    fn from(v: Vec<T>) -> Self {
+        HostBuf::Owned(v)
+    }
+}
+
+impl<T: Element> std::ops::Deref for HostBuf<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match self {
+            HostBuf::Owned(v) => v,
+            HostBuf::Mapped { bytes, offset, len, .. } => {
+                let all = (**bytes).as_ref();
+                // SAFETY: `mapped` checked that the range lies inside the bytes and is aligned
+                // for `T`; `T` is valid for every bit pattern (`Element`); the bytes are shared
+                // and never written while weights view them.
+                unsafe { std::slice::from_raw_parts(all.as_ptr().add(*offset) as *const T, *len) }
+            }
+        }
+    }
+}
+
+impl<T: Element> std::fmt::Debug for HostBuf<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if matches!(self, HostBuf::Owned(_)) { "owned" } else { "mapped" };
+        write!(f, "HostBuf({kind}, {} elements)", self.len())
+    }
+}
+
 /// A weight's elements, kept in the checkpoint's precision (widened to f32 inside the kernels).
 #[derive(Clone, Debug)]
 pub enum WeightData {
-    F32(Vec<f32>),
-    BF16(Vec<bf16>),
-    F16(Vec<f16>),
+    F32(HostBuf<f32>),
+    BF16(HostBuf<bf16>),
+    F16(HostBuf<f16>),
+}
+
+impl WeightData {
+    /// Whether the elements are viewed in place in a mapped file (not copied).
+    pub fn is_mapped(&self) -> bool {
+        match self {
+            WeightData::F32(b) => matches!(b, HostBuf::Mapped { .. }),
+            WeightData::BF16(b) => matches!(b, HostBuf::Mapped { .. }),
+            WeightData::F16(b) => matches!(b, HostBuf::Mapped { .. }),
+        }
+    }
 }
 
 impl WeightData {
@@ -64,7 +144,7 @@ impl Weight {
 
     pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Weight {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "weight data does not match its shape");
-        Weight { shape, data: WeightData::F32(data) }
+        Weight { shape, data: WeightData::F32(data.into()) }
     }
 
     /// The same elements seen with another shape of equal size (e.g. `[out, in, 1]` → `[out, in]`).
@@ -120,6 +200,11 @@ impl Weight {
             WeightData::BF16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
             WeightData::F16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
         }
+    }
+
+    /// Whether the elements are viewed in place in a memory-mapped checkpoint.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped()
     }
 
     pub(in crate::backend) fn data(&self) -> &WeightData {

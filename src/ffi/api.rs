@@ -230,7 +230,9 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
 /// together fails with `VOX_ERR_OUT_OF_MEMORY`). A config with
 /// both model folders NULL gives a working engine whose jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
 /// `VOX_DEVICE_CUDA` without a usable GPU fails with `VOX_ERR_NO_DEVICE`; `VOX_DEVICE_AUTO` falls
-/// back to the CPU. On success `*out_engine` receives the engine.
+/// back to the CPU. On success `*out_engine` receives the engine. A loaded model's weights are
+/// memory-mapped from its checkpoint files: do not modify, truncate or replace those files in
+/// place while an engine may use them (truncating a mapped file faults the process).
 ///
 /// Thread safety: any thread; engines are independent of each other.
 ///

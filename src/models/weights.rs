@@ -4,11 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use half::{bf16, f16};
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::backend::{Weight, WeightData};
+use crate::backend::tensor::Element;
+use crate::backend::{HostBuf, SharedBytes, Weight, WeightData};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The tensors of one safetensors file, taken out one by one by the model loaders.
@@ -21,19 +24,23 @@ fn load_error(msg: String) -> Error {
     Error::new(ErrorKind::ModelLoad, msg)
 }
 
-fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) -> Result<Weight> {
+/// A tensor of a mapped file as a weight: viewed in place when its bytes are aligned for its
+/// dtype (the official writer aligns them), else copied.
+fn convert(name: &str, path: &Path, file: &SharedBytes, base: usize, view: &TensorView<'_>) -> Result<Weight> {
     let bytes = view.data();
+    let offset = bytes.as_ptr() as usize - base;
     let shape = view.shape().to_vec();
+    fn host<T: Element>(file: &SharedBytes, offset: usize, bytes: &[u8], from: fn(&[u8]) -> T) -> HostBuf<T> {
+        let n = std::mem::size_of::<T>();
+        HostBuf::mapped(file.clone(), offset, bytes.len() / n)
+            .unwrap_or_else(|| HostBuf::Owned(bytes.chunks_exact(n).map(from).collect()))
+    }
     let data = match view.dtype() {
-        Dtype::F32 => {
-            WeightData::F32(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-        }
+        Dtype::F32 => WeightData::F32(host(file, offset, bytes, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         Dtype::BF16 => {
-            WeightData::BF16(bytes.chunks_exact(2).map(|b| bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect())
+            WeightData::BF16(host(file, offset, bytes, |b| bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))))
         }
-        Dtype::F16 => {
-            WeightData::F16(bytes.chunks_exact(2).map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]]))).collect())
-        }
+        Dtype::F16 => WeightData::F16(host(file, offset, bytes, |b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])))),
         other => {
             return Err(load_error(format!(
                 "{}: tensor `{name}` has dtype {other:?}; voxkit reads F32, BF16 and F16",
@@ -42,6 +49,28 @@ fn convert(name: &str, path: &Path, view: &safetensors::tensor::TensorView<'_>) 
         }
     };
     Weight::new(shape, data)
+}
+
+/// The bytes of a checkpoint file, memory-mapped (read-only, shared with the page cache).
+struct MappedFile(memmap2::Mmap);
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Maps a file read-only and asks the kernel to start reading it ahead.
+fn map_file(path: &Path) -> Result<SharedBytes> {
+    let f = std::fs::File::open(path).map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
+    // SAFETY: the mapping is read-only. Checkpoint files are not modified while an engine uses
+    // them (documented at vox_engine_create): truncating one underneath a running engine is the
+    // one thing that can still fault the process, as with every memory-mapped model loader.
+    let map =
+        unsafe { memmap2::Mmap::map(&f) }.map_err(|e| load_error(format!("cannot map {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::WillNeed);
+    Ok(Arc::new(MappedFile(map)))
 }
 
 /// Checks a safetensors file without reading its tensors: the header parses, every tensor has a
@@ -137,15 +166,18 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 }
 
 impl Checkpoint {
-    /// Reads and parses a safetensors file (a truncated or corrupt file is reported by path).
+    /// Maps and parses a safetensors file (a truncated or corrupt file is reported by path); the
+    /// weights view the mapped bytes in place.
     pub fn open(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        let file = map_file(path)?;
+        let all: &[u8] = (*file).as_ref();
+        let st = SafeTensors::deserialize(all).map_err(|e| {
             load_error(format!("{} is not a valid safetensors file (truncated or corrupt?): {e}", path.display()))
         })?;
+        let base = all.as_ptr() as usize;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
-            let w = convert(&name, path, &view)?;
+            let w = convert(&name, path, &file, base, &view)?;
             tensors.insert(name, w);
         }
         Ok(Checkpoint { path: path.to_path_buf(), tensors })
