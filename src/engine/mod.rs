@@ -11,7 +11,7 @@ mod worker;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -79,11 +79,18 @@ pub(crate) struct Shared {
     pub jobs: Mutex<HashMap<JobId, Arc<Job>>>,
     pub stats: Mutex<EngineStats>,
     pub log_id: u64,
+    /// Raised by `Drop`: the worker's loads and steps stop at their next check (`seams::stop`).
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Shared {
     /// Ends a job exactly once, counting it and logging its timings.
     pub fn end_job(&self, job: &Job, state: JobState, error: Option<Error>) {
+        // Work stopped by the engine's destroy ends its jobs as cancelled, not failed.
+        let (state, error) = match error {
+            Some(e) if e.kind == ErrorKind::ShuttingDown => (JobState::Cancelled, None),
+            other => (state, other),
+        };
         let msg = error.as_ref().map(|e| e.message.clone());
         let count = || {
             let mut s = self.stats.lock();
@@ -203,6 +210,7 @@ impl Engine {
             jobs: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
             log_id,
+            stop: Arc::new(AtomicBool::new(false)),
         });
         let w = Worker::new(shared.clone(), manager);
         let worker = std::thread::Builder::new()
@@ -435,6 +443,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _m = self.mark();
+        self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.queue.lock().shutdown = true;
         self.shared.wake.notify_all();
         if let Some(w) = self.worker.take() {

@@ -367,6 +367,7 @@ impl Codec {
     /// Decodes the next frames of a stream: the samples equal those of decoding the whole stream
     /// at once with `forward` (every stage is causal; the state carries each stage's context).
     pub fn forward_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        crate::seams::stop::check()?;
         let cx = &self.cx;
         let q = self.config.decoder_config.num_quantizers;
         if frames.is_empty() {

@@ -98,6 +98,7 @@ impl CodecTransformer {
         // 1. Into the transformer's width.
         let mut h = cx.linear(x, &self.input_proj, Some(&self.input_proj_b));
         for (l, layer) in self.layers.iter().enumerate() {
+            crate::seams::stop::check()?;
             // 2. Sliding-window self-attention, scaled residual.
             let a = cx.rms_norm(&h, &layer.input_layernorm, self.eps);
             let mut qkv = cx.linear_many(&a, &[(&layer.q_proj, None), (&layer.k_proj, None), (&layer.v_proj, None)]);

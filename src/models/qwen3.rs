@@ -120,6 +120,7 @@ impl Qwen3Stack {
             positions.extend(past..past + s.rows);
         }
         for (l, layer) in self.layers.iter().enumerate() {
+            crate::seams::stop::check()?;
             // 1. Self-attention: q/k/v, per-head q/k RMSNorm, RoPE, cache, attention, o_proj.
             let h = cx.rms_norm(&x, &layer.input_layernorm, eps);
             let mut qkv = cx.linear_many(&h, &[(&layer.q_proj, None), (&layer.k_proj, None), (&layer.v_proj, None)]);

@@ -234,6 +234,8 @@ impl Checkpoint {
 
     /// Takes a tensor, checking its shape.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        // A load is stopped between tensors when its engine is destroyed.
+        crate::seams::stop::check()?;
         let w = self.tensors.remove(name).ok_or_else(|| {
             load_error(format!("{} has no tensor `{name}` (expected shape {shape:?})", self.path.display()))
         })?;

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 pub mod request;
+pub mod stop;
 
 use crate::backend::Device;
 pub use crate::dsp::AudioStream;

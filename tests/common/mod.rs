@@ -59,6 +59,18 @@ impl FakeLoader {
     }
 }
 
+impl FakeLoader {
+    /// Takes `load_delay_ms`, in 1 ms "tensors" with the stop check between them, as the real
+    /// loader does (`Checkpoint::take`).
+    fn slow_load(&self) -> Result<()> {
+        for _ in 0..self.knobs.load_delay_ms.load(Ordering::Relaxed) {
+            voxkit::seams::stop::check()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
 impl ModelLoader for FakeLoader {
     fn inspect(&self, kind: ModelKind, _dir: &Path, _ctx: &LoadContext) -> Result<ModelSpec> {
         Ok(match kind {
@@ -67,7 +79,7 @@ impl ModelLoader for FakeLoader {
         })
     }
     fn load_tts(&self, _dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
-        std::thread::sleep(Duration::from_millis(self.knobs.load_delay_ms.load(Ordering::Relaxed)));
+        self.slow_load()?;
         self.knobs.tts_loads.fetch_add(1, Ordering::Relaxed);
         Ok(TtsModels {
             generator: Box::new(FakeTts {
@@ -78,7 +90,7 @@ impl ModelLoader for FakeLoader {
         })
     }
     fn load_asr(&self, _dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {
-        std::thread::sleep(Duration::from_millis(self.knobs.load_delay_ms.load(Ordering::Relaxed)));
+        self.slow_load()?;
         self.knobs.asr_loads.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(FakeAsr { knobs: self.knobs.clone(), slots: (0..ctx.max_slots).map(|_| None).collect() }))
     }

@@ -16,7 +16,7 @@ use super::job::{FLAG_TRUNCATED, Job, JobState};
 use super::manager::ModelManager;
 use super::scheduler::{Decision, Policy, QueuedJob, Running, SchedInput, decide};
 use super::timings::Stage;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::seams::request::{AsrRequest, TtsRequest};
 use crate::seams::{Finish, ModelKind};
 
@@ -96,6 +96,7 @@ impl Worker {
 
     pub fn run(mut self) {
         let _mark = crate::logging::enter(self.shared.log_id);
+        let _stop = crate::seams::stop::scope(self.shared.stop.clone());
         loop {
             let Some(admitted) = self.next_admissions() else { break };
             // A panic inside a model must not kill the worker (every job would then hang): the
@@ -194,7 +195,9 @@ impl Worker {
         let load = match self.manager.ensure(kind) {
             Ok(ev) => ev,
             Err(e) => {
-                log::error!("engine: cannot load the {} model: {}", kind.name(), e.message);
+                if e.kind != ErrorKind::ShuttingDown {
+                    log::error!("engine: cannot load the {} model: {}", kind.name(), e.message);
+                }
                 for p in &jobs {
                     self.end_job(&p.job, JobState::Failed, Some(e.clone()));
                 }

@@ -226,10 +226,12 @@ impl Qwen3Asr {
     pub fn prefill_passes(&mut self, passes: &[(&[f32], &[u32], &[u32])], slots: &[usize]) -> Result<Tensor> {
         let cx = self.cx.clone();
         // 1. The audio encoder over every pass at once.
+        crate::seams::stop::check()?;
         let t0 = Instant::now();
         let mels: Vec<&[f32]> = passes.iter().map(|p| p.0).collect();
         let audio = self.encoder.forward(&mels);
         let t1 = Instant::now();
+        crate::seams::stop::check()?;
         // 2. Each prompt with its audio spliced in.
         let mut spans = Vec::with_capacity(passes.len());
         let mut embeds = Vec::with_capacity(passes.len());
