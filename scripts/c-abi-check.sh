@@ -4,7 +4,9 @@
 #   2. checks that it exports only `vox_*` symbols and every function the header declares,
 #   3. compiles tests/c/abi_test.c (C99), tests/c/header_cpp.cpp (C++17) and examples/c/*.c
 #      warning-free,
-#   4. runs both, the C test under valgrind when it is installed.
+#   4. runs both, the C test under valgrind when it is installed,
+#   5. writes a tiny checkpoint and hostile copies of it, runs tests/c/checkpoint_test.c on them
+#      (under valgrind too) and compiles and runs the README's C example against it.
 #
 # Run from the repository root:  bash scripts/c-abi-check.sh [--skip-build] [--no-valgrind]
 #   --skip-build   (or VOXKIT_SKIP_BUILD=1) reuse target/debug/libvoxkit.so if it exists
@@ -133,6 +135,50 @@ if [[ "$c_built" == 1 ]]; then
         echo "ok: abi_test passed"
     else
         fail "abi_test exited with $?"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "checkpoint cases: tests/c/checkpoint_test.c and the README's C example"
+# A tiny random-weight checkpoint (the real layout, small shapes) and hostile copies of it.
+CK_DIR="$BUILD_DIR/checkpoints"
+rm -rf "$CK_DIR"
+mkdir -p "$CK_DIR"
+ck_ready=0
+if ! target/debug/voxkit make-checkpoint --preset tiny-customvoice --out "$CK_DIR/tiny" \
+        --tokenizer tests/fixtures/tokenizer >/dev/null; then
+    fail "voxkit make-checkpoint (tiny-customvoice) failed"
+elif ! python3 tests/c/prepare_checkpoints.py "$CK_DIR/tiny" "$CK_DIR"; then
+    fail "tests/c/prepare_checkpoints.py failed"
+else
+    ck_ready=1
+fi
+if [[ "$ck_ready" == 1 ]]; then
+    if "$CC" -std=c99 -Wall -Wextra -Werror -I include tests/c/checkpoint_test.c -lm \
+            -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/checkpoint_test"; then
+        if ${runner[@]+"${runner[@]}"} "$BUILD_DIR/checkpoint_test" "$CK_DIR/tiny" "$CK_DIR/huge" "$CK_DIR/nan"; then
+            echo "ok: checkpoint_test passed"
+        else
+            fail "checkpoint_test exited with $?"
+        fi
+    else
+        fail "tests/c/checkpoint_test.c does not compile"
+    fi
+    # The README's C example, exactly as written there, compiled and run as its text says.
+    awk '/^## A short example \(C\)/ { inside = 1 } inside && /^```c$/ { code = 1; next }
+         code && /^```$/ { exit } code { print }' README.md > "$BUILD_DIR/hello.c"
+    if [[ ! -s "$BUILD_DIR/hello.c" ]]; then
+        fail "README.md has no C example under '## A short example (C)'"
+    elif "$CC" -std=c99 -Wall -Wextra -Werror "$BUILD_DIR/hello.c" -I include -L target/debug -lvoxkit \
+            -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/hello"; then
+        rm -f "$BUILD_DIR/hello.f32"
+        if (cd "$BUILD_DIR" && ./hello "checkpoints/tiny") && [[ -s "$BUILD_DIR/hello.f32" ]]; then
+            echo "ok: the README example wrote $(($(stat -c %s "$BUILD_DIR/hello.f32") / 4)) samples"
+        else
+            fail "the README example did not produce audio"
+        fi
+    else
+        fail "the README's C example does not compile"
     fi
 fi
 
