@@ -36,6 +36,12 @@ fn main() {
         let t = Instant::now();
         drop(e);
         let during_jobs = t.elapsed();
+        // 3. Idle, with the model loaded: the teardown alone.
+        let e = engine(dir, true);
+        let t = Instant::now();
+        drop(e);
+        let idle = t.elapsed();
+        println!("destroy idle with the model loaded: {:.1} ms", idle.as_secs_f64() * 1e3);
         println!(
             "destroy during load: {:.1} ms, during 4 running jobs: {:.1} ms",
             during_load.as_secs_f64() * 1e3,

@@ -391,6 +391,7 @@ impl Codec {
         // 4. The DAC decoder: conv in, blocks of SnakeBeta + transposed conv + residual units.
         let mut w = self.conv_in.forward(cx, &mut st.conv_in, &h);
         for (b, (tail, hists)) in self.blocks.iter().zip(st.blocks.iter_mut()) {
+            crate::seams::stop::check()?;
             w = b.upsample.forward(cx, tail, &b.snake.forward(cx, &w));
             for (u, hist) in b.units.iter().zip(hists.iter_mut()) {
                 w = u.forward(cx, hist, &w);
