@@ -160,8 +160,9 @@ impl Engine {
         let ctx = LoadContext { device, cpu_threads: config.effective_cpu_threads(), max_slots: config.max_batch };
         let inspect = |kind: ModelKind, dir: &Option<std::path::PathBuf>| -> Result<Option<Configured>> {
             let Some(dir) = dir else { return Ok(None) };
-            let spec = loader.inspect(kind, dir, &ctx)?;
-            Ok(Some(Configured { dir: dir.clone(), spec }))
+            let dir = loader.locate(kind, dir)?;
+            let spec = loader.inspect(kind, &dir, &ctx)?;
+            Ok(Some(Configured { dir, spec }))
         };
         let tts_cfg = inspect(ModelKind::Tts, &config.tts_model_dir)?;
         let asr_cfg = inspect(ModelKind::Asr, &config.asr_model_dir)?;

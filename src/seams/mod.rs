@@ -184,6 +184,13 @@ pub trait AsrModel: Send {
 /// Builds models and post-processing streams. The library's `CheckpointLoader` reads the official
 /// checkpoint folders; tests provide doubles.
 pub trait ModelLoader: Send + Sync {
+    /// The folder a configured model's files are in: `spec` itself when it is a folder; a
+    /// loader may also accept other names (the checkpoint loader: a hub repo id, fetched into
+    /// the cache if it is not there yet). Called once per model, at engine create.
+    fn locate(&self, kind: ModelKind, spec: &Path) -> Result<std::path::PathBuf> {
+        let _ = kind;
+        Ok(spec.to_path_buf())
+    }
     /// Reads what the engine must know of a checkpoint (memory need, rate) without loading it.
     fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec>;
     fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels>;
