@@ -1,8 +1,12 @@
 //! The command line as a user runs it: `voxkit transcribe` (text and `--json`) on the tiny ASR
-//! fixture, and `voxkit enhance` on WAV files of several formats.
+//! fixture, `voxkit enhance` on WAV files of several formats, and `voxkit say` and
+//! `make-checkpoint` on a tiny random-weight checkpoint: help and version, usage errors (exit 2)
+//! and failures (exit 1) as one line, stdin and stdout, the output checked before the model
+//! loads, --denoise, --quiet, a copied binary.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 fn voxkit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voxkit"))
@@ -156,4 +160,366 @@ fn bad_arguments_fail_with_a_message() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("strength"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = voxkit().args(["transcribe", "--model", "/nonexistent", "x.wav"]).output().unwrap();
     assert!(!o.status.success());
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `cmd` with `input` on its stdin.
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// The failure contract: the exit status, and exactly one line `voxkit: error: ...` on stderr.
+fn assert_fails_once(o: &Output, code: i32) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("voxkit: error: "), "{err:?}");
+    assert!(!err.contains("Usage"), "no usage dump: {err:?}");
+    err
+}
+
+/// A tiny random-weight TTS checkpoint, written once by `voxkit make-checkpoint`.
+fn tiny_tts() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tmp("tiny-tts");
+        let _ = std::fs::remove_dir_all(&dir);
+        let o = voxkit()
+            .args(["make-checkpoint", "--preset", "tiny-customvoice", "--seed", "11", "--out"])
+            .arg(&dir)
+            .arg("--tokenizer")
+            .arg(fixture("tokenizer"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        dir
+    })
+    .clone()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `voxkit say` on the tiny checkpoint: a short, seeded utterance.
+fn say() -> Command {
+    let mut c = voxkit();
+    c.args(["say", "--speaker", "vivian", "--seed", "5", "--max-new-tokens", "6", "--threads", "2", "--model"])
+        .arg(tiny_tts());
+    c
+}
+
+fn wav_bytes(bytes: &[u8]) -> (Vec<f32>, hound::WavSpec) {
+    let mut r = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a valid WAV");
+    let spec = r.spec();
+    (r.samples::<f32>().map(Result::unwrap).collect(), spec)
+}
+
+const TEXT: &str = "Hello from the command line.";
+
+#[test]
+fn help_and_version_work() {
+    let o = voxkit().arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let help = String::from_utf8(o.stdout).unwrap();
+    for word in ["say", "codes", "transcribe", "enhance", "make-checkpoint", "bench", "--quiet", "--verbose"] {
+        assert!(help.contains(word), "`{word}` missing from --help:\n{help}");
+    }
+    assert!(help.contains("Exit status") && help.contains("  2  "), "exit codes documented:\n{help}");
+
+    let o = voxkit().args(["say", "--help"]).output().unwrap();
+    assert!(o.status.success());
+    let help = String::from_utf8(o.stdout).unwrap();
+    for word in ["--model", "--denoise", "--sample-rate", "--out", "stdin", "stdout"] {
+        assert!(help.contains(word), "`{word}` missing from say --help:\n{help}");
+    }
+    let o = voxkit().args(["bench", "asr", "--help"]).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--seconds"));
+
+    let o = voxkit().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), format!("voxkit {}", env!("CARGO_PKG_VERSION")));
+
+    // No command: the help, on stderr, and a usage error.
+    let o = voxkit().output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Commands:"));
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error_that_takes_no_value() {
+    let out = tmp("unknown-flag.wav");
+    let _ = std::fs::remove_file(&out);
+    // The old parser took `-o` as --bogus's value and then failed on two inputs.
+    let o = voxkit().args(["enhance", "--bogus", "-o"]).arg(&out).arg(fixture("audio/en_m_24k.wav")).output().unwrap();
+    let err = assert_fails_once(&o, 2);
+    assert!(err.contains("'--bogus'") && err.contains("voxkit enhance --help"), "{err}");
+    assert!(!out.exists(), "nothing was written");
+    // A misspelt option: clap's suggestion, still one line.
+    let o = voxkit().args(["say", "--sed", "3", "--model", "m", "-o", "x.wav", "hi"]).output().unwrap();
+    let err = assert_fails_once(&o, 2);
+    assert!(err.contains("--seed"), "{err}");
+    // A missing value and a malformed one.
+    assert_fails_once(&voxkit().args(["say", "-o", "x.wav", "hi"]).output().unwrap(), 2);
+    let o = voxkit().args(["bench", "tts", "--model", "m", "--frames", "many"]).output().unwrap();
+    assert!(assert_fails_once(&o, 2).contains("voxkit bench tts --help"));
+}
+
+#[test]
+fn a_failure_is_printed_once_with_exit_1() {
+    // A folder that is not a checkpoint.
+    let empty = tmp("not-a-checkpoint");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = voxkit().args(["say", "-o"]).arg(tmp("never.wav")).arg("--model").arg(&empty).arg("hi").output().unwrap();
+    assert_fails_once(&o, 1);
+    assert!(!tmp("never.wav").exists(), "a failed run leaves no output file behind");
+    // A model that fails to load inside the job: the engine's own report of it stays quiet.
+    let broken = tmp("broken-tts");
+    let _ = std::fs::remove_dir_all(&broken);
+    copy_dir(&tiny_tts(), &broken);
+    std::fs::copy(fixture("asr/tiny/model.safetensors"), broken.join("model.safetensors")).unwrap();
+    let o = voxkit().args(["say", "-o"]).arg(tmp("never.wav")).arg("--model").arg(&broken).arg("hi").output().unwrap();
+    assert!(assert_fails_once(&o, 1).contains("has no tensor"));
+    let _ = std::fs::remove_dir_all(&broken);
+    // A model that does not exist: the path is named.
+    let o = voxkit().args(["transcribe", "--model", "/nonexistent/asr"]).arg(fixture("audio/en_m_24k.wav")).output();
+    assert!(assert_fails_once(&o.unwrap(), 1).contains("/nonexistent/asr"));
+    // A request the engine refuses.
+    let o = say().args(["--speaker", "nobody", "-o"]).arg(tmp("nobody.wav")).arg(TEXT).output().unwrap();
+    assert!(assert_fails_once(&o, 1).contains("nobody"));
+    // An input file that does not exist.
+    let o = voxkit().args(["enhance", "-o"]).arg(tmp("e.wav")).arg("/nonexistent/in.wav").output().unwrap();
+    assert!(assert_fails_once(&o, 1).contains("/nonexistent/in.wav"));
+}
+
+#[test]
+fn say_reads_stdin_and_writes_the_wav_to_stdout() {
+    let file = tmp("say-file.wav");
+    let o = say().arg("-o").arg(&file).arg(TEXT).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_file = std::fs::read(&file).unwrap();
+    let (samples, spec) = wav_bytes(&from_file);
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 24_000, 32));
+    assert!(!samples.is_empty() && samples.len() % 1920 == 0, "whole 80 ms frames: {}", samples.len());
+
+    // `-` reads the text from stdin (trimmed); `-o -` writes the WAV, and nothing else, to stdout.
+    let o = run_with_stdin(say().args(["-o", "-", "-"]), format!("  {TEXT}\n").as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, from_file, "the same WAV, byte for byte");
+    assert!(stderr(&o).contains("stdout"), "the summary goes to stderr: {}", stderr(&o));
+    // No TEXT while stdin is a pipe: the text comes from stdin too.
+    let o = run_with_stdin(say().args(["-o", "-"]), TEXT.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, from_file);
+    // An empty stdin is an error, not silence.
+    let o = run_with_stdin(say().args(["-o", "-", "-"]), b"  \n");
+    assert!(assert_fails_once(&o, 1).contains("stdin"));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn say_checks_the_output_path_before_loading_the_model() {
+    // --verbose shows the engine's log, which names the model load: it must not get that far.
+    let bad = tmp("no-such-folder").join("x.wav");
+    let o = say().args(["--verbose", "-o"]).arg(&bad).arg(TEXT).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&bad.parent().unwrap().display().to_string()), "names the path: {err}");
+    assert!(!err.contains("loading"), "failed before the model loads: {err}");
+    assert!(err.starts_with("voxkit: error: "), "{err}");
+    // A folder is not an output file.
+    let o = say().arg("-o").arg(std::env::temp_dir()).arg(TEXT).output().unwrap();
+    assert!(assert_fails_once(&o, 1).contains("folder"));
+    // An existing file is left as it was when the run fails.
+    let keep = tmp("keep.wav");
+    std::fs::write(&keep, b"not yet").unwrap();
+    let o = say().args(["--speaker", "nobody", "-o"]).arg(&keep).arg(TEXT).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&keep).unwrap(), b"not yet");
+    // ... and replaced whole when it succeeds (a longer old file leaves no tail).
+    std::fs::write(&keep, vec![7u8; 1 << 20]).unwrap();
+    let o = say().arg("-o").arg(&keep).arg(TEXT).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fresh = tmp("fresh.wav");
+    let _ = std::fs::remove_file(&fresh);
+    assert!(say().arg("-o").arg(&fresh).arg(TEXT).output().unwrap().status.success());
+    assert_eq!(std::fs::read(&keep).unwrap(), std::fs::read(&fresh).unwrap());
+}
+
+#[test]
+fn denoise_changes_the_speech() {
+    let run = |extra: &[&str], name: &str| {
+        let path = tmp(name);
+        let o = say().args(extra).arg("-o").arg(&path).arg(TEXT).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        wav_bytes(&std::fs::read(&path).unwrap()).0
+    };
+    let plain = run(&[], "plain.wav");
+    let zero = run(&["--denoise", "0"], "denoise0.wav");
+    let full = run(&["--denoise", "1"], "denoise1.wav");
+    assert_eq!(plain.len(), full.len(), "the denoiser keeps the length (delay compensated)");
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff(&plain, &zero) < 1e-5, "strength 0 is transparent: {}", diff(&plain, &zero));
+    assert!(diff(&plain, &full) > 1e-3, "strength 1 changes the audio: {}", diff(&plain, &full));
+    let o = say().args(["--denoise", "1.5", "-o"]).arg(tmp("d.wav")).arg(TEXT).output().unwrap();
+    assert!(assert_fails_once(&o, 2).contains("strength"));
+}
+
+#[test]
+fn transcribe_reads_stdin_and_denoises() {
+    let (audio, a1) = clip_a();
+    let wav = tmp("a-stdin.wav");
+    write_wav(&wav, &audio, 16_000, 1, false);
+    let bytes = std::fs::read(&wav).unwrap();
+    let json = |extra: &[&str]| {
+        let mut c = voxkit();
+        c.args(["transcribe", "--json", "--max-new-tokens", "24", "--threads", "2", "--model"])
+            .arg(fixture("asr/tiny"))
+            .args(extra)
+            .arg("-");
+        let o = run_with_stdin(&mut c, &bytes);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(String::from_utf8(o.stdout).unwrap().trim_end()).unwrap()
+    };
+    let v = json(&[]);
+    assert_eq!(v["text"], a1["transcribe"]["text"], "stdin gives what the file gives");
+    assert_eq!(v["timings"]["denoise_ms"].as_f64().unwrap(), 0.0);
+    let v = json(&["--denoise", "1"]);
+    assert!(v["timings"]["denoise_ms"].as_f64().unwrap() > 0.0, "the denoiser ran: {v}");
+}
+
+#[test]
+fn make_checkpoint_refuses_a_non_empty_folder() {
+    let dir = tmp("not-empty");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), b"{\"mine\": true}").unwrap();
+    let o = voxkit()
+        .args(["make-checkpoint", "--preset", "tiny-customvoice", "--out"])
+        .arg(&dir)
+        .arg("--tokenizer")
+        .arg(fixture("tokenizer"))
+        .output()
+        .unwrap();
+    assert!(assert_fails_once(&o, 1).contains("not empty"));
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["config.json"], "nothing added");
+    assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{\"mine\": true}", "nothing overwritten");
+
+    // An ASR preset over a TTS checkpoint: refused, the TTS config stays.
+    let tts = tiny_tts();
+    let before = std::fs::read(tts.join("config.json")).unwrap();
+    let o = voxkit()
+        .args(["make-checkpoint", "--preset", "tiny-asr", "--out"])
+        .arg(&tts)
+        .arg("--tokenizer")
+        .arg(fixture("asr/tiny"))
+        .output()
+        .unwrap();
+    assert_fails_once(&o, 1);
+    assert_eq!(std::fs::read(tts.join("config.json")).unwrap(), before);
+
+    // An empty folder is fine.
+    let empty = tmp("empty-out");
+    let _ = std::fs::remove_dir_all(&empty);
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = voxkit()
+        .args(["make-checkpoint", "--preset", "tiny-asr", "--out"])
+        .arg(&empty)
+        .arg("--tokenizer")
+        .arg(fixture("asr/tiny"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(empty.join("model.safetensors").is_file() && empty.join("preprocessor_config.json").is_file());
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn make_checkpoint_works_from_a_copied_binary() {
+    let root = tmp("copied");
+    let _ = std::fs::remove_dir_all(&root);
+    let (bin_dir, work) = (root.join("bin"), root.join("work"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let bin = bin_dir.join("voxkit");
+    std::fs::copy(env!("CARGO_BIN_EXE_voxkit"), &bin).unwrap();
+    // Nothing from the source tree but the tokenizer folder given on the command line.
+    let o = Command::new(&bin)
+        .current_dir(&work)
+        .args(["make-checkpoint", "--preset", "tiny-customvoice", "--out", "ck", "--tokenizer"])
+        .arg(fixture("tokenizer"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["config.json", "model.safetensors", "vocab.json", "merges.txt", "speech_tokenizer/config.json"] {
+        assert!(work.join("ck").join(f).is_file(), "{f} missing");
+    }
+    // The checkpoint speaks.
+    let o = Command::new(&bin)
+        .current_dir(&work)
+        .args(["say", "--model", "ck", "--max-new-tokens", "3", "--seed", "1", "-o", "out.wav", "Hi."])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!wav_bytes(&std::fs::read(work.join("out.wav")).unwrap()).0.is_empty());
+    // Without --tokenizer: a usage error that names it.
+    let o = Command::new(&bin)
+        .current_dir(&work)
+        .args(["make-checkpoint", "--preset", "tiny-customvoice", "--out", "ck2"])
+        .output()
+        .unwrap();
+    assert!(assert_fails_once(&o, 2).contains("--tokenizer"));
+    assert!(!work.join("ck2").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn quiet_prints_nothing_on_stderr() {
+    let out = tmp("quiet.wav");
+    // Without --quiet a summary is printed, with it nothing.
+    let o = say().arg("-o").arg(&out).arg(TEXT).output().unwrap();
+    assert!(o.status.success() && !o.stderr.is_empty(), "{}", stderr(&o));
+    let o = say().args(["--quiet", "-o"]).arg(&out).arg(TEXT).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    let o =
+        voxkit().args(["-q", "enhance", "--denoise", "1", "-o"]).arg(&out).arg(fixture("audio/en_m_24k.wav")).output();
+    let o = o.unwrap();
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    let dir = tmp("quiet-ck");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = voxkit()
+        .args(["make-checkpoint", "-q", "--preset", "tiny-customvoice", "--out"])
+        .arg(&dir)
+        .arg("--tokenizer")
+        .arg(fixture("tokenizer"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    let _ = std::fs::remove_dir_all(&dir);
+    // --verbose adds the stage timings.
+    let o = say().args(["--verbose", "-o"]).arg(&out).arg(TEXT).output().unwrap();
+    assert!(o.status.success() && stderr(&o).contains("codec"), "{}", stderr(&o));
 }

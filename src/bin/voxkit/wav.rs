@@ -1,7 +1,7 @@
 //! WAV files for the command line (hound): 16/24/32-bit integer and 32-bit float PCM, any
 //! channel count, read as interleaved f32 in [-1, 1]; written back in the input's format.
 
-use std::path::Path;
+use std::io::{Read, Seek, Write};
 
 /// The sample format of a WAV file, kept so that `enhance` writes what it read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,10 +18,11 @@ pub struct Wav {
     pub format: Format,
 }
 
-pub fn read(path: &Path) -> Result<Wav, String> {
-    let mut r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Reads a whole WAV stream; `name` (a path, or "stdin") prefixes the errors.
+pub fn read_from<R: Read>(reader: R, name: &str) -> Result<Wav, String> {
+    let mut r = hound::WavReader::new(reader).map_err(|e| format!("{name}: {e}"))?;
     let spec = r.spec();
-    let err = |e: hound::Error| format!("{}: {e}", path.display());
+    let err = |e: hound::Error| format!("{name}: {e}");
     let (samples, format) = match spec.sample_format {
         hound::SampleFormat::Float if spec.bits_per_sample == 32 => {
             (r.samples::<f32>().collect::<Result<Vec<_>, _>>().map_err(err)?, Format::Float)
@@ -34,30 +35,36 @@ pub fn read(path: &Path) -> Result<Wav, String> {
         }
         _ => {
             return Err(format!(
-                "{}: {}-bit {:?} samples are not supported (16/24/32-bit integer or 32-bit float)",
-                path.display(),
-                spec.bits_per_sample,
-                spec.sample_format
+                "{name}: {}-bit {:?} samples are not supported (16/24/32-bit integer or 32-bit float)",
+                spec.bits_per_sample, spec.sample_format
             ));
         }
     };
     if spec.channels == 0 {
-        return Err(format!("{}: the file declares no channels", path.display()));
+        return Err(format!("{name}: the file declares no channels"));
     }
     Ok(Wav { samples, rate: spec.sample_rate, channels: spec.channels, format })
 }
 
-pub fn write(path: &Path, samples: &[f32], rate: u32, channels: u16, format: Format) -> Result<(), String> {
+/// Writes a whole WAV stream; `name` (a path, or "stdout") prefixes the errors.
+pub fn write_to<W: Write + Seek>(
+    writer: W,
+    name: &str,
+    samples: &[f32],
+    rate: u32,
+    channels: u16,
+    format: Format,
+) -> Result<(), String> {
     if rate == 0 || channels == 0 {
-        return Err(format!("{}: cannot write a WAV file of {rate} Hz and {channels} channels", path.display()));
+        return Err(format!("{name}: cannot write a WAV file of {rate} Hz and {channels} channels"));
     }
     let (bits, sample_format) = match format {
         Format::Float => (32, hound::SampleFormat::Float),
         Format::Int(b) => (b, hound::SampleFormat::Int),
     };
     let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format };
-    let err = |e: hound::Error| format!("{}: {e}", path.display());
-    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    let err = |e: hound::Error| format!("{name}: {e}");
+    let mut w = hound::WavWriter::new(writer, spec).map_err(err)?;
     match format {
         Format::Float => {
             for &s in samples {
