@@ -149,11 +149,15 @@ typedef struct VoxEngineConfig {
    */
   int32_t device;
   /**
-   * Folder of a Qwen3-TTS checkpoint (UTF-8 path); NULL: TTS jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+   * Folder of a Qwen3-TTS checkpoint (UTF-8 path), or a Hugging Face Hub id
+   * `org/name[@revision]`: its copy in the hub cache (`HF_HOME`), fetched there during
+   * `vox_engine_create` when missing (never with `HF_HUB_OFFLINE=1`). NULL: TTS jobs fail with
+   * `VOX_ERR_MODEL_NOT_LOADED`.
    */
   const char *tts_model_dir;
   /**
-   * Folder of a Qwen3-ASR checkpoint (UTF-8 path); NULL: ASR jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+   * Folder of a Qwen3-ASR checkpoint (UTF-8 path) or a hub id, as `tts_model_dir`. NULL: ASR
+   * jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
    */
   const char *asr_model_dir;
   /**

@@ -8,8 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The binary, kept off the network: a model named by hub id comes from an empty cache only.
 fn voxkit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_voxkit"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_voxkit"));
+    c.env("HF_HUB_OFFLINE", "1").env("HF_HOME", tmp("hf-home")).env_remove("HF_HUB_CACHE");
+    c
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -279,7 +282,9 @@ fn an_unknown_flag_is_a_usage_error_that_takes_no_value() {
     let err = assert_fails_once(&o, 2);
     assert!(err.contains("--seed"), "{err}");
     // A missing value and a malformed one.
-    assert_fails_once(&voxkit().args(["say", "-o", "x.wav", "hi"]).output().unwrap(), 2);
+    // No --model: the default id, which an offline machine without it in the cache cannot have.
+    let err = assert_fails_once(&voxkit().args(["say", "-o"]).arg(tmp("nomodel.wav")).arg("hi").output().unwrap(), 1);
+    assert!(err.contains("Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice") && err.contains("voxkit download"), "{err}");
     let o = voxkit().args(["bench", "tts", "--model", "m", "--frames", "many"]).output().unwrap();
     assert!(assert_fails_once(&o, 2).contains("voxkit bench tts --help"));
 }

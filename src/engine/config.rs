@@ -12,9 +12,12 @@ pub use crate::logging::{LogLevel, LogSink};
 /// Everything an engine is created with. `Default` gives the documented defaults.
 #[derive(Clone)]
 pub struct EngineConfig {
-    /// Folder of a Qwen3-TTS checkpoint (None: TTS jobs fail with `ModelNotLoaded`).
+    /// Folder of a Qwen3-TTS checkpoint, or a hub id `org/name[@revision]` (its copy in the hub
+    /// cache, fetched there at create when missing: `engine::fetch`). None: TTS jobs fail with
+    /// `ModelNotLoaded`.
     pub tts_model_dir: Option<PathBuf>,
-    /// Folder of a Qwen3-ASR checkpoint (None: ASR jobs fail with `ModelNotLoaded`).
+    /// Folder of a Qwen3-ASR checkpoint or a hub id, as `tts_model_dir`. None: ASR jobs fail
+    /// with `ModelNotLoaded`.
     pub asr_model_dir: Option<PathBuf>,
     pub device: Device,
     /// Bytes the resident models may use together in the memory their weights live in (host

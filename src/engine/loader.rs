@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::fetch;
 use crate::backend::{Compute, Device};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
@@ -131,7 +132,38 @@ fn spec_on(ctx: &LoadContext, bytes: u64, sample_rate: u32) -> ModelSpec {
 
 const CODEC_FILES: [&str; 2] = ["speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"];
 
+/// The files a model's folder must hold (more are checked when it is inspected): what makes a
+/// cached hub snapshot complete enough to use without asking the hub.
+const ASR_FILES: [&str; 5] =
+    ["config.json", "vocab.json", "merges.txt", "tokenizer_config.json", "preprocessor_config.json"];
+
+impl CheckpointLoader {
+    pub fn required_files(kind: ModelKind) -> Vec<&'static str> {
+        match kind {
+            ModelKind::Tts => TTS_FILES.iter().chain(CODEC_FILES.iter()).copied().collect(),
+            ModelKind::Asr => ASR_FILES.to_vec(),
+        }
+    }
+}
+
 impl ModelLoader for CheckpointLoader {
+    /// A folder as it is; a hub repo id (`Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice[@rev]`) as its
+    /// snapshot in the hub cache, fetched there first when the cache lacks it (`fetch`).
+    fn locate(&self, kind: ModelKind, spec: &Path) -> Result<std::path::PathBuf> {
+        if spec.is_dir() {
+            return Ok(spec.to_path_buf());
+        }
+        if spec.to_str().and_then(fetch::parse_repo_id).is_none() {
+            return Err(load_error(format!(
+                "{} model folder {} does not exist or is not a folder (a hub id is org/name[@revision])",
+                kind.name(),
+                spec.display()
+            )));
+        }
+        log::info!("engine: {} model {} from the hub cache (fetched if missing)", kind.name(), spec.display());
+        fetch::resolve_model(spec, &CheckpointLoader::required_files(kind), &fetch::HubOptions::from_env())
+    }
+
     fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec> {
         match kind {
             ModelKind::Tts => {

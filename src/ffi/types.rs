@@ -106,9 +106,13 @@ pub struct VoxEngineConfig {
     pub struct_size: u32,
     /// Device: `VOX_DEVICE_AUTO` (default), `VOX_DEVICE_CPU` or `VOX_DEVICE_CUDA`.
     pub device: i32,
-    /// Folder of a Qwen3-TTS checkpoint (UTF-8 path); NULL: TTS jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+    /// Folder of a Qwen3-TTS checkpoint (UTF-8 path), or a Hugging Face Hub id
+    /// `org/name[@revision]`: its copy in the hub cache (`HF_HOME`), fetched there during
+    /// `vox_engine_create` when missing (never with `HF_HUB_OFFLINE=1`). NULL: TTS jobs fail with
+    /// `VOX_ERR_MODEL_NOT_LOADED`.
     pub tts_model_dir: *const c_char,
-    /// Folder of a Qwen3-ASR checkpoint (UTF-8 path); NULL: ASR jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
+    /// Folder of a Qwen3-ASR checkpoint (UTF-8 path) or a hub id, as `tts_model_dir`. NULL: ASR
+    /// jobs fail with `VOX_ERR_MODEL_NOT_LOADED`.
     pub asr_model_dir: *const c_char,
     /// CUDA device ordinal for `VOX_DEVICE_CUDA` (default 0).
     pub device_index: i32,

@@ -61,7 +61,7 @@ pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
 
 pub fn codec(a: &BenchCodecArgs, ui: &Ui) -> Result<(), Fail> {
     let frames = a.frames;
-    let dir = model_dir(&a.model, ModelArg::Tts)?;
+    let dir = model_dir(&a.model, ModelArg::Tts, ui)?;
     let threads = a.threads.count();
     let progress = ui.spinner(format!("loading {}", dir.display()));
     let cx = CheckpointLoader::compute(&load_context(threads))?;
@@ -114,7 +114,7 @@ pub fn asr(a: &BenchAsrArgs, ui: &Ui) -> Result<(), Fail> {
     use voxkit::seams::AsrModel;
     let seconds = a.seconds;
     let tokens = a.tokens.unwrap_or((seconds * 4.0).ceil() as usize);
-    let dir = model_dir(&a.model, ModelArg::Asr)?;
+    let dir = model_dir(&a.model, ModelArg::Asr, ui)?;
     let threads = a.threads.count();
     let ctx = load_context(threads);
     let progress = ui.spinner(format!("loading {}", dir.display()));

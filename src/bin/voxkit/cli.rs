@@ -46,6 +46,7 @@ pub enum Command {
     Transcribe(TranscribeArgs),
     Enhance(EnhanceArgs),
     MakeCheckpoint(MakeCheckpointArgs),
+    Download(DownloadArgs),
     #[command(subcommand)]
     Bench(Bench),
 }
@@ -81,9 +82,11 @@ impl Threads {
 /// What `say` and `codes` share: the model, the voice, the sampling, the text.
 #[derive(Args, Debug)]
 pub struct Voice {
-    /// Qwen3-TTS checkpoint folder: an official model folder (config.json, model.safetensors,
-    /// the tokenizer files, speech_tokenizer/) or one `make-checkpoint` wrote.
-    #[arg(long, value_name = "DIR")]
+    /// Qwen3-TTS model: a checkpoint folder (an official model folder — config.json,
+    /// model.safetensors, the tokenizer files, speech_tokenizer/ — or one `make-checkpoint`
+    /// wrote), or a hub id (org/name[@revision]) fetched once into the hub cache (HF_HOME;
+    /// HF_HUB_OFFLINE=1: the cache only).
+    #[arg(long, value_name = "DIR|ID", default_value = crate::model_arg::DEFAULT_TTS)]
     pub model: String,
     /// Speaker (CustomVoice models) [default: the model's first speaker].
     #[arg(long, value_name = "NAME")]
@@ -159,8 +162,10 @@ pub struct CodesArgs {
 /// 16/24/32-bit integer or 32-bit float, any rate, any channel count.
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// Qwen3-ASR checkpoint folder: an official model folder or one `make-checkpoint` wrote.
-    #[arg(long, value_name = "DIR")]
+    /// Qwen3-ASR model: a checkpoint folder (an official model folder or one
+    /// `make-checkpoint` wrote), or a hub id (org/name[@revision]) fetched once into the hub
+    /// cache (HF_HOME; HF_HUB_OFFLINE=1: the cache only).
+    #[arg(long, value_name = "DIR|ID", default_value = crate::model_arg::DEFAULT_ASR)]
     pub model: String,
     /// Force the transcript's language, e.g. English [default: detected].
     #[arg(long, value_name = "LANG")]
@@ -248,8 +253,8 @@ pub enum Bench {
 /// Time the talker and the code predictor per frame (greedy, batch 1).
 #[derive(Args, Debug)]
 pub struct BenchTtsArgs {
-    /// Qwen3-TTS checkpoint folder.
-    #[arg(long, value_name = "DIR")]
+    /// Qwen3-TTS checkpoint folder or hub id.
+    #[arg(long, value_name = "DIR|ID")]
     pub model: String,
     /// Frames to time (80 ms of audio each).
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -264,8 +269,8 @@ pub struct BenchTtsArgs {
 /// Time the codec decoder per frame, offline (one pass) and streaming (frame by frame).
 #[derive(Args, Debug)]
 pub struct BenchCodecArgs {
-    /// Qwen3-TTS checkpoint folder (its speech_tokenizer/ is timed).
-    #[arg(long, value_name = "DIR")]
+    /// Qwen3-TTS checkpoint folder or hub id (its speech_tokenizer/ is timed).
+    #[arg(long, value_name = "DIR|ID")]
     pub model: String,
     /// Frames of random codes to decode (80 ms of audio each).
     #[arg(long, value_name = "N", default_value_t = 50)]
@@ -291,8 +296,8 @@ pub struct BenchPostArgs {
 /// Time the ASR front-end, encoder, prompt prefill and greedy decoding on a synthetic clip.
 #[derive(Args, Debug)]
 pub struct BenchAsrArgs {
-    /// Qwen3-ASR checkpoint folder.
-    #[arg(long, value_name = "DIR")]
+    /// Qwen3-ASR checkpoint folder or hub id.
+    #[arg(long, value_name = "DIR|ID")]
     pub model: String,
     /// Length of the synthetic clip in seconds.
     #[arg(long, value_name = "S", default_value_t = 10.0)]
@@ -302,4 +307,19 @@ pub struct BenchAsrArgs {
     pub tokens: Option<usize>,
     #[command(flatten)]
     pub threads: Threads,
+}
+
+/// Fetch a model from the Hugging Face Hub into the hub cache (or complete and check a copy
+/// there), and print its folder.
+///
+/// The cache is the Python tools' (HF_HUB_CACHE, else $HF_HOME/hub, else
+/// ~/.cache/huggingface/hub), so models fetched by either are shared. Transfers resume where
+/// they stopped and every file is checked against the hub's sha256 before it is used. HF_ENDPOINT
+/// names another hub; HF_TOKEN authenticates.
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  voxkit download Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice")]
+pub struct DownloadArgs {
+    /// The model's hub id, org/name, optionally @revision (a branch, tag or commit).
+    #[arg(value_name = "ID")]
+    pub id: String,
 }

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         Command::Transcribe(a) => transcribe::transcribe(a, &ui),
         Command::Enhance(a) => enhance::enhance(a, &ui),
         Command::MakeCheckpoint(a) => make_checkpoint::make_checkpoint(a, &ui),
+        Command::Download(a) => model_arg::download(a, &ui),
         Command::Bench(Bench::Tts(a)) => bench::tts(a, &ui),
         Command::Bench(Bench::Codec(a)) => bench::codec(a, &ui),
         Command::Bench(Bench::Post(a)) => bench::post(a, &ui),

@@ -44,7 +44,7 @@ pub fn say(a: &SayArgs, ui: &Ui) -> Result<(), Fail> {
     let text = inout::read_text(&a.voice.text)?;
     // Everything that can be checked without the model is, before it loads.
     let mut out = Output::prepare(&a.out)?;
-    let dir = model_dir(&a.voice.model, ModelArg::Tts)?;
+    let dir = model_dir(&a.voice.model, ModelArg::Tts, ui)?;
     let mut req = a.voice.request(text);
     req.stream = a.stream;
     req.sample_rate = a.sample_rate.unwrap_or(0);
@@ -120,7 +120,7 @@ pub fn load_generator(
     threads: crate::cli::Threads,
     ui: &Ui,
 ) -> Result<voxkit::models::tts::Qwen3Tts, Fail> {
-    let dir = model_dir(model, ModelArg::Tts)?;
+    let dir = model_dir(model, ModelArg::Tts, ui)?;
     let threads = threads.count();
     let ctx = load_context(threads);
     let progress = ui.spinner(format!("loading {}", dir.display()));

@@ -19,7 +19,7 @@ fn json_str(s: &str) -> String {
 
 pub fn transcribe(a: &TranscribeArgs, ui: &Ui) -> Result<(), Fail> {
     let w = inout::read_wav(&a.input)?;
-    let dir = model_dir(&a.model, ModelArg::Asr)?;
+    let dir = model_dir(&a.model, ModelArg::Asr, ui)?;
     let req = voxkit::AsrRequest {
         audio: w.samples,
         sample_rate: w.rate,

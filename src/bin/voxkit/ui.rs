@@ -55,6 +55,20 @@ impl Ui {
         pb
     }
 
+    /// A byte-count bar for a download; a no-op one when progress is not shown.
+    pub fn download_bar(&self, message: impl Into<String>) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let pb = self.bars.add(ProgressBar::new(0));
+        pb.set_style(
+            ProgressStyle::with_template("{msg}\n{wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("a valid template"),
+        );
+        pb.set_message(message.into());
+        pb
+    }
+
     /// The engine settings the commands share: one job at a time, `--threads`, and the engine's
     /// log on stderr with --verbose only. Without it the log is off: every warning or error it
     /// would print is about the one job, whose outcome the command reports itself (once).
