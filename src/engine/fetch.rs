@@ -353,6 +353,18 @@ impl Hasher {
             Hasher::GitSha1(h) => h.update(b),
         }
     }
+    /// Feeds a whole file (the part of a blob an earlier run fetched).
+    fn update_from_file(&mut self, path: &Path) -> std::io::Result<()> {
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.update(&buf[..n]);
+        }
+    }
     fn hex(self) -> String {
         let bytes: Vec<u8> = match self {
             Hasher::Sha256(h) => h.finalize().to_vec(),
@@ -398,15 +410,7 @@ fn fetch_blob(
             .open(&part)
             .map_err(|e| io("write", e))?;
         if resumed {
-            let mut f = std::fs::File::open(&part).map_err(|e| io("read", e))?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f.read(&mut buf).map_err(|e| io("read", e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            hasher.update_from_file(&part).map_err(|e| io("read", e))?;
         } else {
             have = 0;
         }
@@ -446,15 +450,8 @@ fn fetch_blob(
             ));
         }
     } else {
-        let mut f = std::fs::File::open(&part).map_err(|e| io("read", e))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| io("read", e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+        // A complete partial file from an earlier run: only the check is left.
+        hasher.update_from_file(&part).map_err(|e| io("read", e))?;
     }
     let got = hasher.hex();
     if got != w.blob {
