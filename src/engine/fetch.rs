@@ -250,7 +250,8 @@ pub fn download(repo: &str, rev: &str, opts: &HubOptions) -> Result<PathBuf> {
     }
     let agent = agent();
     // 1. The revision's commit and files, with sizes and hashes.
-    let url = format!("{}/api/models/{repo}/revision/{rev}?blobs=true", opts.endpoint);
+    // A revision such as `refs/pr/1` is one path segment: its slashes are encoded.
+    let url = format!("{}/api/models/{repo}/revision/{}?blobs=true", opts.endpoint, rev.replace('/', "%2F"));
     let info: RepoInfo = match get(&agent, &url, opts, 0) {
         Ok(r) => {
             let mut body = Vec::new();
