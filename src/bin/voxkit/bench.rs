@@ -9,7 +9,7 @@ use voxkit::seams::{TtsModel, TtsPrefill};
 use crate::Fail;
 use crate::cli::{BenchAsrArgs, BenchCodecArgs, BenchPostArgs, BenchTtsArgs};
 use crate::model_arg::{ModelArg, model_dir};
-use crate::say::{load_context, load_generator};
+use crate::say::{load_context, load_generator, load_timed};
 use crate::ui::Ui;
 
 pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
@@ -114,16 +114,8 @@ pub fn asr(a: &BenchAsrArgs, ui: &Ui) -> Result<(), Fail> {
     use voxkit::seams::AsrModel;
     let seconds = a.seconds;
     let tokens = a.tokens.unwrap_or((seconds * 4.0).ceil() as usize);
-    let dir = model_dir(&a.model, ModelArg::Asr, ui)?;
+    let mut model = load_timed(&a.model, ModelArg::Asr, a.threads, ui, CheckpointLoader::asr)?;
     let threads = a.threads.count();
-    let ctx = load_context(threads);
-    let progress = ui.spinner(format!("loading {}", dir.display()));
-    let t = Instant::now();
-    let cx = CheckpointLoader::compute(&ctx)?;
-    let model = CheckpointLoader::asr(&dir, &cx, &ctx);
-    progress.finish_and_clear();
-    let mut model = model?;
-    ui.note(format_args!("loaded {} in {:.2} s ({threads} threads)", dir.display(), t.elapsed().as_secs_f64()));
     let progress = ui.spinner(format!("timing the recognizer on {seconds:.1} s of audio"));
     let clip = synthetic_speech(seconds, model.sample_rate(), 7);
     let (prefix, suffix) = model.prompt_parts(None, None)?;

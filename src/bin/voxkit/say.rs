@@ -114,23 +114,33 @@ pub fn load_context(threads: usize) -> LoadContext {
     LoadContext { device: voxkit::backend::Device::Cpu, cpu_threads: threads, max_slots: 1 }
 }
 
-/// Loads a TTS generator (talker and code predictor) straight from its folder, with a spinner.
+/// Loads a model straight from the folder `model` names, with a spinner and a "loaded" line.
+pub fn load_timed<T>(
+    model: &str,
+    kind: ModelArg,
+    threads: crate::cli::Threads,
+    ui: &Ui,
+    load: impl FnOnce(&std::path::Path, &voxkit::backend::Compute, &LoadContext) -> voxkit::Result<T>,
+) -> Result<T, Fail> {
+    let dir = model_dir(model, kind, ui)?;
+    let threads = threads.count();
+    let ctx = load_context(threads);
+    let progress = ui.spinner(format!("loading {}", dir.display()));
+    let t = Instant::now();
+    let model = CheckpointLoader::compute(&ctx).and_then(|cx| load(&dir, &cx, &ctx));
+    progress.finish_and_clear();
+    let model = model?;
+    ui.note(format_args!("loaded {} in {:.2} s ({threads} threads)", dir.display(), t.elapsed().as_secs_f64()));
+    Ok(model)
+}
+
+/// Loads a TTS generator (talker and code predictor) straight from its folder.
 pub fn load_generator(
     model: &str,
     threads: crate::cli::Threads,
     ui: &Ui,
 ) -> Result<voxkit::models::tts::Qwen3Tts, Fail> {
-    let dir = model_dir(model, ModelArg::Tts, ui)?;
-    let threads = threads.count();
-    let ctx = load_context(threads);
-    let progress = ui.spinner(format!("loading {}", dir.display()));
-    let t = Instant::now();
-    let cx = CheckpointLoader::compute(&ctx)?;
-    let model = CheckpointLoader::tts_generator(&dir, &cx, &ctx);
-    progress.finish_and_clear();
-    let model = model?;
-    ui.note(format_args!("loaded {} in {:.2} s ({threads} threads)", dir.display(), t.elapsed().as_secs_f64()));
-    Ok(model)
+    load_timed(model, ModelArg::Tts, threads, ui, CheckpointLoader::tts_generator)
 }
 
 pub fn codes(a: &CodesArgs, ui: &Ui) -> Result<(), Fail> {
