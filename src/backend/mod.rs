@@ -5,6 +5,7 @@
 
 pub mod conv;
 pub mod cpu;
+pub mod cuda;
 pub mod device;
 pub mod kv;
 pub mod sampling;

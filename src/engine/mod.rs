@@ -2,6 +2,7 @@
 //! stage timings. Fully usable from Rust; the C ABI (`crate::ffi`) only converts and validates.
 
 pub mod config;
+pub mod devices;
 pub mod fetch;
 pub mod job;
 pub mod loader;

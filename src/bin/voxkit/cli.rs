@@ -47,6 +47,8 @@ pub enum Command {
     Enhance(EnhanceArgs),
     MakeCheckpoint(MakeCheckpointArgs),
     Download(DownloadArgs),
+    /// Show the CUDA driver and GPUs this machine offers, and where inference runs.
+    Devices,
     #[command(subcommand)]
     Bench(Bench),
 }

@@ -11,6 +11,7 @@ use clap::Parser;
 
 mod bench;
 mod cli;
+mod devices;
 mod enhance;
 mod inout;
 mod make_checkpoint;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         Command::Enhance(a) => enhance::enhance(a, &ui),
         Command::MakeCheckpoint(a) => make_checkpoint::make_checkpoint(a, &ui),
         Command::Download(a) => model_arg::download(a, &ui),
+        Command::Devices => devices::devices(&ui),
         Command::Bench(Bench::Tts(a)) => bench::tts(a, &ui),
         Command::Bench(Bench::Codec(a)) => bench::codec(a, &ui),
         Command::Bench(Bench::Post(a)) => bench::post(a, &ui),

@@ -1,0 +1,186 @@
+//! What the emulated device catches that a GPU would not report, or would report only by faulting:
+//! out-of-bounds writes, pointers to nothing, broken CUDA rules in a kernel, PTX that is stale or too
+//! new for the driver, calls the emulator does not implement, uninitialised device memory. Emulator
+//! only (scripts/emulated-gpu.sh sets VOXKIT_EMULATED_GPU); ignored in a plain `cargo test`.
+//!
+//! A kernel fault poisons the context for the rest of the process (as on a GPU), so each case runs in
+//! a child process: the test `child` with EMU_CASE naming the case.
+
+#[path = "support/gpu.rs"]
+mod gpu;
+
+use std::process::Command;
+
+use cudarc::driver::sys;
+use gpu::*;
+use voxkit::backend::cuda::{DriverStatus, KernelArgs, KernelModule, probe};
+
+const IGNORE: &str = "emulator only: run through scripts/emulated-gpu.sh";
+
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_case(case: &str, env: &[(&str, &str)]) -> Outcome {
+    assert!(std::env::var("VOXKIT_EMULATED_GPU").is_ok(), "{IGNORE}");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1"]).env("EMU_CASE", case);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let o = Outcome {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    assert!(o.ok, "case {case} failed:\n{}\n{}", o.stdout, o.stderr);
+    o
+}
+
+/// Dispatches a case in a child process (does nothing without EMU_CASE).
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn child() {
+    let Ok(case) = std::env::var("EMU_CASE") else { return };
+    match case.as_str() {
+        "out_of_bounds" => out_of_bounds(),
+        "dangling_pointer" => dangling_pointer(),
+        "broken_rule" => broken_rule(),
+        "stale_ptx" => stale_ptx(),
+        "ptx_too_new" => ptx_too_new(),
+        "unsupported_call" => unsupported_call(),
+        "uninitialised_memory" => uninitialised_memory(),
+        other => panic!("no case {other}"),
+    }
+    println!("case {case} done");
+}
+
+fn add_args(g: &Gpu, x: &cudarc::driver::CudaSlice<f32>, y: &cudarc::driver::CudaSlice<f32>, n: i64) -> KernelArgs {
+    let mut a = KernelArgs::new();
+    a.ptr(addr(x, &g.stream)).ptr(addr(y, &g.stream)).i64(n);
+    a
+}
+
+fn out_of_bounds() {
+    let g = Gpu::new();
+    let (f, e) = g.kernel("elementwise", "add_f32");
+    // (x[64] += 1: a write of the byte values already there would go unseen by the canaries.)
+    let (x, y) = (g.zeros::<f32>(64), g.upload(&[1.0f32; 65]));
+    let err = g.launch(&f, &e, blocks(1, 128, 0), &add_args(&g, &x, &y, 65)).unwrap_err();
+    assert!(err.to_string().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{err}");
+    // The fault is sticky: the context is unusable afterwards, as on a GPU.
+    assert!(g.stream.alloc_zeros::<f32>(4).is_err());
+}
+
+fn dangling_pointer() {
+    let g = Gpu::new();
+    let (f, e) = g.kernel("elementwise", "add_f32");
+    let x = g.zeros::<f32>(64);
+    let mut a = KernelArgs::new();
+    a.ptr(addr(&x, &g.stream)).ptr(0x7000_0000_1000).i64(64);
+    let err = g.launch(&f, &e, blocks(1, 64, 0), &a).unwrap_err();
+    assert!(err.to_string().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{err}");
+}
+
+// rms_norm_f32 needs whole warps; 48 threads leave the second warp half empty, and its full-mask
+// shuffles name lanes that do not exist: undefined behaviour on a GPU, a fault here.
+fn broken_rule() {
+    let g = Gpu::new();
+    let (f, e) = g.kernel("rms_norm", "rms_norm_f32");
+    let (x, w, y) = (g.zeros::<f32>(100), g.zeros::<f32>(100), g.zeros::<f32>(100));
+    let s = &g.stream;
+    let mut a = KernelArgs::new();
+    a.ptr(addr(&x, s)).ptr(addr(&w, s)).ptr(addr(&y, s)).i32(100).f32(1e-6);
+    let err = g.launch(&f, &e, blocks(1, 48, 0), &a).unwrap_err();
+    assert!(err.to_string().contains("CUDA_ERROR_LAUNCH_FAILED"), "{err}");
+}
+
+// PTX whose entry has a parameter more than the kernel source (a stale kernels/ptx file).
+fn stale_ptx() {
+    let g = Gpu::new();
+    let m = KernelModule::named("rms_norm").unwrap();
+    let stale = m.ptx.replacen(
+        ".param .f32 rms_norm_f32_param_4",
+        ".param .f32 rms_norm_f32_param_4,\n\t.param .u32 rms_norm_f32_param_5",
+        1,
+    );
+    assert_ne!(stale, m.ptx);
+    let module = g.ctx.load_module(cudarc::nvrtc::Ptx::from_src(stale)).unwrap();
+    let err = module.load_function("rms_norm_f32").unwrap_err();
+    assert!(format!("{err:?}").contains("CUDA_ERROR_INVALID_IMAGE"), "{err:?}");
+}
+
+// Our PTX (ISA 8.2, NVRTC 12.2) on a 12.1 driver.
+fn ptx_too_new() {
+    assert_eq!(probe(), DriverStatus::TooOld { version: 12010, required: 12020 });
+    let g = Gpu::new();
+    let err = g.ctx.load_module(cudarc::nvrtc::Ptx::from_src(KernelModule::named("argmax").unwrap().ptx)).unwrap_err();
+    assert!(format!("{err:?}").contains("CUDA_ERROR_UNSUPPORTED_PTX_VERSION"), "{err:?}");
+}
+
+fn unsupported_call() {
+    let _g = Gpu::new();
+    let mut p = 0u64;
+    // SAFETY: a valid out-parameter; the emulator does not implement managed memory.
+    let r = unsafe { sys::cuMemAllocManaged(&mut p, 1024, 1) };
+    assert_eq!(r, sys::CUresult::CUDA_ERROR_NOT_SUPPORTED);
+}
+
+fn uninitialised_memory() {
+    let g = Gpu::new();
+    // SAFETY: read back as raw bits only.
+    let d = unsafe { g.stream.alloc::<u32>(16) }.unwrap();
+    assert!(g.download(&d).iter().all(|v| *v == 0xffff_ffff), "fresh device memory is poisoned");
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn an_out_of_bounds_write_faults() {
+    let o = run_case("out_of_bounds", &[]);
+    assert!(o.stderr.contains("wrote out of bounds") && o.stderr.contains("0 bytes past its end"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_pointer_to_no_allocation_faults() {
+    let o = run_case("dangling_pointer", &[]);
+    assert!(o.stderr.contains("argument 1 is a pointer"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_kernel_breaking_a_cuda_rule_faults() {
+    let o = run_case("broken_rule", &[]);
+    assert!(o.stderr.contains("does not exist in this block") && o.stderr.contains("common.cuh"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn stale_ptx_is_refused() {
+    let o = run_case("stale_ptx", &[]);
+    assert!(o.stderr.contains("differ from the CPU build"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn ptx_newer_than_the_driver_is_refused() {
+    let o = run_case("ptx_too_new", &[("VOXKIT_EMU_DRIVER_VERSION", "12010")]);
+    assert!(o.stderr.contains("newer than this driver"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_call_not_emulated_is_an_error_not_a_crash() {
+    // Its own calls file: the suite's list must show no unsupported call.
+    let o = run_case("unsupported_call", &[("VOXKIT_EMU_CALLS", "/dev/null")]);
+    assert!(o.stderr.contains("cuMemAllocManaged is not emulated"), "{}", o.stderr);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn device_memory_starts_poisoned() {
+    run_case("uninitialised_memory", &[]);
+}
