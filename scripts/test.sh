@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # voxkit's whole test suite, as CI runs it (.ci/run): the Rust tests (engine, scheduler properties,
-# concurrency, header freshness) and the C ABI check (export list, C and C++ compile, the C test
-# program under valgrind).
+# concurrency, header freshness), the C ABI check (export list, C and C++ compile, the C test
+# program under valgrind), and the CUDA path on the emulated device (kernel compile/spill gate,
+# the emulator's own tests, our kernels through cudarc on the stand-in driver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==== cargo test ===="
+# CI machines have no GPU: the driver probe must say so (a developer's GPU machine need not).
+if [ -n "${CI:-}" ]; then export VOXKIT_EXPECT_DRIVER=missing; fi
 cargo test --all-targets --color never 2>&1
 
 echo "==== C ABI ===="
 bash scripts/c-abi-check.sh
+
+echo "==== CUDA on the emulated device ===="
+bash scripts/emulator-check.sh

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Calibrates the emulated device against a real GPU: the same kernel test set (tests/gpu_kernels.rs,
+# tests/kernels.rs) on both, each against its host computations, and their outputs against each other.
+#
+#   scripts/gpu-check.sh --prepare   here, without a GPU: runs the set on the emulated device, keeps its
+#                                    outputs (target/gpu-check/emulated/*.f32) and the test binaries
+#                                    (target/gpu-check/bin) so that a bare GPU machine needs no cargo
+#   scripts/gpu-check.sh [OUT]       on the GPU machine (carry target/gpu-check): records the device,
+#                                    runs the set on it (outputs to OUT/gpu), and compares GPU and
+#                                    emulator outputs within the stated tolerance
+# Tolerance: 2e-5 relative (floor 1e-3). The emulator computes with exact CPU math (expf, 1/sqrtf,
+# no fused multiply-add); the GPU with FMA contraction and rsqrt.approx/ex2.approx (≤ 2 ulp).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+KEEP=$ROOT/target/gpu-check
+
+binaries() {  # the built test binaries of these test targets
+    cargo test --no-run --message-format=json --test gpu_kernels --test kernels 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["kind"]==["test"]: print(m["executable"])'
+}
+
+if [ "${1:-}" = "--prepare" ]; then
+    rm -rf "$KEEP"
+    mkdir -p "$KEEP/bin" "$KEEP/emulated"
+    for b in $(binaries); do
+        dest=$KEEP/bin/$(basename "$b" | sed 's/-[0-9a-f]*$//')
+        cp "$b" "$dest" && strip --strip-debug "$dest"
+    done
+    VOXKIT_KERNEL_DUMP=$KEEP/emulated scripts/emulated-gpu.sh "$KEEP/bin/gpu_kernels" --ignored --test-threads=1
+    echo "prepared $KEEP ($(du -sh "$KEEP" | cut -f1)): carry it to the GPU machine and run scripts/gpu-check.sh there"
+    exit 0
+fi
+
+OUT=${1:-$ROOT/target/gpu-check/out}
+mkdir -p "$OUT/gpu"
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>&1 || echo "nvidia-smi: not found"
+} | tee "$OUT/device.txt"
+
+if [ -x "$KEEP/bin/gpu_kernels" ]; then
+    run() { "$KEEP/bin/$1" "${@:2}"; }
+else
+    run() { cargo test --color never --test "$1" -- "${@:2}"; }
+fi
+status=0
+VOXKIT_EXPECT_DRIVER=ready run kernels --test-threads=1 2>&1 | tee "$OUT/kernels.txt" || status=1
+VOXKIT_KERNEL_DUMP=$OUT/gpu run gpu_kernels --ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/gpu_kernels.txt" || status=1
+
+if [ -d "$KEEP/emulated" ]; then
+    python3 - "$KEEP/emulated" "$OUT/gpu" <<'PY' | tee "$OUT/compare.txt" || status=1
+import os, struct, sys
+emu, gpu = sys.argv[1], sys.argv[2]
+worst, bad = 0.0, []
+names = sorted(f for f in os.listdir(emu) if f.endswith(".f32"))
+for name in names:
+    p = os.path.join(gpu, name)
+    if not os.path.exists(p):
+        bad.append(f"{name}: no GPU output"); continue
+    a = open(os.path.join(emu, name), "rb").read(); b = open(p, "rb").read()
+    if len(a) != len(b):
+        bad.append(f"{name}: lengths differ"); continue
+    n = len(a) // 4
+    x = struct.unpack(f"<{n}f", a); y = struct.unpack(f"<{n}f", b)
+    e = max((abs(u - v) / (abs(v) + 1e-3) for u, v in zip(x, y)), default=0.0)
+    worst = max(worst, e)
+    print(f"{name}: {n} values, max relative difference {e:.2e}")
+    if e > 2e-5: bad.append(f"{name}: {e:.2e} over 2e-5")
+print(f"{len(names)} outputs compared, worst {worst:.2e}")
+for b in bad: print("DIFFERS", b)
+sys.exit(1 if bad else 0)
+PY
+else
+    echo "no emulator outputs at $KEEP/emulated (run scripts/gpu-check.sh --prepare first): GPU vs host only"
+fi
+[ $status = 0 ] && echo "gpu-check passed" || echo "gpu-check FAILED"
+exit $status
