@@ -2,6 +2,7 @@
 // that must be caught. Usage: emu_runtime_tests [fwd|rev|rand] [--features-only]
 //   --out-of-bounds          for the AddressSanitizer build: a planted out-of-bounds write (must die)
 //   --uninitialised-shared   for valgrind: a planted read of uninitialised shared memory (must be reported)
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -289,7 +290,23 @@ int main(int argc, char** argv) {
         else if (a == "rev") g_options.order = cudacpu::Order::Reverse;
         else if (a == "rand") g_options.order = cudacpu::Order::Random;
         else if (a == "--features-only") features_only = true;
-        else if (a == "--uninitialised-shared") {
+        else if (a == "--bench") {
+            // The emulator's speed: CUDA threads per second through a kernel with barriers and
+            // shuffles (feat_block_sum: 10 shuffles and 1 barrier a thread) and one without (feat_convert).
+            const int n = 1 << 20;
+            std::vector<int> in(n, 1), out(n / 256);
+            auto t0 = std::chrono::steady_clock::now();
+            launch("feat_block_sum", dim3(n / 256), dim3(256), 0, in.data(), out.data(), n);
+            const double s1 = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::vector<float> f(n, 1.5f), bb(n), hb(n);
+            std::vector<unsigned short> bf(n), h(n);
+            t0 = std::chrono::steady_clock::now();
+            launch("feat_convert", dim3(n / 256), dim3(256), 0, f.data(), bf.data(), bb.data(), h.data(), hb.data(), n);
+            const double s2 = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::printf("block_sum: %d threads in %.3f s (%.2f M threads/s, %.2f M rendezvous/s)\n", n, s1, n / s1 / 1e6, 11.0 * n / s1 / 1e6);
+            std::printf("convert:   %d threads in %.3f s (%.2f M threads/s)\n", n, s2, n / s2 / 1e6);
+            return 0;
+        } else if (a == "--uninitialised-shared") {
             std::vector<float> out(64);
             launch("bug_uninitialised_shared", dim3(1), dim3(64), 0, out.data());
             int negative = 0;

@@ -2,6 +2,7 @@
 // CUDA rules. See cuda_cpu.h for what it reports.
 #include "cuda_cpu.h"
 
+#include <setjmp.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
@@ -48,8 +50,8 @@ constexpr unsigned POISON = 0xff;
 
 enum class State { Ready, AtBarrier, InCollective, Exited };
 
+// One CUDA thread of the running block.
 struct Fiber {
-    ucontext_t ctx;
     State state = State::Ready;
     ThreadView view;
     unsigned linear = 0;
@@ -63,9 +65,18 @@ struct Fiber {
     uint64_t result = 0;
 };
 
+// A fiber's stack, and the execution context living on it. The context outlives its block: after
+// a thread exits, its fiber waits in fiber_main's loop and runs the next block's thread with the
+// same index (no new context per thread per block). Switches use _setjmp/_longjmp: swapcontext
+// saves and restores the signal mask, two system calls a switch, and a fiber needs only its
+// registers. (The AddressSanitizer build keeps swapcontext and a fresh context per thread.)
 struct Stack {
     unsigned char* base = nullptr;  // guard page first, then usable
     size_t size = 0;               // usable bytes
+    ucontext_t start;               // fiber_main on this stack
+    jmp_buf resume;                 // where the fiber yielded
+    bool resumable = false;         // `resume` is valid: the fiber waits at a rendezvous or at its loop's end
+    std::thread::id owner;          // the OS thread it last ran on (never resumed from another)
 };
 
 size_t stack_bytes() {
@@ -90,6 +101,8 @@ struct Run {
     std::vector<Stack> stacks;
     std::vector<unsigned char> dynamic_smem;
     ucontext_t scheduler;
+    jmp_buf scheduler_jb;
+    size_t current_index = 0;
     Fiber* current = nullptr;
     std::string error;
     void (*thunk)(void*) = nullptr;
@@ -116,47 +129,84 @@ Stack make_stack() {
     return Stack{static_cast<unsigned char*>(m) + page, usable};
 }
 
-// Switches from the running fiber to the scheduler.
-void to_scheduler(bool exiting) {
-    Fiber* me = g_run.current;
+// Switches from the running fiber to the scheduler. `exiting`: the fiber's thread has finished
+// (it will run the next block's thread when resumed) or failed (it is abandoned).
+void to_scheduler(bool exiting, bool abandon = false) {
 #ifdef CUDACPU_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, g_run.scheduler_stack_bottom, g_run.scheduler_stack_size);
-    swapcontext(&me->ctx, &g_run.scheduler);
+    swapcontext(&g_run.stacks[g_run.current_index].start, &g_run.scheduler);
     __sanitizer_finish_switch_fiber(fake, &g_run.scheduler_stack_bottom, &g_run.scheduler_stack_size);
 #else
     (void)exiting;
-    swapcontext(&me->ctx, &g_run.scheduler);
+    Stack& st = g_run.stacks[g_run.current_index];
+    if (abandon) {
+        st.resumable = false;
+        _longjmp(g_run.scheduler_jb, 1);
+    }
+    if (_setjmp(st.resume) == 0) {
+        st.resumable = true;
+        _longjmp(g_run.scheduler_jb, 1);
+    }
 #endif
+}
+
+void fiber_main();
+
+// Prepares stack k's context to start fiber_main (when it cannot be resumed).
+void prepare(size_t k) {
+    static ucontext_t model = [] {
+        ucontext_t c;
+        getcontext(&c);
+        return c;
+    }();
+    Stack& st = g_run.stacks[k];
+    st.start = model;
+    st.start.uc_stack.ss_sp = st.base;
+    st.start.uc_stack.ss_size = st.size;
+    st.start.uc_link = nullptr;
+    makecontext(&st.start, fiber_main, 0);
 }
 
 // Switches from the scheduler to fiber k.
 void to_fiber(size_t k) {
     g_run.current = &g_run.fibers[k];
+    g_run.current_index = k;
     g_view = &g_run.current->view;
+    Stack& st = g_run.stacks[k];
 #ifdef CUDACPU_ASAN
-    __sanitizer_start_switch_fiber(&g_run.scheduler_fake_stack, g_run.stacks[k].base, g_run.stacks[k].size);
-    swapcontext(&g_run.scheduler, &g_run.current->ctx);
+    __sanitizer_start_switch_fiber(&g_run.scheduler_fake_stack, st.base, st.size);
+    swapcontext(&g_run.scheduler, &st.start);
     __sanitizer_finish_switch_fiber(g_run.scheduler_fake_stack, nullptr, nullptr);
 #else
-    swapcontext(&g_run.scheduler, &g_run.current->ctx);
+    if (_setjmp(g_run.scheduler_jb) == 0) {
+        if (st.resumable && st.owner == std::this_thread::get_id()) _longjmp(st.resume, 1);
+        st.owner = std::this_thread::get_id();
+        st.resumable = false;
+        prepare(k);
+        setcontext(&st.start);
+    }
 #endif
 }
 
 [[noreturn]] void fail_in_fiber(const std::string& message) {
     g_run.error = message;
-    to_scheduler(true);
+    to_scheduler(true, true);
     std::abort();  // never resumed
 }
 
 void fiber_main() {
+    for (;;) {
 #ifdef CUDACPU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, &g_run.scheduler_stack_bottom, &g_run.scheduler_stack_size);
+        __sanitizer_finish_switch_fiber(nullptr, &g_run.scheduler_stack_bottom, &g_run.scheduler_stack_size);
 #endif
-    g_run.thunk(g_run.env);
-    g_run.current->state = State::Exited;
-    to_scheduler(true);
-    std::abort();
+        g_run.thunk(g_run.env);
+        g_run.current->state = State::Exited;
+        to_scheduler(true);
+#ifdef CUDACPU_ASAN
+        std::abort();  // the ASan build starts a fresh context per thread
+#endif
+    }
 }
 
 std::string thread_name(const Fiber& f) { return "thread " + dims(f.view.thread_idx); }
@@ -288,11 +338,9 @@ void run_block(uint3 bid, const Options& options, std::mt19937_64& rng) {
         f.linear = (unsigned)i;
         f.view = ThreadView{uint3{(unsigned)(i % r.block.x), (unsigned)(i / r.block.x % r.block.y), (unsigned)(i / ((size_t)r.block.x * r.block.y))},
                             bid, r.block, r.grid};
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = r.stacks[i].base;
-        f.ctx.uc_stack.ss_size = r.stacks[i].size;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
+#ifdef CUDACPU_ASAN
+        prepare(i);
+#endif
     }
     std::vector<size_t> order(n);
     const std::string where = "kernel " + std::string(r.kernel) + " block " + dims(bid) + ": ";
@@ -416,9 +464,15 @@ void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_smem, const 
     r.env = env;
     r.dynamic_smem.assign(dynamic_smem, 0);
     std::mt19937_64 rng(options.seed);
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) run_block(uint3{x, y, z}, options, rng);
+    try {
+        for (unsigned z = 0; z < grid.z; ++z)
+            for (unsigned y = 0; y < grid.y; ++y)
+                for (unsigned x = 0; x < grid.x; ++x) run_block(uint3{x, y, z}, options, rng);
+    } catch (...) {
+        // Fibers stopped mid-kernel must start afresh next time.
+        for (Stack& st : r.stacks) st.resumable = false;
+        throw;
+    }
 }
 
 }  // namespace cudacpu
