@@ -321,3 +321,25 @@ fn synchronising_a_capturing_stream_invalidates_the_capture() {
     let d = g.upload(&[1.0f32, 2.0]);
     assert_eq!(g.download(&d), vec![1.0, 2.0]);
 }
+
+/// Pinned (page-locked) host memory both ways, as the audio read-back will use it.
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn pinned_host_memory_round_trip() {
+    let g = Gpu::new();
+    let s = &g.stream;
+    let n = 4096;
+    // SAFETY: written before it is read; flags 0 (not write-combined: the host reads it back).
+    let mut host = unsafe { g.ctx.alloc_pinned_with_flags::<f32>(n, 0) }.unwrap();
+    host.as_mut_slice().unwrap().copy_from_slice(&values(n, 21));
+    let mut dev = g.zeros::<f32>(n);
+    s.memcpy_htod(&host, &mut dev).unwrap();
+    let (f, e) = g.kernel("elementwise", "add_f32");
+    let mut a = KernelArgs::new();
+    a.ptr(addr(&dev, s)).ptr(addr(&dev, s)).i64(n as i64);
+    g.run(&f, &e, blocks(16, 256, 0), &a);
+    s.memcpy_dtoh(&dev, &mut host).unwrap();
+    s.synchronize().unwrap();
+    let want: Vec<f32> = values(n, 21).iter().map(|v| v + v).collect();
+    assert_eq!(host.as_slice().unwrap(), &want[..]);
+}
