@@ -4,7 +4,8 @@
 #      current (scripts/kernels.sh --check);
 #   2. the emulated device's own tests (features and planted bugs), in three thread orders, then
 #      built with AddressSanitizer, which must catch a planted out-of-bounds write;
-#   3. our kernels through cudarc on the emulated driver (tests/gpu_kernels.rs) in three thread
+#   3. our kernels and the feature kernels through cudarc on the emulated driver (tests/gpu_kernels.rs,
+#      tests/gpu_features.rs) in three thread
 #      orders, the faults only the emulator reports (tests/emulator_faults.rs), the driver probe, and
 #      the AddressSanitizer build under the same tests;
 #   4. the driver calls reached: none may be one the emulator does not implement.
@@ -81,13 +82,13 @@ cargo build --tests --color never -q 2>&1
 CALLS=$ROOT/target/emugpu/calls-reached.txt
 rm -f "$CALLS"
 export VOXKIT_EMU_CALLS=$CALLS
-VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test emulator_faults -- --include-ignored
+VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test emulator_faults -- --include-ignored
 for order in rev rand; do
     echo "  thread order $order:"
-    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels -- --ignored
+    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features -- --ignored
 done
 step "cudarc on the emulated driver, AddressSanitizer build"
-VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels -- --ignored
+VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features -- --ignored
 
 step "driver calls reached"
 sort -u "$CALLS" | tr '\n' ' '

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Calibrates the emulated device against a real GPU: the same kernel test set (tests/gpu_kernels.rs,
-# tests/kernels.rs) on both, each against its host computations, and their outputs against each other.
+# tests/gpu_features.rs, tests/kernels.rs) on both, each against its host computations, and their outputs against each other.
 #
 #   scripts/gpu-check.sh --prepare   here, without a GPU: runs the set on the emulated device, keeps its
 #                                    outputs (target/gpu-check/emulated/*.f32) and the test binaries
@@ -16,7 +16,7 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --no-run --message-format=json --test gpu_kernels --test kernels 2>/dev/null |
+    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test kernels 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -30,7 +30,9 @@ if [ "${1:-}" = "--prepare" ]; then
         dest=$KEEP/bin/$(basename "$b" | sed 's/-[0-9a-f]*$//')
         cp "$b" "$dest" && strip --strip-debug "$dest"
     done
-    VOXKIT_KERNEL_DUMP=$KEEP/emulated scripts/emulated-gpu.sh "$KEEP/bin/gpu_kernels" --ignored --test-threads=1
+    for t in gpu_kernels gpu_features; do
+        VOXKIT_KERNEL_DUMP=$KEEP/emulated scripts/emulated-gpu.sh "$KEEP/bin/$t" --ignored --test-threads=1
+    done
     echo "prepared $KEEP ($(du -sh "$KEEP" | cut -f1)): carry it to the GPU machine and run scripts/gpu-check.sh there"
     exit 0
 fi
@@ -50,14 +52,16 @@ else
 fi
 status=0
 VOXKIT_EXPECT_DRIVER=ready run kernels --test-threads=1 2>&1 | tee "$OUT/kernels.txt" || status=1
-VOXKIT_KERNEL_DUMP=$OUT/gpu run gpu_kernels --ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/gpu_kernels.txt" || status=1
+for t in gpu_kernels gpu_features; do
+    VOXKIT_KERNEL_DUMP=$OUT/gpu run $t --ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/$t.txt" || status=1
+done
 
 if [ -d "$KEEP/emulated" ]; then
     python3 - "$KEEP/emulated" "$OUT/gpu" <<'PY' | tee "$OUT/compare.txt" || status=1
 import os, struct, sys
 emu, gpu = sys.argv[1], sys.argv[2]
 worst, bad = 0.0, []
-names = sorted(f for f in os.listdir(emu) if f.endswith(".f32"))
+names = sorted(f for f in os.listdir(emu) if f.endswith((".f32", ".u32")))
 for name in names:
     p = os.path.join(gpu, name)
     if not os.path.exists(p):
@@ -66,6 +70,11 @@ for name in names:
     if len(a) != len(b):
         bad.append(f"{name}: lengths differ"); continue
     n = len(a) // 4
+    if name.endswith(".u32"):  # compared bit for bit
+        diff = sum(1 for i in range(0, len(a), 4) if a[i:i + 4] != b[i:i + 4])
+        print(f"{name}: {n} values, {diff} differ")
+        if diff: bad.append(f"{name}: {diff} of {n} values differ")
+        continue
     x = struct.unpack(f"<{n}f", a); y = struct.unpack(f"<{n}f", b)
     e = max((abs(u - v) / (abs(v) + 1e-3) for u, v in zip(x, y)), default=0.0)
     worst = max(worst, e)

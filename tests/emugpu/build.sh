@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the emulated CUDA device (a test double) from source into OUT (default target/emugpu):
 #   OUT/libcuda.so.1 (+ libcuda.so)  the stand-in driver: tests/emugpu/driver + the runtime + every
-#                                    kernels/*.cu compiled for the CPU
+#                                    kernels/*.cu and tests/emugpu/kernels/*.cu compiled for the CPU
 #   OUT/emu_runtime_tests            the runtime's own tests (tests/emugpu/runtime_tests.cpp) with the
 #                                    test kernels (tests/emugpu/kernels/*.cu) and kernels/*.cu
 # With --asan, OUT (default target/emugpu-asan) gets the same built with AddressSanitizer.
@@ -105,7 +105,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 
 echo '{ global: cu*; local: *; };' >"$OUT/gen/exports.map"
 "$CXX" "${CXXFLAGS[@]}" -shared -Wl,-soname,libcuda.so.1 -Wl,--version-script="$OUT/gen/exports.map" -o "$OUT/libcuda.so.1" \
-    "$OUT/obj/driver.o" "$OUT/obj/runtime.o" "$OUT/obj/stubs.o" "${KOBJS[@]}"
+    "$OUT/obj/driver.o" "$OUT/obj/runtime.o" "$OUT/obj/stubs.o" "${KOBJS[@]}" "${TOBJS[@]}"
 ln -sf libcuda.so.1 "$OUT/libcuda.so"
 "$CXX" "${CXXFLAGS[@]}" -o "$OUT/emu_runtime_tests" "$OUT/obj/runtime_tests.o" "$OUT/obj/official_conversions.o" \
     "$OUT/obj/runtime.o" "${KOBJS[@]}" "${TOBJS[@]}"

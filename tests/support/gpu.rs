@@ -34,6 +34,14 @@ impl Gpu {
         (f, m.entry(entry).expect("the entry is in the PTX"))
     }
 
+    /// The function `entry` of a PTX module given as text (the emulator's feature kernels).
+    pub fn kernel_in(&self, ptx: &str, entry: &str) -> (CudaFunction, Entry) {
+        let loaded = self.ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).expect("the PTX loads");
+        let f = loaded.load_function(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
+        let e = voxkit::backend::cuda::ptx::entries(ptx).into_iter().find(|e| e.name == entry).expect("the entry");
+        (f, e)
+    }
+
     pub fn upload<T: DeviceRepr>(&self, v: &[T]) -> CudaSlice<T> {
         self.stream.clone_htod(v).expect("upload")
     }
@@ -73,6 +81,15 @@ pub fn dump(name: &str, values: &[f32]) {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.f32")), bytes).unwrap();
+    }
+}
+
+/// Like `dump`, for values compared bit for bit (`<name>.u32`).
+pub fn dump_u32(name: &str, values: &[u32]) {
+    if let Ok(dir) = std::env::var("VOXKIT_KERNEL_DUMP") {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.u32")), bytes).unwrap();
     }
 }
 

@@ -7,6 +7,8 @@ For every kernels/*.cu:
     per entry per architecture -> kernels/RESOURCES.md (committed).
 Fails when a kernel does not compile, or any entry spills or uses local memory (a stack frame) on any architecture.
 With --check, writes nothing and also fails when the committed PTX or RESOURCES.md is stale.
+Also compiles the emulator's feature kernels (tests/emugpu/kernels/features.cu) to
+tests/emugpu/ptx/features.ptx, for running them on a GPU (tests/gpu_features.rs, scripts/gpu-check.sh).
 Stdlib and ctypes only.
 """
 import argparse
@@ -139,6 +141,19 @@ def main():
 
     for f, entry, arch, r in rows if not args.check else []:
         print(f"{entry:24} sm_{arch}  {r['registers']:3} regs  {r['stack']:4} B stack  {r['spill_stores'] + r['spill_loads']:4} B spills  {r['smem']:6} B smem")
+    # The feature kernels of the emulator's tests, for calibration on a GPU.
+    feat_src = os.path.join(root, "tests", "emugpu", "kernels", "features.cu")
+    feat_ptx = os.path.join(root, "tests", "emugpu", "ptx", "features.ptx")
+    ok, feat, log = nvrtc.compile(open(feat_src, encoding="utf-8").read(), "features.cu", base_opts + [f"--gpu-architecture={PTX_ARCH}"], cubin=False)
+    if not ok:
+        errors.append(f"tests/emugpu/kernels/features.cu does not compile:\n{log}")
+    elif args.check:
+        if not os.path.exists(feat_ptx) or open(feat_ptx, "rb").read() != feat:
+            errors.append("tests/emugpu/ptx/features.ptx is stale: run bash scripts/kernels.sh")
+    elif not errors:
+        os.makedirs(os.path.dirname(feat_ptx), exist_ok=True)
+        open(feat_ptx, "wb").write(feat)
+
     ptx_dir = os.path.join(kdir, "ptx")
     res_path = os.path.join(kdir, "RESOURCES.md")
     if args.check:
