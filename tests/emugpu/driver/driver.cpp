@@ -216,6 +216,8 @@ struct GraphExec {
 Stream g_null_stream;
 std::set<Stream*> g_streams;
 std::set<Event*> g_events;
+std::set<Graph*> g_graphs;
+std::set<GraphExec*> g_execs;
 Stream* stream_of(CUstream s) { return s ? reinterpret_cast<Stream*>(s) : &g_null_stream; }
 bool stream_ok(CUstream s) { return !s || g_streams.count(reinterpret_cast<Stream*>(s)); }
 
@@ -571,20 +573,20 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned int) {
     return CUDA_SUCCESS
 
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, CUstream s) {
-    COPY_ASYNC(check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
+    COPY_ASYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
 }
 CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, CUstream s) {
-    COPY_ASYNC(check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
+    COPY_ASYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
 }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
     COPY_ASYNC(check_range(d, n, __func__) ? CUDA_ERROR_INVALID_VALUE : check_range(src, n, __func__),
                std::memmove(reinterpret_cast<void*>(d), reinterpret_cast<void*>(src), n));
 }
 CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* h, size_t n) {
-    COPY_SYNC(check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
+    COPY_SYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
 }
 CUresult cuMemcpyDtoH_v2(void* h, CUdeviceptr d, size_t n) {
-    COPY_SYNC(check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
+    COPY_SYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
 }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr src, size_t n) {
     COPY_SYNC(check_range(d, n, __func__) ? CUDA_ERROR_INVALID_VALUE : check_range(src, n, __func__),
@@ -759,6 +761,8 @@ CUresult cuStreamDestroy_v2(CUstream s) {
     auto* st = reinterpret_cast<Stream*>(s);
     if (!s || !g_streams.count(st)) return CUDA_ERROR_INVALID_HANDLE;
     if (st->capture) {
+        for (Event* e : g_events)
+            if (e->captured_in == st->capture) e->captured_in = nullptr;
         delete st->capture;
     }
     g_streams.erase(st);
@@ -861,7 +865,9 @@ CUresult cuStreamEndCapture(CUstream s, CUgraph* g) {
         *g = nullptr;
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     }
-    *g = reinterpret_cast<CUgraph>(new Graph{std::move(c->nodes)});
+    auto* graph = new Graph{std::move(c->nodes)};
+    g_graphs.insert(graph);
+    *g = reinterpret_cast<CUgraph>(graph);
     return CUDA_SUCCESS;
 }
 CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus* status) {
@@ -875,20 +881,22 @@ CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus* status) {
 CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long) {
     ENTER();
     CHECK_PTR(e);
-    CHECK_PTR(g);
-    *e = reinterpret_cast<CUgraphExec>(new GraphExec{reinterpret_cast<Graph*>(g)->nodes});
+    auto* graph = reinterpret_cast<Graph*>(g);
+    if (!g_graphs.count(graph)) return CUDA_ERROR_INVALID_HANDLE;
+    auto* exec = new GraphExec{graph->nodes};
+    g_execs.insert(exec);
+    *e = reinterpret_cast<CUgraphExec>(exec);
     return CUDA_SUCCESS;
 }
-CUresult cuGraphUpload(CUgraphExec e, CUstream) {
+CUresult cuGraphUpload(CUgraphExec e, CUstream s) {
     ENTER();
-    CHECK_PTR(e);
+    if (!g_execs.count(reinterpret_cast<GraphExec*>(e)) || !stream_ok(s)) return CUDA_ERROR_INVALID_HANDLE;
     return CUDA_SUCCESS;
 }
 CUresult cuGraphLaunch(CUgraphExec he, CUstream s) {
     ENTER();
-    CHECK_PTR(he);
-    if (!stream_ok(s)) return CUDA_ERROR_INVALID_HANDLE;
     auto* e = reinterpret_cast<GraphExec*>(he);
+    if (!g_execs.count(e) || !stream_ok(s)) return CUDA_ERROR_INVALID_HANDLE;
     if (stream_of(s)->capture) {
         say("launching a graph into a capturing stream (a child graph node) is not emulated");
         return CUDA_ERROR_NOT_SUPPORTED;
@@ -901,10 +909,9 @@ CUresult cuGraphLaunch(CUgraphExec he, CUstream s) {
 // its parameters then replace the old ones.
 CUresult cuGraphExecUpdate_v2(CUgraphExec he, CUgraph hg, CUgraphExecUpdateResultInfo* info) {
     ENTER();
-    CHECK_PTR(he);
-    CHECK_PTR(hg);
     auto* e = reinterpret_cast<GraphExec*>(he);
     auto* g = reinterpret_cast<Graph*>(hg);
+    if (!g_execs.count(e) || !g_graphs.count(g)) return CUDA_ERROR_INVALID_HANDLE;
     bool same = e->nodes.size() == g->nodes.size();
     for (size_t i = 0; same && i < g->nodes.size(); ++i) same = e->nodes[i].kernel == g->nodes[i].kernel;
     if (info) {
@@ -917,11 +924,13 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec he, CUgraph hg, CUgraphExecUpdateResul
 }
 CUresult cuGraphDestroy(CUgraph g) {
     ENTER_ALWAYS();
+    if (!g_graphs.erase(reinterpret_cast<Graph*>(g))) return CUDA_ERROR_INVALID_HANDLE;
     delete reinterpret_cast<Graph*>(g);
     return CUDA_SUCCESS;
 }
 CUresult cuGraphExecDestroy(CUgraphExec e) {
     ENTER_ALWAYS();
+    if (!g_execs.erase(reinterpret_cast<GraphExec*>(e))) return CUDA_ERROR_INVALID_HANDLE;
     delete reinterpret_cast<GraphExec*>(e);
     return CUDA_SUCCESS;
 }

@@ -92,6 +92,8 @@ enum class ShuffleMode { Idx, Up, Down, Xor };
 void barrier(Where at);
 uint64_t warp_collective(Collective op, unsigned mask, uint64_t value, ShuffleMode mode, int arg, int width, Where at);
 unsigned char* dynamic_shared();
+// The lanes of the calling thread's warp that exist and have not exited.
+unsigned active_lanes();
 
 // Runs `body` once per CUDA thread of every block of the grid; throws KernelError.
 // `dynamic_smem` bytes of dynamic shared memory per block.
@@ -220,7 +222,8 @@ CUDACPU_REDUCE(__reduce_and_sync, ReduceAnd, unsigned)
 CUDACPU_REDUCE(__reduce_or_sync, ReduceOr, unsigned)
 CUDACPU_REDUCE(__reduce_xor_sync, ReduceXor, unsigned)
 #undef CUDACPU_REDUCE
-inline unsigned __activemask() { return 0xffffffffu; }  // approximate: every lane of the warp
+// Approximate: the warp's lanes that exist and have not exited (not only those converged here).
+inline unsigned __activemask() { return cudacpu::active_lanes(); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __ffs(int x) { return __builtin_ffs(x); }

@@ -445,6 +445,14 @@ std::vector<std::string> kernel_names() {
     return names;
 }
 
+unsigned active_lanes() {
+    const size_t w0 = g_run.current->linear & ~31u, n = g_run.fibers.size();
+    unsigned mask = 0;
+    for (size_t l = 0; l < 32 && w0 + l < n; ++l)
+        if (g_run.fibers[w0 + l].state != State::Exited) mask |= 1u << l;
+    return mask;
+}
+
 unsigned char* dynamic_shared() { return g_run.dynamic_smem.empty() ? nullptr : g_run.dynamic_smem.data(); }
 
 void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_smem, const Options& options, void (*thunk)(void*), void* env) {
