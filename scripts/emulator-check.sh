@@ -82,6 +82,7 @@ cargo build --tests --color never -q 2>&1
 CALLS=$ROOT/target/emugpu/calls-reached.txt
 rm -f "$CALLS"
 export VOXKIT_EMU_CALLS=$CALLS
+VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test cli devices
 VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test emulator_faults -- --include-ignored
 for order in rev rand; do
     echo "  thread order $order:"

@@ -528,3 +528,23 @@ fn quiet_prints_nothing_on_stderr() {
     let o = say().args(["--verbose", "-o"]).arg(&out).arg(TEXT).output().unwrap();
     assert!(o.status.success() && stderr(&o).contains("codec"), "{}", stderr(&o));
 }
+
+/// `voxkit devices` says what it finds; on the emulated device (scripts/emulator-check.sh runs this
+/// test there too) it lists that device.
+#[test]
+fn devices_reports_the_driver_and_where_inference_runs() {
+    let o = voxkit().arg("devices").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("CUDA driver:") && out.contains("needs CUDA driver 12.2 or newer") && out.contains("inference:"),
+        "{out}"
+    );
+    match std::env::var("VOXKIT_EXPECT_DRIVER").as_deref() {
+        Ok("missing") => assert!(out.contains("none found"), "{out}"),
+        Ok("ready") if std::env::var("VOXKIT_EMULATED_GPU").is_ok() => {
+            assert!(out.contains("cuda:0  voxkit emulated CUDA device"), "{out}")
+        }
+        _ => {}
+    }
+}
