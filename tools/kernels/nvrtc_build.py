@@ -144,15 +144,18 @@ def main():
     # The feature kernels of the emulator's tests, for calibration on a GPU.
     feat_src = os.path.join(root, "tests", "emugpu", "kernels", "features.cu")
     feat_ptx = os.path.join(root, "tests", "emugpu", "ptx", "features.ptx")
-    ok, feat, log = nvrtc.compile(open(feat_src, encoding="utf-8").read(), "features.cu", base_opts + [f"--gpu-architecture={PTX_ARCH}"], cubin=False)
-    if not ok:
-        errors.append(f"tests/emugpu/kernels/features.cu does not compile:\n{log}")
+    # (Absent in a --root tree holding only kernels/: the gate's own test in scripts/emulator-check.sh.)
+    if not os.path.exists(feat_src):
+        pass
+    elif not (compiled := nvrtc.compile(open(feat_src, encoding="utf-8").read(), "features.cu", base_opts + [f"--gpu-architecture={PTX_ARCH}"], cubin=False))[0]:
+        errors.append(f"tests/emugpu/kernels/features.cu does not compile:\n{compiled[2]}")
     elif args.check:
+        feat = compiled[1]
         if not os.path.exists(feat_ptx) or open(feat_ptx, "rb").read() != feat:
             errors.append("tests/emugpu/ptx/features.ptx is stale: run bash scripts/kernels.sh")
     elif not errors:
         os.makedirs(os.path.dirname(feat_ptx), exist_ok=True)
-        open(feat_ptx, "wb").write(feat)
+        open(feat_ptx, "wb").write(compiled[1])
 
     ptx_dir = os.path.join(kdir, "ptx")
     res_path = os.path.join(kdir, "RESOURCES.md")
