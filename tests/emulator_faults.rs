@@ -53,6 +53,9 @@ fn child() {
         "ptx_too_new" => ptx_too_new(),
         "unsupported_call" => unsupported_call(),
         "uninitialised_memory" => uninitialised_memory(),
+        "graph_outlives_memory" => graph_outlives_memory(),
+        "graph_outlives_module" => graph_outlives_module(),
+        "sizes_that_wrap" => sizes_that_wrap(),
         other => panic!("no case {other}"),
     }
     println!("case {case} done");
@@ -134,6 +137,80 @@ fn uninitialised_memory() {
     // SAFETY: read back as raw bits only.
     let d = unsafe { g.stream.alloc::<u32>(16) }.unwrap();
     assert!(g.download(&d).iter().all(|v| *v == 0xffff_ffff), "fresh device memory is poisoned");
+}
+
+// A graph replayed after the buffer its kernel writes was freed: a fault, never a write into freed
+// host memory (the pointer is checked when the node runs, not only when it was captured).
+fn graph_outlives_memory() {
+    let g = Gpu::new();
+    let (f, e) = g.kernel("elementwise", "add_f32");
+    let x = g.zeros::<f32>(64);
+    let y = g.upload(&[1.0f32; 64]);
+    let s = &g.stream;
+    s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).unwrap();
+    g.launch(&f, &e, blocks(1, 64, 0), &add_args(&g, &x, &y, 64)).unwrap();
+    let graph = s.end_capture(sys::CUgraphInstantiate_flags(0)).unwrap().unwrap();
+    drop(x);
+    s.synchronize().unwrap();
+    let err = graph.launch().unwrap_err();
+    assert!(format!("{err:?}").contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{err:?}");
+}
+
+// A graph whose kernel's module was unloaded: an error, not a crash.
+fn graph_outlives_module() {
+    let g = Gpu::new();
+    let x = g.zeros::<f32>(64);
+    let y = g.upload(&[1.0f32; 64]);
+    let s = &g.stream;
+    let graph = {
+        let (f, e) = g.kernel("elementwise", "add_f32");
+        s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).unwrap();
+        g.launch(&f, &e, blocks(1, 64, 0), &add_args(&g, &x, &y, 64)).unwrap();
+        s.end_capture(sys::CUgraphInstantiate_flags(0)).unwrap().unwrap()
+    }; // the function and its module are dropped here: cuModuleUnload
+    let err = graph.launch().unwrap_err();
+    assert!(format!("{err:?}").contains("CUDA_ERROR_INVALID_HANDLE"), "{err:?}");
+}
+
+// Sizes chosen so that pointer + size wraps around: INVALID_VALUE, not a copy over the heap.
+fn sizes_that_wrap() {
+    let g = Gpu::new();
+    let x = g.zeros::<u8>(64);
+    let p = addr(&x, &g.stream);
+    let host = [0u8; 64];
+    let mut back = [0u8; 64];
+    // SAFETY: the driver must refuse these sizes before touching either pointer.
+    unsafe {
+        assert_eq!(sys::cuMemcpyHtoD_v2(p, host.as_ptr().cast(), usize::MAX), sys::CUresult::CUDA_ERROR_INVALID_VALUE);
+        assert_eq!(
+            sys::cuMemcpyDtoH_v2(back.as_mut_ptr().cast(), p, usize::MAX - p as usize + 8),
+            sys::CUresult::CUDA_ERROR_INVALID_VALUE
+        );
+        assert_eq!(sys::cuMemsetD32_v2(p, 0, (1usize << 62) + 1), sys::CUresult::CUDA_ERROR_INVALID_VALUE);
+    }
+    // An empty view just past the end is a valid argument (nothing is dereferenced).
+    let (f, e) = g.kernel("elementwise", "add_f32");
+    let mut a = KernelArgs::new();
+    a.ptr(p + 64).ptr(p + 64).i64(0);
+    g.run(&f, &e, blocks(1, 32, 0), &a);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_graph_replayed_after_its_memory_was_freed_faults() {
+    run_case("graph_outlives_memory", &[]);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_graph_replayed_after_its_module_was_unloaded_is_an_error() {
+    run_case("graph_outlives_module", &[]);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn sizes_that_wrap_around_are_refused() {
+    run_case("sizes_that_wrap", &[]);
 }
 
 #[test]

@@ -27,22 +27,27 @@ fn shuffles_at_every_width_and_block_sums() {
     let din = g.upload(&input);
     let dout = g.zeros::<i32>(4 * n);
     for width in [32i32, 16, 8, 4, 2, 1] {
-        for src in [0i32, 3, 17] {
-            let delta = if src % width == 0 { 1 } else { src % width };
+        // delta = width: a butterfly into the previous segment; 33: taken mod 32, as PTX does.
+        for (src, delta) in [0i32, 3, 17]
+            .into_iter()
+            .flat_map(|src| [if src % width == 0 { 1 } else { src % width }, width, 33].map(|d| (src, d)))
+        {
             let mut a = KernelArgs::new();
             a.ptr(addr(&din, s)).ptr(addr(&dout, s)).i32(width).i32(src).i32(delta);
             g.run(&f, &e, blocks(1, n as u32, 0), &a);
             let out = g.download(&dout);
+            let d = delta & 31;
             for t in 0..n as i32 {
-                let (seg, c) = (t & !(width - 1), t & (width - 1));
-                let up = if c - delta >= 0 { seg + c - delta } else { t };
-                let down = if c + delta < width { seg + c + delta } else { t };
-                let x = if (c ^ delta) < width { seg + (c ^ delta) } else { t };
+                let (lane, w0) = (t & 31, t & !31);
+                let (seg, max_lane) = (lane & !(width - 1), (lane & !(width - 1)) | (width - 1));
+                let up = if lane - d >= seg { t - d } else { t };
+                let down = if lane + d <= max_lane { t + d } else { t };
+                let x = if (lane ^ d) <= max_lane { w0 + (lane ^ d) } else { t };
                 let i = t as usize;
                 assert_eq!(
                     [out[i], out[n + i], out[2 * n + i], out[3 * n + i]],
                     [
-                        input[(seg + (src & (width - 1))) as usize],
+                        input[(w0 + seg + (src & (width - 1))) as usize],
                         input[up as usize],
                         input[down as usize],
                         input[x as usize]
@@ -50,7 +55,10 @@ fn shuffles_at_every_width_and_block_sums() {
                     "width {width} src {src} lane {t}"
                 );
             }
-            dump_u32(&format!("feat_shuffles_w{width}_s{src}"), &out.iter().map(|v| *v as u32).collect::<Vec<_>>());
+            dump_u32(
+                &format!("feat_shuffles_w{width}_s{src}_d{delta}"),
+                &out.iter().map(|v| *v as u32).collect::<Vec<_>>(),
+            );
         }
     }
 

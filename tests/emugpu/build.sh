@@ -28,7 +28,7 @@ HOST_CUDA=(-I"$VOXKIT_CUDA_INCLUDE" -I"$NV/cuda_nvcc/include" -I"$NV/cuda_cccl/i
 
 EMU=$ROOT/tests/emugpu
 CXX=${CXX:-g++}
-CXXFLAGS=(-std=c++20 -g -fPIC -Wall -Wno-unused-function -pthread)
+CXXFLAGS=(-std=c++20 -g -fPIC -Wall -Wno-unused-function -pthread -fstack-clash-protection)
 if [ $ASAN = 1 ]; then
     CXXFLAGS+=(-O1 -fsanitize=address -fno-omit-frame-pointer -Wno-maybe-uninitialized)
 else

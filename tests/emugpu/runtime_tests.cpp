@@ -79,15 +79,16 @@ void features() {
         for (int i = 0; i < n; ++i) in[i] = 1000 + i;
         bool ok = true;
         for (int width : {32, 16, 8, 4, 2, 1})
-            for (int src : {0, 3, 17}) {
-                const int delta = src % width == 0 ? 1 : src % width;
+            for (int src : {0, 3, 17})
+              for (int delta : {src % width == 0 ? 1 : src % width, width, 33}) {  // width: bfly into the previous segment; 33: taken mod 32
                 launch("feat_shuffles", dim3(1), dim3(n), 0, in.data(), out.data(), width, src, delta);
                 for (int t = 0; t < n; ++t) {
-                    const int seg = t & ~(width - 1), c = t - seg;
-                    const int up = c - delta >= 0 ? seg + c - delta : t;
-                    const int down = c + delta < width ? seg + c + delta : t;
-                    const int x = (c ^ delta) < width ? seg + (c ^ delta) : t;
-                    ok &= out[t] == in[seg + (src & (width - 1))] && out[n + t] == in[up] && out[2 * n + t] == in[down] &&
+                    const int lane = t & 31, w0 = t - lane, seg = lane & ~(width - 1), max_lane = seg | (width - 1);
+                    const int d = delta & 31;  // PTX takes the offset mod 32
+                    const int up = lane - d >= seg ? t - d : t;
+                    const int down = lane + d <= max_lane ? t + d : t;
+                    const int x = (lane ^ d) <= max_lane ? w0 + (lane ^ d) : t;  // may read an earlier segment
+                    ok &= out[t] == in[w0 + seg + (src & (width - 1))] && out[n + t] == in[up] && out[2 * n + t] == in[down] &&
                           out[3 * n + t] == in[x];
                 }
             }

@@ -117,7 +117,7 @@ CUresult check_range(CUdeviceptr p, size_t n, const char* what) {
     if (n == 0) return CUDA_SUCCESS;
     uintptr_t base = 0;
     const Allocation* a = find_alloc(p, &base);
-    if (!a || p + n > base + a->size) {
+    if (!a || n > a->size - (p - base)) {
         say(std::string(what) + ": range [" + std::to_string(p) + ", +" + std::to_string(n) + ") is not inside one allocation");
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -154,6 +154,7 @@ struct Function {
     Entry* entry;
     const cudacpu::KernelInfo* cpu;
     size_t max_dynamic_smem = SMEM_DEFAULT;
+    bool unloaded = false;  // its module was unloaded (kept: a graph may still name it)
 };
 
 // `.visible .entry name(.param .u64 .ptr .global .align 1 name_param_0, .param .align 4 .b8 p_1[12], …)`
@@ -189,8 +190,10 @@ CUresult parse_ptx(const std::string& s, Module& out) {
 }
 
 // ---- streams, events, graphs ---------------------------------------------------------------
+enum class NodeKind { Kernel, Copy, Memset, Host, Event, Free };
 struct Node {
-    const Function* kernel;  // null for other work
+    NodeKind kind;
+    const Function* kernel;  // for kernel nodes
     std::function<CUresult()> run;
 };
 struct Capture;
@@ -200,11 +203,13 @@ struct Stream {
 struct Event {
     std::chrono::steady_clock::time_point time;
     bool recorded = false;
+    bool timing = true;  // created without CU_EVENT_DISABLE_TIMING
     Capture* captured_in = nullptr;  // recorded during this capture
 };
 struct Capture {
     std::vector<Node> nodes;
     bool invalidated = false;
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
     std::set<Event*> events;
 };
 struct Graph {
@@ -244,11 +249,16 @@ CUresult refuse_if_capturing(CUstream hs, const char* what) {
     s->capture->invalidated = true;
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 }
+// Whether a capture that forbids unsafe calls (global or thread-local mode, not relaxed) is active:
+// then synchronous copies, frees and context synchronisation are refused and invalidate it.
 bool any_capturing() {
-    if (g_null_stream.capture) return true;
+    bool strict = false;
     for (Stream* s : g_streams)
-        if (s->capture) return true;
-    return false;
+        if (s->capture && s->capture->mode != CU_STREAM_CAPTURE_MODE_RELAXED) {
+            s->capture->invalidated = true;
+            strict = true;
+        }
+    return strict;
 }
 
 int g_primary_refs = 0;
@@ -260,6 +270,7 @@ thread_local CUcontext t_current = nullptr;
 
 std::map<uintptr_t, std::unique_ptr<Module>> g_modules;
 std::set<Function*> g_functions;
+std::vector<std::unique_ptr<Module>> g_unloaded_modules;
 
 CUresult alloc_device(CUdeviceptr* p, size_t n) {
     CHECK_PTR(p);
@@ -307,12 +318,28 @@ struct Launch {
     std::vector<std::vector<unsigned char>> args;
 };
 CUresult run_launch(const Launch& l) {
+    const std::string& name = l.f->entry->name;
+    if (l.f->unloaded) {
+        say(name + ": its module was unloaded");
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    // A pointer argument must be null or point into live memory (or just past an allocation's end:
+    // an empty view), checked when the kernel runs: a graph may outlive the memory it was captured with.
+    for (size_t i = 0; i < l.args.size(); ++i) {
+        if (!l.f->cpu->param_is_pointer[i]) continue;
+        uint64_t v = 0;
+        std::memcpy(&v, l.args[i].data(), std::min<size_t>(8, l.args[i].size()));
+        if (v != 0 && !find_alloc(v, nullptr) && !(v > 0 && find_alloc(v - 1, nullptr))) {
+            say(name + ": argument " + std::to_string(i) + " is a pointer (" + std::to_string(v) + ") to no live allocation: the kernel would fault");
+            return CUDA_ERROR_ILLEGAL_ADDRESS;
+        }
+    }
     std::vector<void*> ptrs;
     for (auto& a : l.args) ptrs.push_back(const_cast<unsigned char*>(a.data()));
     try {
         l.f->cpu->launch(l.f->entry->name.c_str(), l.grid, l.block, l.smem, cudacpu::Options::from_env(), ptrs.data());
     } catch (const cudacpu::KernelError& e) {
-        say(std::string("kernel fault: ") + e.what());
+        say(std::string("kernel fault: ") + e.what());  // sticky (run_node)
         return CUDA_ERROR_LAUNCH_FAILED;
     }
     const std::string bad = check_canaries();
@@ -340,9 +367,10 @@ CUresult cuGetErrorName(CUresult e, const char** s) {
         N(CUDA_ERROR_NOT_READY) N(CUDA_ERROR_ILLEGAL_ADDRESS) N(CUDA_ERROR_LAUNCH_FAILED) N(CUDA_ERROR_INVALID_HANDLE)
         N(CUDA_ERROR_NOT_SUPPORTED) N(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) N(CUDA_ERROR_STREAM_CAPTURE_INVALIDATED)
         N(CUDA_ERROR_STREAM_CAPTURE_ISOLATION) N(CUDA_ERROR_ILLEGAL_STATE) N(CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE)
-        N(CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) N(CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD)
+        N(CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) N(CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD) N(CUDA_ERROR_UNKNOWN)
+        N(CUDA_ERROR_STREAM_CAPTURE_UNJOINED)
 #undef N
-        default: *s = "CUDA_ERROR_UNKNOWN"; return CUDA_ERROR_INVALID_VALUE;
+        default: *s = nullptr; return CUDA_ERROR_INVALID_VALUE;
     }
 }
 CUresult cuGetErrorString(CUresult e, const char** s) {
@@ -559,11 +587,16 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned int) {
     return CUDA_SUCCESS;
 }
 
-#define COPY_ASYNC(check, body)                                     \
+// Checked when enqueued and again when run: a captured graph may outlive the memory it names.
+#define COPY_ASYNC(kind, check, body)                               \
     ENTER();                                                        \
     NEED_CONTEXT();                                                 \
     if (CUresult r_ = (check)) return r_;                           \
-    return enqueue(s, Node{nullptr, [=] { body; return CUDA_SUCCESS; }})
+    return enqueue(s, Node{kind, nullptr, [=] {                     \
+                               if (CUresult r_ = (check)) return r_; \
+                               body;                                 \
+                               return CUDA_SUCCESS;                  \
+                           }})
 #define COPY_SYNC(check, body)                                      \
     ENTER();                                                        \
     NEED_CONTEXT();                                                 \
@@ -573,13 +606,13 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned int) {
     return CUDA_SUCCESS
 
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, CUstream s) {
-    COPY_ASYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
+    COPY_ASYNC(NodeKind::Copy, !h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
 }
 CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, CUstream s) {
-    COPY_ASYNC(!h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
+    COPY_ASYNC(NodeKind::Copy, !h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
 }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
-    COPY_ASYNC(check_range(d, n, __func__) ? CUDA_ERROR_INVALID_VALUE : check_range(src, n, __func__),
+    COPY_ASYNC(NodeKind::Copy, check_range(d, n, __func__) ? CUDA_ERROR_INVALID_VALUE : check_range(src, n, __func__),
                std::memmove(reinterpret_cast<void*>(d), reinterpret_cast<void*>(src), n));
 }
 CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* h, size_t n) {
@@ -593,16 +626,16 @@ CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr src, size_t n) {
               std::memmove(reinterpret_cast<void*>(d), reinterpret_cast<void*>(src), n));
 }
 CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) {
-    COPY_ASYNC(check_range(d, n, __func__), std::memset(reinterpret_cast<void*>(d), v, n));
+    COPY_ASYNC(NodeKind::Memset, check_range(d, n, __func__), std::memset(reinterpret_cast<void*>(d), v, n));
 }
 CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) {
-    COPY_ASYNC(check_range(d, n * 4, __func__), for (size_t i = 0; i < n; ++i) reinterpret_cast<unsigned*>(d)[i] = v);
+    COPY_ASYNC(NodeKind::Memset, n > SIZE_MAX / 4 ? CUDA_ERROR_INVALID_VALUE : check_range(d, n * 4, __func__), for (size_t i = 0; i < n; ++i) reinterpret_cast<unsigned*>(d)[i] = v);
 }
 CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) {
     COPY_SYNC(check_range(d, n, __func__), std::memset(reinterpret_cast<void*>(d), v, n));
 }
 CUresult cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) {
-    COPY_SYNC(check_range(d, n * 4, __func__), for (size_t i = 0; i < n; ++i) reinterpret_cast<unsigned*>(d)[i] = v);
+    COPY_SYNC(n > SIZE_MAX / 4 ? CUDA_ERROR_INVALID_VALUE : check_range(d, n * 4, __func__), for (size_t i = 0; i < n; ++i) reinterpret_cast<unsigned*>(d)[i] = v);
 }
 CUresult cuPointerGetAttribute(void* data, CUpointer_attribute a, CUdeviceptr p) {
     ENTER();
@@ -641,11 +674,13 @@ CUresult cuModuleUnload(CUmodule m) {
     ENTER_ALWAYS();
     auto it = g_modules.find(reinterpret_cast<uintptr_t>(m));
     if (it == g_modules.end()) return CUDA_ERROR_INVALID_HANDLE;
+    // Its functions (and their entries) stay allocated, marked unloaded: a graph may still name them.
     for (auto f = g_functions.begin(); f != g_functions.end();) {
         bool mine = false;
         for (auto& e : it->second->entries) mine |= (*f)->entry == e.get();
-        if (mine) { delete *f; f = g_functions.erase(f); } else ++f;
+        if (mine) { (*f)->unloaded = true; f = g_functions.erase(f); } else ++f;
     }
+    g_unloaded_modules.push_back(std::move(it->second));
     g_modules.erase(it);
     return CUDA_SUCCESS;
 }
@@ -679,7 +714,7 @@ CUresult cuFuncSetAttribute(CUfunction hf, CUfunction_attribute a, int v) {
     if (!g_functions.count(f)) return CUDA_ERROR_INVALID_HANDLE;
     if (a == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
         if (v < 0 || (size_t)v > SMEM_OPTIN) return CUDA_ERROR_INVALID_VALUE;
-        f->max_dynamic_smem = std::max(SMEM_DEFAULT, (size_t)v);
+        f->max_dynamic_smem = (size_t)v;
     }
     return CUDA_SUCCESS;
 }
@@ -726,23 +761,13 @@ CUresult cuLaunchKernel(CUfunction hf, unsigned gx, unsigned gy, unsigned gz, un
         if (!params[i]) return CUDA_ERROR_INVALID_VALUE;
         auto* p = static_cast<unsigned char*>(params[i]);
         l.args.emplace_back(p, p + sizes[i]);
-        if (f->cpu->param_is_pointer[i]) {  // a pointer must be null or point into live memory
-            uint64_t v = 0;
-            std::memcpy(&v, p, std::min<size_t>(8, sizes[i]));
-            if (v != 0 && !find_alloc(v, nullptr)) {
-                say(name + ": argument " + std::to_string(i) + " is a pointer (" + std::to_string(v) +
-                    ") to no live allocation: the kernel would fault");
-                g_sticky = CUDA_ERROR_ILLEGAL_ADDRESS;
-                return g_sticky;
-            }
-        }
     }
-    return enqueue(s, Node{f, [l = std::move(l)] { return run_launch(l); }});
+    return enqueue(s, Node{NodeKind::Kernel, f, [l = std::move(l)] { return run_launch(l); }});
 }
 CUresult cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
     ENTER();
     CHECK_PTR(fn);
-    return enqueue(s, Node{nullptr, [fn, data] { fn(data); return CUDA_SUCCESS; }});
+    return enqueue(s, Node{NodeKind::Host, nullptr, [fn, data] { fn(data); return CUDA_SUCCESS; }});
 }
 
 // ---- streams and events ---------------------------------------------------------------------------
@@ -784,6 +809,10 @@ CUresult cuStreamWaitEvent(CUstream s, CUevent he, unsigned int) {
     auto* e = reinterpret_cast<Event*>(he);
     if (!stream_ok(s) || !g_events.count(e)) return CUDA_ERROR_INVALID_HANDLE;
     Stream* st = stream_of(s);
+    if (!st->capture && e->captured_in) {
+        say("cuStreamWaitEvent: a stream joining an active capture (fork/join capture) is not emulated");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
     if (st->capture && e->captured_in != st->capture) {
         // Joining work from outside the capture: the real driver refuses it.
         say("cuStreamWaitEvent on a capturing stream, for an event not recorded in that capture");
@@ -792,11 +821,12 @@ CUresult cuStreamWaitEvent(CUstream s, CUevent he, unsigned int) {
     }
     return CUDA_SUCCESS;  // work already ran in order
 }
-CUresult cuEventCreate(CUevent* e, unsigned int) {
+CUresult cuEventCreate(CUevent* e, unsigned int flags) {
     ENTER();
     NEED_CONTEXT();
     CHECK_PTR(e);
     auto* ev = new Event;
+    ev->timing = !(flags & CU_EVENT_DISABLE_TIMING);
     g_events.insert(ev);
     *e = reinterpret_cast<CUevent>(ev);
     return CUDA_SUCCESS;
@@ -813,7 +843,8 @@ CUresult cuEventRecord(CUevent he, CUstream s) {
     auto* e = reinterpret_cast<Event*>(he);
     if (!g_events.count(e) || !stream_ok(s)) return CUDA_ERROR_INVALID_HANDLE;
     if (Capture* c = stream_of(s)->capture) e->captured_in = c;
-    return enqueue(s, Node{nullptr, [e] {
+    return enqueue(s, Node{NodeKind::Event, nullptr, [e] {
+                               if (!g_events.count(e)) return CUDA_SUCCESS;  // destroyed since the capture
                                e->time = std::chrono::steady_clock::now();
                                e->recorded = true;
                                return CUDA_SUCCESS;
@@ -835,20 +866,21 @@ CUresult cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
     CHECK_PTR(ms);
     auto *ea = reinterpret_cast<Event*>(a), *eb = reinterpret_cast<Event*>(b);
     if (!g_events.count(ea) || !g_events.count(eb)) return CUDA_ERROR_INVALID_HANDLE;
-    if (!ea->recorded || !eb->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    if (!ea->recorded || !eb->recorded || !ea->timing || !eb->timing) return CUDA_ERROR_INVALID_HANDLE;
     *ms = std::chrono::duration<float, std::milli>(eb->time - ea->time).count();
     return CUDA_SUCCESS;
 }
 CUresult cuEventElapsedTime_v2(float* ms, CUevent a, CUevent b) { return cuEventElapsedTime(ms, a, b); }
 
 // ---- stream capture and graphs ---------------------------------------------------------------------
-CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode) {
+CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode) {
     ENTER();
     if (!s) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;  // the legacy NULL stream cannot capture
     if (!stream_ok(s)) return CUDA_ERROR_INVALID_HANDLE;
     Stream* st = stream_of(s);
     if (st->capture) return CUDA_ERROR_ILLEGAL_STATE;
     st->capture = new Capture;
+    st->capture->mode = mode;
     return CUDA_SUCCESS;
 }
 CUresult cuStreamEndCapture(CUstream s, CUgraph* g) {
@@ -913,7 +945,8 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec he, CUgraph hg, CUgraphExecUpdateResul
     auto* g = reinterpret_cast<Graph*>(hg);
     if (!g_execs.count(e) || !g_graphs.count(g)) return CUDA_ERROR_INVALID_HANDLE;
     bool same = e->nodes.size() == g->nodes.size();
-    for (size_t i = 0; same && i < g->nodes.size(); ++i) same = e->nodes[i].kernel == g->nodes[i].kernel;
+    for (size_t i = 0; same && i < g->nodes.size(); ++i)
+        same = e->nodes[i].kind == g->nodes[i].kind && e->nodes[i].kernel == g->nodes[i].kernel;
     if (info) {
         std::memset(info, 0, sizeof *info);
         info->result = same ? CU_GRAPH_EXEC_UPDATE_SUCCESS : CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;

@@ -75,7 +75,7 @@ extern "C" __global__ void feat_histogram(const unsigned* data, int n, unsigned*
     VOX_DYNAMIC_SMEM(unsigned, local);
     for (int b = threadIdx.x; b < nbins; b += blockDim.x) local[b] = 0;
     __syncthreads();
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) atomicAdd(&local[data[i] % nbins], 1u);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) atomicAdd(&local[data[i] % nbins], 1);  // an int literal: the pointer decides the type, as in CUDA
     __syncthreads();
     for (int b = threadIdx.x; b < nbins; b += blockDim.x) atomicAdd(&bins[b], local[b]);
 }

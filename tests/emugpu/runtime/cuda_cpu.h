@@ -251,22 +251,36 @@ inline int __float_as_int(float f) { return (int)(uint32_t)cudacpu::to_bits(f); 
 inline unsigned __float_as_uint(float f) { return (uint32_t)cudacpu::to_bits(f); }
 inline float __uint_as_float(unsigned u) { return cudacpu::from_bits<float>(u); }
 template <class T> inline T __ldg(const T* p) { return *p; }
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a > b ? a : b; }
+// CUDA's integer min/max, mixed signedness included (crt/math_functions.hpp: the usual arithmetic
+// conversions), and the floating-point ones.
+template <class A, class B, class = std::enable_if_t<std::is_integral_v<A> && std::is_integral_v<B>>>
+inline std::common_type_t<A, B> min(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    return (C)a < (C)b ? (C)a : (C)b;
+}
+template <class A, class B, class = std::enable_if_t<std::is_integral_v<A> && std::is_integral_v<B>>>
+inline std::common_type_t<A, B> max(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    return (C)a > (C)b ? (C)a : (C)b;
+}
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
 
-// ---- atomics: fibers switch only at rendezvous points, so a read-modify-write is indivisible ---
-template <class T> inline T atomicAdd(T* p, T v) { T o = *p; *p = o + v; return o; }
-template <class T> inline T atomicSub(T* p, T v) { T o = *p; *p = o - v; return o; }
-template <class T> inline T atomicMax(T* p, T v) { T o = *p; *p = o > v ? o : v; return o; }
-template <class T> inline T atomicMin(T* p, T v) { T o = *p; *p = o < v ? o : v; return o; }
-template <class T> inline T atomicExch(T* p, T v) { T o = *p; *p = v; return o; }
-template <class T> inline T atomicCAS(T* p, T c, T v) { T o = *p; if (o == c) *p = v; return o; }
-template <class T> inline T atomicAnd(T* p, T v) { T o = *p; *p = o & v; return o; }
-template <class T> inline T atomicOr(T* p, T v) { T o = *p; *p = o | v; return o; }
-template <class T> inline T atomicXor(T* p, T v) { T o = *p; *p = o ^ v; return o; }
+// ---- atomics: fibers switch only at rendezvous points, so a read-modify-write is indivisible. The
+// value's type follows the pointer (atomicAdd(unsigned*, 1), atomicAdd(float*, 1.0) as in CUDA).
+// Not emulated: spinning on a value another thread of the block will write (no rendezvous, so the
+// other thread never runs: it hangs).
+template <class T> using cudacpu_same = std::type_identity_t<T>;
+template <class T> inline T atomicAdd(T* p, cudacpu_same<T> v) { T o = *p; *p = o + v; return o; }
+template <class T> inline T atomicSub(T* p, cudacpu_same<T> v) { T o = *p; *p = o - v; return o; }
+template <class T> inline T atomicMax(T* p, cudacpu_same<T> v) { T o = *p; *p = o > v ? o : v; return o; }
+template <class T> inline T atomicMin(T* p, cudacpu_same<T> v) { T o = *p; *p = o < v ? o : v; return o; }
+template <class T> inline T atomicExch(T* p, cudacpu_same<T> v) { T o = *p; *p = v; return o; }
+template <class T> inline T atomicCAS(T* p, cudacpu_same<T> c, cudacpu_same<T> v) { T o = *p; if (o == c) *p = v; return o; }
+template <class T> inline T atomicAnd(T* p, cudacpu_same<T> v) { T o = *p; *p = o & v; return o; }
+template <class T> inline T atomicOr(T* p, cudacpu_same<T> v) { T o = *p; *p = o | v; return o; }
+template <class T> inline T atomicXor(T* p, cudacpu_same<T> v) { T o = *p; *p = o ^ v; return o; }
 inline unsigned atomicInc(unsigned* p, unsigned limit) { unsigned o = *p; *p = o >= limit ? 0 : o + 1; return o; }
 inline unsigned atomicDec(unsigned* p, unsigned limit) { unsigned o = *p; *p = (o == 0 || o > limit) ? limit : o - 1; return o; }

@@ -81,9 +81,9 @@ struct Stack {
 
 size_t stack_bytes() {
     static const size_t bytes = [] {
-        size_t kib = 64;
+        size_t kib = 256;  // CUDA allows up to 512 KiB of local memory a thread; raise with CUDACPU_STACK_KIB
 #ifdef CUDACPU_ASAN
-        kib = 256;  // ASan's redzones and fake frames
+        kib = 512;  // ASan's redzones and fake frames
 #endif
         if (const char* s = std::getenv("CUDACPU_STACK_KIB")) kib = std::max<size_t>(16, std::strtoull(s, nullptr, 10));
         return kib * 1024;
@@ -289,16 +289,18 @@ bool resolve_collectives() {
                 if (!(mask >> l & 1u)) continue;
                 Fiber& me = fs[w0 + l];
                 if (me.op == Collective::Shuffle) {
-                    const int w = me.width, seg = (int)l & ~(w - 1), c = (int)l - seg;
-                    int j = c;
+                    // PTX shfl.sync: b is taken mod 32; lanes are absolute; a segment of width w
+                    // spans [seg, seg | (w − 1)]; bfly may read an earlier segment.
+                    const int w = me.width, a = me.arg & 31, lane = (int)l, seg = lane & ~(w - 1), max_lane = seg | (w - 1);
+                    int j = lane;
                     bool in_range = true;
                     switch (me.mode) {
-                        case ShuffleMode::Idx: j = me.arg & (w - 1); break;
-                        case ShuffleMode::Up: j = c - me.arg; in_range = j >= 0; break;
-                        case ShuffleMode::Down: j = c + me.arg; in_range = j < w; break;
-                        case ShuffleMode::Xor: j = c ^ me.arg; in_range = j < w; break;
+                        case ShuffleMode::Idx: j = seg | (a & (w - 1)); break;
+                        case ShuffleMode::Up: j = lane - a; in_range = j >= seg; break;
+                        case ShuffleMode::Down: j = lane + a; in_range = j <= max_lane; break;
+                        case ShuffleMode::Xor: j = lane ^ a; in_range = j <= max_lane; break;
                     }
-                    const unsigned src = in_range ? (unsigned)(seg + j) : l;  // out of range: own value
+                    const unsigned src = in_range ? (unsigned)j : l;  // out of range: its own value
                     if (!(mask >> src & 1u)) {
                         g_run.error = thread_name(me) + ": shuffle at " + at_str(me.at) + " reads lane " + std::to_string(src) +
                                       ", which is not in the mask " + std::to_string(mask) + " (undefined on the GPU)";
