@@ -70,20 +70,21 @@ compile() {  # src obj extra-flags…
 KINC=(-I"$EMU/runtime/include" -I"$EMU/runtime" -I"$ROOT/kernels" -include "$EMU/runtime/cuda_cpu.h")
 
 pids=()
-KOBJS=()
-for k in "${KERNELS[@]}"; do
-    gen=$(wrap "$k" k)
-    obj=$OUT/obj/k_$(basename "$k" .cu).o
-    compile "$gen" "$obj" "${KINC[@]}" & pids+=($!)
-    KOBJS+=("$obj")
-done
-TOBJS=()
-for k in "${TEST_KERNELS[@]}"; do
-    gen=$(wrap "$k" t)
-    obj=$OUT/obj/t_$(basename "$k" .cu).o
-    compile "$gen" "$obj" "${KINC[@]}" & pids+=($!)
-    TOBJS+=("$obj")
-done
+OBJS=()
+compile_kernels() {  # prefix file… → objects in OBJS, compiled in the background
+    local prefix=$1 k obj
+    shift
+    OBJS=()
+    for k in "$@"; do
+        obj=$OUT/obj/${prefix}_$(basename "$k" .cu).o
+        compile "$(wrap "$k" "$prefix")" "$obj" "${KINC[@]}" & pids+=($!)
+        OBJS+=("$obj")
+    done
+}
+compile_kernels k "${KERNELS[@]}"
+KOBJS=("${OBJS[@]}")
+compile_kernels t "${TEST_KERNELS[@]}"
+TOBJS=("${OBJS[@]}")
 compile "$EMU/runtime/runtime.cpp" "$OUT/obj/runtime.o" -I"$EMU/runtime" & pids+=($!)
 compile "$EMU/driver/driver.cpp" "$OUT/obj/driver.o" -I"$VOXKIT_CUDA_INCLUDE" -I"$EMU/runtime" & pids+=($!)
 compile "$EMU/runtime_tests.cpp" "$OUT/obj/runtime_tests.o" -I"$EMU/runtime" -I"$EMU/runtime/include" & pids+=($!)

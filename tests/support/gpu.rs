@@ -29,9 +29,7 @@ impl Gpu {
     /// The function `entry` of our embedded module `module`, and its PTX signature.
     pub fn kernel(&self, module: &str, entry: &str) -> (CudaFunction, Entry) {
         let m = KernelModule::named(module).unwrap_or_else(|| panic!("no kernel module {module}"));
-        let loaded = self.ctx.load_module(cudarc::nvrtc::Ptx::from_src(m.ptx)).expect("the PTX loads");
-        let f = loaded.load_function(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
-        (f, m.entry(entry).expect("the entry is in the PTX"))
+        self.kernel_in(m.ptx, entry)
     }
 
     /// The function `entry` of a PTX module given as text (the emulator's feature kernels).

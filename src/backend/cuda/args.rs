@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// The values of one launch's arguments, in order.
 #[derive(Clone, Debug, Default)]
 pub struct KernelArgs {
-    values: Vec<[u64; 1]>,
+    values: Vec<u64>,
     params: Vec<Param>,
 }
 
@@ -22,7 +22,7 @@ impl KernelArgs {
     }
 
     fn push(&mut self, bits: u64, class: ParamClass, bytes: usize) -> &mut Self {
-        self.values.push([bits]);
+        self.values.push(bits);
         self.params.push(Param { class, bytes });
         self
     }
@@ -85,8 +85,8 @@ pub unsafe fn launch(
     args: &KernelArgs,
 ) -> Result<()> {
     args.check(entry)?;
-    let mut values = args.values.clone();
-    let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v.as_mut_ptr().cast::<c_void>()).collect();
+    // (The driver only reads through these pointers: it copies the values before returning.)
+    let mut pointers: Vec<*mut c_void> = args.values.iter().map(|v| v as *const u64 as *mut c_void).collect();
     let driver = |e: DriverError| Error::new(ErrorKind::Inference, format!("kernel {}: {e}", entry.name));
     stream.context().bind_to_thread().map_err(driver)?;
     // SAFETY: the arguments match the entry's parameters (checked above); the caller guarantees

@@ -210,7 +210,6 @@ struct Capture {
     std::vector<Node> nodes;
     bool invalidated = false;
     CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
-    std::set<Event*> events;
 };
 struct Graph {
     std::vector<Node> nodes;

@@ -395,8 +395,7 @@ void barrier(Where at) {
     Fiber* me = g_run.current;
     me->state = State::AtBarrier;
     me->at = at;
-    to_scheduler(false);
-    g_view = &me->view;
+    to_scheduler(false);  // resumed by to_fiber, which restores g_view
 }
 
 uint64_t warp_collective(Collective op, unsigned mask, uint64_t value, ShuffleMode mode, int arg, int width, Where at) {
@@ -415,8 +414,7 @@ uint64_t warp_collective(Collective op, unsigned mask, uint64_t value, ShuffleMo
     me->arg = arg;
     me->width = width;
     me->at = at;
-    to_scheduler(false);
-    g_view = &me->view;
+    to_scheduler(false);  // resumed by to_fiber, which restores g_view
     return me->result;
 }
 
