@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Calibrates the emulated device against a real GPU: the same kernel test set (tests/gpu_kernels.rs,
-# tests/gpu_features.rs, tests/kernels.rs) on both, each against its host computations, and their outputs against each other.
+# tests/gpu_features.rs, tests/kernels.rs) on both, the CUDA backend's ops against the CPU backend
+# (tests/gpu_ops.rs), each against its host computations, and their outputs against each other.
 #
 #   scripts/gpu-check.sh --prepare   here, without a GPU: runs the set on the emulated device, keeps its
 #                                    outputs (target/gpu-check/emulated/*.f32) and the test binaries
@@ -16,7 +17,7 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test kernels 2>/dev/null |
+    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test kernels 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -55,6 +56,7 @@ VOXKIT_EXPECT_DRIVER=ready run kernels --test-threads=1 2>&1 | tee "$OUT/kernels
 for t in gpu_kernels gpu_features; do
     VOXKIT_KERNEL_DUMP=$OUT/gpu run $t --ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/$t.txt" || status=1
 done
+run gpu_ops --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_ops.txt" || status=1
 
 if [ -d "$KEEP/emulated" ]; then
     python3 - "$KEEP/emulated" "$OUT/gpu" <<'PY' | tee "$OUT/compare.txt" || status=1

@@ -9,6 +9,9 @@
 //! windows, and a very short clip. Floats must agree within 1e-4 (max abs), ids exactly. A
 //! missing fixture fails the test.
 
+#[path = "support/device.rs"]
+mod device;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +83,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
 }
 
 fn model(slots: usize) -> Qwen3Asr {
-    Qwen3Asr::load(&dir(), Arc::new(Cpu::new(2).unwrap()), slots).expect("the tiny ASR checkpoint loads")
+    Qwen3Asr::load(&dir(), device::compute(2), slots).expect("the tiny ASR checkpoint loads")
 }
 
 /// `[128, T]` (reference layout) → `[T, 128]` (ours).

@@ -3,10 +3,11 @@
 //! Offline decoding (the official `chunked_decode(300, 25)`) must match within 1e-4 max abs,
 //! including a sequence longer than one 300-frame window. A missing fixture fails the test.
 
-use std::path::Path;
-use std::sync::Arc;
+#[path = "support/device.rs"]
+mod device;
 
-use voxkit::backend::Cpu;
+use std::path::Path;
+
 use voxkit::models::codec::Codec;
 
 #[test]
@@ -24,7 +25,7 @@ fn offline_decode_matches_the_official_codec() {
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
         t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     };
-    let codec = Codec::load(&dir, Arc::new(Cpu::new(2).unwrap())).unwrap_or_else(|e| panic!("{}", e.message));
+    let codec = Codec::load(&dir, device::compute(2)).unwrap_or_else(|e| panic!("{}", e.message));
     let cases = json["cases"].as_array().expect("cases");
     let mut longest = 0;
     for (i, case) in cases.iter().enumerate() {

@@ -92,7 +92,7 @@ fn dangling_pointer() {
 // shuffles name lanes that do not exist: undefined behaviour on a GPU, a fault here.
 fn broken_rule() {
     let g = Gpu::new();
-    let (f, e) = g.kernel("rms_norm", "rms_norm_f32");
+    let (f, e) = g.kernel("norm", "rms_norm_f32");
     let (x, w, y) = (g.zeros::<f32>(100), g.zeros::<f32>(100), g.zeros::<f32>(100));
     let s = &g.stream;
     let mut a = KernelArgs::new();
@@ -104,7 +104,7 @@ fn broken_rule() {
 // PTX whose entry has a parameter more than the kernel source (a stale kernels/ptx file).
 fn stale_ptx() {
     let g = Gpu::new();
-    let m = KernelModule::named("rms_norm").unwrap();
+    let m = KernelModule::named("norm").unwrap();
     let stale = m.ptx.replacen(
         ".param .f32 rms_norm_f32_param_4",
         ".param .f32 rms_norm_f32_param_4,\n\t.param .u32 rms_norm_f32_param_5",

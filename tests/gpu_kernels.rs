@@ -45,7 +45,7 @@ fn end_to_end_context_copies_kernel_events_graph() {
     eprintln!("device: {name}, compute capability {major}.{minor}");
     assert!(major >= 8, "our PTX targets compute_80");
 
-    let (rms, rms_entry) = g.kernel("rms_norm", "rms_norm_f32");
+    let (rms, rms_entry) = g.kernel("norm", "rms_norm_f32");
     let (add, add_entry) = g.kernel("elementwise", "add_f32");
     let (rows, cols, eps) = (5usize, 777usize, 1e-6f32);
     let x = values(rows * cols, 1);
@@ -137,7 +137,7 @@ fn every_embedded_entry_loads() {
 #[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
 fn rms_norm_over_shapes_and_block_sizes() {
     let g = Gpu::new();
-    let (f, e) = g.kernel("rms_norm", "rms_norm_f32");
+    let (f, e) = g.kernel("norm", "rms_norm_f32");
     for (rows, cols) in [(1usize, 1usize), (3, 31), (2, 1024), (4, 2048), (1, 3000)] {
         for block in [32u32, 128, 1024] {
             let x = values(rows * cols, (rows * cols) as u64);

@@ -58,7 +58,7 @@ fn every_kernel_file_is_embedded_with_every_entry() {
 
 #[test]
 fn ptx_signatures_are_read_with_sizes_and_kinds() {
-    let e = KernelModule::named("rms_norm").unwrap().entry("rms_norm_f32").unwrap();
+    let e = KernelModule::named("norm").unwrap().entry("rms_norm_f32").unwrap();
     let kinds: Vec<(ParamClass, usize)> = e.params.iter().map(|p| (p.class, p.bytes)).collect();
     assert_eq!(
         kinds,
@@ -81,7 +81,7 @@ fn ptx_signatures_are_read_with_sizes_and_kinds() {
 /// The planted bug the driver cannot see: an argument of the wrong size or kind.
 #[test]
 fn a_wrong_argument_is_refused_before_the_launch() {
-    let e = KernelModule::named("rms_norm").unwrap().entry("rms_norm_f32").unwrap();
+    let e = KernelModule::named("norm").unwrap().entry("rms_norm_f32").unwrap();
     let mut right = KernelArgs::new();
     right.ptr(1).ptr(2).ptr(3).i32(64).f32(1e-6);
     right.check(&e).unwrap();

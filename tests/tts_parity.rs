@@ -6,11 +6,13 @@
 //! the same folders are loaded through voxkit's own loader and every stage is compared: floats
 //! within 1e-4 (max abs), token ids and codes exactly. A missing fixture fails the test.
 
+#[path = "support/device.rs"]
+mod device;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::Value;
-use voxkit::backend::{Cpu, Rng, SamplingParams, Tensor};
+use voxkit::backend::{Rng, SamplingParams};
 use voxkit::models::code_predictor::CodeSampling;
 use voxkit::models::qwen3::SeqRows;
 use voxkit::models::tts::{Qwen3Tts, build_prompt};
@@ -74,7 +76,7 @@ fn request(case: &Value) -> TtsRequest {
 }
 
 fn load(preset: &str) -> Qwen3Tts {
-    let cpu = Arc::new(Cpu::new(2).unwrap());
+    let cpu = device::compute(2);
     Qwen3Tts::load(&fixture(preset), cpu, 4).unwrap_or_else(|e| panic!("{preset}: {}", e.message))
 }
 
@@ -148,7 +150,7 @@ fn check_preset(preset: &str) {
         let want = reference.tensor(&format!("case{i}.final_hidden")).expect("final_hidden");
         assert_close(&what("final hidden"), &hidden, &want);
         let width = hidden.len() / rows;
-        let last = Tensor::from_vec(hidden[(rows - 1) * width..].to_vec(), 1, width);
+        let last = model.compute().upload(&hidden[(rows - 1) * width..], 1, width);
         let logits = model.talker.logits(&last);
         let want = reference.tensor(&format!("case{i}.prefill_logits")).expect("prefill_logits");
         assert_close(&what("prefill logits"), &logits.to_host(), &want);

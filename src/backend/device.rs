@@ -1,29 +1,31 @@
 //! Devices and their selection.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// Where inference runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
-    /// CUDA when a usable GPU and driver are present, otherwise the CPU.
+    /// CUDA device 0 when it can run voxkit (a driver, compute capability 8.0 or newer), otherwise
+    /// the CPU.
     Auto,
     Cpu,
     /// The CUDA device with this ordinal; creating the engine fails with `NoDevice` without one.
     Cuda(u32),
 }
 
-/// Whether this build can drive CUDA devices.
-pub const CUDA_AVAILABLE: bool = false;
-
-/// Resolves the requested device to the one inference will use. `Auto` falls back to the CPU when
-/// no usable GPU is present; an explicit CUDA request without one fails with `NoDevice`.
+/// Resolves the requested device to the one inference will use. `Auto` falls back to the CPU (with
+/// an info log saying why) when no usable GPU is present; an explicit CUDA request without one
+/// fails with `NoDevice` and the reason. Never panics without a driver.
 pub fn resolve(device: Device) -> Result<Device> {
     match device {
         Device::Cpu => Ok(Device::Cpu),
-        Device::Auto => Ok(if CUDA_AVAILABLE { Device::Cuda(0) } else { Device::Cpu }),
-        Device::Cuda(index) => Err(Error::new(
-            ErrorKind::NoDevice,
-            format!("CUDA device {index} was requested, but this build of voxkit has no CUDA backend"),
-        )),
+        Device::Auto => match super::cuda::usable(0) {
+            Ok(_) => Ok(Device::Cuda(0)),
+            Err(e) => {
+                log::info!("running on the CPU: {}", e.message);
+                Ok(Device::Cpu)
+            }
+        },
+        Device::Cuda(index) => super::cuda::usable(index).map(|_| Device::Cuda(index)),
     }
 }

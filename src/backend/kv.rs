@@ -8,6 +8,9 @@
 //! take blocks from the free list and never allocate; the pool grows (fallibly) only when it runs
 //! dry. A sliding-window user (the codec) gives back the blocks that fell out of its window.
 
+use std::sync::Arc;
+
+use super::cuda::memory::{DeviceBuf, Pool};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Tokens per block.
@@ -26,12 +29,35 @@ struct SlotTable {
     len: usize,
 }
 
+/// Where a pool's blocks live.
+enum Blocks {
+    Host(Vec<Box<[f32]>>),
+    /// Device buffers of a CUDA backend (each block its own allocation: stable addresses).
+    Device(Vec<DeviceBuf>, Arc<Pool>),
+}
+
+impl Blocks {
+    fn len(&self) -> usize {
+        match self {
+            Blocks::Host(b) => b.len(),
+            Blocks::Device(b, _) => b.len(),
+        }
+    }
+
+    fn host(&self) -> &[Box<[f32]>] {
+        match self {
+            Blocks::Host(b) => b,
+            Blocks::Device(..) => panic!("a CUDA KV cache was passed to the CPU backend"),
+        }
+    }
+}
+
 /// Keys and values of `slots` sequences for `layers` layers, `width = kv_heads × head_dim` wide.
 /// Each block holds `[layers][k, v][KV_BLOCK][width]`.
 pub struct KvCache {
     layers: usize,
     width: usize,
-    blocks: Vec<Box<[f32]>>,
+    blocks: Blocks,
     free: Vec<u32>,
     slots: Vec<SlotTable>,
     /// Blocks allocated after creation (the pool ran dry).
@@ -40,7 +66,8 @@ pub struct KvCache {
 
 impl std::fmt::Debug for KvCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KvCache({} slots, {} blocks, {} free)", self.slots.len(), self.blocks.len(), self.free.len())
+        let (n, on) = (self.blocks.len(), if matches!(self.blocks, Blocks::Device(..)) { "device" } else { "host" });
+        write!(f, "KvCache({} slots, {n} {on} blocks, {} free)", self.slots.len(), self.free.len())
     }
 }
 
@@ -64,8 +91,30 @@ fn alloc_block(len: usize) -> Result<Box<[f32]>> {
 }
 
 impl KvCache {
-    /// A pool for `slots` sequences with room for `tokens_per_slot` tokens each from the start.
+    /// A pool in host memory for `slots` sequences with room for `tokens_per_slot` tokens each from
+    /// the start.
     pub fn new(layers: usize, width: usize, slots: usize, tokens_per_slot: usize) -> Result<KvCache> {
+        KvCache::with_blocks(layers, width, slots, tokens_per_slot, Blocks::Host(Vec::new()))
+    }
+
+    /// The same pool in a CUDA backend's device memory.
+    pub(in crate::backend) fn on_device(
+        layers: usize,
+        width: usize,
+        slots: usize,
+        tokens_per_slot: usize,
+        pool: Arc<Pool>,
+    ) -> Result<KvCache> {
+        KvCache::with_blocks(layers, width, slots, tokens_per_slot, Blocks::Device(Vec::new(), pool))
+    }
+
+    fn with_blocks(
+        layers: usize,
+        width: usize,
+        slots: usize,
+        tokens_per_slot: usize,
+        blocks: Blocks,
+    ) -> Result<KvCache> {
         if layers.checked_mul(2 * KV_BLOCK).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_mul(4)).is_none()
         {
             return Err(Error::new(
@@ -73,14 +122,8 @@ impl KvCache {
                 format!("a KV cache of {layers} layers × {width} values per token cannot be addressed"),
             ));
         }
-        let mut c = KvCache {
-            layers,
-            width,
-            blocks: Vec::new(),
-            free: Vec::new(),
-            slots: vec![SlotTable::default(); slots],
-            grown: 0,
-        };
+        let mut c =
+            KvCache { layers, width, blocks, free: Vec::new(), slots: vec![SlotTable::default(); slots], grown: 0 };
         // Up front at most MAX_INITIAL_BLOCKS blocks, however many slots: more slots take
         // blocks as they fill (each block is its own mapping; thousands of slots must load).
         let n = slots.saturating_mul(tokens_per_slot.div_ceil(KV_BLOCK)).min(MAX_INITIAL_BLOCKS);
@@ -96,9 +139,17 @@ impl KvCache {
     }
 
     fn add_block(&mut self) -> Result<()> {
-        let b = alloc_block(self.block_len())?;
-        self.free.push(self.blocks.len() as u32);
-        self.blocks.push(b);
+        let len = self.block_len();
+        let index = self.blocks.len() as u32;
+        match &mut self.blocks {
+            Blocks::Host(b) => b.push(alloc_block(len)?),
+            Blocks::Device(b, pool) => {
+                let buf = pool.alloc_owned(len * 4)?;
+                pool.zero(buf.ptr(), len * 4)?;
+                b.push(buf);
+            }
+        }
+        self.free.push(index);
         self.grown += 1;
         Ok(())
     }
@@ -195,21 +246,41 @@ impl KvCache {
     #[inline]
     pub(in crate::backend) fn key(&self, layer: usize, slot: usize, pos: usize) -> &[f32] {
         let (b, off) = self.locate(layer, slot, pos, false);
-        &self.blocks[b][off..off + self.width]
+        &self.blocks.host()[b][off..off + self.width]
     }
 
     #[inline]
     pub(in crate::backend) fn value(&self, layer: usize, slot: usize, pos: usize) -> &[f32] {
         let (b, off) = self.locate(layer, slot, pos, true);
-        &self.blocks[b][off..off + self.width]
+        &self.blocks.host()[b][off..off + self.width]
     }
 
     pub(in crate::backend) fn write(&mut self, layer: usize, slot: usize, pos: usize, k: &[f32], v: &[f32]) {
         let w = self.width;
-        let (b, off) = self.locate(layer, slot, pos, false);
-        self.blocks[b][off..off + w].copy_from_slice(k);
-        let (b, off) = self.locate(layer, slot, pos, true);
-        self.blocks[b][off..off + w].copy_from_slice(v);
+        let (kb, koff) = self.locate(layer, slot, pos, false);
+        let (vb, voff) = self.locate(layer, slot, pos, true);
+        let Blocks::Host(blocks) = &mut self.blocks else { panic!("a CUDA KV cache was passed to the CPU backend") };
+        blocks[kb][koff..koff + w].copy_from_slice(k);
+        blocks[vb][voff..voff + w].copy_from_slice(v);
+    }
+
+    /// The device address of the key (or value) row of `pos` in a slot (device pools only).
+    pub(in crate::backend) fn device_row(&self, layer: usize, slot: usize, pos: usize, value: bool) -> u64 {
+        let (b, off) = self.locate(layer, slot, pos, value);
+        self.device_block(b) + (off * 4) as u64
+    }
+
+    /// The device address of block `b` (device pools only).
+    pub(in crate::backend) fn device_block(&self, b: usize) -> u64 {
+        let Blocks::Device(blocks, _) = &self.blocks else { panic!("a host KV cache was passed to a CUDA backend") };
+        blocks[b].ptr()
+    }
+
+    /// A slot's blocks, in position order, and the index of the first one's block in position terms
+    /// (blocks before it were given back by a sliding window).
+    pub(in crate::backend) fn slot_blocks(&self, slot: usize) -> (&[u32], usize) {
+        let t = &self.slots[slot];
+        (&t.blocks, t.first_block)
     }
 }
 

@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 pub use conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 pub use cpu::Cpu;
-pub use device::{CUDA_AVAILABLE, Device, resolve};
+pub use cuda::Cuda;
+pub use device::{Device, resolve};
 pub use kv::{KV_BLOCK, KvCache};
 pub use sampling::{Pick, Rng, SamplingParams};
 pub use tensor::{DType, HostBuf, SharedBytes, Tensor, Weight, WeightData};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// Attention heads: query heads, key/value heads (grouped-query when fewer) and their width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +137,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn conv2d_s2(&self, x: &Tensor, w: &Conv2dWeight, images: usize, f: usize, t: usize) -> Tensor;
 
     // --- attention ---------------------------------------------------------------------------
+    /// A paged KV cache in this backend's memory (`KvCache::new`'s arguments).
+    fn kv_cache(&self, layers: usize, width: usize, slots: usize, tokens_per_slot: usize) -> Result<KvCache>;
     /// Writes each sequence's new key/value rows into its cache slot at positions `past..`.
     fn kv_write(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor);
     /// Scaled dot-product attention for variable-length sequences, grouped-query heads read in
@@ -159,13 +162,13 @@ impl Compute {
         Compute(backend)
     }
 
-    /// The backend for a resolved device (`Cuda` fails with `NoDevice` in a build without CUDA).
+    /// The backend for a device: `Cuda(n)` fails with `NoDevice` and the reason when that GPU
+    /// cannot run voxkit; `Auto` takes GPU 0 when it can and the CPU otherwise.
     pub fn for_device(device: Device, cpu_threads: usize) -> Result<Compute> {
         match resolve(device)? {
             Device::Cpu => Compute::cpu(cpu_threads),
-            other => {
-                Err(Error::new(ErrorKind::NoDevice, format!("{other:?}: this build of voxkit has no CUDA backend")))
-            }
+            Device::Cuda(n) => Ok(Compute(Arc::new(cuda::Cuda::new(n)?))),
+            Device::Auto => unreachable!("resolve never returns Auto"),
         }
     }
 

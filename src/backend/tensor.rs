@@ -4,10 +4,11 @@
 //! `to_host`.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use half::{bf16, f16};
 
+use super::cuda::memory::DeviceBuf;
 pub use super::scratch::Scratch;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -123,11 +124,13 @@ impl WeightData {
     }
 }
 
-/// A resident weight: row-major elements and their shape (PyTorch order, e.g. `[out, in]`).
+/// A resident weight: row-major elements and their shape (PyTorch order, e.g. `[out, in]`); on a
+/// CUDA backend also a device copy in the stored precision, made on first use and shared by clones.
 #[derive(Clone, Debug)]
 pub struct Weight {
     shape: Vec<usize>,
     data: WeightData,
+    device: Arc<OnceLock<DeviceBuf>>,
 }
 
 impl Weight {
@@ -139,12 +142,12 @@ impl Weight {
                 format!("a weight of shape {shape:?} cannot hold {} elements", data.len()),
             ));
         }
-        Ok(Weight { shape, data })
+        Ok(Weight { shape, data, device: Arc::default() })
     }
 
     pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Weight {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "weight data does not match its shape");
-        Weight { shape, data: WeightData::F32(data.into()) }
+        Weight { shape, data: WeightData::F32(data.into()), device: Arc::default() }
     }
 
     /// The same elements seen with another shape of equal size (e.g. `[out, in, 1]` → `[out, in]`).
@@ -211,6 +214,11 @@ impl Weight {
         &self.data
     }
 
+    /// The device copy's slot (filled by the CUDA backend on first use).
+    pub(in crate::backend) fn device_copy(&self) -> &OnceLock<DeviceBuf> {
+        &self.device
+    }
+
     /// The elements of an f32 weight (the small per-channel vectors: norms, biases, scales).
     pub(in crate::backend) fn f32s(&self) -> &[f32] {
         match &self.data {
@@ -251,7 +259,11 @@ pub(in crate::backend) fn widen(data: &WeightData, start: usize, out: &mut [f32]
 #[derive(Debug)]
 enum Storage {
     Host(Vec<f32>, Option<std::sync::Arc<Scratch>>),
+    /// `rows × cols` f32 in device memory (a CUDA backend's pooled buffer).
+    Device(DeviceBuf),
 }
+
+const ON_DEVICE: &str = "a CUDA tensor was passed to a host operation (tensors of different backends mixed)";
 
 /// An activation: f32 rows of equal width (`rows × cols`, row-major), owned by the backend that
 /// made it.
@@ -270,8 +282,9 @@ impl Default for Tensor {
 
 impl Drop for Tensor {
     fn drop(&mut self) {
-        let Storage::Host(v, pool) = &mut self.storage;
-        if let Some(pool) = pool.take() {
+        if let Storage::Host(v, pool) = &mut self.storage
+            && let Some(pool) = pool.take()
+        {
             pool.give(std::mem::take(v));
         }
     }
@@ -279,7 +292,13 @@ impl Drop for Tensor {
 
 impl Clone for Tensor {
     fn clone(&self) -> Tensor {
-        let Storage::Host(v, pool) = &self.storage;
+        let (v, pool) = match &self.storage {
+            Storage::Host(v, pool) => (v, pool),
+            Storage::Device(buf) => {
+                let copy = buf.duplicate().unwrap_or_else(|e| panic!("copying a CUDA tensor: {e}"));
+                return Tensor { storage: Storage::Device(copy), rows: self.rows, cols: self.cols };
+            }
+        };
         let data = match pool {
             Some(p) => {
                 let mut d = p.take_dirty(v.len());
@@ -294,7 +313,7 @@ impl Clone for Tensor {
 
 impl PartialEq for Tensor {
     fn eq(&self, other: &Tensor) -> bool {
-        self.rows == other.rows && self.cols == other.cols && self.host() == other.host()
+        self.rows == other.rows && self.cols == other.cols && self.to_host() == other.to_host()
     }
 }
 
@@ -344,26 +363,56 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// The elements, copied to the host (results, logits for sampling, tests).
+    /// A tensor in device memory (a CUDA backend's output).
+    pub(in crate::backend) fn on_device(buf: DeviceBuf, rows: usize, cols: usize) -> Tensor {
+        assert!(buf.bytes() >= rows * cols * 4, "a device buffer of {} bytes for [{rows}, {cols}]", buf.bytes());
+        Tensor { storage: Storage::Device(buf), rows, cols }
+    }
+
+    /// The device buffer of a CUDA tensor (`None` on the host).
+    pub(in crate::backend) fn device_buf(&self) -> Option<&DeviceBuf> {
+        match &self.storage {
+            Storage::Device(b) => Some(b),
+            Storage::Host(..) => None,
+        }
+    }
+
+    /// The elements, copied to the host (results, logits for sampling, tests). A device tensor
+    /// waits for its stream; a device failure there (a lost GPU) panics.
     pub fn to_host(&self) -> Vec<f32> {
-        self.host().to_vec()
+        match &self.storage {
+            Storage::Host(v, _) => v.to_vec(),
+            Storage::Device(b) => {
+                let mut v = b.to_f32().unwrap_or_else(|e| panic!("reading a CUDA tensor back: {e}"));
+                v.truncate(self.len());
+                v
+            }
+        }
     }
 
     /// The elements, moved to the host.
     pub fn into_host(mut self) -> Vec<f32> {
-        let Storage::Host(v, pool) = &mut self.storage;
-        *pool = None;
-        std::mem::take(v)
+        match &mut self.storage {
+            Storage::Host(v, pool) => {
+                *pool = None;
+                std::mem::take(v)
+            }
+            Storage::Device(_) => self.to_host(),
+        }
     }
 
     pub(in crate::backend) fn host(&self) -> &[f32] {
-        let Storage::Host(v, _) = &self.storage;
-        v
+        match &self.storage {
+            Storage::Host(v, _) => v,
+            Storage::Device(_) => panic!("{ON_DEVICE}"),
+        }
     }
 
     pub(in crate::backend) fn host_mut(&mut self) -> &mut [f32] {
-        let Storage::Host(v, _) = &mut self.storage;
-        v
+        match &mut self.storage {
+            Storage::Host(v, _) => v,
+            Storage::Device(_) => panic!("{ON_DEVICE}"),
+        }
     }
 
     pub(in crate::backend) fn row(&self, r: usize) -> &[f32] {

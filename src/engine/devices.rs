@@ -7,8 +7,8 @@ pub use crate::backend::cuda::{DriverStatus, GpuInfo};
 pub struct DeviceReport {
     pub driver: DriverStatus,
     pub gpus: Vec<GpuInfo>,
-    /// Whether `Device::Auto`/`Device::Cuda` can run inference on a GPU in this build.
-    pub cuda_backend: bool,
+    /// Where `Device::Auto` runs inference: the GPU it takes, or why it falls back to the CPU.
+    pub auto: std::result::Result<GpuInfo, String>,
     /// The driver version the embedded kernels need (`cuDriverGetVersion`'s number).
     pub required_driver: i32,
 }
@@ -20,7 +20,7 @@ pub fn report() -> DeviceReport {
     DeviceReport {
         driver,
         gpus,
-        cuda_backend: crate::backend::CUDA_AVAILABLE,
+        auto: crate::backend::cuda::usable(0).map_err(|e| e.message),
         required_driver: crate::backend::cuda::kernels::required_driver_version(),
     }
 }

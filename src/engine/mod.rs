@@ -53,6 +53,48 @@ pub struct EngineStats {
     pub audio_bytes: u64,
 }
 
+/// The device an engine runs inference on (`Engine::device`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `Cpu` or `Cuda(n)`, never `Auto`.
+    pub device: crate::backend::Device,
+    /// The GPU's name, or "CPU".
+    pub name: String,
+    /// The GPU's memory (0 on the CPU).
+    pub memory_bytes: u64,
+    /// The CUDA driver's version as `cuDriverGetVersion` reports it (0 on the CPU).
+    pub driver_version: i32,
+}
+
+impl DeviceInfo {
+    fn of(device: crate::backend::Device) -> Result<DeviceInfo> {
+        use crate::backend::{Device, cuda};
+        match device {
+            Device::Cuda(n) => {
+                let gpu = cuda::usable(n)?;
+                let driver_version = match cuda::probe() {
+                    cuda::DriverStatus::Ready { version, .. } => version,
+                    _ => 0,
+                };
+                Ok(DeviceInfo { device, name: gpu.name, memory_bytes: gpu.memory_bytes as u64, driver_version })
+            }
+            _ => Ok(DeviceInfo { device: Device::Cpu, name: "CPU".into(), memory_bytes: 0, driver_version: 0 }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.device {
+            crate::backend::Device::Cuda(n) => format!(
+                "cuda:{n} ({}, {:.1} GiB, driver {})",
+                self.name,
+                self.memory_bytes as f64 / (1u64 << 30) as f64,
+                self.driver_version
+            ),
+            _ => "the CPU".into(),
+        }
+    }
+}
+
 /// What `Engine::model_info` reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -76,6 +118,8 @@ static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 /// → stats; no lock is held while logging (the host's callback may call back into the engine).
 pub(crate) struct Shared {
     pub config: EngineConfig,
+    /// Where inference runs (resolved at create).
+    pub device: DeviceInfo,
     pub queue: Mutex<QueueState>,
     pub wake: Condvar,
     pub jobs: Mutex<HashMap<JobId, Arc<Job>>>,
@@ -171,9 +215,13 @@ impl Engine {
         // The configured budget is for the memory the weights live in: host memory on the CPU,
         // device memory on a GPU (whose automatic size the CUDA backend will report).
         let configured = |auto: u64| if config.memory_budget > 0 { config.memory_budget } else { auto };
+        let device_info = DeviceInfo::of(device)?;
         let budget = match device {
             crate::backend::Device::Cpu => manager::Budget { host: configured(manager::auto_budget()), device: 0 },
-            _ => manager::Budget { host: manager::auto_budget(), device: configured(u64::MAX) },
+            // A GPU: 90 % of its memory by default (the rest for the driver, scratch and caches).
+            _ => {
+                manager::Budget { host: manager::auto_budget(), device: configured(device_info.memory_bytes / 10 * 9) }
+            }
         };
         let (tts, asr) = (tts_cfg.as_ref().map(|c| c.spec.clone()), asr_cfg.as_ref().map(|c| c.spec.clone()));
         let mut manager = ModelManager::new(loader.clone(), ctx, budget, tts_cfg, asr_cfg)?;
@@ -206,7 +254,9 @@ impl Engine {
         stats.resident = manager.resident();
         stats.memory_in_use = manager.memory_in_use();
 
+        log::info!("engine: inference on {}", device_info.describe());
         let shared = Arc::new(Shared {
+            device: device_info,
             config,
             queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false }),
             wake: Condvar::new(),
@@ -427,6 +477,11 @@ impl Engine {
         let job = self.shared.jobs.lock().remove(&id).ok_or_else(|| Error::unknown_job(id))?;
         self.cancel_job(&job);
         Ok(())
+    }
+
+    /// Where this engine runs inference.
+    pub fn device(&self) -> &DeviceInfo {
+        &self.shared.device
     }
 
     pub fn stats(&self) -> EngineStats {

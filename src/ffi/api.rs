@@ -334,6 +334,19 @@ pub unsafe extern "C" fn vox_engine_model_info(
     })
 }
 
+/// A name as a fixed NUL-terminated field, cut at a UTF-8 character boundary.
+fn c_name<const N: usize>(name: &str) -> [std::ffi::c_char; N] {
+    let mut out = [0; N];
+    let mut end = name.len().min(N - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(&name.as_bytes()[..end]) {
+        *o = *b as std::ffi::c_char;
+    }
+    out
+}
+
 /// Fills `*stats` (set `stats->struct_size = sizeof(VoxEngineStats)` first).
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; never waits
@@ -348,6 +361,7 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
         let p = non_null(stats, "stats")? as *mut VoxEngineStats;
         let size = unsafe { check_out_size(p, "VoxEngineStats")? };
         let s: EngineStats = e.stats();
+        let d = e.device();
         let out = VoxEngineStats {
             struct_size: std::mem::size_of::<VoxEngineStats>() as u32,
             resident: (if s.resident.tts { VOX_MODEL_TTS } else { 0 })
@@ -365,6 +379,17 @@ pub unsafe extern "C" fn vox_engine_stats(engine: *const VoxEngine, stats: *mut 
             memory_in_use: s.memory_in_use,
             memory_budget: s.memory_budget,
             audio_bytes: s.audio_bytes,
+            device: match d.device {
+                crate::backend::Device::Cuda(_) => VOX_DEVICE_CUDA,
+                _ => VOX_DEVICE_CPU,
+            },
+            device_index: match d.device {
+                crate::backend::Device::Cuda(n) => n,
+                _ => 0,
+            },
+            device_memory: d.memory_bytes,
+            driver_version: d.driver_version,
+            device_name: c_name(&d.name),
         };
         unsafe { write_out_sized(p, out, size) };
         Ok(())

@@ -9,7 +9,7 @@ pub type VoxStatus = i32;
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
-pub const VOX_ABI_VERSION: u32 = 2;
+pub const VOX_ABI_VERSION: u32 = 3;
 
 /// Success.
 pub const VOX_OK: VoxStatus = 0;
@@ -292,9 +292,9 @@ pub struct VoxTimings {
     pub tokens: u32,
 }
 
-/// Engine-wide counters. Set `struct_size` before the call.
+/// Engine-wide counters and the device inference runs on. Set `struct_size` before the call.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct VoxEngineStats {
     /// Set by the caller to `sizeof(VoxEngineStats)`; the library writes its own size back.
     pub struct_size: u32,
@@ -322,11 +322,28 @@ pub struct VoxEngineStats {
     /// Bytes of audio held by jobs not yet released (a streaming job holds only what was not
     /// read yet).
     pub audio_bytes: u64,
+    /// Where inference runs: `VOX_DEVICE_CPU` or `VOX_DEVICE_CUDA` (never `VOX_DEVICE_AUTO`).
+    pub device: i32,
+    /// The CUDA device ordinal (0 on the CPU).
+    pub device_index: u32,
+    /// The GPU's memory in bytes (0 on the CPU).
+    pub device_memory: u64,
+    /// The CUDA driver version as `cuDriverGetVersion` reports it, e.g. 12040 (0 on the CPU).
+    pub driver_version: i32,
+    /// The device's name, NUL-terminated UTF-8 (cut at a character boundary): the GPU's, or "CPU".
+    pub device_name: [c_char; 60],
+}
+
+impl Default for VoxEngineStats {
+    fn default() -> VoxEngineStats {
+        // SAFETY: every field is an integer, a float or an array of them: all-zero bits are zeros.
+        unsafe { std::mem::zeroed() }
+    }
 }
 
 // The first ABI version's size of each struct: a program built against an older header passes
 // (and receives) only that prefix. ABI 2 appended `preload` to the config and `audio_bytes` to
-// the stats; `VoxModelInfo` is new in 2.
+// the stats; `VoxModelInfo` is new in 2. ABI 3 appended the device fields to the stats.
 impl super::AbiStruct for VoxEngineConfig {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
 }

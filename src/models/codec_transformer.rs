@@ -84,7 +84,7 @@ impl CodecTransformer {
         // The window plus the block being filled: a stream fed a few frames at a time never grows
         // the pool (an offline window of 325 frames grows it once).
         let tokens = self.window.min(MAX_WINDOW_RESERVE) + crate::backend::KV_BLOCK;
-        KvCache::new(self.layers.len(), self.shape.kv_heads * self.shape.head_dim, 1, tokens)
+        self.cx.kv_cache(self.layers.len(), self.shape.kv_heads * self.shape.head_dim, 1, tokens)
     }
 
     /// New `[T, latent]` rows at positions `cache.len(0)..` → `[T, latent]`.

@@ -84,7 +84,7 @@ impl Qwen3Stack {
 
     /// A KV cache for `slots` sequences, with room for `tokens` tokens each from the start.
     pub fn new_cache(&self, slots: usize, tokens: usize) -> Result<KvCache> {
-        KvCache::new(self.dims.layers, self.dims.kv_heads * self.dims.head_dim, slots, tokens)
+        self.cx.kv_cache(self.dims.layers, self.dims.kv_heads * self.dims.head_dim, slots, tokens)
     }
 
     /// Bytes one token of one sequence takes in the cache.

@@ -534,6 +534,10 @@ static void check_idle_stats(const VoxEngine *eng) {
     CHECK(stats.queue_depth == 0);
     CHECK(stats.jobs_held == 0);
     CHECK(stats.memory_in_use == 0);
+    /* Where inference runs: resolved (never AUTO), named, NUL-terminated. */
+    CHECK(stats.device == VOX_DEVICE_CPU || stats.device == VOX_DEVICE_CUDA);
+    CHECK(stats.device_name[0] != 0 && memchr(stats.device_name, 0, sizeof stats.device_name) != NULL);
+    CHECK(stats.device != VOX_DEVICE_CPU || (stats.device_memory == 0 && strcmp(stats.device_name, "CPU") == 0));
 }
 
 static void test_engine_stats(VoxEngine *eng) {

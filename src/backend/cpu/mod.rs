@@ -338,6 +338,10 @@ impl Backend for Cpu {
         conv::conv2d_s2(self, x, w, images, f, t)
     }
 
+    fn kv_cache(&self, layers: usize, width: usize, slots: usize, tokens_per_slot: usize) -> Result<KvCache> {
+        KvCache::new(layers, width, slots, tokens_per_slot)
+    }
+
     fn kv_write(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor) {
         same_shape("kv_write", k, v);
         assert_eq!(k.cols(), cache.width(), "kv_write: rows of {} into a cache of {}", k.cols(), cache.width());

@@ -19,8 +19,15 @@ macro_rules! module {
 }
 
 /// Every kernel file (a test checks this against `kernels/*.cu`).
-pub const MODULES: &[KernelModule] =
-    &[module!("argmax"), module!("elementwise"), module!("linear"), module!("rms_norm")];
+pub const MODULES: &[KernelModule] = &[
+    module!("argmax"),
+    module!("attention"),
+    module!("conv"),
+    module!("elementwise"),
+    module!("linear"),
+    module!("norm"),
+    module!("rows"),
+];
 
 impl KernelModule {
     /// The module of this name.

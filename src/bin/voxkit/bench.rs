@@ -64,7 +64,7 @@ pub fn codec(a: &BenchCodecArgs, ui: &Ui) -> Result<(), Fail> {
     let dir = model_dir(&a.model, ModelArg::Tts, ui)?;
     let threads = a.threads.count();
     let progress = ui.spinner(format!("loading {}", dir.display()));
-    let cx = CheckpointLoader::compute(&load_context(threads))?;
+    let cx = CheckpointLoader::compute(&load_context(a.threads)?)?;
     let codec = CheckpointLoader::codec(&dir, &cx)?;
     progress.set_message("timing the codec decoder");
     let mut rng = voxkit::backend::Rng::new(1);
@@ -148,6 +148,7 @@ pub fn asr(a: &BenchAsrArgs, ui: &Ui) -> Result<(), Fail> {
 
 pub fn post(a: &BenchPostArgs, ui: &Ui) -> Result<(), Fail> {
     use voxkit::dsp::{denoise, resample};
+    a.threads.cpu_only("bench post")?;
     let (seconds, streams) = (a.seconds, a.streams.max(1));
     let threads = a.threads.count();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| e.to_string())?;

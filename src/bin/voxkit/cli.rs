@@ -67,14 +67,43 @@ fn thread_count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a device: `cpu`, `cuda`, `cuda:N` or `auto`.
+fn device(s: &str) -> Result<voxkit::backend::Device, String> {
+    use voxkit::backend::Device;
+    match s.trim() {
+        "auto" => Ok(Device::Auto),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        other => match other.strip_prefix("cuda:").map(|n| n.parse::<u32>()) {
+            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            _ => Err(format!("`{s}` is not a device (cpu, cuda, cuda:N or auto)")),
+        },
+    }
+}
+
+/// Where inference runs: the device and the CPU threads.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct Threads {
     /// CPU threads for inference [default: every core this process may use].
     #[arg(long, value_name = "T", value_parser = thread_count)]
     pub threads: Option<usize>,
+    /// Where inference runs: cpu, cuda[:N] (fails without a usable GPU) or auto (GPU 0 when it can
+    /// run voxkit, else the CPU).
+    #[arg(long, value_name = "DEVICE", value_parser = device, default_value = "auto")]
+    pub device: voxkit::backend::Device,
 }
 
 impl Threads {
+    /// For the commands whose work has no GPU path yet (the post-processing DSP): `cuda` is refused.
+    pub fn cpu_only(self, what: &str) -> Result<(), String> {
+        match self.device {
+            voxkit::backend::Device::Cuda(_) => {
+                Err(format!("{what} runs on the CPU: the GPU denoiser and resampler are not built yet"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `--threads`, or every core the process may use.
     pub fn count(self) -> usize {
         self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))

@@ -10,7 +10,7 @@ fn version(v: i32) -> String {
 }
 
 pub fn devices(_ui: &Ui) -> Result<(), Fail> {
-    let DeviceReport { driver, gpus, cuda_backend, required_driver } = report();
+    let DeviceReport { driver, gpus, auto, required_driver } = report();
     match driver {
         DriverStatus::Missing => println!("CUDA driver: none found (libcuda is not on the library path)"),
         DriverStatus::Failed(why) => println!("CUDA driver: present, but it did not start: {why}"),
@@ -32,10 +32,9 @@ pub fn devices(_ui: &Ui) -> Result<(), Fail> {
         );
     }
     println!("kernels: PTX for compute_80, needs CUDA driver {} or newer", version(required_driver));
-    if cuda_backend {
-        println!("inference: on the GPU when one is ready (--device auto), else on the CPU");
-    } else {
-        println!("inference: on the CPU (this build has no CUDA backend for the models yet)");
+    match auto {
+        Ok(g) => println!("inference (--device auto): cuda:{} ({})", g.ordinal, g.name),
+        Err(why) => println!("inference (--device auto): the CPU — {why}"),
     }
     Ok(())
 }

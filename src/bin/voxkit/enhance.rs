@@ -10,6 +10,7 @@ use crate::inout::{self, Output};
 use crate::ui::Ui;
 
 pub fn enhance(a: &EnhanceArgs, ui: &Ui) -> Result<(), Fail> {
+    a.threads.cpu_only("enhance")?;
     let mut out = Output::prepare(&a.out)?;
     let w = inout::read_wav(&a.input)?;
     let strength = a.denoise;

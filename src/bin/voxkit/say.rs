@@ -109,9 +109,9 @@ pub fn say(a: &SayArgs, ui: &Ui) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The CLI's own models: the CPU, one slot (the engine's loader builds them the same way).
-pub fn load_context(threads: usize) -> LoadContext {
-    LoadContext { device: voxkit::backend::Device::Cpu, cpu_threads: threads, max_slots: 1 }
+/// The CLI's own models: the chosen device, one slot (the engine's loader builds them the same way).
+pub fn load_context(threads: crate::cli::Threads) -> voxkit::Result<LoadContext> {
+    Ok(LoadContext { device: voxkit::backend::resolve(threads.device)?, cpu_threads: threads.count(), max_slots: 1 })
 }
 
 /// Loads a model straight from the folder `model` names, with a spinner and a "loaded" line.
@@ -123,14 +123,18 @@ pub fn load_timed<T>(
     load: impl FnOnce(&std::path::Path, &voxkit::backend::Compute, &LoadContext) -> voxkit::Result<T>,
 ) -> Result<T, Fail> {
     let dir = model_dir(model, kind, ui)?;
+    let ctx = load_context(threads)?;
     let threads = threads.count();
-    let ctx = load_context(threads);
     let progress = ui.spinner(format!("loading {}", dir.display()));
     let t = Instant::now();
     let model = CheckpointLoader::compute(&ctx).and_then(|cx| load(&dir, &cx, &ctx));
     progress.finish_and_clear();
     let model = model?;
-    ui.note(format_args!("loaded {} in {:.2} s ({threads} threads)", dir.display(), t.elapsed().as_secs_f64()));
+    let on = match ctx.device {
+        voxkit::backend::Device::Cuda(n) => format!("cuda:{n}"),
+        _ => format!("{threads} CPU threads"),
+    };
+    ui.note(format_args!("loaded {} in {:.2} s ({on})", dir.display(), t.elapsed().as_secs_f64()));
     Ok(model)
 }
 

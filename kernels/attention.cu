@@ -1,0 +1,95 @@
+// The one attention kernel: variable-length sequences, keys and values from a paged cache or from
+// the call's own rows, grouped-query heads read in place, causal / sliding-window / full masks.
+//
+// One block per (query row, head): grid.x = rows · heads, blockDim.x a multiple of 32, dynamic shared
+// memory = head_dim floats. meta holds 4 ints per query row: its position i in its sequence, the
+// sequence's key count, the base (rows mode: the sequence's first row of k/v; cache mode: its first
+// entry in `tables`) and, in cache mode, the sequence's first held block (a sliding window drops
+// blocks from the front). `tables` holds device addresses of cache blocks laid out
+// [layers][k, v][block_tokens][width]; rows mode passes tables = 0. `scores` has max_keys floats per
+// (row, head). Each output is a plain softmax-weighted sum over the keys in order, as on the CPU.
+#include "common.cuh"
+
+namespace {
+enum : int { MASK_CAUSAL = 0, MASK_WINDOW = 1, MASK_FULL = 2 };
+
+struct Keys {
+    const float* k;
+    const float* v;
+    const unsigned long long* tables;
+    long long layer_k, layer_v;
+    int base, first, width, block_tokens, offset;
+
+    __device__ __forceinline__ const float* row(const float* rows, long long layer, int j) const {
+        if (!tables) return rows + (long long)(base + j) * width + offset;
+        const float* block = reinterpret_cast<const float*>(tables[base + j / block_tokens - first]);
+        return block + layer + (long long)(j % block_tokens) * width + offset;
+    }
+    __device__ __forceinline__ const float* key(int j) const { return row(k, layer_k, j); }
+    __device__ __forceinline__ const float* value(int j) const { return row(v, layer_v, j); }
+};
+}  // namespace
+
+extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __restrict__ out,
+                                         const float* __restrict__ k, const float* __restrict__ v,
+                                         const unsigned long long* __restrict__ tables, const int* __restrict__ meta,
+                                         float* __restrict__ scores, int heads, int kv_heads, int head_dim, int mask,
+                                         int window, long long layer_k, long long layer_v, int width,
+                                         int block_tokens, long long max_keys, float scale) {
+    VOX_DYNAMIC_SMEM(float, qs);
+    __shared__ float partials[32];
+    const long long idx = blockIdx.x;
+    const int row = (int)(idx / heads), head = (int)(idx % heads);
+    const int i = meta[4 * row], n = meta[4 * row + 1];
+    const Keys keys{k, v, tables, layer_k, layer_v, meta[4 * row + 2], meta[4 * row + 3], width, block_tokens,
+                    (head / (heads / kv_heads)) * head_dim};
+
+    // 1. The keys this row sees.
+    int lo = 0, hi = i + 1;
+    if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
+    if (mask == MASK_FULL) hi = n;
+
+    // 2. Scores q·k · scale, strided over the keys; their maximum.
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[idx * head_dim + d];
+    __syncthreads();
+    float* sc = scores + idx * max_keys;
+    float m = vox::neg_inf();
+    for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) {
+        const float* kr = keys.key(j);
+        float s = 0.0f;
+        for (int d = 0; d < head_dim; ++d) s += qs[d] * kr[d];
+        s *= scale;
+        sc[j - lo] = s;
+        m = fmaxf(m, s);
+    }
+    m = vox::block_max(m, partials);
+
+    // 3. exp(s − max) and their sum (the barrier inside block_sum publishes every score).
+    float sum = 0.0f;
+    for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) {
+        const float p = expf(sc[j - lo] - m);
+        sc[j - lo] = p;
+        sum += p;
+    }
+    sum = vox::block_sum(sum, partials);
+
+    // 4. The weighted sum of the values, one output column per thread.
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int j = lo; j < hi; ++j) o += (sc[j - lo] / sum) * keys.value(j)[d];
+        out[idx * head_dim + d] = o;
+    }
+}
+
+// Writes key and value rows into cache blocks: row r goes to the addresses dst_k[r] and dst_v[r]
+// (the host resolves slots and positions to block addresses). n = rows · width.
+extern "C" __global__ void kv_write_f32(const float* __restrict__ k, const float* __restrict__ v,
+                                        const unsigned long long* __restrict__ dst_k,
+                                        const unsigned long long* __restrict__ dst_v, int width, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const long long r = i / width;
+        const int c = (int)(i % width);
+        reinterpret_cast<float*>(dst_k[r])[c] = k[i];
+        reinterpret_cast<float*>(dst_v[r])[c] = v[i];
+    }
+}

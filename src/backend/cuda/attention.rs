@@ -1,0 +1,116 @@
+//! Attention on the GPU: the one kernel of kernels/attention.cu over variable-length sequences, with
+//! keys from a paged device cache (read in place through a per-call table of block addresses) or
+//! from the call's own rows; and the cache writes.
+
+use super::args::KernelArgs;
+use super::backend::{Cuda, ptr};
+use crate::backend::kv::{KV_BLOCK, KvCache};
+use crate::backend::tensor::Tensor;
+use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
+
+/// Most f32 scores one launch may hold; longer calls run in parts of query rows.
+const SCORES_BUDGET: usize = 32 << 20;
+/// Threads per (query row, head).
+const ATTN_BLOCK: u32 = 128;
+
+impl Cuda {
+    pub(super) fn kv_write_op(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor) {
+        assert!(k.rows() == v.rows() && k.cols() == v.cols(), "kv_write: shapes differ");
+        assert_eq!(k.cols(), cache.width(), "kv_write: rows of {} into a cache of {}", k.cols(), cache.width());
+        let (mut dk, mut dv) = (Vec::with_capacity(k.rows()), Vec::with_capacity(k.rows()));
+        for s in seqs {
+            for r in 0..s.rows {
+                dk.push(cache.device_row(layer, s.slot, s.past + r, false));
+                dv.push(cache.device_row(layer, s.slot, s.past + r, true));
+            }
+        }
+        assert_eq!(dk.len(), k.rows(), "kv_write: the sequences do not cover the rows");
+        if dk.is_empty() {
+            return;
+        }
+        let (tk, tv) = (self.table(&dk), self.table(&dv));
+        let mut a = KernelArgs::new();
+        a.ptr(ptr(k)).ptr(ptr(v)).ptr(tk.ptr()).ptr(tv.ptr()).i32(k.cols() as i32);
+        self.map("kv_write_f32", k.len(), &mut a);
+    }
+
+    pub(super) fn attention_op(
+        &self,
+        q: &Tensor,
+        kv: Kv<'_>,
+        seqs: &[AttnSeq],
+        shape: AttnShape,
+        mask: Mask,
+    ) -> Tensor {
+        let AttnShape { heads, kv_heads, head_dim: hd } = shape;
+        assert!(kv_heads > 0 && heads % kv_heads == 0, "attention: {heads} heads over {kv_heads} kv heads");
+        assert_eq!(q.cols(), heads * hd, "attention: query rows of {} for {heads} heads of {hd}", q.cols());
+        let total: usize = seqs.iter().map(|s| s.rows).sum();
+        assert_eq!(total, q.rows(), "attention: the sequences do not cover the query rows");
+
+        // 1. Per query row: its position, its sequence's key count, where its keys start.
+        let mut meta: Vec<i32> = Vec::with_capacity(4 * total);
+        let mut tables: Vec<u64> = Vec::new();
+        let (k_ptr, v_ptr, width, layer_k, layer_v) = match &kv {
+            Kv::Rows { k, v } => {
+                assert!(k.rows() == total && v.rows() == total && k.cols() == kv_heads * hd && v.cols() == k.cols());
+                assert!(seqs.iter().all(|s| s.past == 0), "attention without a cache has no past keys");
+                (ptr(k), ptr(v), k.cols(), 0, 0)
+            }
+            Kv::Cache { cache, layer } => {
+                assert_eq!(cache.width(), kv_heads * hd, "attention: a cache of width {}", cache.width());
+                let w = cache.width();
+                (0, 0, w, (layer * 2 * KV_BLOCK * w) as i64, ((layer * 2 + 1) * KV_BLOCK * w) as i64)
+            }
+        };
+        let mut row0 = 0;
+        for s in seqs {
+            let n = s.past + s.rows;
+            let (base, first) = match &kv {
+                Kv::Rows { .. } => (row0, 0),
+                Kv::Cache { cache, .. } => {
+                    let (blocks, first) = cache.slot_blocks(s.slot);
+                    let base = tables.len();
+                    tables.extend(blocks.iter().map(|&b| cache.device_block(b as usize)));
+                    (base, first)
+                }
+            };
+            for r in 0..s.rows {
+                meta.extend([(s.past + r) as i32, n as i32, base as i32, first as i32]);
+            }
+            row0 += s.rows;
+        }
+        let out = self.output(total, heads * hd);
+        if total == 0 {
+            return out;
+        }
+        let (mask_kind, window) = match mask {
+            Mask::Causal => (0, 0),
+            Mask::CausalWindow(w) => (1, w as i32),
+            Mask::Full => (2, 0),
+        };
+        let max_keys = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).max(1);
+        let meta_d = self.table(&meta);
+        let tables_d = self.table(&tables);
+        let tables_ptr = if matches!(kv, Kv::Cache { .. }) { tables_d.ptr() } else { 0 };
+
+        // 2. One block per (row, head), in parts of rows whose scores fit the budget.
+        let rows_per_launch = (SCORES_BUDGET / (heads * max_keys)).clamp(1, total);
+        let scores = self
+            .gpu
+            .pool
+            .take(rows_per_launch * heads * max_keys * 4)
+            .unwrap_or_else(|e| panic!("attention scores: {e}"));
+        let scale = 1.0 / (hd as f32).sqrt();
+        for first in (0..total).step_by(rows_per_launch) {
+            let n = rows_per_launch.min(total - first);
+            let mut a = KernelArgs::new();
+            a.ptr(ptr(q) + (first * heads * hd * 4) as u64).ptr(ptr(&out) + (first * heads * hd * 4) as u64);
+            a.ptr(k_ptr).ptr(v_ptr).ptr(tables_ptr).ptr(meta_d.ptr() + (first * 16) as u64).ptr(scores.ptr());
+            a.i32(heads as i32).i32(kv_heads as i32).i32(hd as i32).i32(mask_kind).i32(window);
+            a.i64(layer_k).i64(layer_v).i32(width as i32).i32(KV_BLOCK as i32).i64(max_keys as i64).f32(scale);
+            self.gpu.launch("attention_f32", ((n * heads) as u32, 1, 1), ATTN_BLOCK, (hd * 4) as u32, &a);
+        }
+        out
+    }
+}

@@ -1,0 +1,207 @@
+//! Device memory: one stream per backend, and a pool of device buffers kept by size, so that once a
+//! step loop has run, its tensors reuse the same device memory every step (as the CPU's `Scratch`).
+//! Every operation is ordered on the backend's one stream, so a buffer dropped by one op may be
+//! handed to the next at once: the stream runs the old reader before the new writer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+
+use cudarc::driver::result as cu;
+use cudarc::driver::{CudaContext, CudaStream, DriverError};
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A driver error as the library's error (out of memory becomes `OutOfMemory`).
+pub fn driver_error(what: &str, e: DriverError) -> Error {
+    let kind = if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        ErrorKind::OutOfMemory
+    } else {
+        ErrorKind::Inference
+    };
+    Error::new(kind, format!("CUDA {what}: {e}"))
+}
+
+/// The backend's context, its one stream, and its pool of idle buffers.
+pub struct Pool {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    free: Mutex<HashMap<usize, Vec<u64>>>,
+    idle_bytes: AtomicUsize,
+    cap_bytes: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} idle bytes)", self.idle_bytes.load(Relaxed))
+    }
+}
+
+/// A device allocation; pooled buffers go back to the pool when dropped, others are freed.
+pub struct DeviceBuf {
+    ptr: u64,
+    bytes: usize,
+    pool: Arc<Pool>,
+    pooled: bool,
+}
+
+impl std::fmt::Debug for DeviceBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceBuf({:#x}, {} bytes)", self.ptr, self.bytes)
+    }
+}
+
+impl Drop for DeviceBuf {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        if self.pooled {
+            self.pool.give(self.ptr, self.bytes);
+        } else {
+            self.pool.release(self.ptr);
+        }
+    }
+}
+
+impl DeviceBuf {
+    /// The device address (0 for an empty buffer).
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A copy in a new pooled buffer (ordered on the stream).
+    pub fn duplicate(&self) -> Result<DeviceBuf> {
+        let copy = self.pool.take(self.bytes)?;
+        self.pool.copy_dtod(copy.ptr, self.ptr, self.bytes)?;
+        Ok(copy)
+    }
+
+    /// The buffer's f32 values (waits for the stream).
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
+        let mut v = vec![0.0f32; self.bytes / 4];
+        self.pool.download(&mut v, self.ptr)?;
+        Ok(v)
+    }
+}
+
+impl Pool {
+    pub fn new(ctx: Arc<CudaContext>, stream: Arc<CudaStream>, cap_bytes: usize) -> Arc<Pool> {
+        Arc::new(Pool { ctx, stream, free: Mutex::new(HashMap::new()), idle_bytes: AtomicUsize::new(0), cap_bytes })
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    pub fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| driver_error("context", e))
+    }
+
+    /// A pooled buffer of `bytes` (contents undefined).
+    pub fn take(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuf> {
+        if bytes == 0 {
+            return Ok(DeviceBuf { ptr: 0, bytes: 0, pool: self.clone(), pooled: true });
+        }
+        if let Some(ptr) = self.free.lock().get_mut(&bytes).and_then(|v| v.pop()) {
+            self.idle_bytes.fetch_sub(bytes, Relaxed);
+            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: true });
+        }
+        let ptr = self.alloc(bytes)?;
+        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: true })
+    }
+
+    /// A buffer of its own (weights, cache blocks), freed when dropped.
+    pub fn alloc_owned(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuf> {
+        let ptr = if bytes == 0 { 0 } else { self.alloc(bytes)? };
+        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: false })
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.bind()?;
+        // SAFETY: a plain allocation on our stream; the result is owned by the DeviceBuf made from it.
+        match unsafe { cu::malloc_async(self.stream.cu_stream(), bytes) } {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                // Idle buffers may be what fills the device: free them and try once more.
+                self.trim();
+                // SAFETY: as above.
+                unsafe { cu::malloc_async(self.stream.cu_stream(), bytes) }
+                    .map_err(|e| driver_error(&format!("allocation of {bytes} bytes"), e))
+            }
+        }
+    }
+
+    fn give(&self, ptr: u64, bytes: usize) {
+        if self.idle_bytes.load(Relaxed) + bytes > self.cap_bytes {
+            self.release(ptr);
+            return;
+        }
+        self.idle_bytes.fetch_add(bytes, Relaxed);
+        self.free.lock().entry(bytes).or_default().push(ptr);
+    }
+
+    fn release(&self, ptr: u64) {
+        if self.bind().is_ok() {
+            // SAFETY: `ptr` came from malloc_async and is no longer referenced by any buffer; the
+            // free is ordered after every use already on the stream. An error (a dead context)
+            // leaks the buffer, which the context's end reclaims.
+            let _ = unsafe { cu::free_async(ptr, self.stream.cu_stream()) };
+        }
+    }
+
+    /// Frees every idle buffer.
+    pub fn trim(&self) {
+        let all: Vec<u64> = self.free.lock().drain().flat_map(|(_, v)| v).collect();
+        self.idle_bytes.store(0, Relaxed);
+        for p in all {
+            self.release(p);
+        }
+    }
+
+    pub fn upload<T: Copy>(&self, dst: u64, src: &[T]) -> Result<()> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: the caller's `dst` holds at least size_of_val(src) bytes; a pageable source is
+        // staged before the call returns, so `src` may be dropped afterwards.
+        unsafe { cu::memcpy_htod_async(dst, src, self.stream.cu_stream()) }.map_err(|e| driver_error("upload", e))
+    }
+
+    /// Copies device memory to the host and waits for it.
+    pub fn download<T: Copy>(&self, dst: &mut [T], src: u64) -> Result<()> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: `src` holds at least size_of_val(dst) bytes; the wait below ends the copy before
+        // `dst` is read.
+        unsafe { cu::memcpy_dtoh_async(dst, src, self.stream.cu_stream()) }.map_err(|e| driver_error("download", e))?;
+        self.stream.synchronize().map_err(|e| driver_error("download", e))
+    }
+
+    pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: both ranges are live allocations of at least `bytes` (the callers' invariant).
+        unsafe { cu::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(|e| driver_error("copy", e))
+    }
+
+    pub fn zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: `dst` holds at least `bytes` bytes.
+        unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }.map_err(|e| driver_error("memset", e))
+    }
+}

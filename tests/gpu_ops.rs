@@ -1,0 +1,305 @@
+//! Every op of the compute layer on the CUDA backend against the CPU backend (the numeric
+//! reference), on random inputs over the shapes and weight precisions the models use. Runs on the
+//! emulated device in CI (scripts/emulator-check.sh) and on a GPU through scripts/gpu-check.sh;
+//! ignored in a plain `cargo test`, which has no driver.
+//!
+//! Tolerances, as the largest |cuda − cpu| / (|cpu| + 1): 1e-6 for copies and exact arithmetic
+//! (gathers, sums in the same order), 2e-5 for element-wise math (the GPU's expf/erff/rsqrtf are
+//! within 2 ulp; the CPU's erf and sine are polynomial approximations to ~1e-7), 1e-4 for products,
+//! convolutions and attention (dot products summed in another order over up to ~2k terms).
+
+#[path = "support/gpu.rs"]
+mod gpu;
+
+use gpu::values;
+use half::{bf16, f16};
+use voxkit::backend::{
+    AttnSeq, AttnShape, Compute, Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, Cuda, DepthwiseConv1dWeight, Kv,
+    Mask, Pick, Rng, SamplingParams, Tensor, Weight, WeightData,
+};
+
+const EXACT: f64 = 1e-6;
+const MATH: f64 = 2e-5;
+const PRODUCT: f64 = 1e-4;
+
+struct Pair {
+    cpu: Compute,
+    gpu: Compute,
+}
+
+fn pair() -> Pair {
+    Pair { cpu: Compute::cpu(2).unwrap(), gpu: Cuda::new(0).expect("a CUDA device").into() }
+}
+
+impl Pair {
+    /// The same host values on both backends.
+    fn both(&self, data: &[f32], rows: usize, cols: usize) -> (Tensor, Tensor) {
+        (self.cpu.upload(data, rows, cols), self.gpu.upload(data, rows, cols))
+    }
+}
+
+#[track_caller]
+fn close(what: &str, gpu: &Tensor, cpu: &Tensor, tol: f64) {
+    assert_eq!((gpu.rows(), gpu.cols()), (cpu.rows(), cpu.cols()), "{what}: shapes differ");
+    let (g, c) = (gpu.to_host(), cpu.to_host());
+    let err = g.iter().zip(&c).map(|(a, b)| (*a as f64 - *b as f64).abs() / (b.abs() as f64 + 1.0)).fold(0.0, f64::max);
+    assert!(g.iter().all(|v| v.is_finite()), "{what}: a value is not finite");
+    assert!(err <= tol, "{what}: the CUDA result is {err:.2e} from the CPU's (tolerance {tol:.0e})");
+}
+
+fn weight(shape: &[usize], dtype: &str, seed: u64) -> Weight {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = values(n, seed).iter().map(|x| x * 0.3).collect();
+    let data = match dtype {
+        "f32" => WeightData::F32(v.into()),
+        "bf16" => WeightData::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>().into()),
+        "f16" => WeightData::F16(v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>().into()),
+        _ => unreachable!(),
+    };
+    Weight::new(shape.to_vec(), data).unwrap()
+}
+
+fn vector(n: usize, seed: u64) -> Weight {
+    Weight::from_f32(vec![n], values(n, seed))
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn data_movement_matches_the_cpu() {
+    let p = pair();
+    let x = values(7 * 12, 1);
+    let (xc, xg) = p.both(&x, 7, 12);
+    assert_eq!(xg.to_host(), x, "upload and read back");
+    close("zeros", &p.gpu.zeros(3, 5), &p.cpu.zeros(3, 5), 0.0);
+    let (yc, yg) = p.both(&values(2 * 12, 2), 2, 12);
+    close("concat_rows", &p.gpu.concat_rows(&[&xg, &yg, &xg]), &p.cpu.concat_rows(&[&xc, &yc, &xc]), 0.0);
+    let rows = [Some(3), None, Some(0), Some(6), Some(3)];
+    close("gather_rows", &p.gpu.gather_rows(&xg, &rows), &p.cpu.gather_rows(&xc, &rows), 0.0);
+    close("gather_rows (none)", &p.gpu.gather_rows(&xg, &[]), &p.cpu.gather_rows(&xc, &[]), 0.0);
+    close("slice_rows", &p.gpu.slice_rows(&xg, 2, 4), &p.cpu.slice_rows(&xc, 2, 4), 0.0);
+    close("clone", &xg.clone(), &xc, 0.0);
+    // Repeated rows: set keeps the last, add adds each.
+    let at = [5, 1, 5, 0];
+    let (sc, sg) = p.both(&values(4 * 12, 3), 4, 12);
+    let (mut dc, mut dg) = (xc.clone(), xg.clone());
+    p.cpu.set_rows(&mut dc, &at, &sc);
+    p.gpu.set_rows(&mut dg, &at, &sg);
+    close("set_rows", &dg, &dc, 0.0);
+    p.cpu.add_rows(&mut dc, &at, &sc);
+    p.gpu.add_rows(&mut dg, &at, &sg);
+    close("add_rows", &dg, &dc, EXACT);
+    let (pc, pg) = p.both(&values(2 * 3 * 4 * 5, 4), 24, 5);
+    for order in [[0, 2, 1, 3], [1, 0, 2, 3], [0, 1, 3, 2], [3, 2, 1, 0]] {
+        let dims = [2, 3, 4, 5];
+        close(&format!("permute {order:?}"), &p.gpu.permute(&pg, dims, order), &p.cpu.permute(&pc, dims, order), 0.0);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn products_match_the_cpu_in_every_precision() {
+    let p = pair();
+    for dtype in ["f32", "bf16", "f16"] {
+        for (rows, cin, out) in
+            [(1, 64, 48), (3, 33, 17), (1, 96, 40), (8, 130, 40), (2, 129, 33), (9, 64, 48), (37, 50, 70)]
+        {
+            let w = weight(&[out, cin], dtype, 10 + rows as u64);
+            let b = vector(out, 11);
+            let (xc, xg) = p.both(&values(rows * cin, 12), rows, cin);
+            let what = format!("linear {dtype} [{rows}, {cin}] → {out}");
+            close(&what, &p.gpu.linear(&xg, &w, Some(&b)), &p.cpu.linear(&xc, &w, Some(&b)), PRODUCT);
+            close(&what, &p.gpu.linear(&xg, &w, None), &p.cpu.linear(&xc, &w, None), PRODUCT);
+        }
+        let w2 = weight(&[24, 64], dtype, 13);
+        let w3 = weight(&[8, 64], dtype, 14);
+        let (xc, xg) = p.both(&values(2 * 64, 15), 2, 64);
+        let (gc, gg) =
+            (p.cpu.linear_many(&xc, &[(&w2, None), (&w3, None)]), p.gpu.linear_many(&xg, &[(&w2, None), (&w3, None)]));
+        close("linear_many 0", &gg[0], &gc[0], PRODUCT);
+        close("linear_many 1", &gg[1], &gc[1], PRODUCT);
+        let table = weight(&[50, 24], dtype, 16);
+        let ids = [3u32, 49, 0, 3, 17, 22];
+        close("embedding", &p.gpu.embedding(&table, &ids).unwrap(), &p.cpu.embedding(&table, &ids).unwrap(), 0.0);
+        close(
+            "embedding_sum",
+            &p.gpu.embedding_sum(&table, &ids, 3).unwrap(),
+            &p.cpu.embedding_sum(&table, &ids, 3).unwrap(),
+            EXACT,
+        );
+        assert!(p.gpu.embedding(&table, &[50]).is_err(), "an id outside the table is an error");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn normalisation_and_element_wise_ops_match_the_cpu() {
+    let p = pair();
+    let (rows, cols) = (5, 96);
+    let x = values(rows * cols, 20);
+    let (xc, xg) = p.both(&x, rows, cols);
+    let (w, b) = (vector(cols, 21), vector(cols, 22));
+    close("rms_norm", &p.gpu.rms_norm(&xg, &w, 1e-6), &p.cpu.rms_norm(&xc, &w, 1e-6), MATH);
+    close("layer_norm", &p.gpu.layer_norm(&xg, &w, &b, 1e-5), &p.cpu.layer_norm(&xc, &w, &b, 1e-5), MATH);
+    let hw = vector(32, 23);
+    let (mut hc, mut hg) = (xc.clone(), xg.clone());
+    p.cpu.rms_norm_heads(&mut hc, &hw, 1e-6);
+    p.gpu.rms_norm_heads(&mut hg, &hw, 1e-6);
+    close("rms_norm_heads", &hg, &hc, MATH);
+
+    // RoPE at positions up to the engine's hard limit, two tensors at once.
+    let inv_freq: Vec<f32> = (0..16).map(|j| 1.0 / 1e6f32.powf(2.0 * j as f32 / 32.0)).collect();
+    let positions = [0, 1, 17, 4000, 8191];
+    let (mut ac, mut ag) = p.both(&values(5 * 96, 24), 5, 96);
+    let (mut bc, mut bg) = p.both(&values(5 * 32, 25), 5, 32);
+    p.cpu.rope(&mut [&mut ac, &mut bc], 32, &positions, &inv_freq);
+    p.gpu.rope(&mut [&mut ag, &mut bg], 32, &positions, &inv_freq);
+    close("rope q", &ag, &ac, MATH);
+    close("rope k", &bg, &bc, MATH);
+
+    type InPlace = fn(&Compute, &mut Tensor);
+    let unary: [(&str, InPlace); 3] =
+        [("silu", |c, x| c.silu(x)), ("gelu_erf", |c, x| c.gelu_erf(x)), ("clamp", |c, x| c.clamp(x, -0.5, 0.7))];
+    for (name, f) in unary {
+        let (mut c, mut g) = (xc.clone(), xg.clone());
+        f(&p.cpu, &mut c);
+        f(&p.gpu, &mut g);
+        close(name, &g, &c, MATH);
+    }
+    let (yc, yg) = p.both(&values(rows * cols, 26), rows, cols);
+    let (mut c, mut g) = (xc.clone(), xg.clone());
+    p.cpu.silu_mul(&mut c, &yc);
+    p.gpu.silu_mul(&mut g, &yg);
+    close("silu_mul", &g, &c, MATH);
+    p.cpu.add(&mut c, &yc);
+    p.gpu.add(&mut g, &yg);
+    close("add", &g, &c, MATH);
+    p.cpu.add_scaled(&mut c, &yc, &w);
+    p.gpu.add_scaled(&mut g, &yg, &w);
+    close("add_scaled", &g, &c, MATH);
+    p.cpu.add_bias(&mut c, &b);
+    p.gpu.add_bias(&mut g, &b);
+    close("add_bias", &g, &c, MATH);
+    // SnakeBeta over large arguments too (the codec's activations reach tens).
+    let big: Vec<f32> = values(rows * cols, 27).iter().map(|v| v * 20.0).collect();
+    let (mut c, mut g) = p.both(&big, rows, cols);
+    let alpha = Weight::from_f32(vec![cols], values(cols, 28).iter().map(|v| v.abs() + 0.2).collect());
+    let inv_beta = Weight::from_f32(vec![cols], values(cols, 29).iter().map(|v| 1.0 / (v.abs() + 0.2)).collect());
+    p.cpu.snake_beta(&mut c, &alpha, &inv_beta);
+    p.gpu.snake_beta(&mut g, &alpha, &inv_beta);
+    close("snake_beta", &g, &c, MATH);
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn convolutions_match_the_cpu() {
+    let p = pair();
+    for (k, d) in [(1, 1), (3, 2), (7, 1)] {
+        let w = Conv1dWeight::new(&weight(&[12, 8, k], "f32", 30), &vector(12, 31), d).unwrap();
+        let rows = 20 + w.context();
+        let (xc, xg) = p.both(&values(rows * 8, 32), rows, 8);
+        close(&format!("conv1d k={k} d={d}"), &p.gpu.conv1d(&xg, &w), &p.cpu.conv1d(&xc, &w), PRODUCT);
+    }
+    for (stride, k) in [(2, 4), (3, 3), (5, 10)] {
+        let w = ConvTranspose1dWeight::new(&weight(&[8, 6, k], "f32", 33), stride).unwrap();
+        let (xc, xg) = p.both(&values(11 * 8, 34), 11, 8);
+        let what = format!("conv_transpose1d r={stride} k={k}");
+        close(&what, &p.gpu.conv_transpose1d(&xg, &w), &p.cpu.conv_transpose1d(&xc, &w), PRODUCT);
+    }
+    let w = DepthwiseConv1dWeight::new(&weight(&[16, 1, 7], "f32", 35), &vector(16, 36)).unwrap();
+    let (xc, xg) = p.both(&values(30 * 16, 37), 30, 16);
+    close("depthwise_conv1d", &p.gpu.depthwise_conv1d(&xg, &w), &p.cpu.depthwise_conv1d(&xc, &w), PRODUCT);
+    // The ASR stem: 3×3 stride 2 over images of odd and even sizes.
+    for (cin, images, f, t) in [(1, 3, 16, 9), (4, 2, 7, 6)] {
+        let w = Conv2dWeight::new(&weight(&[5, cin, 3, 3], "f32", 38), &vector(5, 39)).unwrap();
+        let (xc, xg) = p.both(&values(images * f * t * cin, 40), images * f * t, cin);
+        let what = format!("conv2d_s2 {cin} × {images} × {f} × {t}");
+        close(&what, &p.gpu.conv2d_s2(&xg, &w, images, f, t), &p.cpu.conv2d_s2(&xc, &w, images, f, t), PRODUCT);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn attention_matches_the_cpu_with_and_without_a_cache() {
+    let p = pair();
+    let shape = AttnShape { heads: 4, kv_heads: 2, head_dim: 16 };
+    let (qw, kw) = (shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim);
+
+    // Without a cache: two sequences' own rows, bidirectional (the ASR encoder's windows).
+    let seqs = [AttnSeq { slot: 0, rows: 5, past: 0 }, AttnSeq { slot: 0, rows: 3, past: 0 }];
+    let (qc, qg) = p.both(&values(8 * qw, 50), 8, qw);
+    let (kc, kg) = p.both(&values(8 * kw, 51), 8, kw);
+    let (vc, vg) = p.both(&values(8 * kw, 52), 8, kw);
+    for mask in [Mask::Full, Mask::Causal] {
+        let c = p.cpu.attention(&qc, Kv::Rows { k: &kc, v: &vc }, &seqs, shape, mask);
+        let g = p.gpu.attention(&qg, Kv::Rows { k: &kg, v: &vg }, &seqs, shape, mask);
+        close(&format!("attention over rows, {mask:?}"), &g, &c, PRODUCT);
+    }
+
+    // With a paged cache: prefill two slots (one across a block boundary), then a decode step of
+    // both, then a sliding window that has given blocks back.
+    let (mut cc, mut cg) = (p.cpu.kv_cache(2, kw, 3, 16).unwrap(), p.gpu.kv_cache(2, kw, 3, 16).unwrap());
+    let step = |seqs: &[AttnSeq],
+                seed: u64,
+                mask: Mask,
+                cc: &mut voxkit::backend::KvCache,
+                cg: &mut voxkit::backend::KvCache| {
+        let rows: usize = seqs.iter().map(|s| s.rows).sum();
+        for s in seqs {
+            cc.reserve(s.slot, s.rows).unwrap();
+            cg.reserve(s.slot, s.rows).unwrap();
+        }
+        let (qc, qg) = p.both(&values(rows * qw, seed), rows, qw);
+        for layer in 0..2 {
+            let (kc, kg) = p.both(&values(rows * kw, seed + 1 + layer as u64), rows, kw);
+            let (vc, vg) = p.both(&values(rows * kw, seed + 3 + layer as u64), rows, kw);
+            p.cpu.kv_write(cc, layer, seqs, &kc, &vc);
+            p.gpu.kv_write(cg, layer, seqs, &kg, &vg);
+            let c = p.cpu.attention(&qc, Kv::Cache { cache: cc, layer }, seqs, shape, mask);
+            let g = p.gpu.attention(&qg, Kv::Cache { cache: cg, layer }, seqs, shape, mask);
+            close(&format!("attention over the cache, layer {layer}, {mask:?}, {seqs:?}"), &g, &c, PRODUCT);
+        }
+        for s in seqs {
+            cc.advance(s.slot, s.rows);
+            cg.advance(s.slot, s.rows);
+        }
+    };
+    step(
+        &[AttnSeq { slot: 2, rows: 21, past: 0 }, AttnSeq { slot: 0, rows: 4, past: 0 }],
+        60,
+        Mask::Causal,
+        &mut cc,
+        &mut cg,
+    );
+    step(
+        &[AttnSeq { slot: 0, rows: 1, past: 4 }, AttnSeq { slot: 2, rows: 1, past: 21 }],
+        70,
+        Mask::Causal,
+        &mut cc,
+        &mut cg,
+    );
+    cc.forget_before(2, 17);
+    cg.forget_before(2, 17);
+    step(&[AttnSeq { slot: 2, rows: 2, past: 22 }], 80, Mask::CausalWindow(6), &mut cc, &mut cg);
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn selection_gives_the_cpus_tokens() {
+    let p = pair();
+    let mut logits = values(4 * 300, 90);
+    logits[300 + 7] = 9.0; // a clear winner
+    logits[2 * 300 + 5] = 9.0;
+    logits[2 * 300 + 6] = 9.0; // a tie: the first wins
+    let (lc, lg) = p.both(&logits, 4, 300);
+    assert_eq!(p.gpu.argmax(&lg), p.cpu.argmax(&lc));
+    let params = SamplingParams { do_sample: true, temperature: 0.9, top_k: 50, top_p: 0.95, repetition_penalty: 1.05 };
+    let seen = [1u32, 7, 7, 250];
+    let suppress = [250u32..260, 290..300];
+    let draw = |c: &Compute, l: &Tensor| {
+        let mut rngs: Vec<Rng> = (0..4).map(|i| Rng::new(1234 + i)).collect();
+        let mut picks: Vec<Pick<'_>> =
+            rngs.iter_mut().map(|rng| Pick { params: &params, seen: &seen, suppress: &suppress, rng }).collect();
+        (0..5).map(|_| c.sample(l, &mut picks)).collect::<Vec<_>>()
+    };
+    assert_eq!(draw(&p.gpu, &lg), draw(&p.cpu, &lc), "seeded draws");
+}
