@@ -31,7 +31,7 @@
 /**
  * Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
  */
-#define VOX_ABI_VERSION 2
+#define VOX_ABI_VERSION 3
 
 /**
  * `VoxEngineConfig.device`: CUDA when usable, else the CPU.
@@ -238,7 +238,7 @@ typedef struct VoxModelInfo {
 } VoxModelInfo;
 
 /**
- * Engine-wide counters. Set `struct_size` before the call.
+ * Engine-wide counters and the device inference runs on. Set `struct_size` before the call.
  */
 typedef struct VoxEngineStats {
   /**
@@ -287,6 +287,26 @@ typedef struct VoxEngineStats {
    * read yet).
    */
   uint64_t audio_bytes;
+  /**
+   * Where inference runs: `VOX_DEVICE_CPU` or `VOX_DEVICE_CUDA` (never `VOX_DEVICE_AUTO`).
+   */
+  int32_t device;
+  /**
+   * The CUDA device ordinal (0 on the CPU).
+   */
+  uint32_t device_index;
+  /**
+   * The GPU's memory in bytes (0 on the CPU).
+   */
+  uint64_t device_memory;
+  /**
+   * The CUDA driver version as `cuDriverGetVersion` reports it, e.g. 12040 (0 on the CPU).
+   */
+  int32_t driver_version;
+  /**
+   * The device's name, NUL-terminated UTF-8 (cut at a character boundary): the GPU's, or "CPU".
+   */
+  char device_name[60];
 } VoxEngineStats;
 
 /**

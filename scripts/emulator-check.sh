@@ -5,10 +5,12 @@
 #   2. the emulated device's own tests (features and planted bugs), in three thread orders, then
 #      built with AddressSanitizer, which must catch a planted out-of-bounds write;
 #   3. our kernels and the feature kernels through cudarc on the emulated driver (tests/gpu_kernels.rs,
-#      tests/gpu_features.rs) in three thread
-#      orders, the faults only the emulator reports (tests/emulator_faults.rs), the driver probe, and
-#      the AddressSanitizer build under the same tests;
-#   4. the driver calls reached: none may be one the emulator does not implement.
+#      tests/gpu_features.rs) and every op of the CUDA backend against the CPU (tests/gpu_ops.rs), in
+#      three thread orders, the faults only the emulator reports (tests/emulator_faults.rs), the
+#      driver probe, and the AddressSanitizer build under the same tests;
+#   4. the models on the CUDA backend: the parity suites against the official fixtures with
+#      VOXKIT_TEST_DEVICE=cuda (codec, TTS, ASR; the engine tests among them pick the emulated GPU);
+#   5. the driver calls reached: none may be one the emulator does not implement.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -83,13 +85,16 @@ CALLS=$ROOT/target/emugpu/calls-reached.txt
 rm -f "$CALLS"
 export VOXKIT_EMU_CALLS=$CALLS
 VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test cli devices
-VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test emulator_faults -- --include-ignored
+VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test gpu_ops --test emulator_faults -- --include-ignored
 for order in rev rand; do
     echo "  thread order $order:"
-    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features -- --ignored
+    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops -- --ignored
 done
 step "cudarc on the emulated driver, AddressSanitizer build"
-VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features -- --ignored
+VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops -- --ignored
+
+step "the models on the CUDA backend (emulated device)"
+VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity
 
 step "driver calls reached"
 sort -u "$CALLS" | tr '\n' ' '

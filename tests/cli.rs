@@ -537,14 +537,40 @@ fn devices_reports_the_driver_and_where_inference_runs() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(
-        out.contains("CUDA driver:") && out.contains("needs CUDA driver 12.2 or newer") && out.contains("inference:"),
+        out.contains("CUDA driver:")
+            && out.contains("needs CUDA driver 12.2 or newer")
+            && out.contains("inference (--device auto):"),
         "{out}"
     );
     match std::env::var("VOXKIT_EXPECT_DRIVER").as_deref() {
-        Ok("missing") => assert!(out.contains("none found"), "{out}"),
+        Ok("missing") => {
+            assert!(out.contains("none found") && out.contains("inference (--device auto): the CPU"), "{out}")
+        }
         Ok("ready") if std::env::var("VOXKIT_EMULATED_GPU").is_ok() => {
-            assert!(out.contains("cuda:0  voxkit emulated CUDA device"), "{out}")
+            assert!(out.contains("cuda:0  voxkit emulated CUDA device"), "{out}");
+            assert!(out.contains("inference (--device auto): cuda:0"), "{out}");
         }
         _ => {}
+    }
+}
+
+/// `--device`: a bad value is a usage error; `cuda` without a usable GPU fails with the reason (no
+/// driver in CI); the post-processing commands refuse `cuda` (no GPU path yet).
+#[test]
+fn the_device_option_is_checked() {
+    let o = voxkit().args(["transcribe", "--device", "tpu", "x.wav"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a device"), "{}", stderr(&o));
+    let o = voxkit()
+        .args(["enhance", "--device", "cuda:1", "--denoise", "0.5", "in.wav", "-o", "out.wav"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("runs on the CPU"), "{}", stderr(&o));
+    if std::env::var("VOXKIT_EXPECT_DRIVER").as_deref() == Ok("missing") {
+        let out = tmp("device-cuda.wav");
+        let o = say().args(["--device", "cuda", "-o"]).arg(&out).arg("hello").output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("no CUDA driver"), "{}", stderr(&o));
     }
 }

@@ -292,14 +292,36 @@ fn selection_gives_the_cpus_tokens() {
     logits[2 * 300 + 6] = 9.0; // a tie: the first wins
     let (lc, lg) = p.both(&logits, 4, 300);
     assert_eq!(p.gpu.argmax(&lg), p.cpu.argmax(&lc));
-    let params = SamplingParams { do_sample: true, temperature: 0.9, top_k: 50, top_p: 0.95, repetition_penalty: 1.05 };
-    let seen = [1u32, 7, 7, 250];
+
+    // The sampling chain on the device: every knob, rows with different knobs in one call, the
+    // talker's and the predictor's vocabulary sizes (3072 needs padding to 4096 for the sort) and
+    // one wider than the kernel takes (the host path).
+    let chains = [
+        SamplingParams { do_sample: true, temperature: 0.9, top_k: 50, top_p: 0.95, repetition_penalty: 1.05 },
+        SamplingParams { do_sample: true, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 },
+        SamplingParams { do_sample: true, temperature: 0.7, top_k: 0, top_p: 0.8, repetition_penalty: 1.3 },
+        SamplingParams { do_sample: false, temperature: 0.9, top_k: 50, top_p: 0.9, repetition_penalty: 1.1 },
+        SamplingParams { do_sample: true, temperature: 1.3, top_k: 3, top_p: 1.0, repetition_penalty: 1.0 },
+    ];
+    let seen = [1u32, 7, 7, 250, 1, 2999];
     let suppress = [250u32..260, 290..300];
-    let draw = |c: &Compute, l: &Tensor| {
-        let mut rngs: Vec<Rng> = (0..4).map(|i| Rng::new(1234 + i)).collect();
-        let mut picks: Vec<Pick<'_>> =
-            rngs.iter_mut().map(|rng| Pick { params: &params, seen: &seen, suppress: &suppress, rng }).collect();
-        (0..5).map(|_| c.sample(l, &mut picks)).collect::<Vec<_>>()
-    };
-    assert_eq!(draw(&p.gpu, &lg), draw(&p.cpu, &lc), "seeded draws");
+    for cols in [300, 2048, 3072, 5000] {
+        // Scaled so that top-k/top-p cut at different places; a few ties.
+        let mut v: Vec<f32> = values(chains.len() * cols, 91 + cols as u64).iter().map(|x| x * 3.0).collect();
+        v[3] = v[4];
+        let (lc, lg) = p.both(&v, chains.len(), cols);
+        let draw = |c: &Compute, l: &Tensor| {
+            let mut rngs: Vec<Rng> = (0..chains.len() as u64).map(|i| Rng::new(1234 + i)).collect();
+            let mut picks: Vec<Pick<'_>> = rngs
+                .iter_mut()
+                .zip(&chains)
+                .map(|(rng, params)| Pick { params, seen: &seen, suppress: &suppress, rng })
+                .collect();
+            (0..20).map(|_| c.sample(l, &mut picks)).collect::<Vec<_>>()
+        };
+        let (g, c) = (draw(&p.gpu, &lg), draw(&p.cpu, &lc));
+        assert_eq!(g, c, "seeded draws over {cols} columns");
+        let distinct: std::collections::HashSet<u32> = c.iter().map(|ids| ids[1]).collect();
+        assert!(distinct.len() > 3, "the unfiltered chain draws different tokens: {distinct:?}");
+    }
 }

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 
 /// Threads per block of the element-wise and row kernels.
 pub(super) const BLOCK: u32 = 256;
+/// The widest rows `sample_f32` takes (its shared memory: 48 KiB at 4096).
+const SAMPLE_MAX_COLS: usize = 4096;
 
 pub struct Cuda {
     pub(super) gpu: Gpu,
@@ -408,18 +410,60 @@ impl Backend for Cuda {
     }
 
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {
-        // The sampling chain runs on the host over the rows read back (not yet on the device).
         assert_eq!(picks.len(), logits.rows(), "sample: one pick per row");
-        let host = logits.to_host();
-        let c = logits.cols();
-        picks
-            .iter_mut()
-            .enumerate()
-            .map(|(r, p)| {
-                let mut row = host[r * c..(r + 1) * c].to_vec();
-                sampling::sample_row(&mut row, p)
-            })
-            .collect()
+        let (rows, cols) = (logits.rows(), logits.cols());
+        if rows == 0 {
+            return Vec::new();
+        }
+        if cols > SAMPLE_MAX_COLS {
+            // Wider than the kernel's shared memory holds: the chain runs on the host.
+            let host = logits.to_host();
+            return picks
+                .iter_mut()
+                .enumerate()
+                .map(|(r, p)| sampling::sample_row(&mut host[r * cols..(r + 1) * cols].to_vec(), p))
+                .collect();
+        }
+        // Per row: the knobs, the distinct seen ids, the barred ranges, and the draw — taken from the
+        // row's generator exactly when the CPU would take it (only when sampling).
+        let (mut params, mut seen, mut ranges): (Vec<i32>, Vec<u32>, Vec<u32>) =
+            (Vec::with_capacity(rows * 10), Vec::new(), Vec::new());
+        let mut distinct = std::collections::HashSet::new();
+        for p in picks.iter_mut() {
+            let sp = p.params;
+            let seen_at = seen.len();
+            if sp.repetition_penalty != 1.0 {
+                distinct.clear();
+                seen.extend(p.seen.iter().filter(|&&id| distinct.insert(id)));
+            }
+            let ranges_at = ranges.len() / 2;
+            for r in p.suppress {
+                ranges.extend([r.start, r.end]);
+            }
+            let u = if sp.do_sample { p.rng.next_f64() as f32 } else { 0.0 };
+            params.extend([
+                sp.repetition_penalty.to_bits() as i32,
+                sp.temperature.to_bits() as i32,
+                sp.top_p.to_bits() as i32,
+                u.to_bits() as i32,
+                sp.do_sample as i32,
+                sp.top_k.min(i32::MAX as u32) as i32,
+                seen_at as i32,
+                (seen.len() - seen_at) as i32,
+                ranges_at as i32,
+                p.suppress.len() as i32,
+            ]);
+        }
+        let (params_d, seen_d, ranges_d) = (self.table(&params), self.table(&seen), self.table(&ranges));
+        let ids = self.gpu.pool.take(rows * 4).unwrap_or_else(|e| panic!("{e}"));
+        let pow2 = cols.next_power_of_two();
+        let mut a = KernelArgs::new();
+        a.ptr(ptr(logits)).ptr(params_d.ptr()).ptr(seen_d.ptr()).ptr(ranges_d.ptr()).ptr(ids.ptr());
+        a.i32(cols as i32).i32(pow2 as i32);
+        self.gpu.launch("sample_f32", (rows as u32, 1, 1), BLOCK, ((cols + 2 * pow2) * 4) as u32, &a);
+        let mut out = vec![0u32; rows];
+        self.gpu.pool.download(&mut out, ids.ptr()).unwrap_or_else(|e| panic!("{e}"));
+        out
     }
 }
 

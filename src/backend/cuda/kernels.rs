@@ -27,6 +27,7 @@ pub const MODULES: &[KernelModule] = &[
     module!("linear"),
     module!("norm"),
     module!("rows"),
+    module!("sample"),
 ];
 
 impl KernelModule {

@@ -1,0 +1,161 @@
+// The official sampling chain on the device, one block per row, giving the CPU reference's tokens
+// (src/backend/sampling.rs) for the same draws: repetition penalty over the distinct seen ids,
+// suppressed id ranges, then greedy argmax, or temperature, top-k (ties kept), top-p (ascending by
+// value, ties in id order, the most likely always kept), softmax and the draw `u` (made on the host
+// from the row's SplitMix64 generator). The sums that decide a token run in the CPU's order (index
+// order, one thread), so the probabilities and the draw are the CPU's bit for bit where expf is.
+//
+// Launch: grid.x = rows, blockDim.x a multiple of 32 (≤ 1024), dynamic shared memory
+// (cols + 2·pow2) · 4 bytes where pow2 is cols rounded up to a power of two (cols ≤ 4096).
+#include "common.cuh"
+
+namespace {
+// The per-row knobs (a table of rows × SAMPLE_PARAMS floats/ints, see sample_f32).
+struct RowParams {
+    float penalty, temperature, top_p, u;
+    int do_sample, top_k, seen_at, seen_len, ranges_at, ranges_len;
+};
+
+__device__ __forceinline__ RowParams row_params(const int* p) {
+    RowParams r;
+    r.penalty = __int_as_float(p[0]);
+    r.temperature = __int_as_float(p[1]);
+    r.top_p = __int_as_float(p[2]);
+    r.u = __int_as_float(p[3]);
+    r.do_sample = p[4];
+    r.top_k = p[5];
+    r.seen_at = p[6];
+    r.seen_len = p[7];
+    r.ranges_at = p[8];
+    r.ranges_len = p[9];
+    return r;
+}
+
+// a before b in ascending (value, index) order.
+__device__ __forceinline__ bool before(float va, int ia, float vb, int ib) {
+    return va < vb || (va == vb && ia < ib);
+}
+}  // namespace
+
+extern "C" __global__ void sample_f32(const float* __restrict__ logits, const int* __restrict__ params,
+                                      const unsigned* __restrict__ seen, const unsigned* __restrict__ ranges,
+                                      unsigned* __restrict__ ids, int cols, int pow2) {
+    VOX_DYNAMIC_SMEM(float, l);  // [cols] the row as it is processed
+    float* sv = l + cols;        // [pow2] values, sorted
+    int* si = reinterpret_cast<int*>(sv + pow2);  // [pow2] their ids
+    __shared__ unsigned result;
+    const RowParams p = row_params(params + blockIdx.x * 10);
+    const float* row = logits + (size_t)blockIdx.x * cols;
+
+    // 1. The row, penalised once per distinct seen id, with the barred ranges at −∞.
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) l[i] = row[i];
+    __syncthreads();
+    if (p.penalty != 1.0f) {
+        for (int k = threadIdx.x; k < p.seen_len; k += blockDim.x) {
+            const unsigned id = seen[p.seen_at + k];
+            if (id < (unsigned)cols) l[id] = l[id] < 0.0f ? l[id] * p.penalty : l[id] / p.penalty;
+        }
+        __syncthreads();
+    }
+    for (int r = 0; r < p.ranges_len; ++r) {
+        const unsigned lo = ranges[2 * (p.ranges_at + r)], hi = ranges[2 * (p.ranges_at + r) + 1];
+        for (unsigned i = lo + threadIdx.x; i < hi && i < (unsigned)cols; i += blockDim.x) l[i] = vox::neg_inf();
+    }
+    __syncthreads();
+
+    // 2. Greedy: the first largest value.
+    if (!p.do_sample) {
+        if (threadIdx.x == 0) {
+            int best = 0;
+            for (int i = 1; i < cols; ++i)
+                if (l[i] > l[best]) best = i;
+            ids[blockIdx.x] = (unsigned)best;
+        }
+        return;
+    }
+
+    // 3. Temperature.
+    if (p.temperature != 1.0f) {
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) l[i] /= p.temperature;
+        __syncthreads();
+    }
+
+    // 4. Top-k and top-p need the values in ascending (value, id) order: a bitonic sort, padded
+    //    with +∞ past the row.
+    const bool top_k = p.top_k > 0 && p.top_k < cols, top_p = p.top_p < 1.0f;
+    if (top_k || top_p) {
+        for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
+            sv[i] = i < cols ? l[i] : __int_as_float(0x7f800000);
+            si[i] = i;
+        }
+        __syncthreads();
+        for (int k = 2; k <= pow2; k <<= 1) {
+            for (int j = k >> 1; j > 0; j >>= 1) {
+                for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
+                    const int o = i ^ j;
+                    if (o > i) {
+                        const bool ascending = (i & k) == 0;
+                        if (before(sv[o], si[o], sv[i], si[i]) == ascending) {
+                            const float tv = sv[i];
+                            sv[i] = sv[o];
+                            sv[o] = tv;
+                            const int ti = si[i];
+                            si[i] = si[o];
+                            si[o] = ti;
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+        }
+    }
+    if (top_k) {
+        // Keep every value ≥ the k-th largest (ties kept). The sorted order stays valid: only the
+        // smallest values become −∞, and their order no longer matters (their probability is 0).
+        const float kth = sv[cols - p.top_k];
+        for (int i = threadIdx.x; i < cols; i += blockDim.x)
+            if (l[i] < kth) l[i] = vox::neg_inf();
+        __syncthreads();
+    }
+
+    // 5. The rest is sequential, in the CPU's order, on one thread.
+    if (threadIdx.x == 0) {
+        float max = vox::neg_inf();
+        for (int i = 0; i < cols; ++i) max = fmaxf(max, l[i]);
+        if (top_p) {
+            // Softmax (sum in id order), then drop the least likely whose cumulative mass in
+            // ascending order stays ≤ 1 − top_p, keeping the last (most likely) one.
+            float sum = 0.0f;
+            for (int i = 0; i < cols; ++i) sum += expf(l[i] - max);
+            float cum = 0.0f;
+            const float drop = 1.0f - p.top_p;
+            for (int rank = 0; rank < cols; ++rank) {
+                const int i = si[rank];
+                cum += expf(l[i] - max) / sum;
+                if (cum <= drop && rank + 1 < cols) l[i] = vox::neg_inf();
+            }
+            max = vox::neg_inf();
+            for (int i = 0; i < cols; ++i) max = fmaxf(max, l[i]);
+        }
+        // Softmax and the draw: the first id whose cumulative probability passes u.
+        float sum = 0.0f;
+        for (int i = 0; i < cols; ++i) sum += expf(l[i] - max);
+        int last = 0;
+        float best = expf(l[0] - max) / sum;
+        for (int i = 1; i < cols; ++i) {
+            const float q = expf(l[i] - max) / sum;
+            if (q > best) { best = q; last = i; }
+        }
+        float cum = 0.0f;
+        result = (unsigned)-1;
+        for (int i = 0; i < cols; ++i) {
+            const float q = expf(l[i] - max) / sum;
+            if (q > 0.0f) {
+                cum += q;
+                last = i;
+                if (p.u < cum) { result = (unsigned)i; break; }
+            }
+        }
+        ids[blockIdx.x] = result == (unsigned)-1 ? (unsigned)last : result;
+    }
+}
