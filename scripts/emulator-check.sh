@@ -9,7 +9,8 @@
 #      three thread orders, the faults only the emulator reports (tests/emulator_faults.rs), the
 #      driver probe, and the AddressSanitizer build under the same tests;
 #   4. the models on the CUDA backend: the parity suites against the official fixtures with
-#      VOXKIT_TEST_DEVICE=cuda (codec, TTS, ASR; the engine tests among them pick the emulated GPU);
+#      VOXKIT_TEST_DEVICE=cuda (codec, TTS, ASR, the engine tests among them), and a GPU that runs out
+#      of memory failing the job with OutOfMemory;
 #   5. the driver calls reached: none may be one the emulator does not implement.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,7 +95,9 @@ step "cudarc on the emulated driver, AddressSanitizer build"
 VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops -- --ignored
 
 step "the models on the CUDA backend (emulated device)"
-VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity
+VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity --test asr_parity
+echo "  a GPU out of memory (a 2 MB emulated device): the job fails with OutOfMemory, the engine goes on"
+VOXKIT_EMU_MEMORY_MB=2 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test asr_parity a_full_gpu -- --ignored
 
 step "driver calls reached"
 sort -u "$CALLS" | tr '\n' ' '

@@ -2,6 +2,9 @@
 //! `make-checkpoint`'s code (tiny preset, with its codec): offline and streaming jobs, audio read
 //! while the job runs, the same audio either way, stage timings.
 
+#[path = "support/device.rs"]
+mod device;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,15 @@ fn checkpoint() -> PathBuf {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig { tts_model_dir: Some(checkpoint()), max_batch: 4, cpu_threads: 2, ..Default::default() })
-        .unwrap()
+    let device = device::device();
+    Engine::new(EngineConfig {
+        tts_model_dir: Some(checkpoint()),
+        max_batch: 4,
+        cpu_threads: 2,
+        device,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn request(stream: bool) -> TtsRequest {
@@ -140,8 +150,13 @@ fn engine_audio_matches_the_official_generate_custom_voice() {
             .unwrap();
     let bytes = std::fs::read(dir.join("e2e.safetensors")).expect("missing fixture e2e.safetensors");
     let refs = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let e =
-        Engine::new(EngineConfig { tts_model_dir: Some(dir.clone()), cpu_threads: 2, ..Default::default() }).unwrap();
+    let e = Engine::new(EngineConfig {
+        tts_model_dir: Some(dir.clone()),
+        cpu_threads: 2,
+        device: device::device(),
+        ..Default::default()
+    })
+    .unwrap();
     for (i, case) in json["cases"].as_array().unwrap().iter().enumerate() {
         let s = |k: &str| case[k].as_str().map(str::to_string);
         for stream in [false, true] {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use half::{bf16, f16};
 
-use super::cuda::memory::DeviceBuf;
+use super::cuda::memory::{DeviceBuf, OrRaise};
 pub use super::scratch::Scratch;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -295,7 +295,7 @@ impl Clone for Tensor {
         let (v, pool) = match &self.storage {
             Storage::Host(v, pool) => (v, pool),
             Storage::Device(buf) => {
-                let copy = buf.duplicate().unwrap_or_else(|e| panic!("copying a CUDA tensor: {e}"));
+                let copy = buf.duplicate().or_raise();
                 return Tensor { storage: Storage::Device(copy), rows: self.rows, cols: self.cols };
             }
         };
@@ -378,12 +378,12 @@ impl Tensor {
     }
 
     /// The elements, copied to the host (results, logits for sampling, tests). A device tensor
-    /// waits for its stream; a device failure there (a lost GPU) panics.
+    /// waits for its stream; a device failure there (a lost GPU) is raised (`cuda::memory::raise`).
     pub fn to_host(&self) -> Vec<f32> {
         match &self.storage {
             Storage::Host(v, _) => v.to_vec(),
             Storage::Device(b) => {
-                let mut v = b.to_f32().unwrap_or_else(|e| panic!("reading a CUDA tensor back: {e}"));
+                let mut v = b.to_f32().or_raise();
                 v.truncate(self.len());
                 v
             }

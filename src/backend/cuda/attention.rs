@@ -4,6 +4,7 @@
 
 use super::args::KernelArgs;
 use super::backend::{Cuda, ptr};
+use super::memory::OrRaise;
 use crate::backend::kv::{KV_BLOCK, KvCache};
 use crate::backend::tensor::Tensor;
 use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
@@ -96,11 +97,7 @@ impl Cuda {
 
         // 2. One block per (row, head), in parts of rows whose scores fit the budget.
         let rows_per_launch = (SCORES_BUDGET / (heads * max_keys)).clamp(1, total);
-        let scores = self
-            .gpu
-            .pool
-            .take(rows_per_launch * heads * max_keys * 4)
-            .unwrap_or_else(|e| panic!("attention scores: {e}"));
+        let scores = self.gpu.pool.take(rows_per_launch * heads * max_keys * 4).or_raise();
         let scale = 1.0 / (hd as f32).sqrt();
         for first in (0..total).step_by(rows_per_launch) {
             let n = rows_per_launch.min(total - first);

@@ -9,7 +9,7 @@ use half::{bf16, f16};
 
 use super::args::KernelArgs;
 use super::gpu::Gpu;
-use super::memory::DeviceBuf;
+use super::memory::{DeviceBuf, OrRaise};
 use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::{self, Pick};
@@ -85,21 +85,21 @@ impl Cuda {
 
     /// A pooled tensor the op writes whole.
     pub(super) fn output(&self, rows: usize, cols: usize) -> Tensor {
-        let buf = self.gpu.pool.take(rows * cols * 4).unwrap_or_else(|e| panic!("[{rows}, {cols}] on the GPU: {e}"));
+        let buf = self.gpu.pool.take(rows * cols * 4).or_raise();
         Tensor::on_device(buf, rows, cols)
     }
 
     fn zeroed(&self, rows: usize, cols: usize) -> Tensor {
         let t = self.output(rows, cols);
-        self.gpu.pool.zero(ptr(&t), t.len() * 4).unwrap_or_else(|e| panic!("{e}"));
+        self.gpu.pool.zero(ptr(&t), t.len() * 4).or_raise();
         t
     }
 
     /// A small host table copied to the device for one call (indices, positions, addresses).
     pub(super) fn table<T: Copy>(&self, v: &[T]) -> DeviceBuf {
         let bytes = std::mem::size_of_val(v);
-        let buf = self.gpu.pool.take(bytes).unwrap_or_else(|e| panic!("a table of {bytes} bytes: {e}"));
-        self.gpu.pool.upload(buf.ptr(), v).unwrap_or_else(|e| panic!("{e}"));
+        let buf = self.gpu.pool.take(bytes).or_raise();
+        self.gpu.pool.upload(buf.ptr(), v).or_raise();
         buf
     }
 
@@ -119,7 +119,9 @@ impl Cuda {
             }
             Ok(buf)
         };
-        let buf = upload().unwrap_or_else(|e| panic!("copying a weight {:?} to the GPU: {e}", w.shape()));
+        let buf = upload()
+            .map_err(|e| Error::new(e.kind, format!("copying a weight {:?} to the GPU: {}", w.shape(), e.message)))
+            .or_raise();
         let _ = slot.set(buf); // another thread may have won the race: its copy is as good
         slot.get().expect("set above").ptr()
     }
@@ -197,7 +199,7 @@ impl Backend for Cuda {
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
         assert_eq!(data.len(), rows * cols, "upload: {} values for [{rows}, {cols}]", data.len());
         let t = self.output(rows, cols);
-        self.gpu.pool.upload(ptr(&t), data).unwrap_or_else(|e| panic!("{e}"));
+        self.gpu.pool.upload(ptr(&t), data).or_raise();
         t
     }
 
@@ -212,7 +214,7 @@ impl Backend for Cuda {
         let mut at = 0;
         for t in parts {
             assert_eq!(t.cols(), cols, "concat_rows: widths {} and {cols} differ", t.cols());
-            self.gpu.pool.copy_dtod(ptr(&y) + at as u64, ptr(t), t.len() * 4).unwrap_or_else(|e| panic!("{e}"));
+            self.gpu.pool.copy_dtod(ptr(&y) + at as u64, ptr(t), t.len() * 4).or_raise();
             at += t.len() * 4;
         }
         y
@@ -238,7 +240,7 @@ impl Backend for Cuda {
         let y = self.output(n, c);
         if n * c > 0 {
             let src = ptr(x) + (start * c * 4) as u64;
-            self.gpu.pool.copy_dtod(ptr(&y), src, n * c * 4).unwrap_or_else(|e| panic!("{e}"));
+            self.gpu.pool.copy_dtod(ptr(&y), src, n * c * 4).or_raise();
         }
         y
     }
@@ -400,12 +402,12 @@ impl Backend for Cuda {
         if rows == 0 {
             return Vec::new();
         }
-        let ids = self.gpu.pool.take(rows * 4).unwrap_or_else(|e| panic!("{e}"));
+        let ids = self.gpu.pool.take(rows * 4).or_raise();
         let mut a = KernelArgs::new();
         a.ptr(ptr(logits)).ptr(ids.ptr()).i32(logits.cols() as i32);
         self.gpu.launch("argmax_f32", (rows as u32, 1, 1), BLOCK, 0, &a);
         let mut out = vec![0u32; rows];
-        self.gpu.pool.download(&mut out, ids.ptr()).unwrap_or_else(|e| panic!("{e}"));
+        self.gpu.pool.download(&mut out, ids.ptr()).or_raise();
         out
     }
 
@@ -455,14 +457,14 @@ impl Backend for Cuda {
             ]);
         }
         let (params_d, seen_d, ranges_d) = (self.table(&params), self.table(&seen), self.table(&ranges));
-        let ids = self.gpu.pool.take(rows * 4).unwrap_or_else(|e| panic!("{e}"));
+        let ids = self.gpu.pool.take(rows * 4).or_raise();
         let pow2 = cols.next_power_of_two();
         let mut a = KernelArgs::new();
         a.ptr(ptr(logits)).ptr(params_d.ptr()).ptr(seen_d.ptr()).ptr(ranges_d.ptr()).ptr(ids.ptr());
         a.i32(cols as i32).i32(pow2 as i32);
         self.gpu.launch("sample_f32", (rows as u32, 1, 1), BLOCK, ((cols + 2 * pow2) * 4) as u32, &a);
         let mut out = vec![0u32; rows];
-        self.gpu.pool.download(&mut out, ids.ptr()).unwrap_or_else(|e| panic!("{e}"));
+        self.gpu.pool.download(&mut out, ids.ptr()).or_raise();
         out
     }
 }

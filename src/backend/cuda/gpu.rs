@@ -8,7 +8,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig};
 
 use super::args::{KernelArgs, launch};
 use super::kernels::MODULES;
-use super::memory::{Pool, driver_error};
+use super::memory::{OrRaise, Pool, driver_error};
 use super::probe::{DriverStatus, GpuInfo, devices, probe};
 use super::ptx::Entry;
 use crate::error::{Error, ErrorKind, Result};
@@ -87,14 +87,13 @@ impl Gpu {
     }
 
     /// Launches kernel `name` with checked arguments. A failure (an argument that does not fit the
-    /// kernel, a faulted device) panics: the ops are infallible, and the engine's worker turns a
-    /// panic into failed jobs and a reload.
+    /// kernel, a faulted device) is raised (`memory::raise`): the engine's worker turns it into
+    /// failed jobs and a reload.
     pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &KernelArgs) {
         let (f, entry) = self.functions.get(name).unwrap_or_else(|| panic!("no kernel {name} is embedded"));
         let config = LaunchConfig { grid_dim: grid, block_dim: (block, 1, 1), shared_mem_bytes: smem };
         // SAFETY: every op sizes its buffers for its launch and keeps them alive until the stream
         // has run it (buffers return to the pool in stream order).
-        unsafe { launch(self.pool.stream(), f, entry, config, args) }
-            .unwrap_or_else(|e| panic!("CUDA kernel {name} failed: {e}"));
+        unsafe { launch(self.pool.stream(), f, entry, config, args) }.or_raise();
     }
 }

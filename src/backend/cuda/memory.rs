@@ -24,6 +24,25 @@ pub fn driver_error(what: &str, e: DriverError) -> Error {
     Error::new(kind, format!("CUDA {what}: {e}"))
 }
 
+/// Ends an op that the device failed (out of memory, a faulted context). The ops are infallible, as
+/// on the CPU, so the failure unwinds with the `Error` as its payload (no panic message is printed):
+/// the engine's worker catches it and fails the batch's jobs with the error's own kind
+/// (`OutOfMemory`, `Inference`), then reloads the models.
+pub fn raise(e: Error) -> ! {
+    std::panic::resume_unwind(Box::new(e))
+}
+
+/// `raise` for results.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| raise(e))
+    }
+}
+
 /// The backend's context, its one stream, and its pool of idle buffers.
 pub struct Pool {
     ctx: Arc<CudaContext>,
@@ -88,6 +107,12 @@ impl DeviceBuf {
         let mut v = vec![0.0f32; self.bytes / 4];
         self.pool.download(&mut v, self.ptr)?;
         Ok(v)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.trim();
     }
 }
 

@@ -120,13 +120,19 @@ impl Worker {
     }
 
     fn recover(&mut self, panic: Box<dyn std::any::Any + Send>) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        log::error!("engine: internal error (panic) during inference: {what}");
-        let err = Error::internal(format!("internal error during inference: {what}"));
+        let err = if let Some(e) = panic.downcast_ref::<Error>() {
+            // A device failure raised by the compute layer (out of device memory, a faulted GPU).
+            log::error!("engine: the device failed during inference: {}", e.message);
+            Error::new(e.kind, format!("the device failed during inference: {}", e.message))
+        } else {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!("engine: internal error (panic) during inference: {what}");
+            Error::internal(format!("internal error during inference: {what}"))
+        };
         let mut jobs: Vec<Arc<Job>> = std::mem::take(&mut self.in_flight);
         if let Some(b) = self.batch.take() {
             jobs.extend(b.seqs.into_iter().map(|s| s.job));
