@@ -81,15 +81,20 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __r
     }
 }
 
-// Writes key and value rows into cache blocks: row r goes to the addresses dst_k[r] and dst_v[r]
-// (the host resolves slots and positions to block addresses). n = rows · width.
+// Writes the call's key and value rows into the cache: row r goes to position meta[4r] of its
+// sequence, whose block table starts at tables[meta[4r + 2]] (first held block meta[4r + 3]) — the
+// layout attention_f32 reads. n = rows · width.
 extern "C" __global__ void kv_write_f32(const float* __restrict__ k, const float* __restrict__ v,
-                                        const unsigned long long* __restrict__ dst_k,
-                                        const unsigned long long* __restrict__ dst_v, int width, long long n) {
+                                        const unsigned long long* __restrict__ tables, const int* __restrict__ meta,
+                                        long long layer_k, long long layer_v, int width, int block_tokens,
+                                        long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         const long long r = i / width;
         const int c = (int)(i % width);
-        reinterpret_cast<float*>(dst_k[r])[c] = k[i];
-        reinterpret_cast<float*>(dst_v[r])[c] = v[i];
+        const int pos = meta[4 * r], base = meta[4 * r + 2], first = meta[4 * r + 3];
+        float* block = reinterpret_cast<float*>(tables[base + pos / block_tokens - first]);
+        const long long at = (long long)(pos % block_tokens) * width + c;
+        block[layer_k + at] = k[i];
+        block[layer_v + at] = v[i];
     }
 }

@@ -35,20 +35,14 @@ extern "C" __global__ void linear_bf16_f32(const float* __restrict__ x, const __
     }
 }
 
-// The same few-row product for weights of any stored type and any `in` (one weight element per lane
-// and step). Launch as linear_bf16_f32.
-template <class T>
-__device__ __forceinline__ void gemv(const float* __restrict__ x, const T* __restrict__ w,
-                                     const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                     int out) {
-    const int lane = threadIdx.x & 31;
-    const int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (o >= out) return;  // whole warps leave together
+// Few-row products for weights of any stored type, up to three layers over the same input in one
+// launch (fused q/k/v, gate/up): warp o takes output o of the layers' outputs laid end to end.
+// Launch as linear_bf16_f32, over out0 + out1 + out2 warps; unused layers have out = 0.
 
-    // 1. Partial dot products of this lane's columns, for every row.
-    float acc[LINEAR_MAX_ROWS];
-    for (int r = 0; r < LINEAR_MAX_ROWS; ++r) acc[r] = 0.0f;
-    const T* wo = w + (size_t)o * in;
+// This lane's partial dot products of weight row `wo` with every row of x.
+template <class T>
+__device__ __forceinline__ void lane_dots(const float* __restrict__ x, const T* __restrict__ wo, int rows, int in,
+                                          int lane, float* acc) {
     for (int k = lane; k < in; k += 32) {
         const float wv = vox::to_f32(wo[k]);
         for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
@@ -56,8 +50,59 @@ __device__ __forceinline__ void gemv(const float* __restrict__ x, const T* __res
             acc[r] += x[(size_t)r * in + k] * wv;
         }
     }
+}
 
-    // 2. Reduce across the warp; lane 0 writes.
+// bf16 rows of even length are read two values at a time.
+__device__ __forceinline__ void lane_dots(const float* __restrict__ x, const __nv_bfloat16* __restrict__ wo, int rows,
+                                          int in, int lane, float* acc) {
+    if (in % 2 != 0) {
+        for (int k = lane; k < in; k += 32) {
+            const float wv = __bfloat162float(wo[k]);
+            for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
+                if (r >= rows) break;
+                acc[r] += x[(size_t)r * in + k] * wv;
+            }
+        }
+        return;
+    }
+    const __nv_bfloat162* w2 = reinterpret_cast<const __nv_bfloat162*>(wo);
+    for (int k2 = lane; k2 < in / 2; k2 += 32) {
+        const float2 wv = __bfloat1622float2(w2[k2]);
+        for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
+            if (r >= rows) break;
+            const float2 xv = reinterpret_cast<const float2*>(x + (size_t)r * in)[k2];
+            acc[r] += xv.x * wv.x + xv.y * wv.y;
+        }
+    }
+}
+
+template <class T>
+__device__ __forceinline__ void gemv_many(const float* __restrict__ x, const T* w0, const float* b0, float* y0,
+                                          const T* w1, const float* b1, float* y1, const T* w2, const float* b2,
+                                          float* y2, int rows, int in, int out0, int out1, int out2) {
+    const int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    // 1. Which layer's output this warp computes (o is uniform across the warp: whole warps leave).
+    const T* w = w0;
+    const float* bias = b0;
+    float* y = y0;
+    int out = out0;
+    if (o >= out0) {
+        o -= out0;
+        w = w1, bias = b1, y = y1, out = out1;
+        if (o >= out1) {
+            o -= out1;
+            w = w2, bias = b2, y = y2, out = out2;
+            if (o >= out2) return;
+        }
+    }
+
+    // 2. Partial dot products of this lane's columns, for every row.
+    float acc[LINEAR_MAX_ROWS];
+    for (int r = 0; r < LINEAR_MAX_ROWS; ++r) acc[r] = 0.0f;
+    lane_dots(x, w + (size_t)o * in, rows, in, lane, acc);
+
+    // 3. Reduce across the warp; lane 0 writes.
     for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
         if (r >= rows) break;
         const float s = vox::warp_sum(acc[r]);
@@ -65,20 +110,23 @@ __device__ __forceinline__ void gemv(const float* __restrict__ x, const T* __res
     }
 }
 
-extern "C" __global__ void linear_gemv_f32(const float* __restrict__ x, const float* __restrict__ w,
-                                           const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                           int out) {
-    gemv(x, w, bias, y, rows, in, out);
+extern "C" __global__ void linear_gemv_f32(const float* __restrict__ x, const float* w0, const float* b0, float* y0,
+                                           const float* w1, const float* b1, float* y1, const float* w2,
+                                           const float* b2, float* y2, int rows, int in, int out0, int out1,
+                                           int out2) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
 }
-extern "C" __global__ void linear_gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-                                            const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                            int out) {
-    gemv(x, w, bias, y, rows, in, out);
+extern "C" __global__ void linear_gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* w0, const float* b0,
+                                            float* y0, const __nv_bfloat16* w1, const float* b1, float* y1,
+                                            const __nv_bfloat16* w2, const float* b2, float* y2, int rows, int in,
+                                            int out0, int out1, int out2) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
 }
-extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const __half* __restrict__ w,
-                                           const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                           int out) {
-    gemv(x, w, bias, y, rows, in, out);
+extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const __half* w0, const float* b0, float* y0,
+                                           const __half* w1, const float* b1, float* y1, const __half* w2,
+                                           const float* b2, float* y2, int rows, int in, int out0, int out1,
+                                           int out2) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
 }
 
 // Many-row products (prefill, the encoders, the codec's convolutions): 16 × 16 output tiles, one

@@ -8,7 +8,10 @@
 #                                    (target/gpu-check/bin) so that a bare GPU machine needs no cargo
 #   scripts/gpu-check.sh [OUT]       on the GPU machine (carry target/gpu-check): records the device,
 #                                    runs the set on it (outputs to OUT/gpu), and compares GPU and
-#                                    emulator outputs within the stated tolerance
+#                                    emulator outputs within the stated tolerance; then the model
+#                                    parity suites on the GPU, and benchmarks on random checkpoints
+#                                    with the real shapes (OUT/bench.txt, for BENCHMARKS.md).
+#                                    VOXKIT_GPU_CHECK_BENCH=0 skips the benchmarks.
 # Tolerance: 2e-5 relative (floor 1e-3). The emulator computes with exact CPU math (expf, 1/sqrtf,
 # no fused multiply-add); the GPU with FMA contraction and rsqrt.approx/ex2.approx (≤ 2 ulp).
 set -euo pipefail
@@ -17,7 +20,8 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test kernels 2>/dev/null |
+    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test kernels \
+        --test codec_parity --test tts_parity --test asr_parity 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -34,6 +38,9 @@ if [ "${1:-}" = "--prepare" ]; then
     for t in gpu_kernels gpu_features; do
         VOXKIT_KERNEL_DUMP=$KEEP/emulated scripts/emulated-gpu.sh "$KEEP/bin/$t" --ignored --test-threads=1
     done
+    cargo build --release -q
+    cp target/release/voxkit "$KEEP/bin/voxkit" && strip "$KEEP/bin/voxkit"
+    echo "$ROOT" >"$KEEP/built-in"  # where the test binaries look for tests/fixtures
     echo "prepared $KEEP ($(du -sh "$KEEP" | cut -f1)): carry it to the GPU machine and run scripts/gpu-check.sh there"
     exit 0
 fi
@@ -88,6 +95,39 @@ sys.exit(1 if bad else 0)
 PY
 else
     echo "no emulator outputs at $KEEP/emulated (run scripts/gpu-check.sh --prepare first): GPU vs host only"
+fi
+# The models on the GPU: the parity suites through the CUDA backend. The prepared binaries find
+# tests/fixtures at the path they were built in: link it to this tree when it differs.
+BUILT=$(cat "$KEEP/built-in" 2>/dev/null || echo "$ROOT")
+if [ "$BUILT" != "$ROOT" ] && [ ! -e "$BUILT" ]; then
+    mkdir -p "$(dirname "$BUILT")" && ln -s "$ROOT" "$BUILT"
+fi
+for t in codec_parity tts_parity asr_parity; do
+    VOXKIT_TEST_DEVICE=cuda run $t 2>&1 | tail -n 40 | tee "$OUT/$t.txt" || status=1
+done
+
+# Benchmarks on random-weight checkpoints with the released shapes (bf16 talker, f32 codec).
+if [ "${VOXKIT_GPU_CHECK_BENCH:-1}" = 1 ] && [ -x "$KEEP/bin/voxkit" ]; then
+    VOX=$KEEP/bin/voxkit
+    CK=$OUT/checkpoints
+    mkdir -p "$CK"
+    {
+        echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        "$VOX" devices
+        for preset in 0.6b-customvoice 1.7b-customvoice; do
+            [ -d "$CK/$preset" ] || "$VOX" make-checkpoint --preset "$preset" --tokenizer tests/fixtures/tokenizer --out "$CK/$preset" -q
+            for b in 1 8 32 64; do
+                timeout 300 "$VOX" bench tts --device cuda --model "$CK/$preset" --frames 64 --batch $b -q || echo "bench tts $preset batch $b failed"
+            done
+            timeout 300 "$VOX" bench codec --device cuda --model "$CK/$preset" --frames 100 -q || echo "bench codec failed"
+        done
+        for preset in 0.6b-asr 1.7b-asr; do
+            [ -d "$CK/$preset" ] || "$VOX" make-checkpoint --preset "$preset" --tokenizer tests/fixtures/asr/tiny --out "$CK/$preset" -q
+            timeout 300 "$VOX" bench asr --device cuda --model "$CK/$preset" --seconds 20 -q || echo "bench asr $preset failed"
+        done
+        echo "-- the same on the CPU of this machine (16 threads), for the ratio"
+        timeout 300 "$VOX" bench tts --device cpu --model "$CK/0.6b-customvoice" --frames 16 -q || true
+    } 2>&1 | tee "$OUT/bench.txt"
 fi
 [ $status = 0 ] && echo "gpu-check passed" || echo "gpu-check FAILED"
 exit $status

@@ -110,13 +110,20 @@ fn products_match_the_cpu_in_every_precision() {
             close(&what, &p.gpu.linear(&xg, &w, Some(&b)), &p.cpu.linear(&xc, &w, Some(&b)), PRODUCT);
             close(&what, &p.gpu.linear(&xg, &w, None), &p.cpu.linear(&xc, &w, None), PRODUCT);
         }
-        let w2 = weight(&[24, 64], dtype, 13);
-        let w3 = weight(&[8, 64], dtype, 14);
-        let (xc, xg) = p.both(&values(2 * 64, 15), 2, 64);
-        let (gc, gg) =
-            (p.cpu.linear_many(&xc, &[(&w2, None), (&w3, None)]), p.gpu.linear_many(&xg, &[(&w2, None), (&w3, None)]));
-        close("linear_many 0", &gg[0], &gc[0], PRODUCT);
-        close("linear_many 1", &gg[1], &gc[1], PRODUCT);
+        // Fused (decode rows, wide inputs, up to three layers) and not (short rows, many rows).
+        for (rows, cin) in [(2, 64), (3, 96), (1, 130), (12, 96)] {
+            let (wq, wk, wv) =
+                (weight(&[24, cin], dtype, 13), weight(&[8, cin], dtype, 14), weight(&[8, cin], dtype, 17));
+            let (bq, bv) = (vector(24, 18), vector(8, 19));
+            let layers = [(&wq, Some(&bq)), (&wk, None), (&wv, Some(&bv))];
+            let (xc, xg) = p.both(&values(rows * cin, 15), rows, cin);
+            for n in [2, 3] {
+                let (gc, gg) = (p.cpu.linear_many(&xc, &layers[..n]), p.gpu.linear_many(&xg, &layers[..n]));
+                for (i, (g, c)) in gg.iter().zip(&gc).enumerate() {
+                    close(&format!("linear_many {dtype} [{rows}, {cin}] layer {i} of {n}"), g, c, PRODUCT);
+                }
+            }
+        }
         let table = weight(&[50, 24], dtype, 16);
         let ids = [3u32, 49, 0, 3, 17, 22];
         close("embedding", &p.gpu.embedding(&table, &ids).unwrap(), &p.cpu.embedding(&table, &ids).unwrap(), 0.0);

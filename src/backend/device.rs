@@ -19,7 +19,9 @@ pub enum Device {
 pub fn resolve(device: Device) -> Result<Device> {
     match device {
         Device::Cpu => Ok(Device::Cpu),
-        Device::Auto => match super::cuda::usable(0) {
+        // Usable, and it opens (a context, our kernels loaded): a GPU that passes the probe but
+        // fails there still leaves the CPU.
+        Device::Auto => match super::cuda::usable(0).and_then(|_| super::cuda::Cuda::new(0)) {
             Ok(_) => Ok(Device::Cuda(0)),
             Err(e) => {
                 log::info!("running on the CPU: {}", e.message);

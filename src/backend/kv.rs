@@ -264,10 +264,10 @@ impl KvCache {
         blocks[vb][voff..voff + w].copy_from_slice(v);
     }
 
-    /// The device address of the key (or value) row of `pos` in a slot (device pools only).
-    pub(in crate::backend) fn device_row(&self, layer: usize, slot: usize, pos: usize, value: bool) -> u64 {
-        let (b, off) = self.locate(layer, slot, pos, value);
-        self.device_block(b) + (off * 4) as u64
+    /// Whether position `pos` of a slot lies in a block the slot holds (reserved, not given back).
+    pub(in crate::backend) fn holds(&self, slot: usize, pos: usize) -> bool {
+        let t = &self.slots[slot];
+        pos / KV_BLOCK >= t.first_block && pos / KV_BLOCK - t.first_block < t.blocks.len()
     }
 
     /// The device address of block `b` (device pools only).

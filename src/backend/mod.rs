@@ -67,6 +67,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The device the ops run on.
     fn device(&self) -> Device;
 
+    /// Makes a weight resident where the ops read it (a GPU copies it to device memory once; the
+    /// CPU reads weights in place). Ops do it on first use anyway; loading calls it so that the
+    /// copy is part of the load and running out of memory is a load error, not a failed step.
+    fn prepare(&self, w: &Weight) -> Result<()> {
+        let _ = w;
+        Ok(())
+    }
+
     // --- data movement -----------------------------------------------------------------------
     /// Host data `[rows, cols]` → a tensor on this backend's device.
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor;

@@ -150,9 +150,11 @@ impl Weight {
         Weight { shape, data: WeightData::F32(data.into()), device: Arc::default() }
     }
 
-    /// The same elements seen with another shape of equal size (e.g. `[out, in, 1]` → `[out, in]`).
+    /// The same elements seen with another shape of equal size (e.g. `[out, in, 1]` → `[out, in]`);
+    /// a device copy is the same bytes and is kept.
     pub fn reshape(self, shape: Vec<usize>) -> Result<Weight> {
-        Weight::new(shape, self.data)
+        let device = self.device.clone();
+        Ok(Weight { device, ..Weight::new(shape, self.data)? })
     }
 
     pub fn shape(&self) -> &[usize] {

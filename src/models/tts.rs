@@ -87,7 +87,7 @@ impl Qwen3Tts {
         let config = TtsConfig::load(dir)?;
         let generation = GenerationConfig::load(dir)?;
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
-        let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?;
+        let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(&cx);
         let talker = Talker::load(&cx, &mut ck, &config)?;
         let predictor = CodePredictor::load(&cx, &mut ck, &config)?;
         let unused: Vec<String> = ck.remaining().into_iter().filter(|n| !n.starts_with("speaker_encoder.")).collect();

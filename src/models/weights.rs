@@ -18,6 +18,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Checkpoint {
     path: PathBuf,
     tensors: HashMap<String, Weight>,
+    /// Where taken weights go at once (`resident_on`): a GPU backend copies each to the device as
+    /// it is taken, so the copies happen (and can fail with `OutOfMemory`) during the load.
+    compute: Option<crate::backend::Compute>,
 }
 
 fn load_error(msg: String) -> Error {
@@ -180,7 +183,7 @@ impl Checkpoint {
             let w = convert(&name, path, &file, base, &view)?;
             tensors.insert(name, w);
         }
-        Ok(Checkpoint { path: path.to_path_buf(), tensors })
+        Ok(Checkpoint { path: path.to_path_buf(), tensors, compute: None })
     }
 
     /// Opens a checkpoint folder's weights: the shards listed in `model.safetensors.index.json`
@@ -204,7 +207,7 @@ impl Checkpoint {
         if shards.is_empty() {
             return Err(load_error(format!("{} lists no weights", index.display())));
         }
-        let mut all = Checkpoint { path: index.clone(), tensors: HashMap::new() };
+        let mut all = Checkpoint { path: index.clone(), tensors: HashMap::new(), compute: None };
         for shard in shards {
             if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
                 return Err(load_error(format!("{}: shard name {shard:?} is not a file name", index.display())));
@@ -224,6 +227,13 @@ impl Checkpoint {
         Ok(all)
     }
 
+    /// Makes every weight taken from now on resident on `cx`'s device as it is taken (a no-op on
+    /// the CPU, where weights are used in place).
+    pub fn resident_on(mut self, cx: &crate::backend::Compute) -> Checkpoint {
+        self.compute = Some(cx.clone());
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -232,8 +242,17 @@ impl Checkpoint {
         self.tensors.contains_key(name)
     }
 
-    /// Takes a tensor, checking its shape.
+    /// Takes a tensor, checking its shape (resident on the checkpoint's device, if it has one).
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        let w = self.take_host(name, shape)?;
+        if let Some(cx) = &self.compute {
+            cx.prepare(&w)?;
+        }
+        Ok(w)
+    }
+
+    /// Takes a tensor, checking its shape, without a device copy (load-time math).
+    fn take_host(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
         // A load is stopped between tensors when its engine is destroyed.
         crate::seams::stop::check()?;
         let w = self.tensors.remove(name).ok_or_else(|| {
@@ -256,13 +275,17 @@ impl Checkpoint {
 
     /// Takes a small tensor (norm, bias) widened to f32, as a host vector (load-time math).
     pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        Ok(self.take(name, shape)?.to_f32())
+        Ok(self.take_host(name, shape)?.to_f32())
     }
 
     /// Takes a small tensor (norm, bias, scale) widened to an f32 weight, as the kernels read them.
     pub fn take_vector(&mut self, name: &str, len: usize) -> Result<Weight> {
         let v = self.take_f32(name, &[len])?;
-        Ok(Weight::from_f32(vec![len], v))
+        let w = Weight::from_f32(vec![len], v);
+        if let Some(cx) = &self.compute {
+            cx.prepare(&w)?;
+        }
+        Ok(w)
     }
 
     /// Checks that the checkpoint holds exactly `layers` numbered layers under `prefix`

@@ -28,6 +28,9 @@ impl Cpu {
     pub(super) fn linear_one(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
         let layers = [(w, bias)];
         check(x, &layers);
+        if x.rows() == 0 {
+            return self.output(0, w.rows()); // no rows: nothing to compute (and no chunk size)
+        }
         if x.rows() >= GEMM_MIN_ROWS {
             return self.gemm(x, w, bias);
         }
@@ -41,6 +44,9 @@ impl Cpu {
     /// thread-pool round trips per layer, which matters at batch 1 where each product is short.
     pub(super) fn linear_rows(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
         check(x, layers);
+        if x.rows() == 0 {
+            return layers.iter().map(|(w, _)| self.output(0, w.rows())).collect();
+        }
         if x.rows() >= GEMM_MIN_ROWS {
             return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
         }

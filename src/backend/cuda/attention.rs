@@ -2,9 +2,11 @@
 //! keys from a paged device cache (read in place through a per-call table of block addresses) or
 //! from the call's own rows; and the cache writes.
 
+use std::sync::Arc;
+
 use super::args::KernelArgs;
 use super::backend::{Cuda, ptr};
-use super::memory::OrRaise;
+use super::memory::{DeviceBuf, OrRaise};
 use crate::backend::kv::{KV_BLOCK, KvCache};
 use crate::backend::tensor::Tensor;
 use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
@@ -15,23 +17,55 @@ const SCORES_BUDGET: usize = 32 << 20;
 const ATTN_BLOCK: u32 = 128;
 
 impl Cuda {
+    /// Per query row: its position in its sequence, the sequence's key count, where its keys
+    /// start (rows: its first row; cache: its first entry of the block table) and its first held
+    /// block; and, with a cache, the block table (device addresses). The same for every layer of a
+    /// step, so both go through the table cache.
+    fn layout(&self, cache: Option<&KvCache>, seqs: &[AttnSeq]) -> (Arc<DeviceBuf>, Arc<DeviceBuf>) {
+        let rows: usize = seqs.iter().map(|s| s.rows).sum();
+        let mut meta: Vec<i32> = Vec::with_capacity(4 * rows);
+        let mut tables: Vec<u64> = Vec::new();
+        let mut row0 = 0;
+        for s in seqs {
+            let (base, first) = match cache {
+                None => (row0, 0),
+                Some(cache) => {
+                    let (blocks, first) = cache.slot_blocks(s.slot);
+                    let base = tables.len();
+                    tables.extend(blocks.iter().map(|&b| cache.device_block(b as usize)));
+                    (base, first)
+                }
+            };
+            for r in 0..s.rows {
+                meta.extend([(s.past + r) as i32, (s.past + s.rows) as i32, base as i32, first as i32]);
+            }
+            row0 += s.rows;
+        }
+        (self.table_cached("attention.meta", &meta), self.table_cached("attention.blocks", &tables))
+    }
+
     pub(super) fn kv_write_op(&self, cache: &mut KvCache, layer: usize, seqs: &[AttnSeq], k: &Tensor, v: &Tensor) {
         assert!(k.rows() == v.rows() && k.cols() == v.cols(), "kv_write: shapes differ");
         assert_eq!(k.cols(), cache.width(), "kv_write: rows of {} into a cache of {}", k.cols(), cache.width());
-        let (mut dk, mut dv) = (Vec::with_capacity(k.rows()), Vec::with_capacity(k.rows()));
+        let rows: usize = seqs.iter().map(|s| s.rows).sum();
+        assert_eq!(rows, k.rows(), "kv_write: the sequences do not cover the rows");
         for s in seqs {
-            for r in 0..s.rows {
-                dk.push(cache.device_row(layer, s.slot, s.past + r, false));
-                dv.push(cache.device_row(layer, s.slot, s.past + r, true));
-            }
+            // Every written position must be inside the slot's blocks (reserved before the call).
+            assert!(
+                s.rows == 0 || cache.holds(s.slot, s.past + s.rows - 1),
+                "kv_write: slot {} is not reserved",
+                s.slot
+            );
         }
-        assert_eq!(dk.len(), k.rows(), "kv_write: the sequences do not cover the rows");
-        if dk.is_empty() {
+        if rows == 0 {
             return;
         }
-        let (tk, tv) = (self.table(&dk), self.table(&dv));
+        let (meta, blocks) = self.layout(Some(cache), seqs);
+        let w = cache.width();
         let mut a = KernelArgs::new();
-        a.ptr(ptr(k)).ptr(ptr(v)).ptr(tk.ptr()).ptr(tv.ptr()).i32(k.cols() as i32);
+        a.ptr(ptr(k)).ptr(ptr(v)).ptr(blocks.ptr()).ptr(meta.ptr());
+        a.i64((layer * 2 * KV_BLOCK * w) as i64).i64(((layer * 2 + 1) * KV_BLOCK * w) as i64);
+        a.i32(w as i32).i32(KV_BLOCK as i32);
         self.map("kv_write_f32", k.len(), &mut a);
     }
 
@@ -49,38 +83,33 @@ impl Cuda {
         let total: usize = seqs.iter().map(|s| s.rows).sum();
         assert_eq!(total, q.rows(), "attention: the sequences do not cover the query rows");
 
-        // 1. Per query row: its position, its sequence's key count, where its keys start.
-        let mut meta: Vec<i32> = Vec::with_capacity(4 * total);
-        let mut tables: Vec<u64> = Vec::new();
-        let (k_ptr, v_ptr, width, layer_k, layer_v) = match &kv {
+        // 1. Where each query row's keys are.
+        let (k_ptr, v_ptr, width, layer_k, layer_v, cache) = match &kv {
             Kv::Rows { k, v } => {
                 assert!(k.rows() == total && v.rows() == total && k.cols() == kv_heads * hd && v.cols() == k.cols());
                 assert!(seqs.iter().all(|s| s.past == 0), "attention without a cache has no past keys");
-                (ptr(k), ptr(v), k.cols(), 0, 0)
+                (ptr(k), ptr(v), k.cols(), 0, 0, None)
             }
             Kv::Cache { cache, layer } => {
                 assert_eq!(cache.width(), kv_heads * hd, "attention: a cache of width {}", cache.width());
+                for s in seqs.iter().filter(|s| s.rows > 0) {
+                    // The kernel reads the block table without bounds: every key any row of the
+                    // sequence sees must be in a block the slot holds (not given back by a window).
+                    let first_key = match mask {
+                        Mask::CausalWindow(w) => (s.past + 1).saturating_sub(w),
+                        Mask::Causal | Mask::Full => 0,
+                    };
+                    assert!(
+                        cache.holds(s.slot, first_key) && cache.holds(s.slot, s.past + s.rows - 1),
+                        "attention: slot {} does not hold keys {first_key}..{}",
+                        s.slot,
+                        s.past + s.rows
+                    );
+                }
                 let w = cache.width();
-                (0, 0, w, (layer * 2 * KV_BLOCK * w) as i64, ((layer * 2 + 1) * KV_BLOCK * w) as i64)
+                (0, 0, w, (layer * 2 * KV_BLOCK * w) as i64, ((layer * 2 + 1) * KV_BLOCK * w) as i64, Some(*cache))
             }
         };
-        let mut row0 = 0;
-        for s in seqs {
-            let n = s.past + s.rows;
-            let (base, first) = match &kv {
-                Kv::Rows { .. } => (row0, 0),
-                Kv::Cache { cache, .. } => {
-                    let (blocks, first) = cache.slot_blocks(s.slot);
-                    let base = tables.len();
-                    tables.extend(blocks.iter().map(|&b| cache.device_block(b as usize)));
-                    (base, first)
-                }
-            };
-            for r in 0..s.rows {
-                meta.extend([(s.past + r) as i32, n as i32, base as i32, first as i32]);
-            }
-            row0 += s.rows;
-        }
         let out = self.output(total, heads * hd);
         if total == 0 {
             return out;
@@ -91,9 +120,8 @@ impl Cuda {
             Mask::Full => (2, 0),
         };
         let max_keys = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).max(1);
-        let meta_d = self.table(&meta);
-        let tables_d = self.table(&tables);
-        let tables_ptr = if matches!(kv, Kv::Cache { .. }) { tables_d.ptr() } else { 0 };
+        let (meta_d, tables_d) = self.layout(cache, seqs);
+        let tables_ptr = if cache.is_some() { tables_d.ptr() } else { 0 };
 
         // 2. One block per (row, head), in parts of rows whose scores fit the budget.
         let rows_per_launch = (SCORES_BUDGET / (heads * max_keys)).clamp(1, total);

@@ -3,9 +3,11 @@
 //! precision on first use and stay there. Host data crosses only through `upload`, `to_host`, the
 //! small per-call index tables, and the ids `argmax`/`sample` return.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use half::{bf16, f16};
+use parking_lot::Mutex;
 
 use super::args::KernelArgs;
 use super::gpu::Gpu;
@@ -24,6 +26,26 @@ const SAMPLE_MAX_COLS: usize = 4096;
 
 pub struct Cuda {
     pub(super) gpu: Gpu,
+    /// The last upload of each kind of per-call table (positions, sequence layouts, block tables)
+    /// and its host bytes: the layers of one step ask for the same tables, which then cross to the
+    /// device once a step instead of once a layer.
+    tables: Mutex<HashMap<&'static str, Uploaded>>,
+}
+
+/// A table's host bytes and its device copy.
+type Uploaded = (Vec<u8>, Arc<DeviceBuf>);
+
+/// Plain values that cross to the device as tables (every bit pattern valid, no padding).
+pub(super) trait Plain: Copy {}
+impl Plain for i32 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+impl Plain for f32 {}
+
+fn bytes_of<T: Plain>(v: &[T]) -> &[u8] {
+    // SAFETY: `Plain` types are integers and floats without padding; any initialised value is a
+    // valid sequence of bytes, and the slice covers exactly the elements' bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
 impl std::fmt::Debug for Cuda {
@@ -75,7 +97,7 @@ fn distinct_runs(at: &[usize]) -> Vec<std::ops::Range<usize>> {
 impl Cuda {
     /// The backend on CUDA device `ordinal` (`NoDevice` with the reason when it cannot run voxkit).
     pub fn new(ordinal: u32) -> Result<Cuda> {
-        Ok(Cuda { gpu: Gpu::open(ordinal)? })
+        Ok(Cuda { gpu: Gpu::open(ordinal)?, tables: Mutex::new(HashMap::new()) })
     }
 
     /// What the device is.
@@ -95,6 +117,20 @@ impl Cuda {
         t
     }
 
+    /// A per-call table of kind `key`, uploaded only when it differs from that kind's last upload.
+    pub(super) fn table_cached<T: Plain>(&self, key: &'static str, v: &[T]) -> Arc<DeviceBuf> {
+        let bytes = bytes_of(v);
+        let mut tables = self.tables.lock();
+        if let Some((last, buf)) = tables.get(key)
+            && last.as_slice() == bytes
+        {
+            return buf.clone();
+        }
+        let buf = Arc::new(self.table(v));
+        tables.insert(key, (bytes.to_vec(), buf.clone()));
+        buf
+    }
+
     /// A small host table copied to the device for one call (indices, positions, addresses).
     pub(super) fn table<T: Copy>(&self, v: &[T]) -> DeviceBuf {
         let bytes = std::mem::size_of_val(v);
@@ -105,9 +141,14 @@ impl Cuda {
 
     /// The device copy of a weight, made on first use.
     pub(super) fn weight(&self, w: &Weight) -> u64 {
+        self.resident(w).or_raise()
+    }
+
+    /// The device copy of a weight, made now if there is none.
+    fn resident(&self, w: &Weight) -> Result<u64> {
         let slot = w.device_copy();
         if let Some(b) = slot.get() {
-            return b.ptr();
+            return Ok(b.ptr());
         }
         let pool = &self.gpu.pool;
         let upload = || -> Result<DeviceBuf> {
@@ -120,10 +161,9 @@ impl Cuda {
             Ok(buf)
         };
         let buf = upload()
-            .map_err(|e| Error::new(e.kind, format!("copying a weight {:?} to the GPU: {}", w.shape(), e.message)))
-            .or_raise();
+            .map_err(|e| Error::new(e.kind, format!("copying a weight {:?} to the GPU: {}", w.shape(), e.message)))?;
         let _ = slot.set(buf); // another thread may have won the race: its copy is as good
-        slot.get().expect("set above").ptr()
+        Ok(slot.get().expect("set above").ptr())
     }
 
     /// An element-wise kernel over `n` values: `args` then `n`.
@@ -194,6 +234,10 @@ impl Cuda {
 impl Backend for Cuda {
     fn device(&self) -> Device {
         Device::Cuda(self.gpu.info.ordinal as u32)
+    }
+
+    fn prepare(&self, w: &Weight) -> Result<()> {
+        self.resident(w).map(|_| ())
     }
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
@@ -273,7 +317,7 @@ impl Backend for Cuda {
     }
 
     fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor> {
-        layers.iter().map(|(w, b)| self.linear(x, w, *b)).collect()
+        self.linear_many_op(x, layers)
     }
 
     fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor> {
@@ -320,7 +364,7 @@ impl Backend for Cuda {
         let half = inv_freq.len();
         assert_eq!(2 * half, head_dim, "rope: {half} frequencies for heads of {head_dim}");
         let pos: Vec<i32> = positions.iter().map(|&p| p as i32).collect();
-        let (pos_d, freq_d) = (self.table(&pos), self.table(inv_freq));
+        let (pos_d, freq_d) = (self.table_cached("rope.positions", &pos), self.table_cached("rope.inv_freq", inv_freq));
         for x in xs.iter_mut() {
             assert_eq!(x.rows(), positions.len(), "rope: one position per row");
             assert_eq!(x.cols() % head_dim, 0, "rope: rows of {} in heads of {head_dim}", x.cols());

@@ -2,7 +2,8 @@
 //! warp per output; more rows as a tiled GEMM. Weights stay in their stored precision.
 
 use super::args::KernelArgs;
-use super::backend::{BLOCK, Cuda};
+use super::backend::{BLOCK, Cuda, ptr, ptr_or_zero};
+use crate::backend::tensor::Tensor;
 use crate::backend::tensor::{Weight, WeightData};
 
 /// Rows the GEMV kernels take at once (`LINEAR_MAX_ROWS` in kernels/linear.cu).
@@ -12,7 +13,61 @@ const TILE: usize = 16;
 /// Rows this short or shorter take a thread per output (a warp per output would idle its lanes).
 const SHORT_IN: usize = 64;
 
+/// One layer of a fused few-row product: its weight, bias and output address.
+type Layer<'a> = (&'a Weight, Option<&'a Weight>, u64);
+
+/// The kernel name suffix of a weight's stored precision.
+fn suffix(w: &Weight) -> &'static str {
+    match w.data() {
+        WeightData::F32(_) => "f32",
+        WeightData::BF16(_) => "bf16",
+        WeightData::F16(_) => "f16",
+    }
+}
+
 impl Cuda {
+    /// Up to three few-row products over the same input in one launch (a warp per output).
+    fn gemv(&self, x: u64, rows: usize, cols: usize, layers: &[Layer<'_>]) {
+        assert!((1..=3).contains(&layers.len()) && rows <= GEMV_ROWS);
+        let total: usize = layers.iter().map(|(w, _, _)| w.rows()).sum();
+        let mut a = KernelArgs::new();
+        a.ptr(x);
+        for i in 0..3 {
+            match layers.get(i) {
+                Some((w, b, y)) => a.ptr(self.weight(w)).ptr(b.map_or(0, |b| self.weight(b))).ptr(*y),
+                None => a.ptr(0).ptr(0).ptr(0),
+            };
+        }
+        a.i32(rows as i32).i32(cols as i32);
+        for i in 0..3 {
+            a.i32(layers.get(i).map_or(0, |(w, _, _)| w.rows() as i32));
+        }
+        let warps = BLOCK as usize / 32;
+        let grid = total.div_ceil(warps) as u32;
+        self.gpu.launch(&format!("linear_gemv_{}", suffix(layers[0].0)), (grid, 1, 1), BLOCK, 0, &a);
+    }
+
+    /// Several products over the same input (q/k/v, gate/up): one launch for decode-sized inputs
+    /// whose weights share a precision, else one product each.
+    pub(super) fn linear_many_op(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor> {
+        let outs: Vec<Tensor> = layers.iter().map(|(w, _)| self.output(x.rows(), w.rows())).collect();
+        let fused = x.rows() <= GEMV_ROWS
+            && x.cols() > SHORT_IN
+            && (1..=3).contains(&layers.len())
+            && layers.iter().all(|(w, b)| {
+                w.cols() == x.cols() && suffix(w) == suffix(layers[0].0) && b.is_none_or(|b| b.len() == w.rows())
+            });
+        if fused && !x.is_empty() && outs.iter().all(|t| !t.is_empty()) {
+            let set: Vec<Layer<'_>> = layers.iter().zip(&outs).map(|((w, b), y)| (*w, *b, ptr(y))).collect();
+            self.gemv(ptr(x), x.rows(), x.cols(), &set);
+        } else {
+            for ((w, b), y) in layers.iter().zip(&outs) {
+                self.linear_into(ptr_or_zero(x), x.rows(), x.cols(), w, *b, ptr_or_zero(y));
+            }
+        }
+        outs
+    }
+
     /// `y = x · Wᵀ (+ b)` between device addresses: x `[rows, cols]`, y `[rows, w.rows()]`.
     pub(super) fn linear_into(&self, x: u64, rows: usize, cols: usize, w: &Weight, bias: Option<&Weight>, y: u64) {
         assert_eq!(cols, w.cols(), "linear: rows of {cols} against weights of {:?}", w.shape());
@@ -23,11 +78,7 @@ impl Cuda {
         if rows == 0 || out == 0 {
             return;
         }
-        let suffix = match w.data() {
-            WeightData::F32(_) => "f32",
-            WeightData::BF16(_) => "bf16",
-            WeightData::F16(_) => "f16",
-        };
+        let suffix = suffix(w);
         let (wp, bp) = (self.weight(w), bias.map_or(0, |b| self.weight(b)));
         let args = |x: u64, y: u64, n: usize| {
             let mut a = KernelArgs::new();
@@ -41,15 +92,7 @@ impl Cuda {
             return;
         }
         if rows <= GEMV_ROWS {
-            // A warp per output; bf16 rows of even length are read two values at a time.
-            let name = if suffix == "bf16" && cols % 2 == 0 {
-                "linear_bf16_f32".to_string()
-            } else {
-                format!("linear_gemv_{suffix}")
-            };
-            let warps = BLOCK as usize / 32;
-            let grid = out.div_ceil(warps) as u32;
-            self.gpu.launch(&name, (grid, 1, 1), BLOCK, 0, &args(x, y, rows));
+            self.gemv(x, rows, cols, &[(w, bias, y)]);
             return;
         }
         // Tiles over (outputs, rows); the grid's y dimension is capped, so long inputs run in parts.

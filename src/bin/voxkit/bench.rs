@@ -9,11 +9,12 @@ use voxkit::seams::{TtsModel, TtsPrefill};
 use crate::Fail;
 use crate::cli::{BenchAsrArgs, BenchCodecArgs, BenchPostArgs, BenchTtsArgs};
 use crate::model_arg::{ModelArg, model_dir};
-use crate::say::{load_context, load_generator, load_timed};
+use crate::say::{load_context, load_generator_slots, load_timed};
 use crate::ui::Ui;
 
 pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
-    let mut model = load_generator(&a.model, a.threads, ui)?;
+    let batch = a.batch as usize;
+    let mut model = load_generator_slots(&a.model, a.threads, batch, ui)?;
     let speaker = a.speaker.clone().or_else(|| model.config.speakers().first().cloned());
     let req = TtsRequest {
         text: "The quick brown fox jumps over the lazy dog, and then it runs far away into the forest.".into(),
@@ -22,39 +23,53 @@ pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
         ..Default::default()
     };
     let cap = 1_000_000;
+    let slots: Vec<usize> = (0..batch).collect();
+    let prefill = |model: &mut voxkit::models::tts::Qwen3Tts, slots: &[usize]| -> Result<Duration, Fail> {
+        let t = Instant::now();
+        let reqs: Vec<TtsPrefill<'_>> =
+            slots.iter().map(|&slot| TtsPrefill { slot, request: &req, max_new_tokens: cap }).collect();
+        for r in model.prefill(&reqs) {
+            r?;
+        }
+        Ok(t.elapsed())
+    };
     let progress = ui.spinner("timing the talker and the code predictor");
-    let mut prefills = Vec::new();
-    let t = Instant::now();
-    model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0)?;
-    prefills.push(t.elapsed());
-    // Warm-up frame, not timed.
-    model.step(&[0])?;
+    let mut prefills = vec![prefill(&mut model, &slots)?];
+    // Warm-up step, not timed.
+    model.step(&slots)?;
     model.times = Default::default();
     let mut done = 0;
-    while done < a.frames {
-        let s = model.step(&[0])?.remove(0);
-        done += s.frame.is_some() as u64;
-        progress.set_message(format!("timing the talker and the code predictor: {done}/{} frames", a.frames));
-        if s.finish.is_some() {
-            model.release(0);
-            let t = Instant::now();
-            model.prefill(&[TtsPrefill { slot: 0, request: &req, max_new_tokens: cap }]).remove(0)?;
-            prefills.push(t.elapsed());
+    let t = Instant::now();
+    while done < a.frames * a.batch {
+        let steps = model.step(&slots)?;
+        done += steps.iter().filter(|s| s.frame.is_some()).count() as u64;
+        progress.set_message(format!("timing the talker and the code predictor: {done}/{} frames", a.frames * a.batch));
+        let ended: Vec<usize> =
+            slots.iter().zip(&steps).filter(|(_, s)| s.finish.is_some()).map(|(&slot, _)| slot).collect();
+        if !ended.is_empty() {
+            for &slot in &ended {
+                model.release(slot);
+            }
+            prefills.push(prefill(&mut model, &ended)?);
         }
     }
+    let wall = t.elapsed().as_secs_f64();
     progress.finish_and_clear();
     let tm = model.times;
     let per = |d: Duration| d.as_secs_f64() * 1e3 / tm.steps.max(1) as f64;
+    let on = match model.compute().device() {
+        voxkit::backend::Device::Cuda(n) => format!("cuda:{n}"),
+        _ => format!("threads {}", a.threads.count()),
+    };
     println!(
-        "tts: {} frames, {:.1} ms/frame (talker {:.1}, code predictor {:.1}), real-time factor {:.3} ({:.2}× real time); prefill {:.1} ms; threads {}",
-        done,
+        "tts: batch {batch}, {done} frames, {:.1} ms/step (talker {:.1}, code predictor {:.1}), real-time factor {:.3} ({:.2}× real time per sequence); {:.1} audio-s/s in all; prefill {:.1} ms; {on}",
         per(tm.talker + tm.predictor),
         per(tm.talker),
         per(tm.predictor),
         per(tm.talker + tm.predictor) / 80.0,
         80.0 / per(tm.talker + tm.predictor),
+        done as f64 * 0.08 / wall,
         prefills[0].as_secs_f64() * 1e3,
-        a.threads.count()
     );
     Ok(())
 }

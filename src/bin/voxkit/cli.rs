@@ -293,6 +293,9 @@ pub struct BenchTtsArgs {
     /// Speaker [default: the model's first].
     #[arg(long, value_name = "NAME")]
     pub speaker: Option<String>,
+    /// Sequences stepped together (each the same text): the aggregate audio seconds per second.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub batch: u64,
     #[command(flatten)]
     pub threads: Threads,
 }

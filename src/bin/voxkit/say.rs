@@ -114,6 +114,18 @@ pub fn load_context(threads: crate::cli::Threads) -> voxkit::Result<LoadContext>
     Ok(LoadContext { device: voxkit::backend::resolve(threads.device)?, cpu_threads: threads.count(), max_slots: 1 })
 }
 
+/// `load_timed` for a TTS generator with `slots` sequence slots (batched benchmarks).
+pub fn load_generator_slots(
+    model: &str,
+    threads: crate::cli::Threads,
+    slots: usize,
+    ui: &Ui,
+) -> Result<voxkit::models::tts::Qwen3Tts, Fail> {
+    load_timed(model, ModelArg::Tts, threads, ui, |dir, cx, ctx| {
+        CheckpointLoader::tts_generator(dir, cx, &LoadContext { max_slots: slots, ..*ctx })
+    })
+}
+
 /// Loads a model straight from the folder `model` names, with a spinner and a "loaded" line.
 pub fn load_timed<T>(
     model: &str,

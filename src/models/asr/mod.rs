@@ -109,7 +109,7 @@ impl Qwen3Asr {
             )));
         }
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
-        let mut ck = Checkpoint::open_dir(dir)?;
+        let mut ck = Checkpoint::open_dir(dir)?.resident_on(&cx);
         let encoder = AudioEncoder::load(&cx, &mut ck, config.audio(), "thinker.audio_tower.")?;
         let dims = config.text_dims();
         let text = &config.thinker_config.text_config;
