@@ -146,6 +146,7 @@ std::string check_canaries() {
 struct Entry {
     std::string name;
     std::vector<size_t> param_sizes;
+    size_t static_smem = 0;  // bytes of its `.shared` variables (static shared memory)
 };
 struct Module {
     std::vector<std::unique_ptr<Entry>> entries;
@@ -153,7 +154,7 @@ struct Module {
 struct Function {
     Entry* entry;
     const cudacpu::KernelInfo* cpu;
-    size_t max_dynamic_smem = SMEM_DEFAULT;
+    size_t max_dynamic_smem = SMEM_DEFAULT;  // less the entry's static shared memory (set at load)
     bool unloaded = false;  // its module was unloaded (kept: a graph may still name it)
 };
 
@@ -175,9 +176,23 @@ CUresult parse_ptx(const std::string& s, Module& out) {
         say("PTX targets sm_" + m[1].str() + ", newer than the device");
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
     }
+    // `.shared .align 4 .b8 name[128];` inside an entry's body (NVRTC demotes a kernel's static
+    // __shared__ variables there); `.extern .shared` (the dynamic buffer) is not counted.
+    static const std::regex shared_re(R"(\n\s*\.shared\s+(?:\.align\s+(\d+)\s+)?\.[busf](\d+)\s+[\w$]+(?:\[(\d+)\])?\s*;)");
     for (std::sregex_iterator it(s.begin(), s.end(), entry_re), end; it != end; ++it) {
         auto e = std::make_unique<Entry>();
         e->name = (*it)[1];
+        {
+            const size_t body_at = (size_t)(it->position(0) + it->length(0));
+            size_t body_end = s.find(".entry", body_at);
+            if (body_end == std::string::npos) body_end = s.size();
+            const std::string body = s.substr(body_at, body_end - body_at);
+            for (std::sregex_iterator v(body.begin(), body.end(), shared_re); v != end; ++v) {
+                const size_t align = (*v)[1].matched ? std::stoul((*v)[1]) : 1;
+                const size_t bytes = std::stoul((*v)[2]) / 8 * ((*v)[3].matched ? std::stoul((*v)[3]) : 1);
+                e->static_smem = (e->static_smem + align - 1) / align * align + bytes;
+            }
+        }
         const std::string params = (*it)[2];
         for (std::sregex_iterator p(params.begin(), params.end(), param_re); p != end; ++p) {
             const size_t bits = std::stoul((*p)[2]);
@@ -701,6 +716,8 @@ CUresult cuModuleGetFunction(CUfunction* f, CUmodule hm, const char* name) {
             return CUDA_ERROR_INVALID_IMAGE;
         }
         auto* fn = new Function{e.get(), cpu};
+        // As the driver: without an opt-in, static and dynamic shared memory share 48 KiB.
+        fn->max_dynamic_smem = e->static_smem >= SMEM_DEFAULT ? 0 : SMEM_DEFAULT - e->static_smem;
         g_functions.insert(fn);
         *f = reinterpret_cast<CUfunction>(fn);
         return CUDA_SUCCESS;
@@ -712,7 +729,7 @@ CUresult cuFuncSetAttribute(CUfunction hf, CUfunction_attribute a, int v) {
     auto* f = reinterpret_cast<Function*>(hf);
     if (!g_functions.count(f)) return CUDA_ERROR_INVALID_HANDLE;
     if (a == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
-        if (v < 0 || (size_t)v > SMEM_OPTIN) return CUDA_ERROR_INVALID_VALUE;
+        if (v < 0 || (size_t)v + f->entry->static_smem > SMEM_OPTIN) return CUDA_ERROR_INVALID_VALUE;
         f->max_dynamic_smem = (size_t)v;
     }
     return CUDA_SUCCESS;
@@ -725,6 +742,7 @@ CUresult cuFuncGetAttribute(int* v, CUfunction_attribute a, CUfunction hf) {
     switch (a) {
         case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *v = 1024; break;
         case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *v = (int)f->max_dynamic_smem; break;
+        case CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: *v = (int)f->entry->static_smem; break;
         case CU_FUNC_ATTRIBUTE_PTX_VERSION: case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *v = CC_MAJOR * 10 + CC_MINOR; break;
         default: *v = 0;
     }
