@@ -31,9 +31,17 @@ __device__ __forceinline__ RowParams row_params(const int* p) {
     return r;
 }
 
-// a before b in ascending (value, index) order.
+// A float's place in IEEE 754 total order as an int (Rust's f32::total_cmp, which the CPU sorts
+// with: −0.0 before +0.0, NaNs ordered by sign and payload).
+__device__ __forceinline__ int total_key(float v) {
+    const int b = __float_as_int(v);
+    return b ^ (int)((unsigned)(b >> 31) >> 1);
+}
+
+// a before b in ascending (total order of the value, index) order.
 __device__ __forceinline__ bool before(float va, int ia, float vb, int ib) {
-    return va < vb || (va == vb && ia < ib);
+    const int ka = total_key(va), kb = total_key(vb);
+    return ka < kb || (ka == kb && ia < ib);
 }
 }  // namespace
 
@@ -58,8 +66,11 @@ extern "C" __global__ void sample_f32(const float* __restrict__ logits, const in
         __syncthreads();
     }
     for (int r = 0; r < p.ranges_len; ++r) {
-        const unsigned lo = ranges[2 * (p.ranges_at + r)], hi = ranges[2 * (p.ranges_at + r) + 1];
-        for (unsigned i = lo + threadIdx.x; i < hi && i < (unsigned)cols; i += blockDim.x) l[i] = vox::neg_inf();
+        // Clipped to the row first: `lo + threadIdx.x` must not wrap past u32::MAX to small ids.
+        unsigned hi = ranges[2 * (p.ranges_at + r) + 1], lo = ranges[2 * (p.ranges_at + r)];
+        if (hi > (unsigned)cols) hi = (unsigned)cols;
+        if (lo > hi) lo = hi;
+        for (unsigned i = lo + threadIdx.x; i < hi; i += blockDim.x) l[i] = vox::neg_inf();
     }
     __syncthreads();
 
@@ -81,11 +92,12 @@ extern "C" __global__ void sample_f32(const float* __restrict__ logits, const in
     }
 
     // 4. Top-k and top-p need the values in ascending (value, id) order: a bitonic sort, padded
-    //    with +∞ past the row.
+    //    past the row with the last value of the total order (a NaN of the largest payload: padding
+    //    sorts after every value of the row, +∞ and NaNs included, as its ids are past the row's).
     const bool top_k = p.top_k > 0 && p.top_k < cols, top_p = p.top_p < 1.0f;
     if (top_k || top_p) {
         for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
-            sv[i] = i < cols ? l[i] : __int_as_float(0x7f800000);
+            sv[i] = i < cols ? l[i] : __int_as_float(0x7fffffff);
             si[i] = i;
         }
         __syncthreads();

@@ -332,3 +332,40 @@ fn selection_gives_the_cpus_tokens() {
         assert!(distinct.len() > 3, "the unfiltered chain draws different tokens: {distinct:?}");
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn suppressed_ranges_near_the_top_of_u32_bar_only_themselves() {
+    // A barred range that starts past the vocabulary (near u32::MAX) bars nothing on the CPU; on the
+    // device `lo + threadIdx.x` must not wrap around to small ids.
+    let p = pair();
+    let mut logits = values(300, 100);
+    logits[10] = 9.0;
+    let (lc, lg) = p.both(&logits, 1, 300);
+    let greedy = SamplingParams { do_sample: false, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 };
+    let suppress = [u32::MAX - 100..u32::MAX];
+    let draw = |c: &Compute, l: &Tensor| {
+        let mut rng = Rng::new(5);
+        c.sample(l, &mut [Pick { params: &greedy, seen: &[], suppress: &suppress, rng: &mut rng }])
+    };
+    assert_eq!(draw(&p.cpu, &lc), vec![10]);
+    assert_eq!(draw(&p.gpu, &lg), draw(&p.cpu, &lc), "a range past the vocabulary barred real ids");
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn top_p_orders_signed_zeros_as_the_cpu() {
+    // The CPU sorts for top-p with total_cmp (−0.0 before +0.0, whatever their ids); the device's
+    // sort must give the same order, or a different id falls out of the nucleus.
+    let p = pair();
+    let logits = [0.0f32, -0.0, 5.0, 5.0];
+    let (lc, lg) = p.both(&logits, 1, 4);
+    let params = SamplingParams { do_sample: true, temperature: 1.0, top_k: 0, top_p: 0.995, repetition_penalty: 1.0 };
+    // A seed whose draw falls in the first kept id's share.
+    let seed = (0..100_000u64).find(|&s| Rng::new(s).next_f64() < 0.002).expect("a small draw");
+    let draw = |c: &Compute, l: &Tensor| {
+        let mut rng = Rng::new(seed);
+        c.sample(l, &mut [Pick { params: &params, seen: &[], suppress: &[], rng: &mut rng }])
+    };
+    assert_eq!(draw(&p.gpu, &lg), draw(&p.cpu, &lc), "seed {seed}");
+}
