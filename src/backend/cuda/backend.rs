@@ -21,8 +21,15 @@ use crate::error::{Error, Result};
 
 /// Threads per block of the element-wise and row kernels.
 pub(super) const BLOCK: u32 = 256;
-/// The widest rows `sample_f32` takes (its shared memory: 48 KiB at 4096).
-const SAMPLE_MAX_COLS: usize = 4096;
+/// The widest rows `sample_f32` takes: its dynamic shared memory, `(cols + 2·pow2) · 4` bytes, and
+/// its static shared memory (16 bytes, kernels/RESOURCES.md; 64 allowed here) must share the 48 KiB
+/// a launch gets without opting in to more (4096 columns would need 48 KiB + 16 bytes).
+const SAMPLE_SMEM_BYTES: usize = 48 * 1024 - 64;
+
+/// Whether `sample_f32` takes rows of `cols` (wider ones are sampled on the host).
+fn sample_on_device(cols: usize) -> bool {
+    (cols + 2 * cols.next_power_of_two()) * 4 <= SAMPLE_SMEM_BYTES
+}
 
 pub struct Cuda {
     pub(super) gpu: Gpu,
@@ -461,7 +468,7 @@ impl Backend for Cuda {
         if rows == 0 {
             return Vec::new();
         }
-        if cols > SAMPLE_MAX_COLS {
+        if !sample_on_device(cols) {
             // Wider than the kernel's shared memory holds: the chain runs on the host.
             let host = logits.to_host();
             return picks
