@@ -391,3 +391,20 @@ fn sampling_at_the_widest_device_row() {
         assert_eq!(draw(&p.gpu, &lg), draw(&p.cpu, &lc), "{cols} columns");
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn a_window_wider_than_i32_sees_every_earlier_key() {
+    let p = pair();
+    let shape = AttnShape { heads: 2, kv_heads: 1, head_dim: 8 };
+    let seqs = [AttnSeq { slot: 0, rows: 5, past: 0 }];
+    let (qc, qg) = p.both(&values(5 * 16, 110), 5, 16);
+    let (kc, kg) = p.both(&values(5 * 8, 111), 5, 8);
+    let (vc, vg) = p.both(&values(5 * 8, 112), 5, 8);
+    for w in [1usize << 32, (1usize << 31) + 3] {
+        let mask = Mask::CausalWindow(w);
+        let c = p.cpu.attention(&qc, Kv::Rows { k: &kc, v: &vc }, &seqs, shape, mask);
+        let g = p.gpu.attention(&qg, Kv::Rows { k: &kg, v: &vg }, &seqs, shape, mask);
+        close(&format!("attention, {mask:?}"), &g, &c, PRODUCT);
+    }
+}

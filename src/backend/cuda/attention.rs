@@ -116,7 +116,8 @@ impl Cuda {
         }
         let (mask_kind, window) = match mask {
             Mask::Causal => (0, 0),
-            Mask::CausalWindow(w) => (1, w as i32),
+            // (Wider than i32 holds sees as much as i32::MAX: positions are i32 on the device.)
+            Mask::CausalWindow(w) => (1, w.min(i32::MAX as usize) as i32),
             Mask::Full => (2, 0),
         };
         let max_keys = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).max(1);
