@@ -408,3 +408,58 @@ fn a_window_wider_than_i32_sees_every_earlier_key() {
         close(&format!("attention, {mask:?}"), &g, &c, PRODUCT);
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn empty_tensors_match_the_cpu() {
+    let p = pair();
+    let (ec, eg) = p.both(&[], 0, 8);
+    let w = weight(&[6, 8], "bf16", 130);
+    let b = vector(6, 131);
+    let n = vector(8, 132);
+    let y = p.gpu.linear(&eg, &w, Some(&b));
+    assert_eq!((y.rows(), y.cols()), (0, 6), "linear of no rows");
+    close("rms_norm of no rows", &p.gpu.rms_norm(&eg, &n, 1e-6), &p.cpu.rms_norm(&ec, &n, 1e-6), 0.0);
+    close("layer_norm of no rows", &p.gpu.layer_norm(&eg, &n, &n, 1e-6), &p.cpu.layer_norm(&ec, &n, &n, 1e-6), 0.0);
+    close("concat of nothing", &p.gpu.concat_rows(&[&eg, &eg]), &p.cpu.concat_rows(&[&ec, &ec]), 0.0);
+    close("gather none", &p.gpu.gather_rows(&eg, &[None, None]), &p.cpu.gather_rows(&ec, &[None, None]), 0.0);
+    close("slice", &p.gpu.slice_rows(&eg, 0, 0), &p.cpu.slice_rows(&ec, 0, 0), 0.0);
+    let (mut dc, mut dg) = (ec.clone(), eg.clone());
+    p.cpu.set_rows(&mut dc, &[], &ec);
+    p.gpu.set_rows(&mut dg, &[], &eg);
+    p.cpu.rope(&mut [&mut dc], 8, &[], &[1.0, 0.5, 0.25, 0.125]);
+    p.gpu.rope(&mut [&mut dg], 8, &[], &[1.0, 0.5, 0.25, 0.125]);
+    p.cpu.rms_norm_heads(&mut dc, &vector(4, 133), 1e-6);
+    p.gpu.rms_norm_heads(&mut dg, &vector(4, 133), 1e-6);
+    p.gpu.silu(&mut dg);
+    p.gpu.add_bias(&mut dg, &n);
+    close("in place ops on no rows", &dg, &dc, 0.0);
+    close("embedding of no ids", &p.gpu.embedding(&w, &[]).unwrap(), &p.cpu.embedding(&w, &[]).unwrap(), 0.0);
+    close(
+        "permute of nothing",
+        &p.gpu.permute(&eg, [0, 2, 1, 4], [0, 2, 1, 3]),
+        &p.cpu.permute(&ec, [0, 2, 1, 4], [0, 2, 1, 3]),
+        0.0,
+    );
+    assert_eq!(p.gpu.argmax(&eg), p.cpu.argmax(&ec));
+    let (zc, zg) = p.both(&[], 3, 0);
+    assert_eq!(p.gpu.argmax(&zg), p.cpu.argmax(&zc), "argmax of rows of no columns");
+    let shape = AttnShape { heads: 2, kv_heads: 1, head_dim: 4 };
+    let (qc, qg) = p.both(&[], 0, 8);
+    let (kc, kg) = p.both(&[], 0, 4);
+    let c = p.cpu.attention(&qc, Kv::Rows { k: &kc, v: &kc }, &[], shape, Mask::Causal);
+    let g = p.gpu.attention(&qg, Kv::Rows { k: &kg, v: &kg }, &[], shape, Mask::Causal);
+    close("attention of no rows", &g, &c, 0.0);
+    let wt = ConvTranspose1dWeight::new(&weight(&[8, 6, 4], "f32", 134), 2).unwrap();
+    // (The CPU reference panics on a product of no rows: compared with the expected zeros instead.)
+    let y = p.gpu.conv_transpose1d(&eg, &wt);
+    assert_eq!((y.rows(), y.cols(), y.to_host()), (2, 6, vec![0.0; 12]), "conv_transpose1d of no rows");
+    let wc = Conv1dWeight::new(&weight(&[12, 8, 3], "f32", 135), &vector(12, 136), 1).unwrap();
+    let (xc, xg) = p.both(&values(2 * 8, 137), 2, 8);
+    let _ = xc;
+    let y = p.gpu.conv1d(&xg, &wc);
+    assert_eq!((y.rows(), y.cols()), (0, 12), "conv1d of only context");
+    let w2 = Conv2dWeight::new(&weight(&[5, 8, 3, 3], "f32", 138), &vector(5, 139)).unwrap();
+    let y = p.gpu.conv2d_s2(&eg, &w2, 0, 4, 4);
+    assert_eq!((y.rows(), y.cols()), (0, 5), "conv2d of no images");
+}
