@@ -120,3 +120,24 @@ fn the_probe_reports_a_missing_driver() {
         _ => eprintln!("driver: {status:?}"),
     }
 }
+
+/// Every module embeds a CUBIN for sm_80, sm_86, sm_89 and sm_90 (ELF images), and a GPU gets the
+/// newest one of its major architecture not newer than itself; other GPUs take the PTX.
+#[test]
+fn cubins_are_embedded_and_chosen_by_architecture() {
+    for m in MODULES {
+        let sms: Vec<i32> = m.cubins.iter().map(|(sm, _)| *sm).collect();
+        assert_eq!(sms, [80, 86, 89, 90], "{}", m.name);
+        for (sm, bytes) in m.cubins {
+            assert!(bytes.starts_with(b"\x7fELF") && bytes.len() > 1000, "{} sm_{sm} is not a CUBIN", m.name);
+        }
+        let pick = |cc| m.cubin_for(cc).map(|(sm, _)| sm);
+        assert_eq!(pick((8, 0)), Some(80));
+        assert_eq!(pick((8, 6)), Some(86));
+        assert_eq!(pick((8, 7)), Some(86), "Orin runs the sm_86 CUBIN");
+        assert_eq!(pick((8, 9)), Some(89));
+        assert_eq!(pick((9, 0)), Some(90));
+        assert_eq!(pick((10, 0)), None, "Blackwell JIT-compiles the PTX");
+        assert_eq!(pick((7, 5)), None);
+    }
+}

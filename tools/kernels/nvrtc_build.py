@@ -3,10 +3,12 @@
 
 For every kernels/*.cu:
   - PTX for compute_80 -> kernels/ptx/<stem>.ptx (committed; embedded in the crate);
-  - CUBIN for sm_80, sm_86, sm_89, sm_90 with -Xptxas=-v: registers, stack, spills and shared memory
-    per entry per architecture -> kernels/RESOURCES.md (committed).
+  - CUBIN for sm_80, sm_86, sm_89, sm_90 -> kernels/cubin/<stem>.sm_<arch>.cubin (committed; embedded:
+    a GPU of the same major architecture loads them without JIT-compiling the PTX), compiled with
+    -Xptxas=-v: registers, stack, spills and shared memory per entry per architecture ->
+    kernels/RESOURCES.md (committed).
 Fails when a kernel does not compile, or any entry spills or uses local memory (a stack frame) on any architecture.
-With --check, writes nothing and also fails when the committed PTX or RESOURCES.md is stale.
+With --check, writes nothing and also fails when the committed PTX, CUBINs or RESOURCES.md are stale.
 Also compiles the emulator's feature kernels (tests/emugpu/kernels/features.cu) to
 tests/emugpu/ptx/features.ptx, for running them on a GPU (tests/gpu_features.rs, scripts/gpu-check.sh).
 Stdlib and ctypes only.
@@ -105,7 +107,7 @@ def main():
     nvrtc = Nvrtc()
     base_opts = ["--std=c++17", f"-I{kdir}", f"-I{include}"]
     sources = sorted(f for f in os.listdir(kdir) if f.endswith(".cu"))
-    errors, ptx, rows = [], {}, []
+    errors, ptx, cubins, rows = [], {}, {}, []
     for f in sources:
         stem = f[:-3]
         src = open(os.path.join(kdir, f), encoding="utf-8").read()
@@ -115,10 +117,11 @@ def main():
             continue
         ptx[stem] = out
         for arch in ARCHS:
-            ok, _, log = nvrtc.compile(src, f, base_opts + [f"--gpu-architecture=sm_{arch}", "-Xptxas=-v"], cubin=True)
+            ok, binary, log = nvrtc.compile(src, f, base_opts + [f"--gpu-architecture=sm_{arch}", "-Xptxas=-v"], cubin=True)
             if not ok:
                 errors.append(f"kernels/{f} does not compile for sm_{arch}:\n{log}")
                 continue
+            cubins[f"{stem}.sm_{arch}.cubin"] = binary
             for entry, r in sorted(parse_resources(log).items()):
                 rows.append((f, entry, arch, r))
                 if r["spill_stores"] or r["spill_loads"]:
@@ -158,6 +161,7 @@ def main():
         open(feat_ptx, "wb").write(compiled[1])
 
     ptx_dir = os.path.join(kdir, "ptx")
+    cubin_dir = os.path.join(kdir, "cubin")
     res_path = os.path.join(kdir, "RESOURCES.md")
     if args.check:
         committed = sorted(f[:-4] for f in os.listdir(ptx_dir) if f.endswith(".ptx")) if os.path.isdir(ptx_dir) else []
@@ -169,6 +173,13 @@ def main():
                 errors.append(f"kernels/ptx/{stem}.ptx is stale: run bash scripts/kernels.sh")
         if not os.path.exists(res_path) or open(res_path, encoding="utf-8").read() != resources:
             errors.append("kernels/RESOURCES.md is stale: run bash scripts/kernels.sh")
+        committed = sorted(os.listdir(cubin_dir)) if os.path.isdir(cubin_dir) else []
+        for name in sorted(set(committed) - set(cubins)):
+            errors.append(f"kernels/cubin/{name} has no kernel source: remove it")
+        for name, data in sorted(cubins.items()):
+            p = os.path.join(cubin_dir, name)
+            if not os.path.exists(p) or open(p, "rb").read() != data:
+                errors.append(f"kernels/cubin/{name} is stale: run bash scripts/kernels.sh")
     elif not errors:
         os.makedirs(ptx_dir, exist_ok=True)
         for f in os.listdir(ptx_dir):
@@ -176,6 +187,12 @@ def main():
                 os.remove(os.path.join(ptx_dir, f))
         for stem, data in ptx.items():
             open(os.path.join(ptx_dir, stem + ".ptx"), "wb").write(data)
+        os.makedirs(cubin_dir, exist_ok=True)
+        for f in os.listdir(cubin_dir):
+            if f not in cubins:
+                os.remove(os.path.join(cubin_dir, f))
+        for name, data in cubins.items():
+            open(os.path.join(cubin_dir, name), "wb").write(data)
         open(res_path, "w", encoding="utf-8").write(resources)
     if errors:
         print("\n".join(errors), file=sys.stderr)

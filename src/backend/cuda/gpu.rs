@@ -74,9 +74,24 @@ impl Gpu {
         let mut functions = HashMap::new();
         let mut modules = Vec::new();
         for m in MODULES {
-            let module = ctx
-                .load_module(cudarc::nvrtc::Ptx::from_src(m.ptx))
-                .map_err(|e| driver_error(&format!("loading kernels/{}.cu", m.name), e))?;
+            // The CUBIN for this GPU's architecture when there is one (no JIT compile at start-up),
+            // else — or when the driver refuses it — the PTX, which the driver compiles for any GPU
+            // from sm_80 on.
+            let cubin = m.cubin_for(info.capability).and_then(|(sm, bytes)| {
+                match ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bytes.to_vec())) {
+                    Ok(module) => Some(module),
+                    Err(e) => {
+                        log::debug!("kernels/{}.cu: the sm_{sm} CUBIN did not load ({e}); using the PTX", m.name);
+                        None
+                    }
+                }
+            });
+            let module = match cubin {
+                Some(module) => module,
+                None => ctx
+                    .load_module(cudarc::nvrtc::Ptx::from_src(m.ptx))
+                    .map_err(|e| driver_error(&format!("loading kernels/{}.cu", m.name), e))?,
+            };
             for entry in m.entries() {
                 let f = module.load_function(&entry.name).map_err(|e| driver_error(&entry.name, e))?;
                 functions.insert(entry.name.clone(), (f, entry));

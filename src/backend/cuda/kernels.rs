@@ -4,17 +4,28 @@
 
 use super::ptx;
 
-/// One `kernels/<name>.cu` file, as PTX.
+/// One `kernels/<name>.cu` file, as PTX and as CUBINs for the architectures NVRTC compiled it for.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelModule {
     /// The file's stem.
     pub name: &'static str,
     pub ptx: &'static str,
+    /// (sm_XY as XY, the CUBIN) for sm_80, sm_86, sm_89, sm_90.
+    pub cubins: &'static [(i32, &'static [u8])],
 }
 
 macro_rules! module {
     ($name:literal) => {
-        KernelModule { name: $name, ptx: include_str!(concat!("../../../kernels/ptx/", $name, ".ptx")) }
+        KernelModule {
+            name: $name,
+            ptx: include_str!(concat!("../../../kernels/ptx/", $name, ".ptx")),
+            cubins: &[
+                (80, include_bytes!(concat!("../../../kernels/cubin/", $name, ".sm_80.cubin"))),
+                (86, include_bytes!(concat!("../../../kernels/cubin/", $name, ".sm_86.cubin"))),
+                (89, include_bytes!(concat!("../../../kernels/cubin/", $name, ".sm_89.cubin"))),
+                (90, include_bytes!(concat!("../../../kernels/cubin/", $name, ".sm_90.cubin"))),
+            ],
+        }
     };
 }
 
@@ -34,6 +45,13 @@ impl KernelModule {
     /// The module of this name.
     pub fn named(name: &str) -> Option<&'static KernelModule> {
         MODULES.iter().find(|m| m.name == name)
+    }
+
+    /// The CUBIN a GPU of compute capability (major, minor) runs: the newest one of the same major
+    /// version not newer than the GPU (a CUBIN runs on later minor versions of its major only).
+    pub fn cubin_for(&self, capability: (i32, i32)) -> Option<(i32, &'static [u8])> {
+        let (major, minor) = capability;
+        self.cubins.iter().copied().filter(|&(sm, _)| sm / 10 == major && sm % 10 <= minor).max_by_key(|&(sm, _)| sm)
     }
 
     /// The entry points and their parameters, read from the PTX.

@@ -673,10 +673,9 @@ CUresult cuModuleLoadData(CUmodule* m, const void* image) {
     CHECK_PTR(m);
     CHECK_PTR(image);
     const char* img = static_cast<const char*>(image);
-    if (std::memcmp(img, "\x7f" "ELF", 4) == 0) {
-        say("cuModuleLoadData: CUBIN images are not emulated (load PTX)");
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
+    // A CUBIN is machine code for a real GPU: refused as a driver refuses a CUBIN of another
+    // architecture, so that the caller falls back to the PTX (which is what runs here).
+    if (std::memcmp(img, "\x7f" "ELF", 4) == 0) return CUDA_ERROR_NO_BINARY_FOR_GPU;
     auto mod = std::make_unique<Module>();
     if (CUresult r = parse_ptx(img, *mod)) return r;
     *m = reinterpret_cast<CUmodule>(mod.get());
