@@ -52,9 +52,29 @@ __device__ __forceinline__ void lane_dots(const float* __restrict__ x, const T* 
     }
 }
 
-// bf16 rows of even length are read two values at a time.
+// The two bf16 values in a 32-bit word (element 2i in the low half), widened exactly.
+__device__ __forceinline__ float bf16_lo(unsigned w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(unsigned w) { return __uint_as_float(w & 0xffff0000u); }
+
+// bf16 rows: 16 bytes (eight values) per lane and step when the length is a multiple of 8 (the
+// released models' widths: each warp streams 512 contiguous bytes of the weight row per step), else
+// two values at a time for even lengths, else one.
 __device__ __forceinline__ void lane_dots(const float* __restrict__ x, const __nv_bfloat16* __restrict__ wo, int rows,
                                           int in, int lane, float* acc) {
+    if (in % 8 == 0) {
+        const uint4* w8 = reinterpret_cast<const uint4*>(wo);
+        for (int k8 = lane; k8 < in / 8; k8 += 32) {
+            const uint4 q = w8[k8];
+            for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
+                if (r >= rows) break;
+                const float4* xr = reinterpret_cast<const float4*>(x + (size_t)r * in) + 2 * k8;
+                const float4 a = xr[0], b = xr[1];
+                acc[r] += a.x * bf16_lo(q.x) + a.y * bf16_hi(q.x) + a.z * bf16_lo(q.y) + a.w * bf16_hi(q.y) +
+                          b.x * bf16_lo(q.z) + b.y * bf16_hi(q.z) + b.z * bf16_lo(q.w) + b.w * bf16_hi(q.w);
+            }
+        }
+        return;
+    }
     if (in % 2 != 0) {
         for (int k = lane; k < in; k += 32) {
             const float wv = __bfloat162float(wo[k]);

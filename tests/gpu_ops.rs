@@ -101,7 +101,7 @@ fn products_match_the_cpu_in_every_precision() {
     let p = pair();
     for dtype in ["f32", "bf16", "f16"] {
         for (rows, cin, out) in
-            [(1, 64, 48), (3, 33, 17), (1, 96, 40), (8, 130, 40), (2, 129, 33), (9, 64, 48), (37, 50, 70)]
+            [(1, 64, 48), (3, 33, 17), (1, 96, 40), (8, 130, 40), (2, 129, 33), (5, 264, 70), (9, 64, 48), (37, 50, 70)]
         {
             let w = weight(&[out, cin], dtype, 10 + rows as u64);
             let b = vector(out, 11);
@@ -111,7 +111,7 @@ fn products_match_the_cpu_in_every_precision() {
             close(&what, &p.gpu.linear(&xg, &w, None), &p.cpu.linear(&xc, &w, None), PRODUCT);
         }
         // Fused (decode rows, wide inputs, up to three layers) and not (short rows, many rows).
-        for (rows, cin) in [(2, 64), (3, 96), (1, 130), (12, 96)] {
+        for (rows, cin) in [(2, 64), (3, 96), (1, 130), (2, 131), (4, 136), (12, 96)] {
             let (wq, wk, wv) =
                 (weight(&[24, cin], dtype, 13), weight(&[8, cin], dtype, 14), weight(&[8, cin], dtype, 17));
             let (bq, bv) = (vector(24, 18), vector(8, 19));
