@@ -2,12 +2,13 @@
 // (src/backend/sampling.rs) for the same draws: repetition penalty over the distinct seen ids,
 // suppressed id ranges, then greedy argmax, or temperature, top-k (ties kept), top-p (ascending by
 // value, ties in id order, the most likely always kept), softmax and the draw `u` (made on the host
-// from the row's SplitMix64 generator). The sums that decide a token run in the CPU's order (index
-// order, one thread), so the probabilities and the draw are the CPU's bit for bit where expf is.
+// from the row's SplitMix64 generator). The sums that decide a token run in the reference's blocked
+// order (256 chunks, a thread each), so the probabilities and the draw are the CPU's bit for bit
+// where expf is.
 //
 // Launch: grid.x = rows, blockDim.x a multiple of 32 (≤ 1024), dynamic shared memory
-// (cols + 2·pow2) · 4 bytes where pow2 is cols rounded up to a power of two (cols ≤ 4080: with the
-// static `result` it stays within the 48 KiB a launch gets without opting in).
+// (cols + 2·pow2) · 4 bytes where pow2 is cols rounded up to a power of two; with the static shared
+// memory (≈ 1.3 KiB) it must fit the 48 KiB a launch gets without opting in (cols ≤ 3584).
 #include "common.cuh"
 
 namespace {
@@ -32,6 +33,60 @@ __device__ __forceinline__ RowParams row_params(const int* p) {
     return r;
 }
 
+// Chunks of the blocked sums (SUM_CHUNKS in src/backend/sampling.rs).
+enum : int { SUM_CHUNKS = 256 };
+
+// The largest of l[0..n) over the block (every thread gets it).
+__device__ __forceinline__ float block_max_row(const float* l, int n, float* partials) {
+    float m = vox::neg_inf();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, l[i]);
+    return vox::block_max(m, partials);
+}
+
+// The blocked sum of value(0..n): each chunk of `size` values summed in order from 0 (a thread per
+// chunk), then the chunks' sums in order, leaving prefix[j] = the sum of the chunks before j (the
+// start of chunk j's running sum). Every thread gets the total.
+template <class F>
+__device__ __forceinline__ float blocked_prefix(int n, int size, F value, float* prefix) {
+    for (int j = threadIdx.x; j < SUM_CHUNKS; j += blockDim.x) {
+        float s = 0.0f;
+        for (int i = j * size; i < n && i < (j + 1) * size; ++i) s += value(i);
+        prefix[j + 1] = s;  // the chunk's own sum, for now
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float run = 0.0f;
+        prefix[0] = 0.0f;
+        for (int j = 0; j < SUM_CHUNKS; ++j) {
+            run += prefix[j + 1];
+            prefix[j + 1] = run;
+        }
+    }
+    __syncthreads();
+    return prefix[SUM_CHUNKS];
+}
+
+// The smallest (largest) int over the block, to every thread.
+__device__ __forceinline__ int block_min_int(int v, int* ints) {
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(vox::FULL_MASK, v, o));
+    if ((threadIdx.x & 31) == 0) ints[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = ints[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = min(v, ints[w]);
+    __syncthreads();
+    return v;
+}
+
+__device__ __forceinline__ int block_max_int(int v, int* ints) {
+    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(vox::FULL_MASK, v, o));
+    if ((threadIdx.x & 31) == 0) ints[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = ints[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = max(v, ints[w]);
+    __syncthreads();
+    return v;
+}
+
 // A float's place in IEEE 754 total order as an int (Rust's f32::total_cmp, which the CPU sorts
 // with: −0.0 before +0.0, NaNs ordered by sign and payload).
 __device__ __forceinline__ int total_key(float v) {
@@ -52,7 +107,10 @@ extern "C" __global__ void sample_f32(const float* __restrict__ logits, const in
     VOX_DYNAMIC_SMEM(float, l);  // [cols] the row as it is processed
     float* sv = l + cols;        // [pow2] values, sorted
     int* si = reinterpret_cast<int*>(sv + pow2);  // [pow2] their ids
-    __shared__ unsigned result;
+    __shared__ float partials[32];
+    __shared__ float prefix[SUM_CHUNKS + 1];
+    __shared__ int ints[32];
+    unsigned char* marks = reinterpret_cast<unsigned char*>(sv);  // [cols] top-p's drops (after the sort)
     const RowParams p = row_params(params + blockIdx.x * 10);
     const float* row = logits + (size_t)blockIdx.x * cols;
 
@@ -131,44 +189,59 @@ extern "C" __global__ void sample_f32(const float* __restrict__ logits, const in
         __syncthreads();
     }
 
-    // 5. The rest is sequential, in the CPU's order, on one thread.
-    if (threadIdx.x == 0) {
-        float max = vox::neg_inf();
-        for (int i = 0; i < cols; ++i) max = fmaxf(max, l[i]);
-        if (top_p) {
-            // Softmax (sum in id order), then drop the least likely whose cumulative mass in
-            // ascending order stays ≤ 1 − top_p, keeping the last (most likely) one.
-            float sum = 0.0f;
-            for (int i = 0; i < cols; ++i) sum += expf(l[i] - max);
-            float cum = 0.0f;
-            const float drop = 1.0f - p.top_p;
-            for (int rank = 0; rank < cols; ++rank) {
-                const int i = si[rank];
-                cum += expf(l[i] - max) / sum;
-                if (cum <= drop && rank + 1 < cols) l[i] = vox::neg_inf();
+    // 5. Softmax, top-p and the draw, with every sum in the reference's blocked order
+    //    (sampling.rs: SUM_CHUNKS chunks of ⌈cols/SUM_CHUNKS⌉ values, each summed in order from 0,
+    //    the chunks' sums added in order), so the values that decide the token are the CPU's.
+    const int size = (cols + SUM_CHUNKS - 1) / SUM_CHUNKS;
+    float max = block_max_row(l, cols, partials);
+    if (top_p) {
+        // Drop the least likely whose cumulative mass in ascending order stays ≤ 1 − top_p,
+        // keeping the last (most likely) one. The probabilities are those before any drop.
+        const float sum = blocked_prefix(cols, size, [&](int i) { return expf(l[i] - max); }, prefix);
+        blocked_prefix(cols, size, [&](int rank) { return expf(l[si[rank]] - max) / sum; }, prefix);
+        const float drop = 1.0f - p.top_p;
+        for (int j = threadIdx.x; j < SUM_CHUNKS; j += blockDim.x) {
+            float cum = prefix[j];
+            for (int rank = j * size; rank < cols && rank < (j + 1) * size; ++rank) {
+                cum += expf(l[si[rank]] - max) / sum;
+                marks[rank] = cum <= drop && rank + 1 < cols;
             }
-            max = vox::neg_inf();
-            for (int i = 0; i < cols; ++i) max = fmaxf(max, l[i]);
         }
-        // Softmax and the draw: the first id whose cumulative probability passes u.
-        float sum = 0.0f;
-        for (int i = 0; i < cols; ++i) sum += expf(l[i] - max);
-        int last = 0;
-        float best = expf(l[0] - max) / sum;
-        for (int i = 1; i < cols; ++i) {
+        __syncthreads();
+        for (int rank = threadIdx.x; rank < cols; rank += blockDim.x)
+            if (marks[rank]) l[si[rank]] = vox::neg_inf();
+        __syncthreads();
+        max = block_max_row(l, cols, partials);
+    }
+    // The draw: the first id whose cumulative probability passes u; past the end, the last id with
+    // any probability, or the first largest when none has.
+    const float sum = blocked_prefix(cols, size, [&](int i) { return expf(l[i] - max); }, prefix);
+    blocked_prefix(cols, size, [&](int i) { return expf(l[i] - max) / sum; }, prefix);
+    int first = cols, last = -1;
+    for (int j = threadIdx.x; j < SUM_CHUNKS; j += blockDim.x) {
+        float cum = prefix[j];
+        for (int i = j * size; i < cols && i < (j + 1) * size; ++i) {
             const float q = expf(l[i] - max) / sum;
-            if (q > best) { best = q; last = i; }
-        }
-        float cum = 0.0f;
-        result = (unsigned)-1;
-        for (int i = 0; i < cols; ++i) {
-            const float q = expf(l[i] - max) / sum;
+            cum += q;
             if (q > 0.0f) {
-                cum += q;
                 last = i;
-                if (p.u < cum) { result = (unsigned)i; break; }
+                if (first == cols && p.u < cum) first = i;
             }
         }
-        ids[blockIdx.x] = result == (unsigned)-1 ? (unsigned)last : result;
+    }
+    first = block_min_int(first, ints);
+    last = block_max_int(last, ints);
+    if (threadIdx.x == 0) {
+        int chosen = first < cols ? first : last;
+        if (chosen < 0) {
+            // No probability anywhere (NaN): the first largest, as the CPU's argmax of the probabilities.
+            chosen = 0;
+            float best = expf(l[0] - max) / sum;
+            for (int i = 1; i < cols; ++i) {
+                const float q = expf(l[i] - max) / sum;
+                if (q > best) { best = q; chosen = i; }
+            }
+        }
+        ids[blockIdx.x] = (unsigned)chosen;
     }
 }

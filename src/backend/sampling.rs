@@ -66,6 +66,7 @@ struct Work {
     seen: Vec<u64>,
     sorted: Vec<f32>,
     order: Vec<usize>,
+    dropped: Vec<usize>,
     probs: Vec<f32>,
 }
 
@@ -139,36 +140,78 @@ fn select_with(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng, w: &mut Wo
         w.order.extend(0..n);
         w.order.sort_unstable_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(a.cmp(&b)));
         softmax_into(logits, &mut w.probs);
-        let mut cum = 0.0f32;
-        for (rank, &i) in w.order.iter().enumerate() {
-            cum += w.probs[i];
-            if cum <= 1.0 - p.top_p && rank + 1 < n {
-                logits[i] = f32::NEG_INFINITY;
-            }
+        let drop = 1.0 - p.top_p;
+        let probs = &w.probs;
+        let order = &w.order;
+        let dropped = &mut w.dropped;
+        dropped.clear();
+        blocked_scan(
+            n,
+            |rank| probs[order[rank]],
+            |rank, cum| {
+                if cum <= drop && rank + 1 < n {
+                    dropped.push(order[rank]);
+                }
+            },
+        );
+        for &i in dropped.iter() {
+            logits[i] = f32::NEG_INFINITY;
         }
     }
     softmax_into(logits, &mut w.probs);
     let probs = &w.probs;
     let r = rng.next_f64() as f32;
-    let mut cum = 0.0;
-    let mut last = argmax(probs);
-    for (i, &q) in probs.iter().enumerate() {
-        if q > 0.0 {
-            cum += q;
-            last = i as u32;
-            if r < cum {
-                return i as u32;
+    // The first id whose cumulative probability passes r; past the end, the last id with any
+    // probability (or the argmax when none has).
+    let mut chosen = None;
+    let mut last = None;
+    blocked_scan(
+        n,
+        |i| probs[i],
+        |i, cum| {
+            if probs[i] > 0.0 {
+                last = Some(i);
+                if chosen.is_none() && r < cum {
+                    chosen = Some(i);
+                }
             }
-        }
-    }
-    last
+        },
+    );
+    chosen.or(last).map_or_else(|| argmax(probs), |i| i as u32)
 }
 
+/// Chunks of a blocked sum: the reference order of every sum that decides a token, chosen so that a
+/// GPU block of `SUM_CHUNKS` threads reproduces it exactly (kernels/sample.cu) — each chunk summed
+/// in index order from 0, the chunks' sums added in order.
+pub const SUM_CHUNKS: usize = 256;
+
+/// Runs `visit(i, cum_i)` for i in 0..n in order, where cum_i is the blocked inclusive prefix sum of
+/// `value` (chunk j's values start from the sum of chunks before j). Returns the total.
+fn blocked_scan(n: usize, value: impl Fn(usize) -> f32, mut visit: impl FnMut(usize, f32)) -> f32 {
+    let size = n.div_ceil(SUM_CHUNKS).max(1);
+    let mut prefix = 0.0f32;
+    for start in (0..n).step_by(size) {
+        let end = (start + size).min(n);
+        let mut partial = 0.0f32;
+        for i in start..end {
+            partial += value(i);
+        }
+        let mut cum = prefix;
+        for i in start..end {
+            cum += value(i);
+            visit(i, cum);
+        }
+        prefix += partial;
+    }
+    prefix
+}
+
+/// Softmax with the blocked sum (`blocked_scan`'s order).
 fn softmax_into(logits: &[f32], e: &mut Vec<f32>) {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     e.clear();
     e.extend(logits.iter().map(|&v| (v - max).exp()));
-    let sum: f32 = e.iter().sum();
+    let sum = blocked_scan(e.len(), |i| e[i], |_, _| {});
     for v in e.iter_mut() {
         *v /= sum;
     }
