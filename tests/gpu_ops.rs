@@ -343,7 +343,7 @@ fn suppressed_ranges_near_the_top_of_u32_bar_only_themselves() {
     logits[10] = 9.0;
     let (lc, lg) = p.both(&logits, 1, 300);
     let greedy = SamplingParams { do_sample: false, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 };
-    let suppress = [u32::MAX - 100..u32::MAX];
+    let suppress = [u32::MAX - 100..u32::MAX, 5..5];
     let draw = |c: &Compute, l: &Tensor| {
         let mut rng = Rng::new(5);
         c.sample(l, &mut [Pick { params: &greedy, seen: &[], suppress: &suppress, rng: &mut rng }])
