@@ -149,32 +149,54 @@ extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const __
     gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
 }
 
-// Many-row products (prefill, the encoders, the codec's convolutions): 16 × 16 output tiles, one
-// output per thread, the inputs staged through shared memory 16 columns at a time.
-// Launch: blockDim.x = 256, grid = (⌈out/16⌉, ⌈rows/16⌉).
-#define GEMM_TILE 16
+// Many-row products (prefill, the encoders, the codec's convolutions): 64 × 64 output tiles, each of
+// the 256 threads computing a 4 × 4 block of them from registers; x and w staged through shared
+// memory 16 columns at a time (transposed, so the inner loop reads four consecutive rows and outputs).
+// Launch: blockDim.x = 256, grid = (⌈out/64⌉, ⌈rows/64⌉).
+#define GEMM_TILE 64
+#define GEMM_K 16
+#define GEMM_PER 4
 
 template <class T>
 __device__ __forceinline__ void gemm(const float* __restrict__ x, const T* __restrict__ w,
                                      const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
                                      int out) {
-    __shared__ float xs[GEMM_TILE][GEMM_TILE + 1];
-    __shared__ float ws[GEMM_TILE][GEMM_TILE + 1];
-    const int tx = threadIdx.x % GEMM_TILE, ty = threadIdx.x / GEMM_TILE;
+    __shared__ float xs[GEMM_K][GEMM_TILE + 4];
+    __shared__ float ws[GEMM_K][GEMM_TILE + 4];
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;  // this thread's 4 outputs, 4 rows
     const int row0 = blockIdx.y * GEMM_TILE, out0 = blockIdx.x * GEMM_TILE;
-    float acc = 0.0f;
-    for (int k0 = 0; k0 < in; k0 += GEMM_TILE) {
-        // 1. Stage a 16 × 16 block of x (rows) and of w (outputs), zero past the edges.
-        const int k = k0 + tx;
-        xs[ty][tx] = (row0 + ty < rows && k < in) ? x[(size_t)(row0 + ty) * in + k] : 0.0f;
-        ws[ty][tx] = (out0 + ty < out && k < in) ? vox::to_f32(w[(size_t)(out0 + ty) * in + k]) : 0.0f;
+    float acc[GEMM_PER][GEMM_PER];
+    for (int i = 0; i < GEMM_PER; ++i)
+        for (int j = 0; j < GEMM_PER; ++j) acc[i][j] = 0.0f;
+    for (int k0 = 0; k0 < in; k0 += GEMM_K) {
+        // 1. Stage 64 rows of x and 64 rows of w, 16 columns each (zeros past the edges): four
+        //    values per thread, 16 consecutive columns of a row per 16 threads.
+        for (int e = threadIdx.x; e < GEMM_TILE * GEMM_K; e += blockDim.x) {
+            const int r = e / GEMM_K, k = e % GEMM_K;
+            const bool in_k = k0 + k < in;
+            xs[k][r] = (row0 + r < rows && in_k) ? x[(size_t)(row0 + r) * in + k0 + k] : 0.0f;
+            ws[k][r] = (out0 + r < out && in_k) ? vox::to_f32(w[(size_t)(out0 + r) * in + k0 + k]) : 0.0f;
+        }
         __syncthreads();
-        // 2. This thread's output takes the block's 16 products.
-        for (int j = 0; j < GEMM_TILE; ++j) acc += xs[ty][j] * ws[tx][j];
+        // 2. Outer products of this thread's 4 rows and 4 outputs, column by column.
+        for (int k = 0; k < GEMM_K; ++k) {
+            float a[GEMM_PER], b[GEMM_PER];
+            for (int i = 0; i < GEMM_PER; ++i) a[i] = xs[k][ty * GEMM_PER + i];
+            for (int j = 0; j < GEMM_PER; ++j) b[j] = ws[k][tx * GEMM_PER + j];
+            for (int i = 0; i < GEMM_PER; ++i)
+                for (int j = 0; j < GEMM_PER; ++j) acc[i][j] += a[i] * b[j];
+        }
         __syncthreads();
     }
-    const int r = row0 + ty, o = out0 + tx;
-    if (r < rows && o < out) y[(size_t)r * out + o] = acc + (bias ? bias[o] : 0.0f);
+    // 3. Write the 4 × 4 block (with the bias), inside the edges.
+    for (int i = 0; i < GEMM_PER; ++i) {
+        const int r = row0 + ty * GEMM_PER + i;
+        if (r >= rows) break;
+        for (int j = 0; j < GEMM_PER; ++j) {
+            const int o = out0 + tx * GEMM_PER + j;
+            if (o < out) y[(size_t)r * out + o] = acc[i][j] + (bias ? bias[o] : 0.0f);
+        }
+    }
 }
 
 extern "C" __global__ void linear_gemm_f32(const float* __restrict__ x, const float* __restrict__ w,

@@ -100,9 +100,17 @@ fn data_movement_matches_the_cpu() {
 fn products_match_the_cpu_in_every_precision() {
     let p = pair();
     for dtype in ["f32", "bf16", "f16"] {
-        for (rows, cin, out) in
-            [(1, 64, 48), (3, 33, 17), (1, 96, 40), (8, 130, 40), (2, 129, 33), (5, 264, 70), (9, 64, 48), (37, 50, 70)]
-        {
+        for (rows, cin, out) in [
+            (1, 64, 48),
+            (3, 33, 17),
+            (1, 96, 40),
+            (8, 130, 40),
+            (2, 129, 33),
+            (5, 264, 70),
+            (9, 64, 48),
+            (37, 50, 70),
+            (130, 100, 150),
+        ] {
             let w = weight(&[out, cin], dtype, 10 + rows as u64);
             let b = vector(out, 11);
             let (xc, xg) = p.both(&values(rows * cin, 12), rows, cin);

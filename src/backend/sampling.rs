@@ -1,6 +1,8 @@
 //! Token selection, as the official generation does it (transformers 4.57 logits processors, in
 //! this order): repetition penalty over the generated tokens, min-new-tokens (EOS barred), token
-//! suppression, then temperature, top-k and top-p, and a draw — or the argmax when greedy.
+//! suppression, then temperature, top-k and top-p, and a draw — or the argmax when greedy. The sums
+//! behind softmax, top-p and the draw run in a blocked order (`SUM_CHUNKS`) that a GPU reproduces
+//! exactly, so a seed gives the same tokens on every backend.
 
 /// One row's share of a `Backend::sample` call: its chain's knobs, the ids generated so far
 /// (repetition penalty), the id ranges barred at this step (min-new-tokens, suppression) and its

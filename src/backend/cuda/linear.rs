@@ -8,8 +8,9 @@ use crate::backend::tensor::{Weight, WeightData};
 
 /// Rows the GEMV kernels take at once (`LINEAR_MAX_ROWS` in kernels/linear.cu).
 const GEMV_ROWS: usize = 8;
-/// The GEMM's output tile (`GEMM_TILE`).
-const TILE: usize = 16;
+/// The GEMM's output tile (`GEMM_TILE`) and its threads.
+const TILE: usize = 64;
+const GEMM_THREADS: u32 = 256;
 /// Rows this short or shorter take a thread per output (a warp per output would idle its lanes).
 const SHORT_IN: usize = 64;
 
@@ -102,7 +103,7 @@ impl Cuda {
             let n = per_launch.min(rows - first);
             let grid = (out.div_ceil(TILE) as u32, n.div_ceil(TILE) as u32, 1);
             let (xs, ys) = (x + (first * cols * 4) as u64, y + (first * out * 4) as u64);
-            self.gpu.launch(&format!("linear_gemm_{suffix}"), grid, (TILE * TILE) as u32, 0, &args(xs, ys, n));
+            self.gpu.launch(&format!("linear_gemm_{suffix}"), grid, GEMM_THREADS, 0, &args(xs, ys, n));
         }
     }
 }
