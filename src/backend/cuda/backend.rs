@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::args::KernelArgs;
 use super::gpu::Gpu;
-use super::memory::{DeviceBuf, OrRaise};
+use super::memory::{DeviceBuf, OrRaise, Plain};
 use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::{self, Pick};
@@ -41,13 +41,6 @@ pub struct Cuda {
 
 /// A table's host bytes and its device copy.
 type Uploaded = (Vec<u8>, Arc<DeviceBuf>);
-
-/// Plain values that cross to the device as tables (every bit pattern valid, no padding).
-pub(super) trait Plain: Copy {}
-impl Plain for i32 {}
-impl Plain for u32 {}
-impl Plain for u64 {}
-impl Plain for f32 {}
 
 fn bytes_of<T: Plain>(v: &[T]) -> &[u8] {
     // SAFETY: `Plain` types are integers and floats without padding; any initialised value is a
@@ -458,7 +451,7 @@ impl Backend for Cuda {
         a.ptr(ptr(logits)).ptr(ids.ptr()).i32(logits.cols() as i32);
         self.gpu.launch("argmax_f32", (rows as u32, 1, 1), BLOCK, 0, &a);
         let mut out = vec![0u32; rows];
-        self.gpu.pool.download(&mut out, ids.ptr()).or_raise();
+        self.gpu.pool.download_small(&mut out, ids.ptr()).or_raise();
         out
     }
 
@@ -515,7 +508,7 @@ impl Backend for Cuda {
         a.i32(cols as i32).i32(pow2 as i32);
         self.gpu.launch("sample_f32", (rows as u32, 1, 1), BLOCK, ((cols + 2 * pow2) * 4) as u32, &a);
         let mut out = vec![0u32; rows];
-        self.gpu.pool.download(&mut out, ids.ptr()).or_raise();
+        self.gpu.pool.download_small(&mut out, ids.ptr()).or_raise();
         out
     }
 }

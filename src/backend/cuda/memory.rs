@@ -43,10 +43,28 @@ impl<T> OrRaise<T> for Result<T> {
     }
 }
 
+/// Plain values that cross between host and device as raw bytes (every bit pattern valid, no
+/// padding): tables, token ids.
+pub trait Plain: Copy {}
+impl Plain for i32 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+impl Plain for f32 {}
+
+/// Bytes of page-locked host memory a pool keeps for reading small results back (token ids).
+const PINNED_BYTES: usize = 64 << 10;
+
+/// Page-locked, not write-combined host memory (`cuMemHostAlloc` with no flags): the device copies
+/// into it directly, and the host reads it at full speed.
+struct Pinned(*mut std::ffi::c_void);
+// SAFETY: a plain allocation owned by the pool, used only under the pool's mutex.
+unsafe impl Send for Pinned {}
+
 /// The backend's context, its one stream, and its pool of idle buffers.
 pub struct Pool {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    pinned: Mutex<Option<Pinned>>,
     free: Mutex<HashMap<usize, Vec<u64>>>,
     idle_bytes: AtomicUsize,
     cap_bytes: usize,
@@ -113,12 +131,25 @@ impl DeviceBuf {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.trim();
+        if let Some(Pinned(p)) = self.pinned.get_mut().take()
+            && self.bind().is_ok()
+        {
+            // SAFETY: allocated by malloc_host in `download_small`, no longer referenced.
+            let _ = unsafe { cu::free_host(p) };
+        }
     }
 }
 
 impl Pool {
     pub fn new(ctx: Arc<CudaContext>, stream: Arc<CudaStream>, cap_bytes: usize) -> Arc<Pool> {
-        Arc::new(Pool { ctx, stream, free: Mutex::new(HashMap::new()), idle_bytes: AtomicUsize::new(0), cap_bytes })
+        Arc::new(Pool {
+            ctx,
+            stream,
+            pinned: Mutex::new(None),
+            free: Mutex::new(HashMap::new()),
+            idle_bytes: AtomicUsize::new(0),
+            cap_bytes,
+        })
     }
 
     pub fn stream(&self) -> &Arc<CudaStream> {
@@ -210,6 +241,39 @@ impl Pool {
         // `dst` is read.
         unsafe { cu::memcpy_dtoh_async(dst, src, self.stream.cu_stream()) }.map_err(|e| driver_error("download", e))?;
         self.stream.synchronize().map_err(|e| driver_error("download", e))
+    }
+
+    /// `download` for small results (token ids): through the pool's page-locked buffer, a direct
+    /// copy, when it fits; else (or when no page-locked memory can be had) as `download`.
+    pub fn download_small<T: Plain>(&self, dst: &mut [T], src: u64) -> Result<()> {
+        let bytes = std::mem::size_of_val(dst);
+        if bytes == 0 || bytes > PINNED_BYTES {
+            return self.download(dst, src);
+        }
+        let mut pinned = self.pinned.lock();
+        if pinned.is_none() {
+            self.bind()?;
+            // SAFETY: a plain page-locked allocation, freed when the pool is dropped.
+            match unsafe { cu::malloc_host(PINNED_BYTES, 0) } {
+                Ok(p) => *pinned = Some(Pinned(p)),
+                Err(_) => {
+                    drop(pinned);
+                    return self.download(dst, src);
+                }
+            }
+        }
+        let Some(Pinned(p)) = *pinned else { unreachable!("allocated above") };
+        self.bind()?;
+        // SAFETY: `p` holds PINNED_BYTES ≥ bytes; the wait below ends the copy before it is read,
+        // and the mutex keeps other downloads out meanwhile; `src` holds `bytes` (the caller's);
+        // any bytes are a valid `T` (`Plain`).
+        unsafe {
+            let stage = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
+            cu::memcpy_dtoh_async(stage, src, self.stream.cu_stream()).map_err(|e| driver_error("download", e))?;
+            self.stream.synchronize().map_err(|e| driver_error("download", e))?;
+            std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr() as *mut u8, bytes);
+        }
+        Ok(())
     }
 
     pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
