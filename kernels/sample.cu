@@ -66,23 +66,15 @@ __device__ __forceinline__ float blocked_prefix(int n, int size, F value, float*
     return prefix[SUM_CHUNKS];
 }
 
-// The smallest (largest) int over the block, to every thread.
-__device__ __forceinline__ int block_min_int(int v, int* ints) {
-    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(vox::FULL_MASK, v, o));
+// The smallest (MAX = false) or largest int over the block, to every thread.
+template <bool MAX>
+__device__ __forceinline__ int block_extreme_int(int v, int* ints) {
+    const auto pick = [](int a, int b) { return MAX ? (a > b ? a : b) : (a < b ? a : b); };
+    for (int o = 16; o > 0; o >>= 1) v = pick(v, __shfl_xor_sync(vox::FULL_MASK, v, o));
     if ((threadIdx.x & 31) == 0) ints[threadIdx.x >> 5] = v;
     __syncthreads();
     v = ints[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = min(v, ints[w]);
-    __syncthreads();
-    return v;
-}
-
-__device__ __forceinline__ int block_max_int(int v, int* ints) {
-    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(vox::FULL_MASK, v, o));
-    if ((threadIdx.x & 31) == 0) ints[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = ints[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = max(v, ints[w]);
+    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = pick(v, ints[w]);
     __syncthreads();
     return v;
 }
@@ -229,8 +221,8 @@ extern "C" __global__ void sample_f32(const float* __restrict__ logits, const in
             }
         }
     }
-    first = block_min_int(first, ints);
-    last = block_max_int(last, ints);
+    first = block_extreme_int<false>(first, ints);
+    last = block_extreme_int<true>(last, ints);
     if (threadIdx.x == 0) {
         int chosen = first < cols ? first : last;
         if (chosen < 0) {

@@ -120,6 +120,10 @@ if [ "${VOXKIT_GPU_CHECK_BENCH:-1}" = 1 ] && [ -x "$KEEP/bin/voxkit" ]; then
                 timeout 300 "$VOX" bench tts --device cuda --model "$CK/$preset" --frames 64 --batch $b -q || echo "bench tts $preset batch $b failed"
             done
             timeout 300 "$VOX" bench codec --device cuda --model "$CK/$preset" --frames 100 -q || echo "bench codec failed"
+            # Time to first audio through the engine, streaming (the detail line also gives the
+            # model load, which the first audio here includes).
+            timeout 300 "$VOX" say --device cuda --stream -v --model "$CK/$preset" -o "$OUT/$preset.wav" \
+                "The quick brown fox jumps over the lazy dog." 2>&1 | grep -E "first audio|real-time" || echo "say $preset failed"
         done
         for preset in 0.6b-asr 1.7b-asr; do
             [ -d "$CK/$preset" ] || "$VOX" make-checkpoint --preset "$preset" --tokenizer tests/fixtures/asr/tiny --out "$CK/$preset" -q

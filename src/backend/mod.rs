@@ -161,6 +161,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32>;
 }
 
+/// Every backend's shape check of a two-tensor op (a mismatch is a programming error).
+pub(crate) fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
+    assert!(
+        a.rows() == b.rows() && a.cols() == b.cols(),
+        "{op}: shapes [{}, {}] and [{}, {}] differ",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols()
+    );
+}
+
+/// Every backend's check of a per-channel vector against rows.
+pub(crate) fn width(op: &str, x: &Tensor, w: &Weight) {
+    assert_eq!(x.cols(), w.len(), "{op}: rows of {} against a vector of {}", x.cols(), w.len());
+}
+
 /// A handle to a backend, cheap to clone; what every model component holds.
 #[derive(Clone, Debug)]
 pub struct Compute(Arc<dyn Backend>);

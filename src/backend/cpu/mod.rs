@@ -17,7 +17,7 @@ use super::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseCo
 use super::kv::KvCache;
 use super::sampling::{self, Pick};
 use super::tensor::{Scratch, Tensor, Weight};
-use super::{AttnSeq, AttnShape, Backend, Device, Kv, Mask};
+use super::{AttnSeq, AttnShape, Backend, Device, Kv, Mask, same_shape, width};
 use crate::error::{Error, Result};
 
 /// Most bytes of idle buffers the CPU backend's scratch workspace keeps for reuse.
@@ -82,21 +82,6 @@ impl Cpu {
             });
         }
     }
-}
-
-fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
-    assert!(
-        a.rows() == b.rows() && a.cols() == b.cols(),
-        "{op}: shapes [{}, {}] and [{}, {}] differ",
-        a.rows(),
-        a.cols(),
-        b.rows(),
-        b.cols()
-    );
-}
-
-fn width(op: &str, x: &Tensor, w: &Weight) {
-    assert_eq!(x.cols(), w.len(), "{op}: rows of {} against a vector of {}", x.cols(), w.len());
 }
 
 impl Backend for Cpu {

@@ -16,7 +16,7 @@ use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, De
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::{self, Pick};
 use crate::backend::tensor::{Tensor, Weight, WeightData};
-use crate::backend::{AttnSeq, AttnShape, Backend, Device, Kv, Mask};
+use crate::backend::{AttnSeq, AttnShape, Backend, Device, Kv, Mask, same_shape, width};
 use crate::error::{Error, Result};
 
 /// Threads per block of the element-wise and row kernels.
@@ -60,21 +60,6 @@ pub(super) fn ptr(t: &Tensor) -> u64 {
         || panic!("a host tensor was passed to a CUDA op (tensors of different backends mixed)"),
         |b| b.ptr(),
     )
-}
-
-fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
-    assert!(
-        a.rows() == b.rows() && a.cols() == b.cols(),
-        "{op}: shapes [{}, {}] and [{}, {}] differ",
-        a.rows(),
-        a.cols(),
-        b.rows(),
-        b.cols()
-    );
-}
-
-fn width(op: &str, x: &Tensor, w: &Weight) {
-    assert_eq!(x.cols(), w.len(), "{op}: rows of {} against a vector of {}", x.cols(), w.len());
 }
 
 /// Splits `at` into runs of distinct rows, in order (a kernel writing the same row twice would race).
