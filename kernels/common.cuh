@@ -33,46 +33,31 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// The sum of `v` over a 1-D block whose size is a multiple of 32 (at most 1024), returned to every
-// thread. `partials` is 32 floats of shared memory; the call ends with a barrier, so it may be reused
-// by the next reduction.
-__device__ __forceinline__ float block_sum(float v, float* partials) {
+// The sum (MAX = false) or the maximum of `v` over a 1-D block whose size is a multiple of 32 (at
+// most 1024), returned to every thread. `partials` is 32 floats of shared memory; the call ends
+// with a barrier, so it may be reused by the next reduction.
+template <bool MAX>
+__device__ __forceinline__ float block_reduce(float v, float* partials) {
     const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const unsigned warps = blockDim.x >> 5;
-    v = warp_sum(v);
+    v = MAX ? warp_max(v) : warp_sum(v);
     if (lane == 0) partials[warp] = v;
     __syncthreads();
-    float total = lane < warps ? partials[lane] : 0.0f;
-    total = warp_sum(total);
+    float total = lane < warps ? partials[lane] : (MAX ? neg_inf() : 0.0f);
+    total = MAX ? warp_max(total) : warp_sum(total);
     __syncthreads();
     return total;
 }
 
-}  // namespace vox
+__device__ __forceinline__ float block_sum(float v, float* partials) { return block_reduce<false>(v, partials); }
+__device__ __forceinline__ float block_max(float v, float* partials) { return block_reduce<true>(v, partials); }
 
-namespace vox {
 
 // A stored weight element widened to f32 (bf16 widening is exact).
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 
-// The maximum of `v` over a 1-D block (as block_sum).
-__device__ __forceinline__ float block_max(float v, float* partials) {
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    const unsigned warps = blockDim.x >> 5;
-    v = warp_max(v);
-    if (lane == 0) partials[warp] = v;
-    __syncthreads();
-    float m = lane < warps ? partials[lane] : neg_inf();
-    m = warp_max(m);
-    __syncthreads();
-    return m;
-}
-
-}  // namespace vox
-
-namespace vox {
 
 // sin(x) to ≈1e-7 with no slow path (the CUDA library's sinf keeps a stack frame for its large-argument
 // reduction): reduction by π in three parts (Cody–Waite), then the degree-11 Taylor polynomial on
