@@ -96,6 +96,8 @@ VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test 
 
 step "the models on the CUDA backend (emulated device)"
 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity --test asr_parity
+echo "  steady step loops make no device allocation (TTS with sampling, ASR decode)"
+tests scripts/emulated-gpu.sh cargo test --color never --test gpu_steps -- --ignored
 echo "  the TTS engine on CUDA: streaming equals offline (the codec's device KV cache and window)"
 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test tts_engine offline_and_streaming
 echo "  a GPU out of memory (a 2 MB emulated device): the job fails with OutOfMemory, the engine goes on"

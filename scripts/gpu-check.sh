@@ -20,7 +20,7 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test kernels \
+    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_steps --test kernels \
         --test codec_parity --test tts_parity --test asr_parity 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
@@ -64,6 +64,7 @@ for t in gpu_kernels gpu_features; do
     VOXKIT_KERNEL_DUMP=$OUT/gpu run $t --ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/$t.txt" || status=1
 done
 run gpu_ops --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_ops.txt" || status=1
+run gpu_steps --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_steps.txt" || status=1
 
 if [ -d "$KEEP/emulated" ]; then
     python3 - "$KEEP/emulated" "$OUT/gpu" <<'PY' | tee "$OUT/compare.txt" || status=1

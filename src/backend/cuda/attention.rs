@@ -120,7 +120,9 @@ impl Cuda {
             Mask::CausalWindow(w) => (1, w.min(i32::MAX as usize) as i32),
             Mask::Full => (2, 0),
         };
-        let max_keys = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).max(1);
+        // The scores' row stride: the longest key range, rounded up so that a sequence growing by a
+        // token a step keeps reusing the same buffer.
+        let max_keys = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).max(1).next_multiple_of(1024);
         let (meta_d, tables_d) = self.layout(cache, seqs);
         let tables_ptr = if cache.is_some() { tables_d.ptr() } else { 0 };
 

@@ -90,6 +90,11 @@ impl Cuda {
         &self.gpu.info
     }
 
+    /// Device allocations this backend has made (tests: a steady step loop makes none).
+    pub fn device_allocations(&self) -> u64 {
+        self.gpu.pool.allocations()
+    }
+
     /// A pooled tensor the op writes whole.
     pub(super) fn output(&self, rows: usize, cols: usize) -> Tensor {
         let buf = self.gpu.pool.take(rows * cols * 4).or_raise();
@@ -116,10 +121,12 @@ impl Cuda {
         buf
     }
 
-    /// A small host table copied to the device for one call (indices, positions, addresses).
+    /// A small host table copied to the device for one call (indices, positions, addresses). Its
+    /// buffer is rounded up to whole KiB, so that tables growing by an entry a step (block tables,
+    /// positions) keep reusing the same pooled buffers.
     pub(super) fn table<T: Copy>(&self, v: &[T]) -> DeviceBuf {
         let bytes = std::mem::size_of_val(v);
-        let buf = self.gpu.pool.take(bytes).or_raise();
+        let buf = self.gpu.pool.take(bytes.next_multiple_of(1024)).or_raise();
         self.gpu.pool.upload(buf.ptr(), v).or_raise();
         buf
     }

@@ -68,6 +68,8 @@ pub struct Pool {
     free: Mutex<HashMap<usize, Vec<u64>>>,
     idle_bytes: AtomicUsize,
     cap_bytes: usize,
+    /// Device allocations made (every `cuMemAllocAsync`): constant once a step loop runs.
+    allocations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -149,6 +151,7 @@ impl Pool {
             free: Mutex::new(HashMap::new()),
             idle_bytes: AtomicUsize::new(0),
             cap_bytes,
+            allocations: Default::default(),
         })
     }
 
@@ -179,7 +182,13 @@ impl Pool {
         Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: false })
     }
 
+    /// Device allocations made so far (pooled buffers, weights, cache blocks).
+    pub fn allocations(&self) -> u64 {
+        self.allocations.load(Relaxed)
+    }
+
     fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.allocations.fetch_add(1, Relaxed);
         self.bind()?;
         // SAFETY: a plain allocation on our stream; the result is owned by the DeviceBuf made from it.
         match unsafe { cu::malloc_async(self.stream.cu_stream(), bytes) } {

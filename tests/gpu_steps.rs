@@ -1,0 +1,82 @@
+//! The CUDA backend's step loops make no device allocation once they run: activations and
+//! temporaries come from the device buffer pool, KV caches are block pools, per-step tables reuse
+//! their buffers. What the GPU needs stable stays stable (the precondition of capturing a step as a
+//! graph). Runs on the emulated device in CI (scripts/emulator-check.sh), ignored without a driver.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use voxkit::backend::{Compute, Cuda};
+use voxkit::models::asr::Qwen3Asr;
+/// The checkpoint writer of `voxkit make-checkpoint` (a CLI module, not part of the library).
+#[allow(dead_code)]
+#[path = "../src/bin/voxkit/random_checkpoint.rs"]
+mod random_checkpoint;
+use voxkit::models::tts::Qwen3Tts;
+use voxkit::seams::request::{Sampling, TtsRequest};
+use voxkit::seams::{AsrModel, TtsModel, TtsPrefill};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn gpu() -> (Arc<Cuda>, Compute) {
+    let cuda = Arc::new(Cuda::new(0).expect("a CUDA device"));
+    (cuda.clone(), Compute::new(cuda))
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn tts_steps_allocate_no_device_memory() {
+    let dir = std::env::temp_dir().join(format!("voxkit-gpu-steps-{}", std::process::id()));
+    random_checkpoint::write("tiny-customvoice", &dir, &fixtures().join("tokenizer"), 3).unwrap();
+    let (cuda, cx) = gpu();
+    let mut model = Qwen3Tts::load(&dir, cx, 2).unwrap();
+    let sampled = |seed| TtsRequest {
+        text: "A sentence long enough for a few frames of speech.".into(),
+        speaker: Some("Ryan".into()),
+        language: Some("English".into()),
+        sampling: Sampling { seed: Some(seed), repetition_penalty: Some(1.05), ..Default::default() },
+        ..Default::default()
+    };
+    let (a, b) = (sampled(1), sampled(2));
+    let seqs = [
+        TtsPrefill { slot: 0, request: &a, max_new_tokens: 1000 },
+        TtsPrefill { slot: 1, request: &b, max_new_tokens: 1000 },
+    ];
+    assert!(model.prefill(&seqs).iter().all(|r| r.is_ok()));
+    for _ in 0..3 {
+        model.step(&[0, 1]).unwrap();
+    }
+    let before = cuda.device_allocations();
+    // Across a KV block boundary of the talker's cache (16 tokens), so that growing tables are seen.
+    for _ in 0..20 {
+        let out = model.step(&[0, 1]).unwrap();
+        assert!(out.iter().all(|s| s.finish.is_none()), "the test needs sequences that keep going");
+    }
+    let made = cuda.device_allocations() - before;
+    assert_eq!(made, 0, "20 TTS steps of 2 sequences made {made} device allocations");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn asr_decode_steps_allocate_no_device_memory() {
+    let (cuda, cx) = gpu();
+    let mut m = Qwen3Asr::load(&fixtures().join("asr/tiny"), cx, 1).unwrap();
+    let audio: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+    let f = m.frontend(&[&audio]).unwrap().remove(0);
+    let (prefix, suffix) = m.prompt_parts(None, None).unwrap();
+    let logits = m.prefill_passes(&[(&f.data, &prefix, &suffix)], &[0]).unwrap();
+    let cx = m.compute().clone();
+    let mut next = cx.argmax(&logits)[0];
+    for _ in 0..3 {
+        next = cx.argmax(&m.decode_tokens(&[next], &[0]).unwrap())[0];
+    }
+    let before = cuda.device_allocations();
+    for _ in 0..20 {
+        next = cx.argmax(&m.decode_tokens(&[next], &[0]).unwrap())[0];
+    }
+    let made = cuda.device_allocations() - before;
+    assert_eq!(made, 0, "20 ASR decode steps made {made} device allocations");
+}
