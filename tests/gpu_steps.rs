@@ -80,3 +80,24 @@ fn asr_decode_steps_allocate_no_device_memory() {
     let made = cuda.device_allocations() - before;
     assert_eq!(made, 0, "20 ASR decode steps made {made} device allocations");
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn codec_streaming_allocates_no_device_memory() {
+    let (cuda, cx) = gpu();
+    let codec = voxkit::models::codec::Codec::load(&fixtures().join("codec/tiny"), cx).unwrap();
+    let q = codec.config.decoder_config.num_quantizers;
+    let frame = |i: usize| vec![(0..q).map(|j| ((i * 7 + j * 3) % 50) as u32).collect::<Vec<u32>>()];
+    let mut st = codec.new_stream().unwrap();
+    // Past the transformer's window, so that its cache is in its steady state too.
+    let warm = codec.config.decoder_config.sliding_window + 20;
+    for i in 0..warm {
+        codec.forward_stream(&mut st, &frame(i)).unwrap();
+    }
+    let before = cuda.device_allocations();
+    for i in warm..warm + 20 {
+        codec.forward_stream(&mut st, &frame(i)).unwrap();
+    }
+    let made = cuda.device_allocations() - before;
+    assert_eq!(made, 0, "20 streamed codec frames made {made} device allocations");
+}
