@@ -37,6 +37,8 @@ extern "C" __global__ void linear_bf16_f32(const float* __restrict__ x, const __
 
 // Few-row products for weights of any stored type, up to three layers over the same input in one
 // launch (fused q/k/v, gate/up): warp o takes output o of the layers' outputs laid end to end.
+// With `accumulate`, every product kernel here adds to y instead of writing it (a residual add
+// fused into a projection).
 // Launch as linear_bf16_f32, over out0 + out1 + out2 warps; unused layers have out = 0.
 
 // This lane's partial dot products of weight row `wo` with every row of x.
@@ -99,7 +101,8 @@ __device__ __forceinline__ void lane_dots(const float* __restrict__ x, const __n
 template <class T>
 __device__ __forceinline__ void gemv_many(const float* __restrict__ x, const T* w0, const float* b0, float* y0,
                                           const T* w1, const float* b1, float* y1, const T* w2, const float* b2,
-                                          float* y2, int rows, int in, int out0, int out1, int out2) {
+                                          float* y2, int rows, int in, int out0, int out1, int out2,
+                                          int accumulate) {
     const int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     // 1. Which layer's output this warp computes (o is uniform across the warp: whole warps leave).
@@ -126,27 +129,30 @@ __device__ __forceinline__ void gemv_many(const float* __restrict__ x, const T* 
     for (int r = 0; r < LINEAR_MAX_ROWS; ++r) {
         if (r >= rows) break;
         const float s = vox::warp_sum(acc[r]);
-        if (lane == 0) y[(size_t)r * out + o] = s + (bias ? bias[o] : 0.0f);
+        if (lane == 0) {
+            float* yo = y + (size_t)r * out + o;
+            *yo = (accumulate ? *yo : 0.0f) + s + (bias ? bias[o] : 0.0f);
+        }
     }
 }
 
 extern "C" __global__ void linear_gemv_f32(const float* __restrict__ x, const float* w0, const float* b0, float* y0,
                                            const float* w1, const float* b1, float* y1, const float* w2,
                                            const float* b2, float* y2, int rows, int in, int out0, int out1,
-                                           int out2) {
-    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
+                                           int out2, int accumulate) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2, accumulate);
 }
 extern "C" __global__ void linear_gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* w0, const float* b0,
                                             float* y0, const __nv_bfloat16* w1, const float* b1, float* y1,
                                             const __nv_bfloat16* w2, const float* b2, float* y2, int rows, int in,
-                                            int out0, int out1, int out2) {
-    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
+                                            int out0, int out1, int out2, int accumulate) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2, accumulate);
 }
 extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const __half* w0, const float* b0, float* y0,
                                            const __half* w1, const float* b1, float* y1, const __half* w2,
                                            const float* b2, float* y2, int rows, int in, int out0, int out1,
-                                           int out2) {
-    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2);
+                                           int out2, int accumulate) {
+    gemv_many(x, w0, b0, y0, w1, b1, y1, w2, b2, y2, rows, in, out0, out1, out2, accumulate);
 }
 
 // Many-row products (prefill, the encoders, the codec's convolutions): 64 × 64 output tiles, each of
@@ -160,7 +166,7 @@ extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const __
 template <class T>
 __device__ __forceinline__ void gemm(const float* __restrict__ x, const T* __restrict__ w,
                                      const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                     int out) {
+                                     int out, int accumulate) {
     __shared__ float xs[GEMM_K][GEMM_TILE + 4];
     __shared__ float ws[GEMM_K][GEMM_TILE + 4];
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;  // this thread's 4 outputs, 4 rows
@@ -194,25 +200,27 @@ __device__ __forceinline__ void gemm(const float* __restrict__ x, const T* __res
         if (r >= rows) break;
         for (int j = 0; j < GEMM_PER; ++j) {
             const int o = out0 + tx * GEMM_PER + j;
-            if (o < out) y[(size_t)r * out + o] = acc[i][j] + (bias ? bias[o] : 0.0f);
+            if (o >= out) continue;
+            float* yo = y + (size_t)r * out + o;
+            *yo = (accumulate ? *yo : 0.0f) + acc[i][j] + (bias ? bias[o] : 0.0f);
         }
     }
 }
 
 extern "C" __global__ void linear_gemm_f32(const float* __restrict__ x, const float* __restrict__ w,
                                            const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                           int out) {
-    gemm(x, w, bias, y, rows, in, out);
+                                           int out, int accumulate) {
+    gemm(x, w, bias, y, rows, in, out, accumulate);
 }
 extern "C" __global__ void linear_gemm_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                                             const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                            int out) {
-    gemm(x, w, bias, y, rows, in, out);
+                                            int out, int accumulate) {
+    gemm(x, w, bias, y, rows, in, out, accumulate);
 }
 extern "C" __global__ void linear_gemm_f16(const float* __restrict__ x, const __half* __restrict__ w,
                                            const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                           int out) {
-    gemm(x, w, bias, y, rows, in, out);
+                                           int out, int accumulate) {
+    gemm(x, w, bias, y, rows, in, out, accumulate);
 }
 
 // Products with short rows (in ≤ LINEAR_SHORT_IN, e.g. a small model's hidden size): a warp per
@@ -220,7 +228,7 @@ extern "C" __global__ void linear_gemm_f16(const float* __restrict__ x, const __
 template <class T>
 __device__ __forceinline__ void short_rows(const float* __restrict__ x, const T* __restrict__ w,
                                            const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                           int out) {
+                                           int out, int accumulate) {
     const long long n = (long long)rows * out;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         const long long r = i / out;
@@ -229,22 +237,22 @@ __device__ __forceinline__ void short_rows(const float* __restrict__ x, const T*
         const T* wo = w + (size_t)o * in;
         float acc = 0.0f;
         for (int k = 0; k < in; ++k) acc += xr[k] * vox::to_f32(wo[k]);
-        y[i] = acc + (bias ? bias[o] : 0.0f);
+        y[i] = (accumulate ? y[i] : 0.0f) + acc + (bias ? bias[o] : 0.0f);
     }
 }
 
 extern "C" __global__ void linear_short_f32(const float* __restrict__ x, const float* __restrict__ w,
                                             const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                            int out) {
-    short_rows(x, w, bias, y, rows, in, out);
+                                            int out, int accumulate) {
+    short_rows(x, w, bias, y, rows, in, out, accumulate);
 }
 extern "C" __global__ void linear_short_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                                              const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                             int out) {
-    short_rows(x, w, bias, y, rows, in, out);
+                                             int out, int accumulate) {
+    short_rows(x, w, bias, y, rows, in, out, accumulate);
 }
 extern "C" __global__ void linear_short_f16(const float* __restrict__ x, const __half* __restrict__ w,
                                             const float* __restrict__ bias, float* __restrict__ y, int rows, int in,
-                                            int out) {
-    short_rows(x, w, bias, y, rows, in, out);
+                                            int out, int accumulate) {
+    short_rows(x, w, bias, y, rows, in, out, accumulate);
 }

@@ -132,6 +132,15 @@ fn products_match_the_cpu_in_every_precision() {
                 }
             }
         }
+        // The residual add fused into a projection, over every product path (short rows, GEMV, GEMM).
+        for (rows, cin, out) in [(2, 40, 24), (3, 136, 24), (20, 96, 40)] {
+            let w = weight(&[out, cin], dtype, 21);
+            let (ac, ag) = p.both(&values(rows * cin, 22), rows, cin);
+            let (mut xc, mut xg) = p.both(&values(rows * out, 23), rows, out);
+            p.cpu.linear_add(&mut xc, &ac, &w);
+            p.gpu.linear_add(&mut xg, &ag, &w);
+            close(&format!("linear_add {dtype} [{rows}, {cin}] → {out}"), &xg, &xc, PRODUCT);
+        }
         let table = weight(&[50, 24], dtype, 16);
         let ids = [3u32, 49, 0, 3, 17, 22];
         close("embedding", &p.gpu.embedding(&table, &ids).unwrap(), &p.cpu.embedding(&table, &ids).unwrap(), 0.0);
@@ -170,6 +179,15 @@ fn normalisation_and_element_wise_ops_match_the_cpu() {
     p.gpu.rope(&mut [&mut ag, &mut bg], 32, &positions, &inv_freq);
     close("rope q", &ag, &ac, MATH);
     close("rope k", &bg, &bc, MATH);
+
+    // Per-head q/k norms and RoPE in one op (grouped-query: k has fewer heads than q).
+    let (qn, kn) = (vector(32, 30), vector(32, 31));
+    let (mut qc, mut qg) = p.both(&values(5 * 128, 32), 5, 128);
+    let (mut kc, mut kg) = p.both(&values(5 * 64, 33), 5, 64);
+    p.cpu.qk_norm_rope(&mut qc, &mut kc, (&qn, &kn), 1e-6, 32, &positions, &inv_freq);
+    p.gpu.qk_norm_rope(&mut qg, &mut kg, (&qn, &kn), 1e-6, 32, &positions, &inv_freq);
+    close("qk_norm_rope q", &qg, &qc, MATH);
+    close("qk_norm_rope k", &kg, &kc, MATH);
 
     type InPlace = fn(&Compute, &mut Tensor);
     let unary: [(&str, InPlace); 3] =

@@ -99,6 +99,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Tensor;
     /// Several linear layers over the same input in one pass (fused q/k/v, gate/up).
     fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor>;
+    /// `x += a · Wᵀ`: a projection with the residual add fused (a GPU writes the sum directly).
+    fn linear_add(&self, x: &mut Tensor, a: &Tensor, w: &Weight) {
+        let t = self.linear(a, w, None);
+        self.add(x, &t);
+    }
     /// Rows `ids` of a table `[vocab, dim]`; an id outside the table is an error.
     fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor>;
     /// Row `i` is the sum of table rows `ids[i·per_row .. (i+1)·per_row]`, added in order (the
@@ -117,6 +122,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// NeoX ("rotate half") RoPE of every `head_dim`-wide head of row `r` of each tensor, at
     /// `positions[r]`, with `inv_freq` (`head_dim / 2` values). Angles are computed once per row.
     fn rope(&self, xs: &mut [&mut Tensor], head_dim: usize, positions: &[usize], inv_freq: &[f32]);
+    /// Qwen3's attention prologue: the per-head RMSNorm of q and of k (each with its own
+    /// `head_dim`-wide weight), then RoPE of both — one pass on a GPU.
+    #[allow(clippy::too_many_arguments)]
+    fn qk_norm_rope(
+        &self,
+        q: &mut Tensor,
+        k: &mut Tensor,
+        norms: (&Weight, &Weight),
+        eps: f32,
+        head_dim: usize,
+        positions: &[usize],
+        inv_freq: &[f32],
+    ) {
+        self.rms_norm_heads(q, norms.0, eps);
+        self.rms_norm_heads(k, norms.1, eps);
+        self.rope(&mut [q, k], head_dim, positions, inv_freq);
+    }
     fn silu(&self, x: &mut Tensor);
     /// `gate = silu(gate) · up`.
     fn silu_mul(&self, gate: &mut Tensor, up: &Tensor);

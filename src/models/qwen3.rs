@@ -121,18 +121,18 @@ impl Qwen3Stack {
         }
         for (l, layer) in self.layers.iter().enumerate() {
             crate::seams::stop::check()?;
-            // 1. Self-attention: q/k/v, per-head q/k RMSNorm, RoPE, cache, attention, o_proj.
+            // 1. Self-attention: q/k/v, per-head q/k RMSNorm and RoPE, cache, attention, o_proj
+            //    added to the residual.
             let h = cx.rms_norm(&x, &layer.input_layernorm, eps);
             let mut qkv = cx.linear_many(&h, &[(&layer.q_proj, None), (&layer.k_proj, None), (&layer.v_proj, None)]);
             let v = qkv.pop().expect("v");
             let mut k = qkv.pop().expect("k");
             let mut q = qkv.pop().expect("q");
-            cx.rms_norm_heads(&mut q, &layer.q_norm, eps);
-            cx.rms_norm_heads(&mut k, &layer.k_norm, eps);
-            cx.rope(&mut [&mut q, &mut k], self.dims.head_dim, &positions, &self.inv_freq);
+            let norms = (&layer.q_norm, &layer.k_norm);
+            cx.qk_norm_rope(&mut q, &mut k, norms, eps, self.dims.head_dim, &positions, &self.inv_freq);
             cx.kv_write(cache, l, &attn, &k, &v);
             let a = cx.attention(&q, Kv::Cache { cache, layer: l }, &attn, self.attn_shape(), Mask::Causal);
-            cx.add(&mut x, &cx.linear(&a, &layer.o_proj, None));
+            cx.linear_add(&mut x, &a, &layer.o_proj);
 
             // 2. SwiGLU MLP.
             let h = cx.rms_norm(&x, &layer.post_attention_layernorm, eps);
@@ -140,7 +140,7 @@ impl Qwen3Stack {
             let up = gu.pop().expect("up");
             let mut gate = gu.pop().expect("gate");
             cx.silu_mul(&mut gate, &up);
-            cx.add(&mut x, &cx.linear(&gate, &layer.down_proj, None));
+            cx.linear_add(&mut x, &gate, &layer.down_proj);
             if let Some(out) = layer_outputs.as_deref_mut() {
                 out.push(x.clone());
             }

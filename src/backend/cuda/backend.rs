@@ -304,12 +304,25 @@ impl Backend for Cuda {
 
     fn linear(&self, x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Tensor {
         let y = self.output(x.rows(), w.rows());
-        self.linear_into(ptr_or_zero(x), x.rows(), x.cols(), w, bias, ptr_or_zero(&y));
+        self.linear_into(ptr_or_zero(x), x.rows(), x.cols(), w, bias, ptr_or_zero(&y), false);
         y
     }
 
     fn linear_many(&self, x: &Tensor, layers: &[(&Weight, Option<&Weight>)]) -> Vec<Tensor> {
         self.linear_many_op(x, layers)
+    }
+
+    fn linear_add(&self, x: &mut Tensor, a: &Tensor, w: &Weight) {
+        assert_eq!(
+            (x.rows(), x.cols()),
+            (a.rows(), w.rows()),
+            "linear_add: [{}, {}] += [{}, ..] · {:?}ᵀ",
+            x.rows(),
+            x.cols(),
+            a.rows(),
+            w.shape()
+        );
+        self.linear_into(ptr_or_zero(a), a.rows(), a.cols(), w, None, ptr_or_zero(x), true);
     }
 
     fn embedding(&self, table: &Weight, ids: &[u32]) -> Result<Tensor> {
@@ -364,6 +377,39 @@ impl Backend for Cuda {
             a.ptr(ptr(x)).ptr(pos_d.ptr()).ptr(freq_d.ptr()).i32(x.cols() as i32).i32(half as i32);
             self.map("rope_f32", x.len() / 2, &mut a);
         }
+    }
+
+    fn qk_norm_rope(
+        &self,
+        q: &mut Tensor,
+        k: &mut Tensor,
+        norms: (&Weight, &Weight),
+        eps: f32,
+        head_dim: usize,
+        positions: &[usize],
+        inv_freq: &[f32],
+    ) {
+        let half = inv_freq.len();
+        assert_eq!(2 * half, head_dim, "qk_norm_rope: {half} frequencies for heads of {head_dim}");
+        assert!(norms.0.len() == head_dim && norms.1.len() == head_dim, "qk_norm_rope: norms of {head_dim}");
+        assert!(q.cols() % head_dim == 0 && k.cols() % head_dim == 0, "qk_norm_rope: rows in heads of {head_dim}");
+        assert!(q.rows() == positions.len() && k.rows() == positions.len(), "qk_norm_rope: one position per row");
+        let (q_heads, k_heads) = (q.cols() / head_dim, k.cols() / head_dim);
+        let blocks = positions.len() * (q_heads + k_heads);
+        if blocks == 0 {
+            return;
+        }
+        let pos: Vec<i32> = positions.iter().map(|&p| p as i32).collect();
+        let (pos_d, freq_d) = (self.table_cached("rope.positions", &pos), self.table_cached("rope.inv_freq", inv_freq));
+        let mut a = KernelArgs::new();
+        a.ptr(ptr(q))
+            .ptr(ptr(k))
+            .ptr(self.weight(norms.0))
+            .ptr(self.weight(norms.1))
+            .ptr(pos_d.ptr())
+            .ptr(freq_d.ptr());
+        a.i32(q_heads as i32).i32(k_heads as i32).i32(head_dim as i32).f32(eps);
+        self.gpu.launch("qk_norm_rope_f32", (blocks as u32, 1, 1), Cuda::row_block(half), 0, &a);
     }
 
     fn silu(&self, x: &mut Tensor) {

@@ -18,21 +18,21 @@ impl Cuda {
         let t = x.rows() - ctx;
         let y = self.output(t, w.out_channels());
         if k == 1 {
-            self.linear_into(ptr(x), t, cin, &w.matrix, Some(&w.bias), ptr(&y));
+            self.linear_into(ptr(x), t, cin, &w.matrix, Some(&w.bias), ptr(&y), false);
             return y;
         }
         let cols = self.output(t, k * cin);
         let mut a = KernelArgs::new();
         a.ptr(ptr(x)).ptr(ptr(&cols)).i32(cin as i32).i32(k as i32).i32(d as i32);
         self.map("im2col_1d_f32", cols.len(), &mut a);
-        self.linear_into(ptr(&cols), t, k * cin, &w.matrix, Some(&w.bias), ptr(&y));
+        self.linear_into(ptr(&cols), t, k * cin, &w.matrix, Some(&w.bias), ptr(&y), false);
         y
     }
 
     pub(super) fn conv_transpose1d_op(&self, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor {
         let (r, kernel, cout) = (w.stride, w.kernel, w.cout);
         let part = self.output(x.rows(), kernel * cout); // [T, k·out]
-        self.linear_into(ptr(x), x.rows(), x.cols(), &w.taps, None, ptr(&part));
+        self.linear_into(ptr(x), x.rows(), x.cols(), &w.taps, None, ptr(&part), false);
         let y = self.output(x.rows() * r + w.overhang(), cout);
         let mut a = KernelArgs::new();
         a.ptr(ptr(&part)).ptr(ptr(&y)).i32(x.rows() as i32).i32(kernel as i32).i32(r as i32).i32(cout as i32);
@@ -66,7 +66,7 @@ impl Cuda {
             a.i32(cin as i32).i32(f as i32).i32(t as i32).i32(fo as i32).i32(to as i32);
             self.map("im2col_2d_s2_f32", cols.len(), &mut a);
             let out = ptr(&y) + (first * pixels * cout * 4) as u64;
-            self.linear_into(ptr(&cols), n * pixels, width, &w.matrix, Some(&w.bias), out);
+            self.linear_into(ptr(&cols), n * pixels, width, &w.matrix, Some(&w.bias), out, false);
         }
         y
     }

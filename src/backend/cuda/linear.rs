@@ -28,7 +28,7 @@ fn suffix(w: &Weight) -> &'static str {
 
 impl Cuda {
     /// Up to three few-row products over the same input in one launch (a warp per output).
-    fn gemv(&self, x: u64, rows: usize, cols: usize, layers: &[Layer<'_>]) {
+    fn gemv(&self, x: u64, rows: usize, cols: usize, layers: &[Layer<'_>], accumulate: bool) {
         assert!((1..=3).contains(&layers.len()) && rows <= GEMV_ROWS);
         let total: usize = layers.iter().map(|(w, _, _)| w.rows()).sum();
         let mut a = KernelArgs::new();
@@ -43,6 +43,7 @@ impl Cuda {
         for i in 0..3 {
             a.i32(layers.get(i).map_or(0, |(w, _, _)| w.rows() as i32));
         }
+        a.i32(accumulate as i32);
         let warps = BLOCK as usize / 32;
         let grid = total.div_ceil(warps) as u32;
         self.gpu.launch(&format!("linear_gemv_{}", suffix(layers[0].0)), (grid, 1, 1), BLOCK, 0, &a);
@@ -60,17 +61,28 @@ impl Cuda {
             });
         if fused && !x.is_empty() && outs.iter().all(|t| !t.is_empty()) {
             let set: Vec<Layer<'_>> = layers.iter().zip(&outs).map(|((w, b), y)| (*w, *b, ptr(y))).collect();
-            self.gemv(ptr(x), x.rows(), x.cols(), &set);
+            self.gemv(ptr(x), x.rows(), x.cols(), &set, false);
         } else {
             for ((w, b), y) in layers.iter().zip(&outs) {
-                self.linear_into(ptr_or_zero(x), x.rows(), x.cols(), w, *b, ptr_or_zero(y));
+                self.linear_into(ptr_or_zero(x), x.rows(), x.cols(), w, *b, ptr_or_zero(y), false);
             }
         }
         outs
     }
 
     /// `y = x · Wᵀ (+ b)` between device addresses: x `[rows, cols]`, y `[rows, w.rows()]`.
-    pub(super) fn linear_into(&self, x: u64, rows: usize, cols: usize, w: &Weight, bias: Option<&Weight>, y: u64) {
+    /// With `accumulate`, `y += x · Wᵀ (+ b)` (a residual add fused into the product).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear_into(
+        &self,
+        x: u64,
+        rows: usize,
+        cols: usize,
+        w: &Weight,
+        bias: Option<&Weight>,
+        y: u64,
+        accumulate: bool,
+    ) {
         assert_eq!(cols, w.cols(), "linear: rows of {cols} against weights of {:?}", w.shape());
         let out = w.rows();
         if let Some(b) = bias {
@@ -83,7 +95,7 @@ impl Cuda {
         let (wp, bp) = (self.weight(w), bias.map_or(0, |b| self.weight(b)));
         let args = |x: u64, y: u64, n: usize| {
             let mut a = KernelArgs::new();
-            a.ptr(x).ptr(wp).ptr(bp).ptr(y).i32(n as i32).i32(cols as i32).i32(out as i32);
+            a.ptr(x).ptr(wp).ptr(bp).ptr(y).i32(n as i32).i32(cols as i32).i32(out as i32).i32(accumulate as i32);
             a
         };
         if cols <= SHORT_IN && rows <= GEMV_ROWS {
@@ -93,7 +105,7 @@ impl Cuda {
             return;
         }
         if rows <= GEMV_ROWS {
-            self.gemv(x, rows, cols, &[(w, bias, y)]);
+            self.gemv(x, rows, cols, &[(w, bias, y)], accumulate);
             return;
         }
         // Tiles over (outputs, rows); the grid's y dimension is capped, so long inputs run in parts.
