@@ -49,22 +49,24 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __r
     if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
     if (mask == MASK_FULL) hi = n;
 
-    // 2. Scores q·k · scale, strided over the keys; their maximum.
+    // 2. Scores q·k · scale: a warp per key (lanes across the head, reading the key row coalesced),
+    //    warps strided over the keys; their maximum.
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[idx * head_dim + d];
     __syncthreads();
     float* sc = scores + idx * max_keys;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     float m = vox::neg_inf();
-    for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) {
+    for (int j = lo + warp; j < hi; j += warps) {
         const float* kr = keys.key(j);
         float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d) s += qs[d] * kr[d];
-        s *= scale;
-        sc[j - lo] = s;
+        for (int d = lane; d < head_dim; d += 32) s += qs[d] * kr[d];
+        s = vox::warp_sum(s) * scale;
+        if (lane == 0) sc[j - lo] = s;
         m = fmaxf(m, s);
     }
-    m = vox::block_max(m, partials);
+    m = vox::block_max(m, partials);  // (its barrier also publishes every score)
 
-    // 3. exp(s − max) and their sum (the barrier inside block_sum publishes every score).
+    // 3. exp(s − max) and their sum.
     float sum = 0.0f;
     for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) {
         const float p = expf(sc[j - lo] - m);
@@ -73,10 +75,14 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __r
     }
     sum = vox::block_sum(sum, partials);
 
-    // 4. The weighted sum of the values, one output column per thread.
+    // 4. The weights p / sum (as the CPU forms them), once per key.
+    for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) sc[j - lo] /= sum;
+    __syncthreads();
+
+    // 5. The weighted sum of the values, one output column per thread (rows read coalesced).
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float o = 0.0f;
-        for (int j = lo; j < hi; ++j) o += (sc[j - lo] / sum) * keys.value(j)[d];
+        for (int j = lo; j < hi; ++j) o += sc[j - lo] * keys.value(j)[d];
         out[idx * head_dim + d] = o;
     }
 }
