@@ -63,7 +63,11 @@ __device__ __forceinline__ float blocked_prefix(int n, int size, F value, float*
         }
     }
     __syncthreads();
-    return prefix[SUM_CHUNKS];
+    const float total = prefix[SUM_CHUNKS];
+    // Every thread has read the total before any thread leaves: the next call's first pass
+    // overwrites prefix[SUM_CHUNKS] (the last chunk's own sum) at once.
+    __syncthreads();
+    return total;
 }
 
 // The smallest (MAX = false) or largest int over the block, to every thread.
