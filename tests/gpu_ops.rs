@@ -489,3 +489,22 @@ fn empty_tensors_match_the_cpu() {
     let y = p.gpu.conv2d_s2(&eg, &w2, 0, 4, 4);
     assert_eq!((y.rows(), y.cols()), (0, 5), "conv2d of no images");
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+#[should_panic(expected = "is not reserved")]
+fn kv_write_refuses_positions_a_window_gave_back() {
+    // kv_write's kernel indexes the block table without bounds: every written position, the first
+    // as well as the last, must be in a block the slot still holds (the CPU panics on its index).
+    let p = pair();
+    let width = 8;
+    let mut cache = p.gpu.kv_cache(1, width, 1, 64).unwrap();
+    cache.reserve(0, 48).unwrap();
+    cache.advance(0, 40);
+    cache.forget_before(0, 32); // blocks 0 and 1 (positions 0..32) go back
+    let (_, k) = p.both(&values(24 * width, 130), 24, width);
+    let (_, v) = p.both(&values(24 * width, 131), 24, width);
+    // Positions 16..40: the last is held, the first is in a block given back.
+    p.gpu.kv_write(&mut cache, 0, &[AttnSeq { slot: 0, rows: 24, past: 16 }], &k, &v);
+    let _ = k.to_host();
+}

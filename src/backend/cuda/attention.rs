@@ -52,7 +52,7 @@ impl Cuda {
         for s in seqs {
             // Every written position must be inside the slot's blocks (reserved before the call).
             assert!(
-                s.rows == 0 || cache.holds(s.slot, s.past + s.rows - 1),
+                s.rows == 0 || (cache.holds(s.slot, s.past) && cache.holds(s.slot, s.past + s.rows - 1)),
                 "kv_write: slot {} is not reserved",
                 s.slot
             );
