@@ -574,3 +574,19 @@ fn the_device_option_is_checked() {
         assert!(stderr(&o).contains("no CUDA driver"), "{}", stderr(&o));
     }
 }
+
+/// A device failure inside an op (out of GPU memory at a weight's first use) is one error line and
+/// exit 1, not a silent exit 101: the library raises it as an unwind with no panic message.
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (a 1 MB emulated device)"]
+fn a_device_out_of_memory_is_reported() {
+    let o = voxkit()
+        .env("VOXKIT_EMU_MEMORY_MB", "1")
+        .args(["bench", "codec", "--device", "cuda", "--frames", "2", "--model"])
+        .arg(tiny_tts())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("voxkit: error:") && err.contains("OUT_OF_MEMORY"), "{err}");
+}

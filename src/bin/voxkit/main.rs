@@ -67,7 +67,10 @@ fn main() -> ExitCode {
     };
     let ui = ui::Ui::new(cli.verbosity);
     use cli::{Bench, Command};
-    let result = match &cli.command {
+    // A device failure inside an op (a GPU out of memory) unwinds with the library's Error as its
+    // payload and no panic message (voxkit's cuda::memory::raise): report it as a failed command,
+    // not a silent exit 101. Real panics go on unwinding as before.
+    let run = || match &cli.command {
         Command::Say(a) => say::say(a, &ui),
         Command::Codes(a) => say::codes(a, &ui),
         Command::Transcribe(a) => transcribe::transcribe(a, &ui),
@@ -79,6 +82,13 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Codec(a)) => bench::codec(a, &ui),
         Command::Bench(Bench::Post(a)) => bench::post(a, &ui),
         Command::Bench(Bench::Asr(a)) => bench::asr(a, &ui),
+    };
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => result,
+        Err(payload) => match payload.downcast::<voxkit::Error>() {
+            Ok(e) => Err(Fail::from(*e)),
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
