@@ -86,6 +86,7 @@ CALLS=$ROOT/target/emugpu/calls-reached.txt
 rm -f "$CALLS"
 export VOXKIT_EMU_CALLS=$CALLS
 VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test cli devices
+tests scripts/emulated-gpu.sh cargo test --color never --test cli a_device_out_of_memory -- --ignored
 VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test gpu_ops --test emulator_faults -- --include-ignored
 for order in rev rand; do
     echo "  thread order $order:"

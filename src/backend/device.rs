@@ -21,13 +21,25 @@ pub fn resolve(device: Device) -> Result<Device> {
         Device::Cpu => Ok(Device::Cpu),
         // Usable, and it opens (a context, our kernels loaded): a GPU that passes the probe but
         // fails there still leaves the CPU.
-        Device::Auto => match super::cuda::usable(0).and_then(|_| super::cuda::Cuda::new(0)) {
-            Ok(_) => Ok(Device::Cuda(0)),
-            Err(e) => {
-                log::info!("running on the CPU: {}", e.message);
+        Device::Auto => match gpu0_opens() {
+            Ok(()) => Ok(Device::Cuda(0)),
+            Err(why) => {
+                log::info!("running on the CPU: {why}");
                 Ok(Device::Cpu)
             }
         },
         Device::Cuda(index) => super::cuda::usable(index).map(|_| Device::Cuda(index)),
     }
+}
+
+/// Whether GPU 0 passes the probe and opens (a context, our kernels loaded), asked once per process:
+/// a full open costs the kernels' load (a JIT compile where no CUBIN fits), and its answer does not
+/// change while the process runs.
+fn gpu0_opens() -> std::result::Result<(), String> {
+    static OPENS: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    OPENS
+        .get_or_init(|| {
+            super::cuda::usable(0).and_then(|_| super::cuda::Cuda::new(0)).map(|_| ()).map_err(|e| e.message)
+        })
+        .clone()
 }

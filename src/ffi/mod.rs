@@ -72,11 +72,18 @@ pub(crate) fn boundary(func: &str, body: impl FnOnce() -> Result<()>) -> VoxStat
             set_last_error(&format!("{func}: {}", e.message));
             status_of(e.kind)
         }
-        Err(p) => {
-            let msg = panic_message(p.as_ref());
-            set_last_error(&format!("{func}: internal error (panic): {msg}"));
-            VOX_ERR_INTERNAL
-        }
+        Err(p) => match p.downcast_ref::<Error>() {
+            // A device failure the compute layer raised (out of device memory, a faulted GPU).
+            Some(e) => {
+                set_last_error(&format!("{func}: {}", e.message));
+                status_of(e.kind)
+            }
+            None => {
+                let msg = panic_message(p.as_ref());
+                set_last_error(&format!("{func}: internal error (panic): {msg}"));
+                VOX_ERR_INTERNAL
+            }
+        },
     }
 }
 
