@@ -57,8 +57,9 @@ fn norm(ck: &mut Checkpoint, name: &str, d: usize) -> Result<(Weight, Weight)> {
 }
 
 fn conv2d(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize) -> Result<Conv2dWeight> {
-    let w = ck.take(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
-    let b = ck.take(&format!("{name}.bias"), &[cout])?;
+    // Re-laid out below: the checkpoint's layout never goes to the device.
+    let w = ck.take_host(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
+    let b = ck.take_host(&format!("{name}.bias"), &[cout])?;
     Conv2dWeight::new(&w, &b)
 }
 

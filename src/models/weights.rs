@@ -251,8 +251,9 @@ impl Checkpoint {
         Ok(w)
     }
 
-    /// Takes a tensor, checking its shape, without a device copy (load-time math).
-    fn take_host(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+    /// Takes a tensor, checking its shape, without a device copy: for load-time math and weights
+    /// re-laid out at load (convolutions), whose new layout is what the device gets.
+    pub fn take_host(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
         // A load is stopped between tensors when its engine is destroyed.
         crate::seams::stop::check()?;
         let w = self.tensors.remove(name).ok_or_else(|| {
