@@ -159,8 +159,12 @@ fn rms_norm_over_shapes_and_block_sizes() {
 #[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
 fn linear_bf16_against_the_host() {
     let g = Gpu::new();
-    let (f, e) = g.kernel("linear", "linear_bf16_f32");
-    for (rows, inp, out, bias) in [(1usize, 64usize, 10usize, false), (3, 1024, 77, true), (8, 2, 33, true)] {
+    // The decode GEMV (one layer of the three it can fuse): rows of 1024 take the 16-byte path,
+    // even ones the pair path, odd ones the scalar path.
+    let (f, e) = g.kernel("linear", "linear_gemv_bf16");
+    for (rows, inp, out, bias) in
+        [(1usize, 64usize, 10usize, false), (3, 1024, 77, true), (8, 2, 33, true), (2, 33, 9, true)]
+    {
         let x = values(rows * inp, 3);
         let w: Vec<bf16> = values(out * inp, 4).into_iter().map(bf16::from_f32).collect();
         let b = values(out, 6);
@@ -169,7 +173,8 @@ fn linear_bf16_against_the_host() {
         let s = &g.stream;
         let mut a = KernelArgs::new();
         a.ptr(addr(&dx, s)).ptr(addr(&dw, s)).ptr(if bias { addr(&db, s) } else { 0 }).ptr(addr(&dy, s));
-        a.i32(rows as i32).i32(inp as i32).i32(out as i32);
+        a.ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0); // no second or third layer
+        a.i32(rows as i32).i32(inp as i32).i32(out as i32).i32(0).i32(0).i32(0); // outputs, no accumulate
         let warps_per_block = 4;
         g.run(&f, &e, blocks((out as u32).div_ceil(warps_per_block), 32 * warps_per_block, 0), &a);
         let y = g.download(&dy);
