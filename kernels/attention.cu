@@ -87,6 +87,93 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __r
     }
 }
 
+// Long key ranges (decode over a long context: few (row, head) pairs, many keys) in parts of
+// `chunk` keys ("split-K"): block (row, head, part) writes its part's maximum score m, the sum of
+// exp(s − m) and the exp-weighted sum of the values to `parts` ([head_dim + 2] floats each);
+// attention_combine_f32 rescales and adds the parts. grid.x = rows · heads · splits; blockDim.x a
+// multiple of 32; dynamic shared memory = (head_dim + chunk) floats.
+extern "C" __global__ void attention_split_f32(const float* __restrict__ q, float* __restrict__ parts,
+                                               const float* __restrict__ k, const float* __restrict__ v,
+                                               const unsigned long long* __restrict__ tables,
+                                               const int* __restrict__ meta, int heads, int kv_heads, int head_dim,
+                                               int mask, int window, long long layer_k, long long layer_v, int width,
+                                               int block_tokens, int splits, int chunk, float scale) {
+    VOX_DYNAMIC_SMEM(float, qs);
+    float* sc = qs + head_dim;  // [chunk]
+    __shared__ float partials[32];
+    const long long idx = blockIdx.x / splits;  // (row, head)
+    const int part = (int)(blockIdx.x % splits);
+    const int row = (int)(idx / heads), head = (int)(idx % heads);
+    const int i = meta[4 * row], n = meta[4 * row + 1];
+    const Keys keys{k, v, tables, layer_k, layer_v, meta[4 * row + 2], meta[4 * row + 3], width, block_tokens,
+                    (head / (heads / kv_heads)) * head_dim};
+    float* out = parts + ((long long)idx * splits + part) * (head_dim + 2);
+
+    // 1. This part's keys: [a, b) of the row's range.
+    int lo = 0, hi = i + 1;
+    if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
+    if (mask == MASK_FULL) hi = n;
+    const int a = lo + part * chunk, b = hi < a + chunk ? hi : a + chunk;
+
+    // 2. Scores, a warp per key; their maximum.
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[idx * head_dim + d];
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    float m = vox::neg_inf();
+    for (int j = a + warp; j < b; j += warps) {
+        const float* kr = keys.key(j);
+        float s = 0.0f;
+        for (int d = lane; d < head_dim; d += 32) s += qs[d] * kr[d];
+        s = vox::warp_sum(s) * scale;
+        if (lane == 0) sc[j - a] = s;
+        m = fmaxf(m, s);
+    }
+    m = vox::block_max(m, partials);
+
+    // 3. exp(s − m) and their sum (an empty part: m = −∞, sum 0, values 0).
+    float sum = 0.0f;
+    for (int j = a + threadIdx.x; j < b; j += blockDim.x) {
+        const float p = expf(sc[j - a] - m);
+        sc[j - a] = p;
+        sum += p;
+    }
+    sum = vox::block_sum(sum, partials);
+
+    // 4. The exp-weighted sum of this part's values.
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int j = a; j < b; ++j) o += sc[j - a] * keys.value(j)[d];
+        out[d] = o;
+    }
+    if (threadIdx.x == 0) {
+        out[head_dim] = m;
+        out[head_dim + 1] = sum;
+    }
+}
+
+// Adds the parts of attention_split_f32: out = Σ acc_s · e^(m_s − M) / Σ l_s · e^(m_s − M), M the
+// largest m_s. grid.x = rows · heads; a thread per output column.
+extern "C" __global__ void attention_combine_f32(const float* __restrict__ parts, float* __restrict__ out,
+                                                 int head_dim, int splits) {
+    const long long idx = blockIdx.x;
+    const float* p = parts + idx * splits * (head_dim + 2);
+    float big = vox::neg_inf();
+    for (int s = 0; s < splits; ++s) big = fmaxf(big, p[s * (head_dim + 2) + head_dim]);
+    float total = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+        const float ms = p[s * (head_dim + 2) + head_dim];
+        if (ms != vox::neg_inf()) total += p[s * (head_dim + 2) + head_dim + 1] * expf(ms - big);
+    }
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int s = 0; s < splits; ++s) {
+            const float ms = p[s * (head_dim + 2) + head_dim];
+            if (ms != vox::neg_inf()) o += p[s * (head_dim + 2) + d] * expf(ms - big);
+        }
+        out[idx * head_dim + d] = o / total;
+    }
+}
+
 // Writes the call's key and value rows into the cache: row r goes to position meta[4r] of its
 // sequence, whose block table starts at tables[meta[4r + 2]] (first held block meta[4r + 3]) — the
 // layout attention_f32 reads. n = rows · width.

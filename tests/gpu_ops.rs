@@ -508,3 +508,42 @@ fn kv_write_refuses_positions_a_window_gave_back() {
     p.gpu.kv_write(&mut cache, 0, &[AttnSeq { slot: 0, rows: 24, past: 16 }], &k, &v);
     let _ = k.to_host();
 }
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn attention_over_a_long_context_matches_the_cpu() {
+    // A decode step over ~700 cached keys: few (row, head) pairs, so the CUDA backend splits the keys
+    // into parts and combines them; then the same under a sliding window that gave blocks back.
+    let p = pair();
+    let shape = AttnShape { heads: 4, kv_heads: 2, head_dim: 16 };
+    let (qw, kw) = (shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim);
+    let (mut cc, mut cg) = (p.cpu.kv_cache(1, kw, 2, 16).unwrap(), p.gpu.kv_cache(1, kw, 2, 16).unwrap());
+    let past = 700;
+    for c in [&mut cc, &mut cg] {
+        c.reserve(1, past + 4).unwrap();
+    }
+    let seqs = [AttnSeq { slot: 1, rows: past, past: 0 }];
+    let (kc, kg) = p.both(&values(past * kw, 140), past, kw);
+    let (vc, vg) = p.both(&values(past * kw, 141), past, kw);
+    p.cpu.kv_write(&mut cc, 0, &seqs, &kc, &vc);
+    p.gpu.kv_write(&mut cg, 0, &seqs, &kg, &vg);
+    cc.advance(1, past);
+    cg.advance(1, past);
+    for (step, mask) in [Mask::Causal, Mask::CausalWindow(600)].into_iter().enumerate() {
+        if step == 1 {
+            cc.forget_before(1, 100);
+            cg.forget_before(1, 100);
+        }
+        let seqs = [AttnSeq { slot: 1, rows: 1, past: past + step }];
+        let (qc, qg) = p.both(&values(qw, 142 + step as u64), 1, qw);
+        let (kc, kg) = p.both(&values(kw, 150 + step as u64), 1, kw);
+        let (vc, vg) = p.both(&values(kw, 160 + step as u64), 1, kw);
+        p.cpu.kv_write(&mut cc, 0, &seqs, &kc, &vc);
+        p.gpu.kv_write(&mut cg, 0, &seqs, &kg, &vg);
+        let c = p.cpu.attention(&qc, Kv::Cache { cache: &cc, layer: 0 }, &seqs, shape, mask);
+        let g = p.gpu.attention(&qg, Kv::Cache { cache: &cg, layer: 0 }, &seqs, shape, mask);
+        close(&format!("attention over {} keys, {mask:?}", past + step + 1), &g, &c, PRODUCT);
+        cc.advance(1, 1);
+        cg.advance(1, 1);
+    }
+}

@@ -185,7 +185,7 @@ fn select_with(logits: &mut [f32], p: &SamplingParams, rng: &mut Rng, w: &mut Wo
 /// Chunks of a blocked sum: the reference order of every sum that decides a token, chosen so that a
 /// GPU block of `SUM_CHUNKS` threads reproduces it exactly (kernels/sample.cu) — each chunk summed
 /// in index order from 0, the chunks' sums added in order.
-pub const SUM_CHUNKS: usize = 256;
+pub(crate) const SUM_CHUNKS: usize = 256;
 
 /// Runs `visit(i, cum_i)` for i in 0..n in order, where cum_i is the blocked inclusive prefix sum of
 /// `value` (chunk j's values start from the sum of chunks before j). Returns the total.

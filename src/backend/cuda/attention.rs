@@ -15,6 +15,12 @@ use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
 const SCORES_BUDGET: usize = 32 << 20;
 /// Threads per (query row, head).
 const ATTN_BLOCK: u32 = 128;
+/// Key ranges longer than this, over fewer (row, head) pairs than `SPLIT_BELOW_PAIRS` (a decode
+/// step over a long context: too few blocks for the GPU), are split into parts of `SPLIT_CHUNK`
+/// keys, each its own block, then combined.
+const SPLIT_ABOVE_KEYS: usize = 512;
+const SPLIT_BELOW_PAIRS: usize = 1024;
+const SPLIT_CHUNK: usize = 256;
 
 impl Cuda {
     /// Per query row: its position in its sequence, the sequence's key count, where its keys
@@ -126,7 +132,26 @@ impl Cuda {
         let (meta_d, tables_d) = self.layout(cache, seqs);
         let tables_ptr = if cache.is_some() { tables_d.ptr() } else { 0 };
 
-        // 2. One block per (row, head), in parts of rows whose scores fit the budget.
+        // 2. Long key ranges with few (row, head) pairs to spread over the GPU: split over the keys.
+        let longest = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0);
+        if longest > SPLIT_ABOVE_KEYS && total * heads < SPLIT_BELOW_PAIRS {
+            let splits = longest.div_ceil(SPLIT_CHUNK);
+            let parts = self.gpu.pool.take(total * heads * splits * (hd + 2) * 4).or_raise();
+            let scale = 1.0 / (hd as f32).sqrt();
+            let mut a = KernelArgs::new();
+            a.ptr(ptr(q)).ptr(parts.ptr()).ptr(k_ptr).ptr(v_ptr).ptr(tables_ptr).ptr(meta_d.ptr());
+            a.i32(heads as i32).i32(kv_heads as i32).i32(hd as i32).i32(mask_kind).i32(window);
+            a.i64(layer_k).i64(layer_v).i32(width as i32).i32(KV_BLOCK as i32);
+            a.i32(splits as i32).i32(SPLIT_CHUNK as i32).f32(scale);
+            let smem = ((hd + SPLIT_CHUNK) * 4) as u32;
+            self.gpu.launch("attention_split_f32", ((total * heads * splits) as u32, 1, 1), ATTN_BLOCK, smem, &a);
+            let mut c = KernelArgs::new();
+            c.ptr(parts.ptr()).ptr(ptr(&out)).i32(hd as i32).i32(splits as i32);
+            self.gpu.launch("attention_combine_f32", ((total * heads) as u32, 1, 1), Cuda::row_block(hd), 0, &c);
+            return out;
+        }
+
+        // 3. One block per (row, head), in parts of rows whose scores fit the budget.
         let rows_per_launch = (SCORES_BUDGET / (heads * max_keys)).clamp(1, total);
         let scores = self.gpu.pool.take(rows_per_launch * heads * max_keys * 4).or_raise();
         let scale = 1.0 / (hd as f32).sqrt();
