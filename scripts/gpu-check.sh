@@ -4,8 +4,9 @@
 # (tests/gpu_ops.rs), each against its host computations, and their outputs against each other.
 #
 #   scripts/gpu-check.sh --prepare   here, without a GPU: runs the set on the emulated device, keeps its
-#                                    outputs (target/gpu-check/emulated/*.f32) and the test binaries
-#                                    (target/gpu-check/bin) so that a bare GPU machine needs no cargo
+#                                    outputs (target/gpu-check/emulated/*.f32) and the release test
+#                                    binaries and voxkit (target/gpu-check/bin.tar.xz, ≈ 12 MB) so that
+#                                    a bare GPU machine needs no cargo
 #   scripts/gpu-check.sh [OUT]       on the GPU machine (carry target/gpu-check): records the device,
 #                                    runs the set on it (outputs to OUT/gpu), and compares GPU and
 #                                    emulator outputs within the stated tolerance; then the model
@@ -20,7 +21,7 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_steps --test kernels \
+    cargo test --release --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_steps --test kernels \
         --test codec_parity --test tts_parity --test asr_parity 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
@@ -33,7 +34,7 @@ if [ "${1:-}" = "--prepare" ]; then
     mkdir -p "$KEEP/bin" "$KEEP/emulated"
     for b in $(binaries); do
         dest=$KEEP/bin/$(basename "$b" | sed 's/-[0-9a-f]*$//')
-        cp "$b" "$dest" && strip --strip-debug "$dest"
+        cp "$b" "$dest" && strip "$dest"
     done
     for t in gpu_kernels gpu_features; do
         VOXKIT_KERNEL_DUMP=$KEEP/emulated scripts/emulated-gpu.sh "$KEEP/bin/$t" --ignored --test-threads=1
@@ -41,10 +42,15 @@ if [ "${1:-}" = "--prepare" ]; then
     cargo build --release -q
     cp target/release/voxkit "$KEEP/bin/voxkit" && strip "$KEEP/bin/voxkit"
     echo "$ROOT" >"$KEEP/built-in"  # where the test binaries look for tests/fixtures
+    # Packed (≈ 12 MB instead of ≈ 85), so that it fits what a device machine is sent.
+    tar -C "$KEEP" -cJf "$KEEP/bin.tar.xz" bin && rm -rf "$KEEP/bin"
     echo "prepared $KEEP ($(du -sh "$KEEP" | cut -f1)): carry it to the GPU machine and run scripts/gpu-check.sh there"
     exit 0
 fi
 
+if [ -f "$KEEP/bin.tar.xz" ] && [ ! -d "$KEEP/bin" ]; then
+    tar -C "$KEEP" -xJf "$KEEP/bin.tar.xz"
+fi
 OUT=${1:-$ROOT/target/gpu-check/out}
 mkdir -p "$OUT/gpu"
 {
