@@ -46,6 +46,11 @@ impl Conv1dWeight {
         })
     }
 
+    /// The weights the kernels read (the re-laid matrix, the bias), for `Backend::prepare`.
+    pub fn weights(&self) -> Vec<&Weight> {
+        vec![&self.matrix, &self.bias]
+    }
+
     /// Rows of left context the convolution needs: `(k−1)·dilation`.
     pub fn context(&self) -> usize {
         (self.kernel - 1) * self.dilation
@@ -91,6 +96,11 @@ impl ConvTranspose1dWeight {
         Ok(ConvTranspose1dWeight { taps: Weight::from_f32(vec![k * cout, cin], m), kernel: k, stride, cout })
     }
 
+    /// The weights the kernels read (the stacked taps), for `Backend::prepare`.
+    pub fn weights(&self) -> Vec<&Weight> {
+        vec![&self.taps]
+    }
+
     pub fn stride(&self) -> usize {
         self.stride
     }
@@ -129,6 +139,11 @@ impl DepthwiseConv1dWeight {
         })
     }
 
+    /// The weights the kernels read (taps, bias), for `Backend::prepare`.
+    pub fn weights(&self) -> Vec<&Weight> {
+        vec![&self.taps, &self.bias]
+    }
+
     /// Rows of left context: `k − 1`.
     pub fn context(&self) -> usize {
         self.kernel - 1
@@ -145,6 +160,11 @@ pub struct Conv2dWeight {
 }
 
 impl Conv2dWeight {
+    /// The weights the kernels read (the re-laid matrix, the bias), for `Backend::prepare`.
+    pub fn weights(&self) -> Vec<&Weight> {
+        vec![&self.matrix, &self.bias]
+    }
+
     /// From `nn.Conv2d`'s `[out, in, 3, 3]` weight and `[out]` bias.
     pub fn new(weight: &Weight, bias: &Weight) -> Result<Conv2dWeight> {
         let &[cout, cin, 3, 3] = weight.shape() else {

@@ -60,7 +60,9 @@ fn conv2d(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize) -> Result<Co
     // Re-laid out below: the checkpoint's layout never goes to the device.
     let w = ck.take_host(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
     let b = ck.take_host(&format!("{name}.bias"), &[cout])?;
-    Conv2dWeight::new(&w, &b)
+    let conv = Conv2dWeight::new(&w, &b)?;
+    ck.prepare(&conv.weights())?;
+    Ok(conv)
 }
 
 pub struct AudioEncoder {

@@ -23,9 +23,12 @@ struct CausalConv {
 
 impl CausalConv {
     fn load(ck: &mut Checkpoint, name: &str, cin: usize, cout: usize, k: usize, dilation: usize) -> Result<CausalConv> {
-        let w = ck.take(&format!("{name}.weight"), &[cout, cin, k])?;
-        let b = ck.take(&format!("{name}.bias"), &[cout])?;
-        Ok(CausalConv { conv: Conv1dWeight::new(&w, &b, dilation)? })
+        // Re-laid out here: the device gets the new layout, not the checkpoint's.
+        let w = ck.take_host(&format!("{name}.weight"), &[cout, cin, k])?;
+        let b = ck.take_host(&format!("{name}.bias"), &[cout])?;
+        let conv = Conv1dWeight::new(&w, &b, dilation)?;
+        ck.prepare(&conv.weights())?;
+        Ok(CausalConv { conv })
     }
 
     fn context(&self) -> usize {
@@ -61,11 +64,10 @@ impl CausalTransConv {
         k: usize,
         stride: usize,
     ) -> Result<CausalTransConv> {
-        let w = ck.take(&format!("{name}.weight"), &[cin, cout, k])?;
-        Ok(CausalTransConv {
-            conv: ConvTranspose1dWeight::new(&w, stride)?,
-            bias: ck.take_vector(&format!("{name}.bias"), cout)?,
-        })
+        let w = ck.take_host(&format!("{name}.weight"), &[cin, cout, k])?;
+        let conv = ConvTranspose1dWeight::new(&w, stride)?;
+        ck.prepare(&conv.weights())?;
+        Ok(CausalTransConv { conv, bias: ck.take_vector(&format!("{name}.bias"), cout)? })
     }
 
     fn forward(&self, cx: &Compute, tail: &mut Tensor, x: &Tensor) -> Tensor {
@@ -139,10 +141,12 @@ struct ConvNeXt {
 
 impl ConvNeXt {
     fn load(ck: &mut Checkpoint, name: &str, c: usize) -> Result<ConvNeXt> {
-        let dw = ck.take(&format!("{name}.dwconv.conv.weight"), &[c, 1, 7])?;
-        let dwb = ck.take(&format!("{name}.dwconv.conv.bias"), &[c])?;
+        let dw = ck.take_host(&format!("{name}.dwconv.conv.weight"), &[c, 1, 7])?;
+        let dwb = ck.take_host(&format!("{name}.dwconv.conv.bias"), &[c])?;
+        let dwconv = DepthwiseConv1dWeight::new(&dw, &dwb)?;
+        ck.prepare(&dwconv.weights())?;
         Ok(ConvNeXt {
-            dwconv: DepthwiseConv1dWeight::new(&dw, &dwb)?,
+            dwconv,
             norm_w: ck.take_vector(&format!("{name}.norm.weight"), c)?,
             norm_b: ck.take_vector(&format!("{name}.norm.bias"), c)?,
             pwconv1: ck.take(&format!("{name}.pwconv1.weight"), &[4 * c, c])?,
@@ -207,7 +211,7 @@ impl Codec {
         let cx = cx.into();
         let config = CodecConfig::load(dir)?;
         let c = &config.decoder_config;
-        let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?;
+        let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(&cx);
         // 1. RVQ: the codebooks and the two output projections.
         let vq = c.codebook_dim / 2;
         let mut codebooks = Vec::new();

@@ -238,6 +238,17 @@ impl Checkpoint {
         &self.path
     }
 
+    /// Makes weights built at load from taken ones (re-laid convolutions) resident on the
+    /// checkpoint's device, as `take` does for the ones it returns.
+    pub fn prepare(&self, weights: &[&Weight]) -> Result<()> {
+        if let Some(cx) = &self.compute {
+            for w in weights {
+                cx.prepare(w)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
