@@ -28,6 +28,50 @@ struct Keys {
     __device__ __forceinline__ const float* key(int j) const { return row(k, layer_k, j); }
     __device__ __forceinline__ const float* value(int j) const { return row(v, layer_v, j); }
 };
+
+// Row `row`'s keys for head `head` (meta's 4 ints: position, key count, base, first held block).
+__device__ __forceinline__ Keys row_keys(const float* k, const float* v, const unsigned long long* tables,
+                                         const int* meta, int row, int head, int heads, int kv_heads, int head_dim,
+                                         long long layer_k, long long layer_v, int width, int block_tokens) {
+    return Keys{k, v, tables, layer_k, layer_v, meta[4 * row + 2], meta[4 * row + 3], width, block_tokens,
+                (head / (heads / kv_heads)) * head_dim};
+}
+
+// The keys [lo, hi) that position i of a sequence of n keys sees under the mask.
+__device__ __forceinline__ void key_range(int mask, int window, int i, int n, int& lo, int& hi) {
+    lo = 0, hi = i + 1;
+    if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
+    if (mask == MASK_FULL) hi = n;
+}
+
+// q's head (q_head) into shared qs; the scores q·k · scale of keys [a, b), a warp per key (lanes
+// across the head, reading the key row coalesced); then exp(s − m) into sc[0, b − a) with m their
+// maximum (written to *max). Returns the sum of the exps (an empty range: m = −∞, sum 0). Every
+// thread gets both; the last barrier publishes sc.
+__device__ __forceinline__ float softmax_part(const float* q_head, float* qs, const Keys& keys, int head_dim, int a,
+                                              int b, float scale, float* sc, float* partials, float* max) {
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q_head[d];
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    float m = vox::neg_inf();
+    for (int j = a + warp; j < b; j += warps) {
+        const float* kr = keys.key(j);
+        float s = 0.0f;
+        for (int d = lane; d < head_dim; d += 32) s += qs[d] * kr[d];
+        s = vox::warp_sum(s) * scale;
+        if (lane == 0) sc[j - a] = s;
+        m = fmaxf(m, s);
+    }
+    m = vox::block_max(m, partials);  // (its barrier also publishes every score)
+    float sum = 0.0f;
+    for (int j = a + threadIdx.x; j < b; j += blockDim.x) {
+        const float p = expf(sc[j - a] - m);
+        sc[j - a] = p;
+        sum += p;
+    }
+    *max = m;
+    return vox::block_sum(sum, partials);
+}
 }  // namespace
 
 extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __restrict__ out,
@@ -40,46 +84,23 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, float* __r
     __shared__ float partials[32];
     const long long idx = blockIdx.x;
     const int row = (int)(idx / heads), head = (int)(idx % heads);
-    const int i = meta[4 * row], n = meta[4 * row + 1];
-    const Keys keys{k, v, tables, layer_k, layer_v, meta[4 * row + 2], meta[4 * row + 3], width, block_tokens,
-                    (head / (heads / kv_heads)) * head_dim};
+    const Keys keys =
+        row_keys(k, v, tables, meta, row, head, heads, kv_heads, head_dim, layer_k, layer_v, width, block_tokens);
 
     // 1. The keys this row sees.
-    int lo = 0, hi = i + 1;
-    if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
-    if (mask == MASK_FULL) hi = n;
+    int lo, hi;
+    key_range(mask, window, meta[4 * row], meta[4 * row + 1], lo, hi);
 
-    // 2. Scores q·k · scale: a warp per key (lanes across the head, reading the key row coalesced),
-    //    warps strided over the keys; their maximum.
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[idx * head_dim + d];
-    __syncthreads();
+    // 2. exp(s − max) of the scores, and their sum.
     float* sc = scores + idx * max_keys;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    float m = vox::neg_inf();
-    for (int j = lo + warp; j < hi; j += warps) {
-        const float* kr = keys.key(j);
-        float s = 0.0f;
-        for (int d = lane; d < head_dim; d += 32) s += qs[d] * kr[d];
-        s = vox::warp_sum(s) * scale;
-        if (lane == 0) sc[j - lo] = s;
-        m = fmaxf(m, s);
-    }
-    m = vox::block_max(m, partials);  // (its barrier also publishes every score)
+    float m;
+    const float sum = softmax_part(q + idx * head_dim, qs, keys, head_dim, lo, hi, scale, sc, partials, &m);
 
-    // 3. exp(s − max) and their sum.
-    float sum = 0.0f;
-    for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) {
-        const float p = expf(sc[j - lo] - m);
-        sc[j - lo] = p;
-        sum += p;
-    }
-    sum = vox::block_sum(sum, partials);
-
-    // 4. The weights p / sum (as the CPU forms them), once per key.
+    // 3. The weights p / sum (as the CPU forms them), once per key.
     for (int j = lo + threadIdx.x; j < hi; j += blockDim.x) sc[j - lo] /= sum;
     __syncthreads();
 
-    // 5. The weighted sum of the values, one output column per thread (rows read coalesced).
+    // 4. The weighted sum of the values, one output column per thread (rows read coalesced).
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float o = 0.0f;
         for (int j = lo; j < hi; ++j) o += sc[j - lo] * keys.value(j)[d];
@@ -104,42 +125,20 @@ extern "C" __global__ void attention_split_f32(const float* __restrict__ q, floa
     const long long idx = blockIdx.x / splits;  // (row, head)
     const int part = (int)(blockIdx.x % splits);
     const int row = (int)(idx / heads), head = (int)(idx % heads);
-    const int i = meta[4 * row], n = meta[4 * row + 1];
-    const Keys keys{k, v, tables, layer_k, layer_v, meta[4 * row + 2], meta[4 * row + 3], width, block_tokens,
-                    (head / (heads / kv_heads)) * head_dim};
+    const Keys keys =
+        row_keys(k, v, tables, meta, row, head, heads, kv_heads, head_dim, layer_k, layer_v, width, block_tokens);
     float* out = parts + ((long long)idx * splits + part) * (head_dim + 2);
 
     // 1. This part's keys: [a, b) of the row's range.
-    int lo = 0, hi = i + 1;
-    if (mask == MASK_WINDOW) lo = i + 1 - window > 0 ? i + 1 - window : 0;
-    if (mask == MASK_FULL) hi = n;
+    int lo, hi;
+    key_range(mask, window, meta[4 * row], meta[4 * row + 1], lo, hi);
     const int a = lo + part * chunk, b = hi < a + chunk ? hi : a + chunk;
 
-    // 2. Scores, a warp per key; their maximum.
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[idx * head_dim + d];
-    __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    float m = vox::neg_inf();
-    for (int j = a + warp; j < b; j += warps) {
-        const float* kr = keys.key(j);
-        float s = 0.0f;
-        for (int d = lane; d < head_dim; d += 32) s += qs[d] * kr[d];
-        s = vox::warp_sum(s) * scale;
-        if (lane == 0) sc[j - a] = s;
-        m = fmaxf(m, s);
-    }
-    m = vox::block_max(m, partials);
+    // 2. exp(s − m) of this part's scores and their sum (an empty part: m = −∞, sum 0, values 0).
+    float m;
+    const float sum = softmax_part(q + idx * head_dim, qs, keys, head_dim, a, b, scale, sc, partials, &m);
 
-    // 3. exp(s − m) and their sum (an empty part: m = −∞, sum 0, values 0).
-    float sum = 0.0f;
-    for (int j = a + threadIdx.x; j < b; j += blockDim.x) {
-        const float p = expf(sc[j - a] - m);
-        sc[j - a] = p;
-        sum += p;
-    }
-    sum = vox::block_sum(sum, partials);
-
-    // 4. The exp-weighted sum of this part's values.
+    // 3. The exp-weighted sum of this part's values.
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float o = 0.0f;
         for (int j = a; j < b; ++j) o += sc[j - a] * keys.value(j)[d];
