@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Layer → the crate modules its files may name (besides their own).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("backend", &["error"]),
-    ("dsp", &["error"]),
+    ("dsp", &["backend", "error"]),
     ("error", &[]),
     ("logging", &["error"]),
     ("seams", &["backend", "dsp", "error"]),

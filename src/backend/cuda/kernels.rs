@@ -39,6 +39,7 @@ pub const MODULES: &[KernelModule] = &[
     module!("norm"),
     module!("rows"),
     module!("sample"),
+    module!("signal"),
 ];
 
 impl KernelModule {

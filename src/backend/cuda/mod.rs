@@ -5,7 +5,8 @@
 //!   `args`: kernel arguments checked against them before every launch; `probe`: the driver probe.
 //! - `memory`: the backend's stream and its pool of device buffers; `gpu`: one device, its loaded
 //!   kernels and checked launches; `backend`: `Cuda`, every op of `Backend` as our kernels, with
-//!   `linear`, `conv`, `attention` and `select` (argmax, sampling) in their own files.
+//!   `linear`, `conv`, `attention` and `select` (argmax, sampling) in their own files; `signal`: the
+//!   post-processing launches (resampler, denoiser) that `dsp` drives.
 //!
 //! None of it knows a model. Without a GPU, all of this runs against the emulated device
 //! (`scripts/emulated-gpu.sh`, built from `tests/emugpu`), which executes the same kernel source on
@@ -22,6 +23,7 @@ pub mod memory;
 pub mod probe;
 pub mod ptx;
 mod select;
+pub mod signal;
 
 pub use args::{KernelArgs, launch};
 pub use backend::Cuda;

@@ -26,6 +26,8 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use crate::dsp::AudioStream;
 use crate::error::{Error, Result};
 
+pub mod device;
+
 /// The shortest frame; the frame is the next power of two (24 kHz: 512, 48 kHz: 1024 samples).
 const MIN_FRAME_S: f64 = 0.020;
 /// Frames overlap by 3/4: finer time steps than 1/2 cost twice the work but track onsets better.

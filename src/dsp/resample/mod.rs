@@ -56,6 +56,8 @@ use rayon::prelude::*;
 use crate::dsp::AudioStream;
 use crate::error::{Error, Result};
 
+pub mod device;
+
 /// The lowest and highest sample rates accepted (Hz).
 pub const MIN_RATE: u32 = 4_000;
 pub const MAX_RATE: u32 = 384_000;
@@ -355,13 +357,9 @@ impl Resampler {
         dot: impl Fn(&[f64], &[f64]) -> f64,
         dot4: impl Fn([&[f64]; 4], &[f64]) -> [f64; 4],
     ) {
+        let count = self.ready(limit);
         let f = &*self.filter;
         let (h, l, m) = (f.half as i64, f.up, f.down);
-        // Output j from now sits at input time pos + (phase + j·M)/L and is ready when its window's
-        // last input, pos + floor((phase + j·M)/L) + H, has arrived: j < (R·L − phase)/M.
-        let ready = self.start + self.buf.len() as i64 - h - self.pos;
-        let count = if ready <= 0 { 0 } else { (ready as u128 * l as u128 - self.phase as u128).div_ceil(m as u128) };
-        let count = count.min(limit.saturating_sub(self.frames_out) as u128) as usize;
         let first = out.len();
         out.resize(first + count, 0.0);
         let dst = &mut out[first..];
@@ -410,13 +408,34 @@ impl Resampler {
                 }
             }
         }
-        // Advance the input time by count·M/L, exactly.
+        self.advance(count);
+    }
+
+    /// Outputs whose windows are in `buf`, at most `limit` in the stream's total.
+    fn ready(&self, limit: u64) -> usize {
+        let (h, l, m) = (self.filter.half as i64, self.filter.up, self.filter.down);
+        // Output j from now sits at input time pos + (phase + j·M)/L and is ready when its window's
+        // last input, pos + floor((phase + j·M)/L) + H, has arrived: j < (R·L − phase)/M.
+        let ready = self.start + self.buf.len() as i64 - h - self.pos;
+        let count = if ready <= 0 { 0 } else { (ready as u128 * l as u128 - self.phase as u128).div_ceil(m as u128) };
+        count.min(limit.saturating_sub(self.frames_out) as u128) as usize
+    }
+
+    /// The index in `buf` of the next output's window.
+    fn window_start(&self) -> usize {
+        (self.pos - self.filter.half as i64 + 1 - self.start) as usize
+    }
+
+    /// Moves the input time on by `count` outputs, exactly, and drops the history no later output
+    /// reaches back to.
+    fn advance(&mut self, count: usize) {
+        let (h, l, m) = (self.filter.half as i64, self.filter.up, self.filter.down);
         let t = self.phase as u128 + count as u128 * m as u128;
         self.pos += (t / l as u128) as i64;
         self.phase = (t % l as u128) as u64;
         self.frames_out += count as u64;
-        // Drop the history no later output reaches back to (when downsampling hard, the next window
-        // may start past what has arrived; what arrives before it is dropped next time).
+        // (When downsampling hard, the next window may start past what has arrived; what arrives
+        // before it is dropped next time.)
         let drop = (self.pos - h + 1 - self.start).clamp(0, self.buf.len() as i64);
         self.buf.drain(..drop as usize);
         self.start += drop;
