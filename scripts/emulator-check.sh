@@ -86,21 +86,22 @@ CALLS=$ROOT/target/emugpu/calls-reached.txt
 rm -f "$CALLS"
 export VOXKIT_EMU_CALLS=$CALLS
 VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test cli devices
-tests scripts/emulated-gpu.sh cargo test --color never --test cli a_device_out_of_memory -- --ignored
-VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test gpu_ops --test emulator_faults -- --include-ignored
+tests scripts/emulated-gpu.sh cargo test --color never --test cli -- --ignored a_device_out_of_memory enhance_on_the_gpu
+VOXKIT_EXPECT_DRIVER=ready tests scripts/emulated-gpu.sh cargo test --color never --test kernels --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal --test emulator_faults -- --include-ignored
 for order in rev rand; do
     echo "  thread order $order:"
-    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops -- --ignored
+    CUDACPU_ORDER=$order tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal -- --ignored
 done
 step "cudarc on the emulated driver, AddressSanitizer build"
-VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops -- --ignored
+VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal -- --ignored
 
 step "the models on the CUDA backend (emulated device)"
 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity --test asr_parity
 echo "  steady step loops make no device allocation (TTS with sampling, ASR decode)"
 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_steps -- --ignored
-echo "  the TTS engine on CUDA: streaming equals offline (the codec's device KV cache and window)"
-VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test tts_engine offline_and_streaming
+echo "  the TTS engine on CUDA: streaming equals offline (the codec's device KV cache and window); the"
+echo "  post chains on the GPU (resample equals the CPU's, a batch equals each job alone)"
+VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test tts_engine -- offline_and_streaming output_rate batched_post
 echo "  a GPU out of memory (a 2 MB emulated device): the job fails with OutOfMemory, the engine goes on"
 VOXKIT_EMU_MEMORY_MB=2 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test asr_parity a_full_gpu -- --ignored
 

@@ -21,7 +21,7 @@ cd "$ROOT"
 KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
-    cargo test --release --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_steps --test kernels \
+    cargo test --release --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal --test gpu_steps --test kernels \
         --test codec_parity --test tts_parity --test asr_parity 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
@@ -71,6 +71,7 @@ for t in gpu_kernels gpu_features; do
 done
 run gpu_ops --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_ops.txt" || status=1
 run gpu_steps --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_steps.txt" || status=1
+run gpu_signal --ignored --test-threads=1 2>&1 | tee "$OUT/gpu_signal.txt" || status=1
 
 if [ -d "$KEEP/emulated" ]; then
     python3 - "$KEEP/emulated" "$OUT/gpu" <<'PY' | tee "$OUT/compare.txt" || status=1
@@ -136,6 +137,8 @@ if [ "${VOXKIT_GPU_CHECK_BENCH:-1}" = 1 ] && [ -x "$KEEP/bin/voxkit" ]; then
             [ -d "$CK/$preset" ] || "$VOX" make-checkpoint --preset "$preset" --tokenizer tests/fixtures/asr/tiny --out "$CK/$preset" -q
             timeout 300 "$VOX" bench asr --device cuda --model "$CK/$preset" --seconds 20 -q || echo "bench asr $preset failed"
         done
+        # Post-processing: the CPU's threads and the GPU in one launch per stage, 64 streams.
+        timeout 300 "$VOX" bench post --device cuda --seconds 10 --streams 64 -q || echo "bench post failed"
         echo "-- the same on the CPU of this machine (16 threads), for the ratio"
         timeout 300 "$VOX" bench tts --device cpu --model "$CK/0.6b-customvoice" --frames 16 -q || true
     } 2>&1 | tee "$OUT/bench.txt"

@@ -555,7 +555,7 @@ fn devices_reports_the_driver_and_where_inference_runs() {
 }
 
 /// `--device`: a bad value is a usage error; `cuda` without a usable GPU fails with the reason (no
-/// driver in CI); the post-processing commands refuse `cuda` (no GPU path yet).
+/// driver in CI), for the post-processing commands too.
 #[test]
 fn the_device_option_is_checked() {
     let o = voxkit().args(["transcribe", "--device", "tpu", "x.wav"]).output().unwrap();
@@ -566,13 +566,40 @@ fn the_device_option_is_checked() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("runs on the CPU"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("CUDA device 1:"), "{}", stderr(&o));
     if std::env::var("VOXKIT_EXPECT_DRIVER").as_deref() == Ok("missing") {
         let out = tmp("device-cuda.wav");
         let o = say().args(["--device", "cuda", "-o"]).arg(&out).arg("hello").output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         assert!(stderr(&o).contains("no CUDA driver"), "{}", stderr(&o));
     }
+}
+
+/// `enhance --device cuda` (the denoiser and the resampler on the GPU, channels as one batch) writes
+/// what the CPU writes, to float rounding.
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh"]
+fn enhance_on_the_gpu_writes_what_the_cpu_writes() {
+    let inp = tmp("gpu-enhance-in.wav");
+    let x: Vec<f32> = (0..24000).map(|i| (i as f32 * 0.07).sin() * 0.4 + ((i * 7919) % 113) as f32 / 1130.0).collect();
+    write_wav(&inp, &x, 24000, 2, true);
+    let mut outs = Vec::new();
+    for device in ["cpu", "cuda"] {
+        let out = tmp(&format!("gpu-enhance-{device}.wav"));
+        let o = voxkit()
+            .args(["enhance", "--device", device, "--denoise", "0.8", "--sample-rate", "44100", "-o"])
+            .arg(&out)
+            .arg(&inp)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        assert!(stderr(&o).contains(if device == "cpu" { "(CPU)" } else { "(GPU)" }), "{}", stderr(&o));
+        outs.push(read(&out));
+    }
+    let ((cpu, cspec), (gpu, gspec)) = (&outs[0], &outs[1]);
+    assert_eq!((gspec.sample_rate, gspec.channels, gpu.len()), (cspec.sample_rate, cspec.channels, cpu.len()));
+    let err = cpu.iter().zip(gpu).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(err < 1e-5, "the GPU's output is {err:e} from the CPU's");
 }
 
 /// A device failure inside an op (out of GPU memory at a weight's first use) is one error line and

@@ -10,9 +10,9 @@
 //! measured on the emulated device, and a gain 0.1 % off shows as 3e-4).
 
 use voxkit::dsp::AudioStream;
-use voxkit::dsp::denoise::{Denoiser, device::DeviceDenoiser};
+use voxkit::dsp::denoise::Denoiser;
 use voxkit::dsp::device::{DeviceItem, DeviceStream, PostDevice, process_batch};
-use voxkit::dsp::resample::{Resampler, device::DeviceResampler};
+use voxkit::dsp::resample::Resampler;
 
 const RESAMPLE_TOL: f32 = 3e-7;
 const DENOISE_TOL: f32 = 2e-5;
@@ -71,7 +71,10 @@ fn close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
     let peak = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
     let err = gpu.iter().zip(cpu).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(gpu.iter().all(|v| v.is_finite()), "{what}: a value is not finite");
-    assert!(err <= tol * peak, "{what}: the GPU output is {err:.2e} from the CPU's (peak {peak:.2}, tolerance {tol:.0e})");
+    assert!(
+        err <= tol * peak,
+        "{what}: the GPU output is {err:.2e} from the CPU's (peak {peak:.2}, tolerance {tol:.0e})"
+    );
 }
 
 #[test]
@@ -82,7 +85,7 @@ fn the_resampler_gives_the_cpus_outputs() {
     for (from, to) in [(24000, 48000), (24000, 44100), (48000, 16000), (44101, 16000), (16000, 16000)] {
         let x = signal(9000, from, from as u64);
         let cpu = streamed(&mut Resampler::new(from, to).unwrap(), &x, 0);
-        let mut gpu = DeviceStream::Resample(DeviceResampler::new(&dev, from, to).unwrap());
+        let mut gpu = DeviceStream::resampler(&dev, from, to).unwrap();
         let out = streamed(&mut gpu, &x, 3);
         close(&format!("{from} → {to}"), &out, &cpu, RESAMPLE_TOL);
         // The stream was reset by its end: a second one gives the same.
@@ -97,7 +100,7 @@ fn the_denoiser_gives_the_cpus_outputs() {
     for (rate, strength) in [(24000, 1.0), (48000, 0.7), (16000, 1.0), (24000, 0.0)] {
         let x = signal(rate as usize / 2, rate, rate as u64 + 1);
         let cpu = streamed(&mut Denoiser::new(rate, strength).unwrap(), &x, 0);
-        let mut gpu = DeviceStream::Denoise(DeviceDenoiser::new(&dev, rate, strength).unwrap());
+        let mut gpu = DeviceStream::denoiser(&dev, rate, strength).unwrap();
         let out = streamed(&mut gpu, &x, 2);
         close(&format!("{rate} Hz, strength {strength}"), &out, &cpu, DENOISE_TOL);
         assert_eq!(streamed(&mut gpu, &x, 7), out, "{rate} Hz: a reused stream differs");
@@ -113,7 +116,7 @@ fn samples_that_are_not_finite_are_read_as_the_cpu_reads_them() {
         x[i] = v;
     }
     let cpu = streamed(&mut Denoiser::new(24000, 1.0).unwrap(), &x, 0);
-    let out = streamed(&mut DeviceStream::Denoise(DeviceDenoiser::new(&dev, 24000, 1.0).unwrap()), &x, 1);
+    let out = streamed(&mut DeviceStream::denoiser(&dev, 24000, 1.0).unwrap(), &x, 1);
     close("non-finite input", &out, &cpu, DENOISE_TOL);
 }
 
@@ -125,10 +128,10 @@ fn a_batch_gives_each_stream_what_it_gives_alone() {
     let dev = device();
     let make = |k: usize| -> DeviceStream {
         match k % 4 {
-            0 => DeviceStream::Denoise(DeviceDenoiser::new(&dev, 24000, 1.0).unwrap()),
-            1 => DeviceStream::Resample(DeviceResampler::new(&dev, 24000, 48000).unwrap()),
-            2 => DeviceStream::Denoise(DeviceDenoiser::new(&dev, 48000, 0.5).unwrap()),
-            _ => DeviceStream::Resample(DeviceResampler::new(&dev, 16000, 44100).unwrap()),
+            0 => DeviceStream::denoiser(&dev, 24000, 1.0).unwrap(),
+            1 => DeviceStream::resampler(&dev, 24000, 48000).unwrap(),
+            2 => DeviceStream::denoiser(&dev, 48000, 0.5).unwrap(),
+            _ => DeviceStream::resampler(&dev, 16000, 44100).unwrap(),
         }
     };
     let inputs: Vec<Vec<f32>> = (0..6).map(|k| signal(7000 + 900 * k, 24000, k as u64)).collect();

@@ -50,6 +50,12 @@ impl PostDevice {
         Ok(PostDevice(Arc::new(Inner { cuda: Cuda::new(ordinal)?, tables: Mutex::new(Vec::new()) })))
     }
 
+    /// `cuda:N <name>`.
+    pub fn name(&self) -> String {
+        let info = self.0.cuda.info();
+        format!("cuda:{} {}", info.ordinal, info.name)
+    }
+
     pub(crate) fn cuda(&self) -> &Cuda {
         &self.0.cuda
     }
@@ -75,11 +81,21 @@ impl PostDevice {
 
 /// One post-processing stream on a GPU.
 pub enum DeviceStream {
-    Denoise(DeviceDenoiser),
+    Denoise(Box<DeviceDenoiser>),
     Resample(DeviceResampler),
 }
 
 impl DeviceStream {
+    /// A denoiser on `device` (as `Denoiser::new`).
+    pub fn denoiser(device: &PostDevice, sample_rate: u32, strength: f32) -> Result<DeviceStream> {
+        Ok(DeviceStream::Denoise(Box::new(DeviceDenoiser::new(device, sample_rate, strength)?)))
+    }
+
+    /// A resampler on `device` (as `Resampler::new`).
+    pub fn resampler(device: &PostDevice, from_rate: u32, to_rate: u32) -> Result<DeviceStream> {
+        Ok(DeviceStream::Resample(DeviceResampler::new(device, from_rate, to_rate)?))
+    }
+
     fn device(&self) -> &PostDevice {
         match self {
             DeviceStream::Denoise(d) => d.device(),
@@ -124,7 +140,7 @@ pub fn process_batch(items: &mut [DeviceItem<'_>]) -> Result<()> {
             }
             done[i] = true;
             match &mut *item.stream {
-                DeviceStream::Denoise(d) => denoisers.push(d),
+                DeviceStream::Denoise(d) => denoisers.push(&mut **d),
                 DeviceStream::Resample(r) => resamplers.push(r),
             }
             inputs.push(item.input);
@@ -138,6 +154,27 @@ pub fn process_batch(items: &mut [DeviceItem<'_>]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whole signals, each through its stream and ended, as one batch: `streams[i]` gives output `i`.
+pub fn process_whole(streams: &mut [DeviceStream], inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    if streams.len() != inputs.len() {
+        return Err(crate::error::Error::invalid(format!(
+            "device batch: {} streams for {} signals",
+            streams.len(),
+            inputs.len()
+        )));
+    }
+    let mut outs = vec![Vec::new(); inputs.len()];
+    let mut items: Vec<DeviceItem<'_>> = streams
+        .iter_mut()
+        .zip(inputs)
+        .zip(outs.iter_mut())
+        .map(|((stream, input), output)| DeviceItem { stream, input, finish: true, output })
+        .collect();
+    process_batch(&mut items)?;
+    drop(items);
+    Ok(outs)
 }
 
 impl AudioStream for DeviceStream {

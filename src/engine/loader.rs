@@ -5,10 +5,11 @@ use std::path::Path;
 
 use super::fetch;
 use crate::backend::{Compute, Device};
+use crate::dsp::device::DeviceStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config, weights};
-use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, TtsModels};
+use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, PostDevice, TtsModels};
 
 /// Loads the official Qwen3-TTS / Qwen3-ASR checkpoint folders.
 pub struct CheckpointLoader;
@@ -201,12 +202,20 @@ impl ModelLoader for CheckpointLoader {
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)) })
     }
 
-    fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
-        Ok(Box::new(crate::dsp::denoise::Denoiser::new(sample_rate, strength)?))
+    fn denoiser(&self, sample_rate: u32, strength: f32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
+        use crate::dsp::denoise::Denoiser;
+        Ok(match device {
+            Some(d) => Box::new(DeviceStream::denoiser(d, sample_rate, strength)?),
+            None => Box::new(Denoiser::new(sample_rate, strength)?),
+        })
     }
 
-    fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
-        Ok(Box::new(crate::dsp::resample::Resampler::new(from_rate, to_rate)?))
+    fn resampler(&self, from_rate: u32, to_rate: u32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
+        use crate::dsp::resample::Resampler;
+        Ok(match device {
+            Some(d) => Box::new(DeviceStream::resampler(d, from_rate, to_rate)?),
+            None => Box::new(Resampler::new(from_rate, to_rate)?),
+        })
     }
 
     fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {

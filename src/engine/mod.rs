@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::logging;
 use crate::seams::request::{AsrRequest, TtsRequest};
-use crate::seams::{LoadContext, ModelKind, ModelLoader, ModelSpec};
+use crate::seams::{LoadContext, ModelKind, ModelLoader, ModelSpec, PostDevice};
 use config::EngineConfig;
 use job::{FLAG_STREAMING, Job, JobId, JobInfo, JobState};
 use manager::{Configured, ModelManager};
@@ -186,6 +186,9 @@ pub struct Engine {
     tts: Option<ModelSpec>,
     asr: Option<ModelSpec>,
     worker: Option<JoinHandle<()>>,
+    /// The GPU the post-processing streams run on when the engine runs on one (opened for the
+    /// first job that needs one).
+    post_device: parking_lot::Mutex<Option<PostDevice>>,
     _log: Option<logging::SinkGuard>,
 }
 
@@ -278,7 +281,15 @@ impl Engine {
             budget,
             shared.config.max_batch
         );
-        Ok(Engine { shared, loader, tts, asr, worker: Some(worker), _log: log_guard })
+        Ok(Engine {
+            shared,
+            loader,
+            tts,
+            asr,
+            worker: Some(worker),
+            post_device: parking_lot::Mutex::new(None),
+            _log: log_guard,
+        })
     }
 
     /// What a configured model offers: its output (TTS) or input (ASR) rate, and the speakers
@@ -342,11 +353,17 @@ impl Engine {
             }
         }
         let mut post = Vec::new();
+        let on = if request.denoise.is_some() || (request.sample_rate != 0 && request.sample_rate != spec.sample_rate) {
+            self.post_device()?
+        } else {
+            None
+        };
         if let Some(strength) = request.denoise {
-            post.push(PostStream { stage: Stage::Denoise, stream: self.loader.denoiser(spec.sample_rate, strength)? });
+            let stream = self.loader.denoiser(spec.sample_rate, strength, on.as_ref())?;
+            post.push(PostStream { stage: Stage::Denoise, stream });
         }
         if request.sample_rate != 0 && request.sample_rate != spec.sample_rate {
-            let stream = self.loader.resampler(spec.sample_rate, request.sample_rate)?;
+            let stream = self.loader.resampler(spec.sample_rate, request.sample_rate, on.as_ref())?;
             post.push(PostStream { stage: Stage::Upsample, stream });
         }
         let flags = if request.stream { FLAG_STREAMING } else { 0 };
@@ -360,12 +377,18 @@ impl Engine {
         request.validate()?;
         let spec = self.asr.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Asr))?;
         let mut post = Vec::new();
+        let on = if request.denoise.is_some() || request.sample_rate != spec.sample_rate {
+            self.post_device()?
+        } else {
+            None
+        };
         if request.sample_rate != spec.sample_rate {
-            let stream = self.loader.resampler(request.sample_rate, spec.sample_rate)?;
+            let stream = self.loader.resampler(request.sample_rate, spec.sample_rate, on.as_ref())?;
             post.push(PostStream { stage: Stage::Upsample, stream });
         }
         if let Some(strength) = request.denoise {
-            post.push(PostStream { stage: Stage::Denoise, stream: self.loader.denoiser(spec.sample_rate, strength)? });
+            let stream = self.loader.denoiser(spec.sample_rate, strength, on.as_ref())?;
+            post.push(PostStream { stage: Stage::Denoise, stream });
         }
         let priority = request.priority;
         self.enqueue(ModelKind::Asr, 0, Request::Asr(request), priority, post)
@@ -482,6 +505,16 @@ impl Engine {
     /// Where this engine runs inference.
     pub fn device(&self) -> &DeviceInfo {
         &self.shared.device
+    }
+
+    /// Where a job's post-processing streams run: the engine's GPU, or the CPU (`None`).
+    fn post_device(&self) -> Result<Option<PostDevice>> {
+        let crate::backend::Device::Cuda(n) = self.shared.device.device else { return Ok(None) };
+        let mut slot = self.post_device.lock();
+        if slot.is_none() {
+            *slot = Some(PostDevice::open(n)?);
+        }
+        Ok(slot.clone())
     }
 
     pub fn stats(&self) -> EngineStats {

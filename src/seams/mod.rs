@@ -13,6 +13,7 @@ pub mod stop;
 
 use crate::backend::Device;
 pub use crate::dsp::AudioStream;
+pub use crate::dsp::device::PostDevice;
 use crate::error::{Error, ErrorKind, Result};
 use request::{AsrRequest, TtsRequest};
 
@@ -195,13 +196,15 @@ pub trait ModelLoader: Send + Sync {
     fn inspect(&self, kind: ModelKind, dir: &Path, ctx: &LoadContext) -> Result<ModelSpec>;
     fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels>;
     fn load_asr(&self, dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>>;
-    /// A denoiser stream at `sample_rate` with `strength` in [0, 1].
-    fn denoiser(&self, sample_rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
-        let _ = (sample_rate, strength);
+    /// A denoiser stream at `sample_rate` with `strength` in [0, 1]; on `device` when given (the
+    /// engine's GPU), else on the CPU.
+    fn denoiser(&self, sample_rate: u32, strength: f32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
+        let _ = (sample_rate, strength, device);
         Err(Error::new(ErrorKind::Unsupported, "denoising is not available in this build"))
     }
-    /// A resampler stream from one rate to another.
-    fn resampler(&self, from_rate: u32, to_rate: u32) -> Result<Box<dyn AudioStream>> {
+    /// A resampler stream from one rate to another; on `device` when given, else on the CPU.
+    fn resampler(&self, from_rate: u32, to_rate: u32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
+        let _ = device;
         Err(Error::new(
             ErrorKind::Unsupported,
             format!("resampling ({from_rate} Hz → {to_rate} Hz) is not available in this build"),

@@ -94,10 +94,10 @@ impl ModelLoader for FakeLoader {
         self.knobs.asr_loads.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(FakeAsr { knobs: self.knobs.clone(), slots: (0..ctx.max_slots).map(|_| None).collect() }))
     }
-    fn denoiser(&self, _rate: u32, strength: f32) -> Result<Box<dyn AudioStream>> {
+    fn denoiser(&self, _rate: u32, strength: f32, _on: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
         Ok(Box::new(Gain(1.0 - 0.5 * strength)))
     }
-    fn resampler(&self, from: u32, to: u32) -> Result<Box<dyn AudioStream>> {
+    fn resampler(&self, from: u32, to: u32, _on: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
         if to % from != 0 && from % to != 0 {
             return Err(Error::new(ErrorKind::Unsupported, "fake resampler: integer ratios only"));
         }

@@ -162,8 +162,9 @@ pub fn asr(a: &BenchAsrArgs, ui: &Ui) -> Result<(), Fail> {
 }
 
 pub fn post(a: &BenchPostArgs, ui: &Ui) -> Result<(), Fail> {
+    use voxkit::dsp::device::{DeviceStream, PostDevice, process_whole};
     use voxkit::dsp::{denoise, resample};
-    a.threads.cpu_only("bench post")?;
+    let gpu = a.threads.post_device()?;
     let (seconds, streams) = (a.seconds, a.streams.max(1));
     let threads = a.threads.count();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| e.to_string())?;
@@ -186,7 +187,24 @@ pub fn post(a: &BenchPostArgs, ui: &Ui) -> Result<(), Fail> {
         }
         Ok::<f64, Fail>(n as f64 * seconds / best)
     };
+    // The same on the GPU: `n` streams made by `make`, one batch, ended; best of three.
+    let best_gpu = |dev: &PostDevice,
+                    inputs: &[Vec<f32>],
+                    n: usize,
+                    make: &dyn Fn(&PostDevice) -> voxkit::Result<DeviceStream>| {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let mut st: Vec<DeviceStream> = (0..n).map(|_| make(dev)).collect::<Result<_, _>>()?;
+            let t = Instant::now();
+            process_whole(&mut st, &inputs[..n])?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok::<f64, Fail>(n as f64 * seconds / best)
+    };
     println!("post: {seconds} s of audio per stream; batched = {streams} streams on {threads} threads");
+    if let Some(dev) = &gpu {
+        println!("GPU: {} (the same streams, one launch per stage; host transfers included)", dev.name());
+    }
     let progress = ui.spinner("timing the resampler");
     for (from, to) in [(24_000u32, 48_000u32), (24_000, 44_100), (48_000, 16_000)] {
         progress.set_message(format!("timing the resampler, {from} -> {to} Hz"));
@@ -206,6 +224,13 @@ pub fn post(a: &BenchPostArgs, ui: &Ui) -> Result<(), Fail> {
         progress.suspend(|| {
             println!("resample {from} -> {to} Hz: {single:.0}x real time on 1 thread; batched {batched:.0}x in total")
         });
+        if let Some(dev) = &gpu {
+            let make = |d: &PostDevice| DeviceStream::resampler(d, from, to);
+            let (single, batched) = (best_gpu(dev, &inputs, 1, &make)?, best_gpu(dev, &inputs, streams, &make)?);
+            progress.suspend(|| {
+                println!("resample {from} -> {to} Hz on the GPU: {single:.0}x real time alone; batched {batched:.0}x in total")
+            });
+        }
     }
     for rate in [24_000u32, 48_000] {
         progress.set_message(format!("timing the denoiser at {rate} Hz"));
@@ -227,6 +252,13 @@ pub fn post(a: &BenchPostArgs, ui: &Ui) -> Result<(), Fail> {
         progress.suspend(|| {
             println!("denoise {rate} Hz: {single:.0}x real time on 1 thread; batched {batched:.0}x in total")
         });
+        if let Some(dev) = &gpu {
+            let make = |d: &PostDevice| DeviceStream::denoiser(d, rate, 1.0);
+            let (single, batched) = (best_gpu(dev, &inputs, 1, &make)?, best_gpu(dev, &inputs, streams, &make)?);
+            progress.suspend(|| {
+                println!("denoise {rate} Hz on the GPU: {single:.0}x real time alone; batched {batched:.0}x in total")
+            });
+        }
     }
     progress.finish_and_clear();
     Ok(())

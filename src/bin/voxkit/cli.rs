@@ -94,13 +94,12 @@ pub struct Threads {
 }
 
 impl Threads {
-    /// For the commands whose work has no GPU path yet (the post-processing DSP): `cuda` is refused.
-    pub fn cpu_only(self, what: &str) -> Result<(), String> {
-        match self.device {
-            voxkit::backend::Device::Cuda(_) => {
-                Err(format!("{what} runs on the CPU: the GPU denoiser and resampler are not built yet"))
-            }
-            _ => Ok(()),
+    /// The GPU the post-processing DSP runs on: `cuda[:N]` that GPU (or the reason it cannot),
+    /// `auto` GPU 0 when it can run voxkit, `cpu` none.
+    pub fn post_device(self) -> voxkit::Result<Option<voxkit::dsp::device::PostDevice>> {
+        match voxkit::backend::resolve(self.device)? {
+            voxkit::backend::Device::Cuda(n) => Ok(Some(voxkit::dsp::device::PostDevice::open(n)?)),
+            _ => Ok(None),
         }
     }
 
@@ -223,8 +222,9 @@ pub struct TranscribeArgs {
 
 /// Denoise and/or resample a WAV file.
 ///
-/// Channels are processed independently, as one batch; the output keeps the input's sample
-/// format. Without --denoise and --sample-rate the audio is copied unchanged.
+/// Channels are processed independently, as one batch (on the CPU's threads, or on the GPU in one
+/// launch per stage with --device cuda, or auto when a GPU can run voxkit); the output keeps the
+/// input's sample format. Without --denoise and --sample-rate the audio is copied unchanged.
 #[derive(Args, Debug)]
 pub struct EnhanceArgs {
     /// Denoise, strength 0 (off) to 1 (full) [default: no denoising].

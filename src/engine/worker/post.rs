@@ -1,6 +1,8 @@
 //! Post-processing in the worker: each job's chain of streams (denoise, resample), timed per
-//! stage, and several jobs' chains run as one batch on the post pool.
+//! stage, and several jobs' chains run as one batch: the GPU streams of a stage in one launch per
+//! kind, the CPU streams in parallel on the post pool.
 
+use crate::dsp::device::{DeviceItem, process_batch};
 use crate::engine::job::Job;
 use crate::engine::timings::{Stage, timed};
 use crate::error::{Error, ErrorKind};
@@ -12,31 +14,33 @@ pub(crate) struct PostStream {
     pub stream: Box<dyn AudioStream>,
 }
 
-/// Runs `chain` over `input`, timing each stage into the job. `flush` ends the streams.
-pub(super) fn run_post(job: &Job, chain: &mut [PostStream], mut audio: Vec<f32>, flush: bool) -> Vec<f32> {
-    for p in chain.iter_mut() {
-        let (out, d) = timed(|| {
-            let mut out = Vec::with_capacity(audio.len() * 2);
-            p.stream.process(&audio, &mut out);
-            if flush {
-                p.stream.finish(&mut out);
-            }
-            out
-        });
-        let total_ms = {
-            let mut data = job.data.lock();
-            data.timings.add(p.stage, d);
-            match p.stage {
-                Stage::Denoise => data.timings.denoise_ms,
-                _ => data.timings.upsample_ms,
-            }
-        };
-        if flush {
-            log::info!("pipeline: job {} {} stage done in {:.2} ms", job.id, p.stage.name(), total_ms);
+/// Adds a stage's time to the job; at the end of the job, logs the stage's total.
+fn account(job: &Job, stage: Stage, d: std::time::Duration, flush: bool) {
+    let total_ms = {
+        let mut data = job.data.lock();
+        data.timings.add(stage, d);
+        match stage {
+            Stage::Denoise => data.timings.denoise_ms,
+            _ => data.timings.upsample_ms,
         }
-        audio = out;
+    };
+    if flush {
+        log::info!("pipeline: job {} {} stage done in {:.2} ms", job.id, stage.name(), total_ms);
     }
-    audio
+}
+
+/// One job's audio through one stage on the CPU. `flush` ends the stream.
+fn run_stage(job: &Job, p: &mut PostStream, audio: &[f32], flush: bool) -> Vec<f32> {
+    let (out, d) = timed(|| {
+        let mut out = Vec::with_capacity(audio.len() * 2);
+        p.stream.process(audio, &mut out);
+        if flush {
+            p.stream.finish(&mut out);
+        }
+        out
+    });
+    account(job, p.stage, d, flush);
+    out
 }
 
 /// One job's audio through its post chain, as part of a batch.
@@ -47,15 +51,59 @@ pub(super) struct PostItem<'a> {
     pub flush: bool,
 }
 
-/// Runs several jobs' post chains as one batch: in parallel on the post pool (one task per job),
-/// each job's streams in order. Returns each job's output, in order.
-pub(super) fn run_posts(pool: Option<&rayon::ThreadPool>, items: Vec<PostItem<'_>>) -> Vec<Vec<f32>> {
+/// Runs several jobs' post chains as one batch, stage after stage: at each stage, the streams on a
+/// GPU as one batch (one launch per kind: `dsp::device::process_batch`, timed as a whole for each
+/// of its jobs), the CPU streams in parallel on the post pool (one task per job). Returns each
+/// job's output, in order. A device failure is raised (`resume_unwind` with the error), as a
+/// model's is: the worker fails the batch's jobs with its kind.
+pub(super) fn run_posts(pool: Option<&rayon::ThreadPool>, mut items: Vec<PostItem<'_>>) -> Vec<Vec<f32>> {
     use rayon::prelude::*;
-    let run = |it: PostItem<'_>| run_post(it.job, it.chain, it.audio, it.flush);
-    match pool {
-        Some(pool) if items.len() > 1 => pool.install(|| items.into_par_iter().map(run).collect()),
-        _ => items.into_iter().map(run).collect(),
+    let depth = items.iter().map(|it| it.chain.len()).max().unwrap_or(0);
+    for stage in 0..depth {
+        let on_device = |it: &mut PostItem<'_>| it.chain.get_mut(stage).is_some_and(|p| p.stream.on_device().is_some());
+        // 1. The GPU streams of this stage.
+        let gpu: Vec<usize> = (0..items.len()).filter(|&i| on_device(&mut items[i])).collect();
+        if !gpu.is_empty() {
+            let mut outs = vec![Vec::new(); gpu.len()];
+            let (result, d) = timed(|| {
+                let mut batch: Vec<DeviceItem<'_>> = items
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| gpu.contains(i))
+                    .zip(outs.iter_mut())
+                    .map(|((_, it), output)| DeviceItem {
+                        stream: it.chain[stage].stream.on_device().expect("chosen as a GPU stream"),
+                        input: &it.audio,
+                        finish: it.flush,
+                        output,
+                    })
+                    .collect();
+                process_batch(&mut batch)
+            });
+            if let Err(e) = result {
+                std::panic::resume_unwind(Box::new(e));
+            }
+            for (&i, out) in gpu.iter().zip(outs) {
+                let it = &mut items[i];
+                account(it.job, it.chain[stage].stage, d, it.flush);
+                it.audio = out;
+            }
+        }
+        // 2. The CPU streams of this stage.
+        let run = |it: &mut PostItem<'_>| {
+            if let Some(p) = it.chain.get_mut(stage)
+                && p.stream.on_device().is_none()
+            {
+                it.audio = run_stage(it.job, p, &it.audio, it.flush);
+            }
+        };
+        let cpu = items.len() - gpu.len();
+        match pool {
+            Some(pool) if cpu > 1 => pool.install(|| items.par_iter_mut().for_each(run)),
+            _ => items.iter_mut().for_each(run),
+        }
     }
+    items.into_iter().map(|it| it.audio).collect()
 }
 
 /// Publishes a job's new samples. Audio that is not finite (a model with NaN weights, an
