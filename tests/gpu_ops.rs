@@ -418,6 +418,35 @@ fn sampling_at_the_widest_device_row() {
     }
 }
 
+/// Ids left on the device (`sample_ids`) feed `embedding_ids` in place and are read back together
+/// (`read_ids`, device and host ids mixed): the CPU's ids and embeddings; a table smaller than the
+/// ids' bound is an error, not a read past it.
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn ids_chosen_on_the_device_feed_embeddings_in_place() {
+    let p = pair();
+    let (rows, cols) = (3, 40);
+    let (lc, lg) = p.both(&values(rows * cols, 130), rows, cols);
+    let params = SamplingParams { do_sample: true, temperature: 0.8, top_k: 10, top_p: 0.9, repetition_penalty: 1.0 };
+    let table = weight(&[cols, 16], "bf16", 131);
+    let run = |c: &Compute, l: &Tensor| {
+        let mut rngs: Vec<Rng> = (0..rows as u64).map(Rng::new).collect();
+        let mut picks: Vec<Pick<'_>> =
+            rngs.iter_mut().map(|rng| Pick { params: &params, seen: &[], suppress: &[], rng }).collect();
+        let ids = c.sample_ids(l, &mut picks);
+        assert_eq!((ids.len(), ids.bound()), (rows, cols));
+        let e = c.embedding_ids(&table, &ids).unwrap();
+        let small = weight(&[cols - 1, 16], "f32", 132);
+        assert!(c.embedding_ids(&small, &ids).is_err() || ids.host().is_some_and(|v| v.iter().all(|&i| i < 39)));
+        let host = voxkit::backend::Ids::from_host(vec![7, 1], cols);
+        (c.read_ids(&[&ids, &host, &ids]), e)
+    };
+    let ((ic, ec), (ig, eg)) = (run(&p.cpu, &lc), run(&p.gpu, &lg));
+    assert_eq!(ig, ic);
+    assert_eq!(ig[1], vec![7, 1]);
+    close("embedding of sampled ids", &eg, &ec, EXACT);
+}
+
 #[test]
 #[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
 fn a_window_wider_than_i32_sees_every_earlier_key() {

@@ -1,6 +1,6 @@
 //! The CUDA backend's step loops make no device allocation once they run: activations and
 //! temporaries come from the device buffer pool, KV caches are block pools, per-step tables reuse
-//! their buffers. What the GPU needs stable stays stable (the precondition of capturing a step as a
+//! their buffers; and a TTS frame waits for the device once. What the GPU needs stable stays stable (the precondition of capturing a step as a
 //! graph). Runs on the emulated device in CI (scripts/emulator-check.sh), ignored without a driver.
 
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ fn tts_steps_allocate_no_device_memory() {
     for _ in 0..3 {
         model.step(&[0, 1]).unwrap();
     }
-    let before = cuda.device_allocations();
+    let (before, waits) = (cuda.device_allocations(), cuda.host_waits());
     // Across a KV block boundary of the talker's cache (16 tokens), so that growing tables are seen.
     for _ in 0..20 {
         let out = model.step(&[0, 1]).unwrap();
@@ -56,6 +56,10 @@ fn tts_steps_allocate_no_device_memory() {
     }
     let made = cuda.device_allocations() - before;
     assert_eq!(made, 0, "20 TTS steps of 2 sequences made {made} device allocations");
+    // The frame's 15 predictor passes and the talker's step run without a wait: the codes stay on
+    // the device, feeding the next pass, and the frame is read back once.
+    let waited = cuda.host_waits() - waits;
+    assert_eq!(waited, 20, "20 TTS steps waited for the device {waited} times");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

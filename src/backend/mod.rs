@@ -20,7 +20,7 @@ pub use cuda::Cuda;
 pub use device::{Device, resolve};
 pub use kv::{KV_BLOCK, KvCache};
 pub use sampling::{Pick, Rng, SamplingParams};
-pub use tensor::{DType, HostBuf, SharedBytes, Tensor, Weight, WeightData};
+pub use tensor::{DType, HostBuf, Ids, SharedBytes, Tensor, Weight, WeightData};
 
 use crate::error::Result;
 
@@ -181,6 +181,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The official sampling chain per row (penalty, suppression, temperature, top-k/top-p, a
     /// seeded draw); only the chosen ids leave the device.
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32>;
+    /// `sample`, with the ids left where they were chosen: no wait for the device, so a chain of
+    /// passes (the code predictor's) runs without a round trip per pass.
+    fn sample_ids(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Ids {
+        Ids::from_host(self.sample(logits, picks), logits.cols())
+    }
+    /// `embedding` of ids chosen on this backend (the table must have `ids.bound()` rows or more).
+    fn embedding_ids(&self, table: &Weight, ids: &Ids) -> Result<Tensor> {
+        match ids.host() {
+            Some(v) => self.embedding(table, v),
+            None => unreachable!("device ids on a backend without a device"),
+        }
+    }
+    /// Waits until the device has run every op issued so far (timing; the CPU's ops are done).
+    fn synchronize(&self) {}
+    /// Several id vectors, read back with one wait.
+    fn read_ids(&self, ids: &[&Ids]) -> Vec<Vec<u32>> {
+        ids.iter().map(|i| i.host().expect("host ids on a backend without a device").to_vec()).collect()
+    }
 }
 
 /// Every backend's shape check of a two-tensor op (a mismatch is a programming error).

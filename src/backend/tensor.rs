@@ -426,3 +426,62 @@ impl Tensor {
         &mut self.host_mut()[r * c..(r + 1) * c]
     }
 }
+
+/// Token ids chosen on a backend (`Backend::sample_ids`): in host memory, or in device memory
+/// where a GPU chose them, so that they can feed the next embedding lookup (`embedding_ids`)
+/// without a wait, and be read back together once a frame (`Backend::read_ids`).
+#[derive(Debug)]
+pub struct Ids {
+    storage: IdStorage,
+    len: usize,
+    /// Every id is below this (the width of the logits they were chosen from).
+    bound: usize,
+}
+
+#[derive(Debug)]
+enum IdStorage {
+    Host(Vec<u32>),
+    Device(DeviceBuf),
+}
+
+impl Ids {
+    /// Host ids, each below `bound`.
+    pub fn from_host(ids: Vec<u32>, bound: usize) -> Ids {
+        debug_assert!(ids.iter().all(|&i| (i as usize) < bound));
+        Ids { len: ids.len(), storage: IdStorage::Host(ids), bound }
+    }
+
+    /// `len` ids in a device buffer, each below `bound` (a CUDA backend's sampling output).
+    pub(in crate::backend) fn on_device(buf: DeviceBuf, len: usize, bound: usize) -> Ids {
+        assert!(buf.bytes() >= len * 4, "a device buffer of {} bytes for {len} ids", buf.bytes());
+        Ids { storage: IdStorage::Device(buf), len, bound }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// An exclusive upper bound of the ids (embedding tables must have at least this many rows).
+    pub fn bound(&self) -> usize {
+        self.bound
+    }
+
+    /// The host ids (`None` for device ids: read those with `Backend::read_ids`).
+    pub fn host(&self) -> Option<&[u32]> {
+        match &self.storage {
+            IdStorage::Host(v) => Some(v),
+            IdStorage::Device(_) => None,
+        }
+    }
+
+    pub(in crate::backend) fn device_buf(&self) -> Option<&DeviceBuf> {
+        match &self.storage {
+            IdStorage::Device(b) => Some(b),
+            IdStorage::Host(_) => None,
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! input goes through `small_to_mtp_projection` (absent when the widths agree, as on 0.6B), and
 //! `lm_head[j]` predicts codebook j+1.
 
-use crate::backend::{Compute, KvCache, Pick, Rng, SamplingParams, Tensor, Weight};
+use crate::backend::{Compute, Ids, KvCache, Pick, Rng, SamplingParams, Tensor, Weight};
 use crate::error::Result;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tts_config::TtsConfig;
@@ -73,9 +73,10 @@ impl CodePredictor {
         self.decoder.new_cache(slots, self.tokens_per_frame())
     }
 
-    /// `embedding[j](ids)`: the talker-width embedding of codebook j+1.
-    pub fn embed(&self, j: usize, ids: &[u32]) -> Result<Tensor> {
-        self.cx.embedding(&self.embeddings[j], ids)
+    /// `embedding[j](ids)`: the talker-width embedding of codebook j+1 (ids as chosen on the
+    /// backend, read in place).
+    pub fn embed(&self, j: usize, ids: &Ids) -> Result<Tensor> {
+        self.cx.embedding_ids(&self.embeddings[j], ids)
     }
 
     fn project(&self, x: Tensor) -> Tensor {
@@ -87,7 +88,10 @@ impl CodePredictor {
 
     /// Predicts c1..c{G-1} for a batch of frames. `hidden` and `c0_embed` are `[B, H]`; sequence
     /// b uses cache slot `slots[b]` (emptied first) and chooses its codes with `sampling[b]`.
-    /// With `logits_out`, the raw logits of every pass are kept (parity checks).
+    /// Returns the codes per codebook (`[j][b]` is c{j+1} of sequence b), left where they were
+    /// chosen: on a GPU the passes run without a wait, each fed the last pass's ids in place, and
+    /// the caller reads the frame back once (`Backend::read_ids`). With `logits_out`, the raw
+    /// logits of every pass are kept (parity checks).
     pub fn predict(
         &self,
         hidden: &Tensor,
@@ -96,11 +100,11 @@ impl CodePredictor {
         slots: &[usize],
         sampling: &mut [CodeSampling<'_>],
         mut logits_out: Option<&mut Vec<Tensor>>,
-    ) -> Result<Vec<Vec<u32>>> {
+    ) -> Result<Vec<Ids>> {
         let cx = &self.cx;
         let b = hidden.rows();
         assert!(slots.len() == b && sampling.len() == b, "one slot and one sampler per sequence");
-        let mut codes = vec![Vec::with_capacity(self.groups()); b];
+        let mut codes = Vec::with_capacity(self.groups());
         for &s in slots {
             cache.clear(s);
         }
@@ -123,14 +127,12 @@ impl CodePredictor {
                 .iter_mut()
                 .map(|s| Pick { params: s.params, seen: &[], suppress: &[], rng: &mut *s.rng })
                 .collect();
-            let picked = cx.sample(&logits, &mut picks);
-            for (c, &id) in codes.iter_mut().zip(&picked) {
-                c.push(id);
-            }
+            let picked = cx.sample_ids(&logits, &mut picks);
             if j + 1 < self.groups() {
                 input = Some(self.project(self.embed(j, &picked)?));
                 per_seq = 1;
             }
+            codes.push(picked);
         }
         Ok(codes)
     }

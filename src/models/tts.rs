@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::backend::{Compute, KvCache, Pick, Rng, SamplingParams, Tensor};
+use crate::backend::{Compute, Ids, KvCache, Pick, Rng, SamplingParams, Tensor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::code_predictor::{CodePredictor, CodeSampling};
 use crate::models::qwen3::SeqRows;
@@ -54,12 +54,15 @@ struct Slot {
     rng: Rng,
 }
 
-/// Time spent in each half of the decode steps so far (for benchmarks).
+/// Time spent in each half of the decode steps so far (for benchmarks). On a GPU the predictor's
+/// passes are only queued when the talker's begin, so the split is the device's only with
+/// `split`, which waits for the device between the two (one wait more a frame).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepTimes {
     pub steps: u64,
     pub predictor: std::time::Duration,
     pub talker: std::time::Duration,
+    pub split: bool,
 }
 
 /// A loaded Qwen3-TTS checkpoint (talker + code predictor) with its slots.
@@ -228,14 +231,14 @@ impl Qwen3Tts {
 
     /// The official talker logits processors (repetition penalty, min-new-tokens, suppression),
     /// then selection, for each row of `logits`.
-    fn choose_c0(&self, logits: &Tensor, seqs: &mut [(&[u32], &SamplingParams, &mut Rng)]) -> Vec<u32> {
+    fn choose_c0(&self, logits: &Tensor, seqs: &mut [(&[u32], &SamplingParams, &mut Rng)]) -> Ids {
         let barred: Vec<Vec<std::ops::Range<u32>>> = seqs.iter().map(|(g, _, _)| self.barred(g.len())).collect();
         let mut picks: Vec<Pick<'_>> = seqs
             .iter_mut()
             .zip(&barred)
             .map(|((seen, params, rng), suppress)| Pick { params, seen, suppress, rng })
             .collect();
-        self.cx.sample(logits, &mut picks)
+        self.cx.sample_ids(logits, &mut picks)
     }
 
     /// Prefills sequences (rows grouped per slot), samples each one's first c0.
@@ -273,7 +276,8 @@ impl Qwen3Tts {
         let c0s = {
             let mut choose: Vec<(&[u32], &SamplingParams, &mut Rng)> =
                 seqs.iter().zip(rngs.iter_mut()).map(|(s, rng)| (&[][..], &s.talker, rng)).collect();
-            self.choose_c0(&logits, &mut choose)
+            let ids = self.choose_c0(&logits, &mut choose);
+            cx.read_ids(&[&ids]).pop().expect("one vector")
         };
         for (i, ((s, rng), c0)) in seqs.into_iter().zip(rngs).zip(c0s).enumerate() {
             self.slots[s.slot] = Some(Slot {
@@ -305,13 +309,15 @@ impl Qwen3Tts {
                 seqs.iter_mut().map(|s| CodeSampling { params: &s.predictor, rng: &mut s.rng }).collect();
             self.predictor.predict(&hidden, &c0_embed, &mut self.predictor_cache, slots, &mut sampling, None)?
         };
+        if self.times.split {
+            cx.synchronize();
+        }
         let t1 = std::time::Instant::now();
 
         // 2. Talker input: the sum of the frame's 16 code embeddings plus the text track.
         let mut x = c0_embed;
-        for j in 0..self.predictor.groups() {
-            let ids: Vec<u32> = codes.iter().map(|c| c[j]).collect();
-            cx.add(&mut x, &self.predictor.embed(j, &ids)?);
+        for (j, ids) in codes.iter().enumerate() {
+            cx.add(&mut x, &self.predictor.embed(j, ids)?);
         }
         let text: Vec<Tensor> =
             seqs.iter()
@@ -325,7 +331,8 @@ impl Qwen3Tts {
                 .collect();
         cx.add(&mut x, &cx.concat_rows(&text.iter().collect::<Vec<_>>()));
 
-        // 3. The talker's step and the next c0.
+        // 3. The talker's step and the next c0; then the frame's codes and the next c0s are read
+        //    back together (on a GPU, the frame's one wait).
         let spans: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: 1 }).collect();
         let hidden = self.talker.forward(x, &mut self.cache, &spans, None)?;
         let logits = self.talker.logits(&hidden);
@@ -334,6 +341,11 @@ impl Qwen3Tts {
                 seqs.iter_mut().map(|s| (&s.generated[..], &s.talker, &mut s.rng)).collect();
             self.choose_c0(&logits, &mut choose)
         };
+        let mut all: Vec<&Ids> = codes.iter().collect();
+        all.push(&next);
+        let mut read = cx.read_ids(&all);
+        let next = read.pop().expect("the next c0s");
+        let codes: Vec<Vec<u32>> = (0..seqs.len()).map(|b| read.iter().map(|c| c[b]).collect()).collect();
         self.times.steps += 1;
         self.times.predictor += t1 - t0;
         self.times.talker += t1.elapsed();

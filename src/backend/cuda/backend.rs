@@ -15,7 +15,7 @@ use super::memory::{DeviceBuf, OrRaise, Plain};
 use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::Pick;
-use crate::backend::tensor::{Tensor, Weight, WeightData};
+use crate::backend::tensor::{Ids, Tensor, Weight, WeightData};
 use crate::backend::{AttnSeq, AttnShape, Backend, Device, Kv, Mask, same_shape, width};
 use crate::error::{Error, Result};
 
@@ -83,6 +83,11 @@ impl Cuda {
     /// Device allocations this backend has made (tests: a steady step loop makes none).
     pub fn device_allocations(&self) -> u64 {
         self.gpu.pool.allocations()
+    }
+
+    /// Times the host has waited for this backend's device (tests: a TTS frame waits once).
+    pub fn host_waits(&self) -> u64 {
+        self.gpu.pool.waits()
     }
 
     /// A pooled tensor the op writes whole.
@@ -190,6 +195,21 @@ impl Cuda {
         self.map(name, x.len(), &mut a);
     }
 
+    /// Rows `ids` (in device memory, each below the table's rows) of a table.
+    fn embedding_at(&self, table: &Weight, ids: u64, n: usize, per_row: usize) -> Tensor {
+        let dim = table.cols();
+        let y = self.output(n / per_row, dim);
+        let name = match table.data() {
+            WeightData::F32(_) => "embedding_sum_f32",
+            WeightData::BF16(_) => "embedding_sum_bf16",
+            WeightData::F16(_) => "embedding_sum_f16",
+        };
+        let mut a = KernelArgs::new();
+        a.ptr(self.weight(table)).ptr(ids).ptr(ptr(&y)).i32(dim as i32).i32(per_row as i32);
+        self.map(name, y.len(), &mut a);
+        y
+    }
+
     fn embedding_rows(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor> {
         assert!(per_row > 0 && ids.len() % per_row == 0, "embedding_sum: {} ids in rows of {per_row}", ids.len());
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= table.rows()) {
@@ -198,18 +218,8 @@ impl Cuda {
                 table.rows()
             )));
         }
-        let dim = table.cols();
-        let y = self.output(ids.len() / per_row, dim);
         let ids_d = self.table(ids);
-        let name = match table.data() {
-            WeightData::F32(_) => "embedding_sum_f32",
-            WeightData::BF16(_) => "embedding_sum_bf16",
-            WeightData::F16(_) => "embedding_sum_f16",
-        };
-        let mut a = KernelArgs::new();
-        a.ptr(self.weight(table)).ptr(ids_d.ptr()).ptr(ptr(&y)).i32(dim as i32).i32(per_row as i32);
-        self.map(name, y.len(), &mut a);
-        Ok(y)
+        Ok(self.embedding_at(table, ids_d.ptr(), ids.len(), per_row))
     }
 }
 
@@ -471,6 +481,33 @@ impl Backend for Cuda {
 
     fn argmax(&self, logits: &Tensor) -> Vec<u32> {
         self.argmax_op(logits)
+    }
+
+    fn sample_ids(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Ids {
+        self.sample_ids_op(logits, picks)
+    }
+
+    fn embedding_ids(&self, table: &Weight, ids: &Ids) -> Result<Tensor> {
+        if ids.bound() > table.rows() {
+            return Err(Error::invalid(format!(
+                "ids below {} index an embedding table of {} rows",
+                ids.bound(),
+                table.rows()
+            )));
+        }
+        match (ids.host(), ids.device_buf()) {
+            (Some(v), _) => self.embedding(table, v),
+            (None, Some(b)) => Ok(self.embedding_at(table, b.ptr(), ids.len(), 1)),
+            (None, None) => unreachable!("ids are on the host or the device"),
+        }
+    }
+
+    fn read_ids(&self, ids: &[&Ids]) -> Vec<Vec<u32>> {
+        self.read_ids_op(ids)
+    }
+
+    fn synchronize(&self) {
+        self.gpu.pool.synchronize().or_raise();
     }
 
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {

@@ -70,6 +70,8 @@ pub struct Pool {
     cap_bytes: usize,
     /// Device allocations made (every `cuMemAllocAsync`): constant once a step loop runs.
     allocations: std::sync::atomic::AtomicU64,
+    /// Times the host waited for the stream (downloads, synchronize): one per TTS frame.
+    waits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -152,6 +154,7 @@ impl Pool {
             idle_bytes: AtomicUsize::new(0),
             cap_bytes,
             allocations: Default::default(),
+            waits: Default::default(),
         })
     }
 
@@ -185,6 +188,11 @@ impl Pool {
     /// Device allocations made so far (pooled buffers, weights, cache blocks).
     pub fn allocations(&self) -> u64 {
         self.allocations.load(Relaxed)
+    }
+
+    /// Times the host has waited for the stream so far.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Relaxed)
     }
 
     fn alloc(&self, bytes: usize) -> Result<u64> {
@@ -249,6 +257,7 @@ impl Pool {
         // SAFETY: `src` holds at least size_of_val(dst) bytes; the wait below ends the copy before
         // `dst` is read.
         unsafe { cu::memcpy_dtoh_async(dst, src, self.stream.cu_stream()) }.map_err(|e| driver_error("download", e))?;
+        self.waits.fetch_add(1, Relaxed);
         self.stream.synchronize().map_err(|e| driver_error("download", e))
     }
 
@@ -279,10 +288,18 @@ impl Pool {
         unsafe {
             let stage = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
             cu::memcpy_dtoh_async(stage, src, self.stream.cu_stream()).map_err(|e| driver_error("download", e))?;
+            self.waits.fetch_add(1, Relaxed);
             self.stream.synchronize().map_err(|e| driver_error("download", e))?;
             std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr() as *mut u8, bytes);
         }
         Ok(())
+    }
+
+    /// Waits for every operation on the stream.
+    pub fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        self.waits.fetch_add(1, Relaxed);
+        self.stream.synchronize().map_err(|e| driver_error("synchronize", e))
     }
 
     pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {

@@ -5,7 +5,7 @@ use super::args::KernelArgs;
 use super::backend::{BLOCK, Cuda, ptr};
 use super::memory::OrRaise;
 use crate::backend::sampling::{self, Pick};
-use crate::backend::tensor::Tensor;
+use crate::backend::tensor::{Ids, Tensor};
 
 /// The widest rows `sample_f32` takes: its dynamic shared memory, `(cols + 2·pow2) · 4` bytes, and
 /// its static shared memory (1296 bytes, kernels/RESOURCES.md; 2 KiB allowed here) must share the
@@ -33,19 +33,26 @@ impl Cuda {
     }
 
     pub(super) fn sample_op(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {
+        let ids = self.sample_ids_op(logits, picks);
+        self.read_ids_op(&[&ids]).pop().expect("one vector")
+    }
+
+    /// The ids of `sample`, left on the device (or on the host when the rows were too wide).
+    pub(super) fn sample_ids_op(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Ids {
         assert_eq!(picks.len(), logits.rows(), "sample: one pick per row");
         let (rows, cols) = (logits.rows(), logits.cols());
         if rows == 0 {
-            return Vec::new();
+            return Ids::from_host(Vec::new(), cols);
         }
         if !sample_on_device(cols) {
             // Wider than the kernel's shared memory holds: the chain runs on the host.
             let host = logits.to_host();
-            return picks
+            let ids = picks
                 .iter_mut()
                 .enumerate()
                 .map(|(r, p)| sampling::sample_row(&mut host[r * cols..(r + 1) * cols].to_vec(), p))
                 .collect();
+            return Ids::from_host(ids, cols);
         }
         // Per row: the knobs, the distinct seen ids, the barred ranges, and the draw — taken from the
         // row's generator exactly when the CPU would take it (only when sampling).
@@ -84,8 +91,34 @@ impl Cuda {
         a.ptr(ptr(logits)).ptr(params_d.ptr()).ptr(seen_d.ptr()).ptr(ranges_d.ptr()).ptr(ids.ptr());
         a.i32(cols as i32).i32(pow2 as i32);
         self.gpu.launch("sample_f32", (rows as u32, 1, 1), BLOCK, ((cols + 2 * pow2) * 4) as u32, &a);
-        let mut out = vec![0u32; rows];
-        self.gpu.pool.download_small(&mut out, ids.ptr()).or_raise();
-        out
+        Ids::on_device(ids, rows, cols)
+    }
+
+    /// Id vectors read back together: the device ones gathered into one buffer, then one wait.
+    pub(super) fn read_ids_op(&self, ids: &[&Ids]) -> Vec<Vec<u32>> {
+        let on_device: usize = ids.iter().filter(|i| i.device_buf().is_some()).map(|i| i.len()).sum();
+        let mut all = vec![0u32; on_device];
+        if on_device > 0 {
+            let pool = &self.gpu.pool;
+            let gathered = pool.take(on_device * 4).or_raise();
+            let mut at = 0;
+            for i in ids {
+                if let Some(b) = i.device_buf() {
+                    pool.copy_dtod(gathered.ptr() + at as u64 * 4, b.ptr(), i.len() * 4).or_raise();
+                    at += i.len();
+                }
+            }
+            pool.download_small(&mut all, gathered.ptr()).or_raise();
+        }
+        let mut at = 0;
+        ids.iter()
+            .map(|i| match i.host() {
+                Some(v) => v.to_vec(),
+                None => {
+                    at += i.len();
+                    all[at - i.len()..at].to_vec()
+                }
+            })
+            .collect()
     }
 }

@@ -37,7 +37,7 @@ pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
     let mut prefills = vec![prefill(&mut model, &slots)?];
     // Warm-up step, not timed.
     model.step(&slots)?;
-    model.times = Default::default();
+    model.times = voxkit::models::tts::StepTimes { split: true, ..Default::default() };
     let mut done = 0;
     let t = Instant::now();
     while done < a.frames * a.batch {
