@@ -127,6 +127,9 @@ if [ "${VOXKIT_GPU_CHECK_BENCH:-1}" = 1 ] && [ -x "$KEEP/bin/voxkit" ]; then
             for b in 1 8 32 64; do
                 timeout 300 "$VOX" bench tts --device cuda --model "$CK/$preset" --frames 64 --batch $b -q || echo "bench tts $preset batch $b failed"
             done
+            # The code predictor's frame replayed as a CUDA graph (the default) against eager launches.
+            VOXKIT_CUDA_GRAPHS=0 timeout 300 "$VOX" bench tts --device cuda --model "$CK/$preset" --frames 64 --batch 1 -q |
+                sed 's/^/graphs off: /' || echo "bench tts $preset without graphs failed"
             timeout 300 "$VOX" bench codec --device cuda --model "$CK/$preset" --frames 100 -q || echo "bench codec failed"
             # Time to first audio through the engine, streaming (the detail line also gives the
             # model load, which the first audio here includes).

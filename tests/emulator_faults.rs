@@ -56,6 +56,7 @@ fn child() {
         "graph_outlives_memory" => graph_outlives_memory(),
         "graph_outlives_module" => graph_outlives_module(),
         "sizes_that_wrap" => sizes_that_wrap(),
+        "pageable_copy_in_capture" => pageable_copy_in_capture(),
         other => panic!("no case {other}"),
     }
     println!("case {case} done");
@@ -172,6 +173,35 @@ fn graph_outlives_module() {
     assert!(format!("{err:?}").contains("CUDA_ERROR_INVALID_HANDLE"), "{err:?}");
 }
 
+// A graph's copy node reads its host memory at every launch, so only page-locked memory can be
+// captured: a copy from pageable memory is refused and invalidates the capture, as on a GPU; one
+// from page-locked memory is replayed with what the memory holds at launch.
+fn pageable_copy_in_capture() {
+    let g = Gpu::new();
+    let x = g.zeros::<f32>(4);
+    let s = &g.stream;
+    let dst = addr(&x, s);
+    let host = [1.0f32; 4];
+    s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED).unwrap();
+    // SAFETY: a capture on our stream; `x` holds 16 bytes.
+    let err = unsafe { cudarc::driver::result::memcpy_htod_async(dst, &host, s.cu_stream()) }.unwrap_err();
+    assert!(format!("{err:?}").contains("STREAM_CAPTURE_UNSUPPORTED"), "{err:?}");
+    assert!(s.end_capture(sys::CUgraphInstantiate_flags(0)).is_err(), "the capture was not invalidated");
+    // Page-locked: captured, and the launch copies what the memory holds then.
+    let pinned = unsafe { cudarc::driver::result::malloc_host(16, 0) }.unwrap() as *mut f32;
+    s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED).unwrap();
+    // SAFETY: 16 page-locked bytes, alive until freed below, after the launch has been waited for.
+    unsafe {
+        let src = std::slice::from_raw_parts(pinned as *const f32, 4);
+        cudarc::driver::result::memcpy_htod_async(dst, src, s.cu_stream()).unwrap();
+    }
+    let graph = s.end_capture(sys::CUgraphInstantiate_flags(0)).unwrap().unwrap();
+    unsafe { std::slice::from_raw_parts_mut(pinned, 4).copy_from_slice(&[7.0; 4]) };
+    graph.launch().unwrap();
+    assert_eq!(s.clone_dtoh(&x).unwrap(), vec![7.0; 4]);
+    unsafe { cudarc::driver::result::free_host(pinned as *mut std::ffi::c_void) }.unwrap();
+}
+
 // Sizes chosen so that pointer + size wraps around: INVALID_VALUE, not a copy over the heap.
 fn sizes_that_wrap() {
     let g = Gpu::new();
@@ -205,6 +235,12 @@ fn a_graph_replayed_after_its_memory_was_freed_faults() {
 #[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
 fn a_graph_replayed_after_its_module_was_unloaded_is_an_error() {
     run_case("graph_outlives_module", &[]);
+}
+
+#[test]
+#[ignore = "emulator only: run through scripts/emulated-gpu.sh"]
+fn a_copy_from_pageable_memory_cannot_be_captured() {
+    run_case("pageable_copy_in_capture", &[]);
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn tts_steps_allocate_no_device_memory() {
     for _ in 0..3 {
         model.step(&[0, 1]).unwrap();
     }
-    let (before, waits) = (cuda.device_allocations(), cuda.host_waits());
+    let (before, waits, graphs) = (cuda.device_allocations(), cuda.host_waits(), cuda.graph_launches());
     // Across a KV block boundary of the talker's cache (16 tokens), so that growing tables are seen.
     for _ in 0..20 {
         let out = model.step(&[0, 1]).unwrap();
@@ -60,6 +60,9 @@ fn tts_steps_allocate_no_device_memory() {
     // the device, feeding the next pass, and the frame is read back once.
     let waited = cuda.host_waits() - waits;
     assert_eq!(waited, 20, "20 TTS steps waited for the device {waited} times");
+    // Each frame's 15 predictor passes are one graph launch (recorded in the warm-up steps).
+    let launched = cuda.graph_launches() - graphs;
+    assert_eq!(launched, 20, "20 TTS steps launched {launched} predictor graphs");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -104,4 +107,58 @@ fn codec_streaming_allocates_no_device_memory() {
     }
     let made = cuda.device_allocations() - before;
     assert_eq!(made, 0, "20 streamed codec frames made {made} device allocations");
+}
+
+/// The code predictor's frame is a recorded region: replayed as a CUDA graph, it gives exactly the
+/// frames eager launches give — across a change of the batch (a new key), a sequence that leaves
+/// and one that joins (the old key's graph replayed with new sequences in its slots).
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn graph_replay_gives_the_eager_frames() {
+    let dir = std::env::temp_dir().join(format!("voxkit-gpu-graphs-{}", std::process::id()));
+    random_checkpoint::write("tiny-customvoice", &dir, &fixtures().join("tokenizer"), 5).unwrap();
+    let (cuda, cx) = gpu();
+    let mut model = Qwen3Tts::load(&dir, cx, 2).unwrap();
+    let request = |seed| TtsRequest {
+        text: "Graphs replay what eager launches do, frame for frame.".into(),
+        speaker: Some("Ryan".into()),
+        language: Some("English".into()),
+        sampling: Sampling { seed: Some(seed), ..Default::default() },
+        ..Default::default()
+    };
+    let (a, b, c) = (request(1), request(2), request(3));
+    let mut run = |graphs: bool| -> (Vec<Vec<Vec<u32>>>, u64) {
+        cuda.set_graphs(graphs);
+        let launches = cuda.graph_launches();
+        let mut frames = vec![Vec::new(); 3];
+        let mut step = |model: &mut Qwen3Tts, slots: &[usize], who: &[usize], n: usize| {
+            for _ in 0..n {
+                for (s, &w) in model.step(slots).unwrap().into_iter().zip(who) {
+                    frames[w].push(s.frame.expect("a frame"));
+                }
+            }
+        };
+        let prefill = |model: &mut Qwen3Tts, slot: usize, r: &TtsRequest| {
+            let seqs = [TtsPrefill { slot, request: r, max_new_tokens: 1000 }];
+            assert!(model.prefill(&seqs).iter().all(|r| r.is_ok()));
+        };
+        prefill(&mut model, 0, &a);
+        prefill(&mut model, 1, &b);
+        step(&mut model, &[0, 1], &[0, 1], 8);
+        model.release(1);
+        step(&mut model, &[0], &[0], 5);
+        prefill(&mut model, 1, &c);
+        step(&mut model, &[0, 1], &[0, 2], 5);
+        model.release(0);
+        model.release(1);
+        (frames, cuda.graph_launches() - launches)
+    };
+    let (eager, none) = run(false);
+    let (replayed, launched) = run(true);
+    assert_eq!(none, 0, "graphs were launched with graphs off");
+    // [0, 1]: eager, recorded, 6 replays; [0]: eager, recorded, 3 replays; [0, 1] again: 5 replays.
+    assert_eq!(launched, 7 + 4 + 5, "graph launches");
+    assert!(eager.iter().all(|f| f.len() >= 5));
+    assert_eq!(replayed, eager, "frames from replayed graphs differ from eager launches");
+    let _ = std::fs::remove_dir_all(&dir);
 }

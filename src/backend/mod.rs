@@ -193,6 +193,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             None => unreachable!("device ids on a backend without a device"),
         }
     }
+    /// Runs `body` over `inputs` as a recorded region under `key`. A GPU backend captures the
+    /// region's launches the second time a key comes and from then on replays them as one CUDA
+    /// graph (the body still runs for its host-side work; its ops only check that they are the
+    /// recorded ones, and anything else makes the region run eagerly from there, so results never
+    /// differ). The key must name what the region's shapes depend on (the batch's slots); the body
+    /// must read only `inputs` (staged at fixed addresses), weights and caches, and must not wait
+    /// for the device; what it returns is valid until the next `recorded` call. The CPU runs it.
+    fn recorded(&self, key: u64, inputs: &[&Tensor], body: &mut dyn FnMut(&[&Tensor]) -> Result<()>) -> Result<()> {
+        let _ = key;
+        body(inputs)
+    }
     /// Waits until the device has run every op issued so far (timing; the CPU's ops are done).
     fn synchronize(&self) {}
     /// Several id vectors, read back with one wait.

@@ -90,9 +90,37 @@ impl CodePredictor {
     /// b uses cache slot `slots[b]` (emptied first) and chooses its codes with `sampling[b]`.
     /// Returns the codes per codebook (`[j][b]` is c{j+1} of sequence b), left where they were
     /// chosen: on a GPU the passes run without a wait, each fed the last pass's ids in place, and
-    /// the caller reads the frame back once (`Backend::read_ids`). With `logits_out`, the raw
-    /// logits of every pass are kept (parity checks).
+    /// the caller reads the frame back once (`Backend::read_ids`); the frame's passes are a
+    /// recorded region (`Backend::recorded`, keyed by the slots), which a GPU replays as one graph.
+    /// With `logits_out`, the raw logits of every pass are kept (parity checks; not recorded).
     pub fn predict(
+        &self,
+        hidden: &Tensor,
+        c0_embed: &Tensor,
+        cache: &mut KvCache,
+        slots: &[usize],
+        sampling: &mut [CodeSampling<'_>],
+        logits_out: Option<&mut Vec<Tensor>>,
+    ) -> Result<Vec<Ids>> {
+        if logits_out.is_some() {
+            return self.passes(hidden, c0_embed, cache, slots, sampling, logits_out);
+        }
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ("code_predictor", slots).hash(&mut h);
+            h.finish()
+        };
+        let mut codes = Vec::new();
+        self.cx.recorded(key, &[hidden, c0_embed], &mut |x| {
+            codes = self.passes(x[0], x[1], cache, slots, sampling, None)?;
+            Ok(())
+        })?;
+        Ok(codes)
+    }
+
+    /// The frame's passes (`predict`).
+    fn passes(
         &self,
         hidden: &Tensor,
         c0_embed: &Tensor,

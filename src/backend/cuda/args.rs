@@ -44,6 +44,11 @@ impl KernelArgs {
         self.push(v.to_bits() as u64, ParamClass::Float, 4)
     }
 
+    /// The arguments' values (each widened to 64 bits), in order.
+    pub fn values(&self) -> &[u64] {
+        &self.values
+    }
+
     /// Whether these arguments fit the entry: the same count, and each the size and kind PTX declares.
     pub fn check(&self, entry: &Entry) -> Result<()> {
         if self.params.len() != entry.params.len() {

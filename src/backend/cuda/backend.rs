@@ -27,6 +27,9 @@ pub struct Cuda {
     /// and its host bytes: the layers of one step ask for the same tables, which then cross to the
     /// device once a step instead of once a layer.
     tables: Mutex<HashMap<&'static str, Uploaded>>,
+    /// Recorded regions (`regions.rs`), and whether they are captured and replayed as graphs.
+    pub(super) regions: Mutex<super::regions::Regions>,
+    graphs: std::sync::atomic::AtomicBool,
 }
 
 /// A table's host bytes and its device copy.
@@ -72,7 +75,14 @@ fn distinct_runs(at: &[usize]) -> Vec<std::ops::Range<usize>> {
 impl Cuda {
     /// The backend on CUDA device `ordinal` (`NoDevice` with the reason when it cannot run voxkit).
     pub fn new(ordinal: u32) -> Result<Cuda> {
-        Ok(Cuda { gpu: Gpu::open(ordinal)?, tables: Mutex::new(HashMap::new()) })
+        // VOXKIT_CUDA_GRAPHS=0 runs recorded regions eagerly (comparisons, diagnosis).
+        let graphs = std::env::var("VOXKIT_CUDA_GRAPHS").map_or(true, |v| v != "0");
+        Ok(Cuda {
+            gpu: Gpu::open(ordinal)?,
+            tables: Mutex::new(HashMap::new()),
+            regions: Mutex::new(Default::default()),
+            graphs: graphs.into(),
+        })
     }
 
     /// What the device is.
@@ -83,6 +93,20 @@ impl Cuda {
     /// Device allocations this backend has made (tests: a steady step loop makes none).
     pub fn device_allocations(&self) -> u64 {
         self.gpu.pool.allocations()
+    }
+
+    /// Whether recorded regions become graphs (default: yes, unless VOXKIT_CUDA_GRAPHS=0).
+    pub fn set_graphs(&self, on: bool) {
+        self.graphs.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn graphs_on(&self) -> bool {
+        self.graphs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Graph launches of recorded regions so far (tests: steady frames replay their graphs).
+    pub fn graph_launches(&self) -> u64 {
+        self.gpu.pool.replays()
     }
 
     /// Times the host has waited for this backend's device (tests: a TTS frame waits once).
@@ -104,6 +128,10 @@ impl Cuda {
 
     /// A per-call table of kind `key`, uploaded only when it differs from that kind's last upload.
     pub(super) fn table_cached<T: Plain>(&self, key: &'static str, v: &[T]) -> Arc<DeviceBuf> {
+        if self.gpu.pool.in_region() {
+            // A recorded region's tables are its own (the graph rewrites them at each launch).
+            return Arc::new(self.table(v));
+        }
         let bytes = bytes_of(v);
         let mut tables = self.tables.lock();
         if let Some((last, buf)) = tables.get(key)
@@ -504,6 +532,10 @@ impl Backend for Cuda {
 
     fn read_ids(&self, ids: &[&Ids]) -> Vec<Vec<u32>> {
         self.read_ids_op(ids)
+    }
+
+    fn recorded(&self, key: u64, inputs: &[&Tensor], body: &mut dyn FnMut(&[&Tensor]) -> Result<()>) -> Result<()> {
+        self.recorded_op(key, inputs, body)
     }
 
     fn synchronize(&self) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig};
 
 use super::args::{KernelArgs, launch};
+use super::graph::{Hook, Launch, Node};
 use super::kernels::MODULES;
 use super::memory::{OrRaise, Pool, driver_error};
 use super::probe::{DriverStatus, GpuInfo, devices, probe};
@@ -106,6 +107,14 @@ impl Gpu {
     /// failed jobs and a reload.
     pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &KernelArgs) {
         let (f, entry) = self.functions.get(name).unwrap_or_else(|| panic!("no kernel {name} is embedded"));
+        if self.pool.in_region() {
+            args.check(entry).or_raise();
+            let node =
+                Launch { function: f.cu_function(), grid, block: (block, 1, 1), smem, args: args.values().to_vec() };
+            if let Hook::Skip = self.pool.region_op(Node::Launch(node)).or_raise() {
+                return;
+            }
+        }
         let config = LaunchConfig { grid_dim: grid, block_dim: (block, 1, 1), shared_mem_bytes: smem };
         // SAFETY: every op sizes its buffers for its launch and keeps them alive until the stream
         // has run it (buffers return to the pool in stream order).

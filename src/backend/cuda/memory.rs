@@ -12,6 +12,7 @@ use cudarc::driver::result as cu;
 use cudarc::driver::{CudaContext, CudaStream, DriverError};
 use parking_lot::Mutex;
 
+use super::graph::{Hook, Mode, Node, Recording};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A driver error as the library's error (out of memory becomes `OutOfMemory`).
@@ -72,6 +73,14 @@ pub struct Pool {
     allocations: std::sync::atomic::AtomicU64,
     /// Times the host waited for the stream (downloads, synchronize): one per TTS frame.
     waits: std::sync::atomic::AtomicU64,
+    /// Graph launches of recorded regions.
+    replays: std::sync::atomic::AtomicU64,
+    /// Eager, or recording / replaying a region (`graph.rs`).
+    pub(super) mode: Mutex<Mode>,
+    /// An abandoned region's recording, until the region ends.
+    pub(super) spent: Mutex<Option<Box<Recording>>>,
+    /// Frees asked for while recording (a free would be captured): done when the region ends.
+    pub(super) deferred: Mutex<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -80,12 +89,22 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// A device allocation; pooled buffers go back to the pool when dropped, others are freed.
+/// A device allocation; pooled buffers go back to the pool when dropped, owned ones are freed, a
+/// recorded region's (arena) belong to its recording, views own nothing.
 pub struct DeviceBuf {
     ptr: u64,
     bytes: usize,
     pool: Arc<Pool>,
-    pooled: bool,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Pooled,
+    Owned,
+    /// Of the recording with this id.
+    Arena(u64),
+    View,
 }
 
 impl std::fmt::Debug for DeviceBuf {
@@ -99,10 +118,11 @@ impl Drop for DeviceBuf {
         if self.bytes == 0 {
             return;
         }
-        if self.pooled {
-            self.pool.give(self.ptr, self.bytes);
-        } else {
-            self.pool.release(self.ptr);
+        match self.kind {
+            Kind::Pooled => self.pool.give(self.ptr, self.bytes),
+            Kind::Owned => self.pool.release(self.ptr),
+            Kind::Arena(id) => self.pool.region_give(self.ptr, self.bytes, id),
+            Kind::View => {}
         }
     }
 }
@@ -115,6 +135,11 @@ impl DeviceBuf {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// A handle to the same memory that frees nothing (a region's staged input, seen by its body).
+    pub fn view(&self) -> DeviceBuf {
+        DeviceBuf { ptr: self.ptr, bytes: self.bytes, pool: self.pool.clone(), kind: Kind::View }
     }
 
     /// A copy in a new pooled buffer (ordered on the stream).
@@ -155,6 +180,10 @@ impl Pool {
             cap_bytes,
             allocations: Default::default(),
             waits: Default::default(),
+            replays: Default::default(),
+            mode: Mutex::new(Mode::Eager),
+            spent: Mutex::new(None),
+            deferred: Mutex::new(Vec::new()),
         })
     }
 
@@ -169,20 +198,29 @@ impl Pool {
     /// A pooled buffer of `bytes` (contents undefined).
     pub fn take(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuf> {
         if bytes == 0 {
-            return Ok(DeviceBuf { ptr: 0, bytes: 0, pool: self.clone(), pooled: true });
+            return Ok(DeviceBuf { ptr: 0, bytes: 0, pool: self.clone(), kind: Kind::Pooled });
         }
-        if let Some(ptr) = self.free.lock().get_mut(&bytes).and_then(|v| v.pop()) {
-            self.idle_bytes.fetch_sub(bytes, Relaxed);
-            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: true });
+        if let Some((ptr, id)) = self.region_take(bytes)? {
+            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Arena(id) });
+        }
+        if let Some(ptr) = self.pop_idle(bytes) {
+            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Pooled });
         }
         let ptr = self.alloc(bytes)?;
-        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: true })
+        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Pooled })
+    }
+
+    /// An idle buffer of exactly `bytes`, out of the pool.
+    pub(super) fn pop_idle(&self, bytes: usize) -> Option<u64> {
+        let ptr = self.free.lock().get_mut(&bytes).and_then(|v| v.pop())?;
+        self.idle_bytes.fetch_sub(bytes, Relaxed);
+        Some(ptr)
     }
 
     /// A buffer of its own (weights, cache blocks), freed when dropped.
     pub fn alloc_owned(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuf> {
         let ptr = if bytes == 0 { 0 } else { self.alloc(bytes)? };
-        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), pooled: false })
+        Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Owned })
     }
 
     /// Device allocations made so far (pooled buffers, weights, cache blocks).
@@ -195,7 +233,29 @@ impl Pool {
         self.waits.load(Relaxed)
     }
 
+    pub(super) fn count_wait(&self) {
+        self.waits.fetch_add(1, Relaxed);
+    }
+
+    /// Graph launches of recorded regions so far.
+    pub fn replays(&self) -> u64 {
+        self.replays.load(Relaxed)
+    }
+
+    pub(super) fn count_replay(&self) {
+        self.replays.fetch_add(1, Relaxed);
+    }
+
+    /// A device allocation made while the stream captures (synchronous: not part of the graph).
+    pub(super) fn alloc_outside_capture(&self, bytes: usize) -> Result<u64> {
+        self.allocations.fetch_add(1, Relaxed);
+        self.bind()?;
+        // SAFETY: a plain allocation; the recording that takes it frees it with free_sync.
+        unsafe { cu::malloc_sync(bytes) }.map_err(|e| driver_error(&format!("allocation of {bytes} bytes"), e))
+    }
+
     fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.leave_region("a new device allocation")?;
         self.allocations.fetch_add(1, Relaxed);
         self.bind()?;
         // SAFETY: a plain allocation on our stream; the result is owned by the DeviceBuf made from it.
@@ -220,7 +280,15 @@ impl Pool {
         self.free.lock().entry(bytes).or_default().push(ptr);
     }
 
+    pub(super) fn release_ptr(&self, ptr: u64) {
+        self.release(ptr);
+    }
+
     fn release(&self, ptr: u64) {
+        if matches!(*self.mode.lock(), Mode::Recording(_)) {
+            self.deferred.lock().push(ptr);
+            return;
+        }
         if self.bind().is_ok() {
             // SAFETY: `ptr` came from malloc_async and is no longer referenced by any buffer; the
             // free is ordered after every use already on the stream. An error (a dead context)
@@ -242,6 +310,11 @@ impl Pool {
         if src.is_empty() {
             return Ok(());
         }
+        // SAFETY: `T: Copy` values viewed as their bytes, for a copy.
+        let bytes = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u8, std::mem::size_of_val(src)) };
+        if let Hook::Skip = self.region_upload(dst, bytes)? {
+            return Ok(());
+        }
         self.bind()?;
         // SAFETY: the caller's `dst` holds at least size_of_val(src) bytes; a pageable source is
         // staged before the call returns, so `src` may be dropped afterwards.
@@ -253,6 +326,7 @@ impl Pool {
         if dst.is_empty() {
             return Ok(());
         }
+        self.leave_region("a download")?;
         self.bind()?;
         // SAFETY: `src` holds at least size_of_val(dst) bytes; the wait below ends the copy before
         // `dst` is read.
@@ -268,6 +342,7 @@ impl Pool {
         if bytes == 0 || bytes > PINNED_BYTES {
             return self.download(dst, src);
         }
+        self.leave_region("a download")?;
         let mut pinned = self.pinned.lock();
         if pinned.is_none() {
             self.bind()?;
@@ -297,6 +372,7 @@ impl Pool {
 
     /// Waits for every operation on the stream.
     pub fn synchronize(&self) -> Result<()> {
+        self.leave_region("a wait")?;
         self.bind()?;
         self.waits.fetch_add(1, Relaxed);
         self.stream.synchronize().map_err(|e| driver_error("synchronize", e))
@@ -306,6 +382,9 @@ impl Pool {
         if bytes == 0 {
             return Ok(());
         }
+        if let Hook::Skip = self.region_op(Node::Copy { dst, src, bytes })? {
+            return Ok(());
+        }
         self.bind()?;
         // SAFETY: both ranges are live allocations of at least `bytes` (the callers' invariant).
         unsafe { cu::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(|e| driver_error("copy", e))
@@ -313,6 +392,9 @@ impl Pool {
 
     pub fn zero(&self, dst: u64, bytes: usize) -> Result<()> {
         if bytes == 0 {
+            return Ok(());
+        }
+        if let Hook::Skip = self.region_op(Node::Zero { dst, bytes })? {
             return Ok(());
         }
         self.bind()?;

@@ -17,11 +17,13 @@ mod attention;
 mod backend;
 mod conv;
 pub mod gpu;
+mod graph;
 pub mod kernels;
 mod linear;
 pub mod memory;
 pub mod probe;
 pub mod ptx;
+mod regions;
 mod select;
 pub mod signal;
 

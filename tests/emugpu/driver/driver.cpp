@@ -619,11 +619,34 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned int) {
     body;                                                           \
     return CUDA_SUCCESS
 
+// A copy between the device and pageable host memory cannot be captured into a graph (the driver
+// stages pageable memory when the call is made; a graph node would read it at every launch): the
+// real driver refuses it and the capture is invalidated. Page-locked memory (cuMemHostAlloc) is
+// read and written at each launch.
+CUresult refuse_pageable_in_capture(CUstream hs, const void* h, size_t n, const char* what) {
+    if (!n || !stream_ok(hs)) return CUDA_SUCCESS;
+    Stream* s = stream_of(hs);
+    if (!s->capture) return CUDA_SUCCESS;
+    const Allocation* a = find_alloc(reinterpret_cast<uintptr_t>(h), nullptr);
+    if (a && a->host) return CUDA_SUCCESS;
+    say(std::string(what) + ": pageable host memory on a capturing stream: the capture is invalidated");
+    s->capture->invalidated = true;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+}
+
+CUresult first_error(CUresult a, CUresult b) { return a != CUDA_SUCCESS ? a : b; }
+
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, CUstream s) {
-    COPY_ASYNC(NodeKind::Copy, !h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(reinterpret_cast<void*>(d), h, n));
+    COPY_ASYNC(NodeKind::Copy,
+               !h && n ? CUDA_ERROR_INVALID_VALUE
+                       : first_error(refuse_pageable_in_capture(s, h, n, __func__), check_range(d, n, __func__)),
+               std::memcpy(reinterpret_cast<void*>(d), h, n));
 }
 CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, CUstream s) {
-    COPY_ASYNC(NodeKind::Copy, !h && n ? CUDA_ERROR_INVALID_VALUE : check_range(d, n, __func__), std::memcpy(h, reinterpret_cast<void*>(d), n));
+    COPY_ASYNC(NodeKind::Copy,
+               !h && n ? CUDA_ERROR_INVALID_VALUE
+                       : first_error(refuse_pageable_in_capture(s, h, n, __func__), check_range(d, n, __func__)),
+               std::memcpy(h, reinterpret_cast<void*>(d), n));
 }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
     COPY_ASYNC(NodeKind::Copy, check_range(d, n, __func__) ? CUDA_ERROR_INVALID_VALUE : check_range(src, n, __func__),

@@ -1,0 +1,441 @@
+//! Recorded regions (`Backend::recorded`): a run of ops that issues the same launches every time —
+//! the same kernels, grids and buffers; only the contents of its uploaded tables and of its staged
+//! inputs change — is captured once as a CUDA graph and then replayed by one `cuGraphLaunch`.
+//!
+//! The host code of a replayed region still runs (cache bookkeeping, generators, the tables'
+//! contents), but its ops launch nothing: each one is checked against the recorded node it should
+//! be — an allocation of the same size (which hands out the recorded buffer), an upload to the same
+//! buffer (its bytes go to the recorded page-locked staging that the graph's copy node reads), the
+//! same launch, copy or memset — and the graph is launched at the end. A region that does
+//! anything else (a different op, a wait, a new allocation) is *abandoned*: the nodes so far are
+//! issued one by one, as they would have been, and the rest runs eagerly; the key is not replayed
+//! again. So a wrong key costs speed, never a wrong result.
+//!
+//! Recording runs under stream capture (relaxed mode: the staging is allocated meanwhile); the
+//! buffers a recording takes leave the pool for good and belong to it (its arena), so replays find
+//! them where the graph expects them. What a region returns lives in its arena: valid until the
+//! next `recorded` call.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+
+use cudarc::driver::result as cu;
+use cudarc::driver::sys;
+
+use super::memory::{Pool, driver_error};
+use crate::error::Result;
+
+/// One kernel launch as recorded: what the graph's kernel node holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Launch {
+    pub function: sys::CUfunction,
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub smem: u32,
+    pub args: Vec<u64>,
+}
+
+/// One op of a recorded region.
+#[derive(Debug)]
+pub(super) enum Node {
+    Take { bytes: usize, ptr: u64 },
+    Upload { dst: u64, bytes: usize, stage: *mut u8 },
+    Launch(Launch),
+    Copy { dst: u64, src: u64, bytes: usize },
+    Zero { dst: u64, bytes: usize },
+}
+
+/// Page-locked host chunks for a recording's uploads (bump-allocated, 8-byte aligned).
+#[derive(Debug, Default)]
+pub(super) struct Staging {
+    chunks: Vec<(*mut c_void, usize, usize)>,
+}
+
+const STAGING_CHUNK: usize = 64 << 10;
+
+impl Staging {
+    fn alloc(&mut self, bytes: usize) -> Result<*mut u8> {
+        let need = bytes.next_multiple_of(8);
+        if let Some((p, cap, used)) = self.chunks.last_mut()
+            && *cap - *used >= need
+        {
+            // SAFETY: inside the chunk (checked above).
+            let at = unsafe { (*p as *mut u8).add(*used) };
+            *used += need;
+            return Ok(at);
+        }
+        let cap = need.max(STAGING_CHUNK);
+        // SAFETY: a plain page-locked allocation, freed by `free`.
+        let p = unsafe { cu::malloc_host(cap, 0) }.map_err(|e| driver_error("page-locked staging", e))?;
+        self.chunks.push((p, cap, need));
+        Ok(p as *mut u8)
+    }
+
+    /// # Safety
+    /// No copy still in flight may read the chunks.
+    pub(super) unsafe fn free(&mut self) {
+        for (p, _, _) in self.chunks.drain(..) {
+            // SAFETY: allocated by malloc_host above (the caller: no reader left).
+            let _ = unsafe { cu::free_host(p) };
+        }
+    }
+}
+
+/// A region's recording: its nodes, the buffers and staging they name, its graph.
+#[derive(Debug, Default)]
+pub struct Recording {
+    /// Which recording this is (an arena buffer names the recording it belongs to).
+    pub(super) id: u64,
+    pub(super) nodes: Vec<Node>,
+    /// Device buffers the graph owns, and whether each was allocated synchronously (else it came
+    /// from the pool's idle buffers); freed when the recording is retired.
+    pub(super) arena: Vec<(u64, bool)>,
+    /// Arena buffers free during the recording (reused by its later allocations, as the pool would).
+    pub(super) free: HashMap<usize, Vec<u64>>,
+    pub(super) staging: Staging,
+    /// The staged inputs' buffers (from the pool; theirs until retired).
+    pub(super) inputs: Vec<super::memory::DeviceBuf>,
+    pub(super) exec: Option<sys::CUgraphExec>,
+    /// Recorded after each launch of the graph: its staging may be rewritten once it has passed.
+    pub(super) done: Option<sys::CUevent>,
+}
+
+// SAFETY: the raw handles and host pointers are owned by the recording and used only by the
+// backend that made it, under its pool's lock.
+unsafe impl Send for Recording {}
+
+/// What a pool does with its ops now.
+#[derive(Debug, Default)]
+pub(super) enum Mode {
+    #[default]
+    Eager,
+    Recording(Box<Recording>),
+    /// Replaying: the node the next op must be.
+    Replaying(Box<Recording>, usize),
+}
+
+/// What an op hook decided.
+pub(super) enum Hook {
+    /// Issue the op (eager, or captured while recording).
+    Issue,
+    /// Replayed: the graph does it.
+    Skip,
+}
+
+impl Pool {
+    /// The recorded node an allocation of `bytes` is (recording: taken from the recording's free
+    /// buffers or the pool's idle ones, into the arena). `None`: allocate as usual.
+    pub(super) fn region_take(&self, bytes: usize) -> Result<Option<(u64, u64)>> {
+        let mut mode = self.mode.lock();
+        match &mut *mode {
+            Mode::Eager => return Ok(None),
+            Mode::Recording(r) => {
+                let reused = r.free.get_mut(&bytes).and_then(|v| v.pop());
+                let ptr = match reused.or_else(|| self.pop_idle(bytes).inspect(|&p| r.arena.push((p, false)))) {
+                    Some(p) => Some(p),
+                    // None idle: a synchronous allocation, which relaxed capture leaves out of the
+                    // graph (a stream-ordered one would become a graph memory node).
+                    None => self.alloc_outside_capture(bytes).ok().inspect(|&p| r.arena.push((p, true))),
+                };
+                if let Some(ptr) = ptr {
+                    r.nodes.push(Node::Take { bytes, ptr });
+                    return Ok(Some((ptr, r.id)));
+                }
+            }
+            Mode::Replaying(r, at) => {
+                if let Some(&Node::Take { bytes: b, ptr }) = r.nodes.get(*at)
+                    && b == bytes
+                {
+                    *at += 1;
+                    return Ok(Some((ptr, r.id)));
+                }
+            }
+        }
+        drop(mode);
+        self.abandon("an allocation the recording does not have")?;
+        Ok(None)
+    }
+
+    /// An arena buffer of recording `id` dropped: free again for the rest of that recording while
+    /// it is being recorded; otherwise its arena keeps it.
+    pub(super) fn region_give(&self, ptr: u64, bytes: usize, id: u64) {
+        if let Mode::Recording(r) = &mut *self.mode.lock()
+            && r.id == id
+        {
+            r.free.entry(bytes).or_default().push(ptr);
+        }
+    }
+
+    /// An upload of `src` to `dst`: recording stages it (the graph's copy node reads the staging at
+    /// each launch); replaying writes the staging. Returns `Skip` when that was all.
+    pub(super) fn region_upload(&self, dst: u64, src: &[u8]) -> Result<Hook> {
+        let mut mode = self.mode.lock();
+        match &mut *mode {
+            Mode::Eager => return Ok(Hook::Issue),
+            Mode::Recording(r) => {
+                let stage = match r.staging.alloc(src.len()) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        drop(mode);
+                        self.abandon("no page-locked staging")?;
+                        return Ok(Hook::Issue);
+                    }
+                };
+                // SAFETY: `stage` holds src.len() bytes (just allocated).
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), stage, src.len()) };
+                r.nodes.push(Node::Upload { dst, bytes: src.len(), stage });
+                // SAFETY: `dst` holds the bytes (the caller's); the staging lives as long as the graph.
+                let staged = unsafe { std::slice::from_raw_parts(stage as *const u8, src.len()) };
+                self.bind()?;
+                unsafe { cu::memcpy_htod_async(dst, staged, self.stream().cu_stream()) }
+                    .map_err(|e| driver_error("upload", e))?;
+                return Ok(Hook::Skip);
+            }
+            Mode::Replaying(r, at) => {
+                if let Some(&Node::Upload { dst: d, bytes, stage }) = r.nodes.get(*at)
+                    && d == dst
+                    && bytes == src.len()
+                {
+                    // SAFETY: the staging holds `bytes`; the graph's last launch has passed it
+                    // (`Cuda::recorded` waited for its event before the replay began).
+                    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), stage, bytes) };
+                    *at += 1;
+                    return Ok(Hook::Skip);
+                }
+            }
+        }
+        drop(mode);
+        self.abandon("an upload the recording does not have")?;
+        Ok(Hook::Issue)
+    }
+
+    /// A launch, copy or memset: recorded (then issued into the capture) or checked against the
+    /// replay.
+    pub(super) fn region_op(&self, op: Node) -> Result<Hook> {
+        let mut mode = self.mode.lock();
+        match &mut *mode {
+            Mode::Eager => return Ok(Hook::Issue),
+            Mode::Recording(r) => {
+                r.nodes.push(op);
+                return Ok(Hook::Issue);
+            }
+            Mode::Replaying(r, at) => {
+                let same = match (r.nodes.get(*at), &op) {
+                    (Some(Node::Launch(a)), Node::Launch(b)) => a == b,
+                    (Some(Node::Copy { dst, src, bytes }), Node::Copy { dst: d, src: s, bytes: b }) => {
+                        (dst, src, bytes) == (d, s, b)
+                    }
+                    (Some(Node::Zero { dst, bytes }), Node::Zero { dst: d, bytes: b }) => (dst, bytes) == (d, b),
+                    _ => false,
+                };
+                if same {
+                    *at += 1;
+                    return Ok(Hook::Skip);
+                }
+            }
+        }
+        drop(mode);
+        self.abandon("an op the recording does not have")?;
+        Ok(Hook::Issue)
+    }
+
+    /// Whether a region is being recorded or replayed (per-call tables bypass their cache then).
+    pub(super) fn in_region(&self) -> bool {
+        !matches!(*self.mode.lock(), Mode::Eager)
+    }
+
+    /// Something only eager execution can do (a wait, a new device allocation): ends a region.
+    pub(super) fn leave_region(&self, why: &str) -> Result<()> {
+        if self.in_region() { self.abandon(why) } else { Ok(()) }
+    }
+
+    /// Gives up the region: the capture (if recording) is discarded, the nodes so far are issued
+    /// one by one, and ops run eagerly from here. The recording is kept (`spent`): its buffers may
+    /// be in use.
+    pub(super) fn abandon(&self, why: &str) -> Result<()> {
+        let (r, upto) = match std::mem::take(&mut *self.mode.lock()) {
+            Mode::Eager => return Ok(()),
+            Mode::Recording(r) => {
+                self.bind()?;
+                // SAFETY: our stream, capturing since `begin_recording`.
+                if let Ok(g) = unsafe { cu::stream::end_capture(self.stream().cu_stream()) }
+                    && !g.is_null()
+                {
+                    // SAFETY: a graph we own, never instantiated.
+                    let _ = unsafe { cu::graph::destroy(g) };
+                }
+                let n = r.nodes.len();
+                (r, n)
+            }
+            Mode::Replaying(r, at) => (r, at),
+        };
+        log::debug!("cuda: a recorded region runs eagerly: {why}");
+        let issued = self.issue(&r.nodes[..upto]);
+        *self.spent.lock() = Some(r);
+        issued
+    }
+
+    /// Issues recorded nodes one by one (eager).
+    fn issue(&self, nodes: &[Node]) -> Result<()> {
+        self.bind()?;
+        let stream = self.stream().cu_stream();
+        for n in nodes {
+            // SAFETY: every node names live buffers (the arena, weights, caches) and staging of the
+            // recording, which the caller keeps; the launch arguments are those checked when recorded.
+            unsafe {
+                match n {
+                    Node::Take { .. } => Ok(()),
+                    Node::Upload { dst, bytes, stage } => {
+                        cu::memcpy_htod_async(*dst, std::slice::from_raw_parts(*stage as *const u8, *bytes), stream)
+                    }
+                    Node::Launch(l) => {
+                        let mut p: Vec<*mut c_void> = l.args.iter().map(|v| v as *const u64 as *mut c_void).collect();
+                        cu::launch_kernel(l.function, l.grid, l.block, l.smem, stream, &mut p)
+                    }
+                    Node::Copy { dst, src, bytes } => cu::memcpy_dtod_async(*dst, *src, *bytes, stream),
+                    Node::Zero { dst, bytes } => cu::memset_d8_async(*dst, 0, *bytes, stream),
+                }
+            }
+            .map_err(|e| driver_error("replaying a recorded op", e))?;
+        }
+        Ok(())
+    }
+
+    /// Starts recording (capture on the stream).
+    pub(super) fn begin_recording(&self, inputs: Vec<super::memory::DeviceBuf>) -> Result<()> {
+        self.bind()?;
+        // SAFETY: our stream, not capturing (regions do not nest: `Cuda::recorded`).
+        unsafe {
+            cu::stream::begin_capture(
+                self.stream().cu_stream(),
+                sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
+            )
+        }
+        .map_err(|e| driver_error("stream capture", e))?;
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.mode.lock() = Mode::Recording(Box::new(Recording { id, inputs, ..Default::default() }));
+        Ok(())
+    }
+
+    /// Starts replaying `r`.
+    pub(super) fn begin_replay(&self, r: Box<Recording>) {
+        *self.mode.lock() = Mode::Replaying(r, 0);
+    }
+
+    /// Ends the region: a finished recording becomes a graph and runs; a finished replay launches
+    /// its graph. Returns the recording and whether it can be replayed; `failed` (the body's error
+    /// or panic) abandons the region first.
+    pub(super) fn end_region(&self, failed: bool) -> Result<(Box<Recording>, bool)> {
+        let ended = self.end_region_inner(failed);
+        for p in std::mem::take(&mut *self.deferred.lock()) {
+            self.release_ptr(p);
+        }
+        ended
+    }
+
+    fn end_region_inner(&self, failed: bool) -> Result<(Box<Recording>, bool)> {
+        if failed {
+            self.abandon("the region failed")?;
+        }
+        let mode = std::mem::take(&mut *self.mode.lock());
+        match mode {
+            Mode::Eager => {
+                let r = self.spent.lock().take().unwrap_or_default();
+                Ok((r, false))
+            }
+            Mode::Recording(mut r) => {
+                self.bind()?;
+                let stream = self.stream().cu_stream();
+                // SAFETY: our stream, capturing since `begin_recording`.
+                let graph = unsafe { cu::stream::end_capture(stream) };
+                let exec = graph.and_then(|g| {
+                    // SAFETY: the graph just captured; destroyed once instantiated (the exec is
+                    // independent of it).
+                    let e = unsafe { cu::graph::instantiate(g, sys::CUgraphInstantiate_flags(0)) };
+                    let _ = unsafe { cu::graph::destroy(g) };
+                    e
+                });
+                match exec {
+                    Ok(e) => {
+                        r.exec = Some(e);
+                        self.launch_graph(&mut r)?;
+                        Ok((r, true))
+                    }
+                    Err(err) => {
+                        log::debug!("cuda: a recorded region did not become a graph ({err}); it runs eagerly");
+                        let n = r.nodes.len();
+                        self.issue(&r.nodes[..n])?;
+                        Ok((r, false))
+                    }
+                }
+            }
+            Mode::Replaying(mut r, at) => {
+                if at == r.nodes.len() {
+                    self.launch_graph(&mut r)?;
+                    Ok((r, true))
+                } else {
+                    log::debug!("cuda: a replayed region ended early ({at} of {} ops)", r.nodes.len());
+                    self.issue(&r.nodes[..at])?;
+                    Ok((r, false))
+                }
+            }
+        }
+    }
+
+    fn launch_graph(&self, r: &mut Recording) -> Result<()> {
+        let stream = self.stream().cu_stream();
+        let exec = r.exec.expect("a graph to launch");
+        // SAFETY: an instantiated graph of this context, naming the recording's live buffers.
+        unsafe { cu::graph::launch(exec, stream) }.map_err(|e| driver_error("graph launch", e))?;
+        if r.done.is_none() {
+            r.done = Some(
+                cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(|e| driver_error("event", e))?,
+            );
+        }
+        // SAFETY: our event and stream.
+        unsafe { cu::event::record(r.done.expect("made above"), stream) }.map_err(|e| driver_error("event", e))?;
+        self.count_replay();
+        Ok(())
+    }
+
+    /// Waits (only if it has not yet) for the graph's last launch, before its staging is rewritten.
+    pub(super) fn wait_for_graph(&self, r: &Recording) -> Result<()> {
+        let Some(done) = r.done else { return Ok(()) };
+        self.bind()?;
+        // SAFETY: our event.
+        if unsafe { cu::event::query(done) }.is_ok() {
+            return Ok(());
+        }
+        self.count_wait();
+        // SAFETY: our event.
+        unsafe { cu::event::synchronize(done) }.map_err(|e| driver_error("event", e))
+    }
+
+    /// Frees a recording: waits for the stream (its staging may still be read), then its graph,
+    /// event, staging and arena.
+    pub(super) fn retire(&self, mut r: Recording) {
+        if self.bind().is_err() {
+            return; // a dead context: its end reclaims everything
+        }
+        let _ = self.synchronize();
+        // SAFETY: the stream has run every use of the recording (synchronized above).
+        unsafe {
+            if let Some(e) = r.exec.take() {
+                let _ = cu::graph::exec_destroy(e);
+            }
+            if let Some(e) = r.done.take() {
+                let _ = cu::event::destroy(e);
+            }
+            r.staging.free();
+        }
+        for (p, sync) in r.arena.drain(..) {
+            if sync {
+                // SAFETY: from malloc_sync; the stream has run every use (synchronized above).
+                let _ = unsafe { cu::free_sync(p) };
+            } else {
+                self.release_ptr(p);
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `Backend::recorded` on the GPU: which keys have been seen, recorded or given up, and the record
+//! and replay of one region (the pool's side, node by node, is `graph.rs`).
+//!
+//! A key's first region runs eagerly (it also warms the pool, so that the recording finds every
+//! buffer it needs idle); the second is recorded and launched as a graph; the later ones replay it.
+//! A region abandoned while recorded or replayed is not tried again (its key is marked failed). At
+//! most `MAX_REGIONS` keys are kept, the least recently used retired first.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use super::backend::{Cuda, ptr};
+use super::graph::Recording;
+use super::memory::{DeviceBuf, OrRaise};
+use crate::backend::tensor::Tensor;
+use crate::error::Result;
+
+/// Keys a backend remembers.
+const MAX_REGIONS: usize = 16;
+
+#[derive(Debug)]
+pub(super) enum Entry {
+    /// Ran once, eagerly: recorded next time.
+    Seen,
+    Ready(Box<Recording>),
+    /// Abandoned: runs eagerly (the recording is kept: its buffers may still be read).
+    Failed(Box<Recording>),
+}
+
+/// The keys, least recently used first.
+#[derive(Debug, Default)]
+pub(super) struct Regions {
+    entries: Vec<(u64, Entry)>,
+    /// Recordings to free at the next region (their outputs may be in use until then).
+    retiring: Vec<Recording>,
+}
+
+type Body<'a> = &'a mut dyn FnMut(&[&Tensor]) -> Result<()>;
+
+impl Cuda {
+    pub(super) fn recorded_op(&self, key: u64, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
+        if !self.graphs_on() || self.gpu.pool.in_region() {
+            return body(inputs);
+        }
+        let (entry, retiring) = {
+            let mut regions = self.regions.lock();
+            let at = regions.entries.iter().position(|(k, _)| *k == key);
+            (at.map(|i| regions.entries.remove(i).1), std::mem::take(&mut regions.retiring))
+        };
+        for r in retiring {
+            self.gpu.pool.retire(r);
+        }
+        match entry {
+            None => {
+                self.remember(key, Entry::Seen);
+                body(inputs)
+            }
+            Some(Entry::Failed(r)) => {
+                self.remember(key, Entry::Failed(r));
+                body(inputs)
+            }
+            Some(Entry::Seen) => self.record(key, inputs, body),
+            Some(Entry::Ready(r)) => self.replay(key, r, inputs, body),
+        }
+    }
+
+    /// Puts a key last (most recently used); retires the least recently used past the limit.
+    fn remember(&self, key: u64, entry: Entry) {
+        let mut regions = self.regions.lock();
+        regions.entries.push((key, entry));
+        while regions.entries.len() > MAX_REGIONS {
+            match regions.entries.remove(0).1 {
+                Entry::Ready(r) | Entry::Failed(r) => regions.retiring.push(*r),
+                Entry::Seen => {}
+            }
+        }
+    }
+
+    /// Copies of the inputs in buffers of their own (eager; the region reads them there).
+    fn stage(&self, inputs: &[&Tensor]) -> Result<Vec<DeviceBuf>> {
+        let pool = &self.gpu.pool;
+        inputs
+            .iter()
+            .map(|t| {
+                let buf = pool.take(t.len() * 4)?;
+                pool.copy_dtod(buf.ptr(), ptr(t), t.len() * 4)?;
+                Ok(buf)
+            })
+            .collect()
+    }
+
+    fn views(bufs: &[DeviceBuf], inputs: &[&Tensor]) -> Vec<Tensor> {
+        bufs.iter().zip(inputs).map(|(b, t)| Tensor::on_device(b.view(), t.rows(), t.cols())).collect()
+    }
+
+    fn record(&self, key: u64, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
+        let bufs = self.stage(inputs)?;
+        let views = Self::views(&bufs, inputs);
+        let refs: Vec<&Tensor> = views.iter().collect();
+        self.gpu.pool.begin_recording(bufs)?;
+        let out = catch_unwind(AssertUnwindSafe(|| body(&refs)));
+        let failed = !matches!(out, Ok(Ok(())));
+        let (r, ok) = self.gpu.pool.end_region(failed).or_raise();
+        if ok {
+            self.remember(key, Entry::Ready(r));
+        } else if failed {
+            // The body's own failure: record it another time.
+            self.regions.lock().retiring.push(*r);
+            self.remember(key, Entry::Seen);
+        } else {
+            self.remember(key, Entry::Failed(r));
+        }
+        drop(views);
+        out.unwrap_or_else(|p| resume_unwind(p))
+    }
+
+    fn replay(&self, key: u64, r: Box<Recording>, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
+        let pool = &self.gpu.pool;
+        let fits = r.inputs.len() == inputs.len() && r.inputs.iter().zip(inputs).all(|(b, t)| b.bytes() == t.len() * 4);
+        if !fits {
+            self.remember(key, Entry::Ready(r));
+            return body(inputs);
+        }
+        pool.wait_for_graph(&r)?;
+        for (b, t) in r.inputs.iter().zip(inputs) {
+            pool.copy_dtod(b.ptr(), ptr(t), b.bytes())?;
+        }
+        let views = Self::views(&r.inputs, inputs);
+        let refs: Vec<&Tensor> = views.iter().collect();
+        pool.begin_replay(r);
+        let out = catch_unwind(AssertUnwindSafe(|| body(&refs)));
+        let failed = !matches!(out, Ok(Ok(())));
+        // Still replaying when the body failed: its own error, not the recording's.
+        let intact = pool.in_region();
+        let (r, ok) = pool.end_region(failed).or_raise();
+        self.remember(key, if ok || (failed && intact) { Entry::Ready(r) } else { Entry::Failed(r) });
+        drop(views);
+        out.unwrap_or_else(|p| resume_unwind(p))
+    }
+}
+
+impl Drop for Cuda {
+    /// Frees every recording (graphs, staging, arenas) with the backend.
+    fn drop(&mut self) {
+        let regions = std::mem::take(&mut *self.regions.lock());
+        let recordings = regions.entries.into_iter().filter_map(|(_, e)| match e {
+            Entry::Ready(r) | Entry::Failed(r) => Some(*r),
+            Entry::Seen => None,
+        });
+        for r in recordings.chain(regions.retiring) {
+            self.gpu.pool.retire(r);
+        }
+    }
+}
