@@ -105,14 +105,8 @@ impl CodePredictor {
         if logits_out.is_some() {
             return self.passes(hidden, c0_embed, cache, slots, sampling, logits_out);
         }
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            ("code_predictor", slots).hash(&mut h);
-            h.finish()
-        };
         let mut codes = Vec::new();
-        self.cx.recorded(key, &[hidden, c0_embed], &mut |x| {
+        self.cx.recorded(crate::models::tts::region_key("code_predictor", slots), &[hidden, c0_embed], &mut |x| {
             codes = self.passes(x[0], x[1], cache, slots, sampling, None)?;
             Ok(())
         })?;

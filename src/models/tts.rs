@@ -331,16 +331,21 @@ impl Qwen3Tts {
                 .collect();
         cx.add(&mut x, &cx.concat_rows(&text.iter().collect::<Vec<_>>()));
 
-        // 3. The talker's step and the next c0; then the frame's codes and the next c0s are read
-        //    back together (on a GPU, the frame's one wait).
+        // 3. The talker's step and the next c0 (a recorded region, keyed by the slots: a GPU
+        //    replays it as one graph until its attention's launches change with the context);
+        //    then the frame's codes and the next c0s are read back together (on a GPU, the
+        //    frame's one wait).
         let spans: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: 1 }).collect();
-        let hidden = self.talker.forward(x, &mut self.cache, &spans, None)?;
-        let logits = self.talker.logits(&hidden);
-        let next = {
+        let mut stepped = None;
+        cx.recorded(region_key("talker", slots), &[&x], &mut |x| {
+            let hidden = self.talker.forward(x[0].clone(), &mut self.cache, &spans, None)?;
+            let logits = self.talker.logits(&hidden);
             let mut choose: Vec<(&[u32], &SamplingParams, &mut Rng)> =
                 seqs.iter_mut().map(|s| (&s.generated[..], &s.talker, &mut s.rng)).collect();
-            self.choose_c0(&logits, &mut choose)
-        };
+            stepped = Some((hidden, self.choose_c0(&logits, &mut choose)));
+            Ok(())
+        })?;
+        let (hidden, next) = stepped.expect("the region ran");
         let mut all: Vec<&Ids> = codes.iter().collect();
         all.push(&next);
         let mut read = cx.read_ids(&all);
@@ -362,6 +367,14 @@ impl Qwen3Tts {
         }
         Ok(frames)
     }
+}
+
+/// The key of a recorded region of this model: its name and the batch's slots.
+pub(crate) fn region_key(name: &str, slots: &[usize]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (name, slots).hash(&mut h);
+    h.finish()
 }
 
 fn fresh_seed() -> u64 {

@@ -149,8 +149,18 @@ impl Cuda {
     /// positions) keep reusing the same pooled buffers.
     pub(super) fn table<T: Copy>(&self, v: &[T]) -> DeviceBuf {
         let bytes = std::mem::size_of_val(v);
-        let buf = self.gpu.pool.take(bytes.next_multiple_of(1024)).or_raise();
-        self.gpu.pool.upload(buf.ptr(), v).or_raise();
+        let padded = bytes.next_multiple_of(1024);
+        let buf = self.gpu.pool.take(padded).or_raise();
+        if self.gpu.pool.in_region() && padded > bytes {
+            // A recorded copy has a fixed size: the whole buffer, so that a table that grows by an
+            // entry a step (seen ids, block tables) stays the same node.
+            let mut all = vec![0u8; padded];
+            // SAFETY: `T: Copy` values viewed as their bytes, for a copy.
+            all[..bytes].copy_from_slice(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, bytes) });
+            self.gpu.pool.upload(buf.ptr(), &all).or_raise();
+        } else {
+            self.gpu.pool.upload(buf.ptr(), v).or_raise();
+        }
         buf
     }
 

@@ -12,9 +12,10 @@
 //! again. So a wrong key costs speed, never a wrong result.
 //!
 //! Recording runs under stream capture (relaxed mode: the staging is allocated meanwhile); the
-//! buffers a recording takes leave the pool for good and belong to it (its arena), so replays find
-//! them where the graph expects them. What a region returns lives in its arena: valid until the
-//! next `recorded` call.
+//! buffers a recording takes leave the pool and belong to it (its arena), so replays find them where
+//! the graph expects them. What a region returns lives in its arena: valid until the region's next
+//! replay; the arena's memory goes back only once the recording is retired and no buffer of it is
+//! left (the buffers hold the arena).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -81,15 +82,52 @@ impl Staging {
     }
 }
 
-/// A region's recording: its nodes, the buffers and staging they name, its graph.
-#[derive(Debug, Default)]
-pub struct Recording {
-    /// Which recording this is (an arena buffer names the recording it belongs to).
+/// The device buffers a recording owns: each with whether it was allocated synchronously (else it
+/// came from the pool's idle buffers, where it goes back). Held by the recording and by every
+/// buffer handed out of it; the last one to go frees it.
+#[derive(Debug)]
+pub struct Arena {
+    /// Which recording this is (its buffers name it).
     pub(super) id: u64,
+    pool: std::sync::Weak<Pool>,
+    bufs: parking_lot::Mutex<Vec<(u64, usize, bool)>>,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.upgrade() else { return }; // the context's end reclaims it
+        let bufs = std::mem::take(&mut *self.bufs.lock());
+        if pool.in_region() {
+            // Not while another region records (a wait would end its capture): when it ends.
+            pool.orphans.lock().extend(bufs);
+            return;
+        }
+        pool.free_arena(bufs);
+    }
+}
+
+impl Pool {
+    /// Frees a retired arena's buffers (the synchronous ones after a wait for the stream).
+    pub(super) fn free_arena(&self, bufs: Vec<(u64, usize, bool)>) {
+        if bufs.iter().any(|&(_, _, sync)| sync) && self.synchronize_quietly().is_err() {
+            return;
+        }
+        for (p, bytes, sync) in bufs {
+            if sync {
+                // SAFETY: from malloc_sync; the stream has run every use (synchronized above).
+                let _ = unsafe { cu::free_sync(p) };
+            } else {
+                self.give_back(p, bytes);
+            }
+        }
+    }
+}
+
+/// A region's recording: its nodes, the buffers and staging they name, its graph.
+#[derive(Debug)]
+pub struct Recording {
+    pub(super) arena: std::sync::Arc<Arena>,
     pub(super) nodes: Vec<Node>,
-    /// Device buffers the graph owns, and whether each was allocated synchronously (else it came
-    /// from the pool's idle buffers); freed when the recording is retired.
-    pub(super) arena: Vec<(u64, bool)>,
     /// Arena buffers free during the recording (reused by its later allocations, as the pool would).
     pub(super) free: HashMap<usize, Vec<u64>>,
     pub(super) staging: Staging,
@@ -125,21 +163,22 @@ pub(super) enum Hook {
 impl Pool {
     /// The recorded node an allocation of `bytes` is (recording: taken from the recording's free
     /// buffers or the pool's idle ones, into the arena). `None`: allocate as usual.
-    pub(super) fn region_take(&self, bytes: usize) -> Result<Option<(u64, u64)>> {
+    pub(super) fn region_take(&self, bytes: usize) -> Result<Option<(u64, std::sync::Arc<Arena>)>> {
         let mut mode = self.mode.lock();
         match &mut *mode {
             Mode::Eager => return Ok(None),
             Mode::Recording(r) => {
                 let reused = r.free.get_mut(&bytes).and_then(|v| v.pop());
-                let ptr = match reused.or_else(|| self.pop_idle(bytes).inspect(|&p| r.arena.push((p, false)))) {
+                let own = |p: u64, sync: bool| r.arena.bufs.lock().push((p, bytes, sync));
+                let ptr = match reused.or_else(|| self.pop_idle(bytes).inspect(|&p| own(p, false))) {
                     Some(p) => Some(p),
                     // None idle: a synchronous allocation, which relaxed capture leaves out of the
                     // graph (a stream-ordered one would become a graph memory node).
-                    None => self.alloc_outside_capture(bytes).ok().inspect(|&p| r.arena.push((p, true))),
+                    None => self.alloc_outside_capture(bytes).ok().inspect(|&p| own(p, true)),
                 };
                 if let Some(ptr) = ptr {
                     r.nodes.push(Node::Take { bytes, ptr });
-                    return Ok(Some((ptr, r.id)));
+                    return Ok(Some((ptr, r.arena.clone())));
                 }
             }
             Mode::Replaying(r, at) => {
@@ -147,7 +186,7 @@ impl Pool {
                     && b == bytes
                 {
                     *at += 1;
-                    return Ok(Some((ptr, r.id)));
+                    return Ok(Some((ptr, r.arena.clone())));
                 }
             }
         }
@@ -160,7 +199,7 @@ impl Pool {
     /// it is being recorded; otherwise its arena keeps it.
     pub(super) fn region_give(&self, ptr: u64, bytes: usize, id: u64) {
         if let Mode::Recording(r) = &mut *self.mode.lock()
-            && r.id == id
+            && r.arena.id == id
         {
             r.free.entry(bytes).or_default().push(ptr);
         }
@@ -302,7 +341,7 @@ impl Pool {
     }
 
     /// Starts recording (capture on the stream).
-    pub(super) fn begin_recording(&self, inputs: Vec<super::memory::DeviceBuf>) -> Result<()> {
+    pub(super) fn begin_recording(self: &std::sync::Arc<Self>, inputs: Vec<super::memory::DeviceBuf>) -> Result<()> {
         self.bind()?;
         // SAFETY: our stream, not capturing (regions do not nest: `Cuda::recorded`).
         unsafe {
@@ -314,7 +353,16 @@ impl Pool {
         .map_err(|e| driver_error("stream capture", e))?;
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *self.mode.lock() = Mode::Recording(Box::new(Recording { id, inputs, ..Default::default() }));
+        let arena = Arena { id, pool: std::sync::Arc::downgrade(self), bufs: Default::default() };
+        *self.mode.lock() = Mode::Recording(Box::new(Recording {
+            arena: std::sync::Arc::new(arena),
+            nodes: Vec::new(),
+            free: HashMap::new(),
+            staging: Staging::default(),
+            inputs,
+            exec: None,
+            done: None,
+        }));
         Ok(())
     }
 
@@ -331,6 +379,10 @@ impl Pool {
         for p in std::mem::take(&mut *self.deferred.lock()) {
             self.release_ptr(p);
         }
+        let orphans = std::mem::take(&mut *self.orphans.lock());
+        if !orphans.is_empty() {
+            self.free_arena(orphans);
+        }
         ended
     }
 
@@ -341,7 +393,7 @@ impl Pool {
         let mode = std::mem::take(&mut *self.mode.lock());
         match mode {
             Mode::Eager => {
-                let r = self.spent.lock().take().unwrap_or_default();
+                let r = self.spent.lock().take().expect("an abandoned region leaves its recording");
                 Ok((r, false))
             }
             Mode::Recording(mut r) => {
@@ -413,12 +465,12 @@ impl Pool {
     }
 
     /// Frees a recording: waits for the stream (its staging may still be read), then its graph,
-    /// event, staging and arena.
+    /// event and staging; its arena goes once no buffer of it is left.
     pub(super) fn retire(&self, mut r: Recording) {
         if self.bind().is_err() {
             return; // a dead context: its end reclaims everything
         }
-        let _ = self.synchronize();
+        let _ = self.synchronize_quietly();
         // SAFETY: the stream has run every use of the recording (synchronized above).
         unsafe {
             if let Some(e) = r.exec.take() {
@@ -429,13 +481,6 @@ impl Pool {
             }
             r.staging.free();
         }
-        for (p, sync) in r.arena.drain(..) {
-            if sync {
-                // SAFETY: from malloc_sync; the stream has run every use (synchronized above).
-                let _ = unsafe { cu::free_sync(p) };
-            } else {
-                self.release_ptr(p);
-            }
-        }
+        drop(r);
     }
 }

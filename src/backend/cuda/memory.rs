@@ -81,6 +81,8 @@ pub struct Pool {
     pub(super) spent: Mutex<Option<Box<Recording>>>,
     /// Frees asked for while recording (a free would be captured): done when the region ends.
     pub(super) deferred: Mutex<Vec<u64>>,
+    /// Buffers of arenas retired during a region: freed when it ends.
+    pub(super) orphans: Mutex<Vec<(u64, usize, bool)>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -98,12 +100,12 @@ pub struct DeviceBuf {
     kind: Kind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum Kind {
     Pooled,
     Owned,
-    /// Of the recording with this id.
-    Arena(u64),
+    /// Of a recording's arena (which the buffer keeps).
+    Arena(Arc<super::graph::Arena>),
     View,
 }
 
@@ -118,10 +120,10 @@ impl Drop for DeviceBuf {
         if self.bytes == 0 {
             return;
         }
-        match self.kind {
+        match &self.kind {
             Kind::Pooled => self.pool.give(self.ptr, self.bytes),
             Kind::Owned => self.pool.release(self.ptr),
-            Kind::Arena(id) => self.pool.region_give(self.ptr, self.bytes, id),
+            Kind::Arena(a) => self.pool.region_give(self.ptr, self.bytes, a.id),
             Kind::View => {}
         }
     }
@@ -184,6 +186,7 @@ impl Pool {
             mode: Mutex::new(Mode::Eager),
             spent: Mutex::new(None),
             deferred: Mutex::new(Vec::new()),
+            orphans: Mutex::new(Vec::new()),
         })
     }
 
@@ -200,8 +203,8 @@ impl Pool {
         if bytes == 0 {
             return Ok(DeviceBuf { ptr: 0, bytes: 0, pool: self.clone(), kind: Kind::Pooled });
         }
-        if let Some((ptr, id)) = self.region_take(bytes)? {
-            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Arena(id) });
+        if let Some((ptr, arena)) = self.region_take(bytes)? {
+            return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Arena(arena) });
         }
         if let Some(ptr) = self.pop_idle(bytes) {
             return Ok(DeviceBuf { ptr, bytes, pool: self.clone(), kind: Kind::Pooled });
@@ -368,6 +371,17 @@ impl Pool {
             std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr() as *mut u8, bytes);
         }
         Ok(())
+    }
+
+    /// Waits for the stream without counting it as a wait of the work (freeing a recording).
+    pub(super) fn synchronize_quietly(&self) -> Result<()> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| driver_error("synchronize", e))
+    }
+
+    /// A buffer of a retired arena, back to the idle ones (or freed past the cap).
+    pub(super) fn give_back(&self, ptr: u64, bytes: usize) {
+        self.give(ptr, bytes);
     }
 
     /// Waits for every operation on the stream.

@@ -1,10 +1,12 @@
 //! `Backend::recorded` on the GPU: which keys have been seen, recorded or given up, and the record
 //! and replay of one region (the pool's side, node by node, is `graph.rs`).
 //!
-//! A key's first region runs eagerly (it also warms the pool, so that the recording finds every
-//! buffer it needs idle); the second is recorded and launched as a graph; the later ones replay it.
-//! A region abandoned while recorded or replayed is not tried again (its key is marked failed). At
-//! most `MAX_REGIONS` keys are kept, the least recently used retired first.
+//! A key's first region runs eagerly (it also warms the pool, so that the recording finds most
+//! buffers it needs idle); the second is recorded and launched as a graph; the later ones replay
+//! it. A region abandoned while recorded or replayed (its launches changed: the talker's attention
+//! grid after 256 more tokens) is recorded again the next time; a key abandoned `MAX_MISSES` times
+//! in a row runs eagerly from then on. At most `MAX_REGIONS` keys are kept, the least recently used
+//! retired first.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -16,14 +18,21 @@ use crate::error::Result;
 
 /// Keys a backend remembers.
 const MAX_REGIONS: usize = 16;
+/// Abandoned regions in a row after which a key runs eagerly for good.
+const MAX_MISSES: u8 = 3;
 
 #[derive(Debug)]
 pub(super) enum Entry {
-    /// Ran once, eagerly: recorded next time.
-    Seen,
-    Ready(Box<Recording>),
-    /// Abandoned: runs eagerly (the recording is kept: its buffers may still be read).
-    Failed(Box<Recording>),
+    /// Ran eagerly (first, or after `misses` abandoned regions in a row): recorded next time.
+    Seen {
+        misses: u8,
+    },
+    Ready {
+        r: Box<Recording>,
+        misses: u8,
+    },
+    /// Abandoned too often: runs eagerly.
+    Failed,
 }
 
 /// The keys, least recently used first.
@@ -51,15 +60,15 @@ impl Cuda {
         }
         match entry {
             None => {
-                self.remember(key, Entry::Seen);
+                self.remember(key, Entry::Seen { misses: 0 });
                 body(inputs)
             }
-            Some(Entry::Failed(r)) => {
-                self.remember(key, Entry::Failed(r));
+            Some(Entry::Failed) => {
+                self.remember(key, Entry::Failed);
                 body(inputs)
             }
-            Some(Entry::Seen) => self.record(key, inputs, body),
-            Some(Entry::Ready(r)) => self.replay(key, r, inputs, body),
+            Some(Entry::Seen { misses }) => self.record(key, misses, inputs, body),
+            Some(Entry::Ready { r, misses }) => self.replay(key, r, misses, inputs, body),
         }
     }
 
@@ -68,9 +77,8 @@ impl Cuda {
         let mut regions = self.regions.lock();
         regions.entries.push((key, entry));
         while regions.entries.len() > MAX_REGIONS {
-            match regions.entries.remove(0).1 {
-                Entry::Ready(r) | Entry::Failed(r) => regions.retiring.push(*r),
-                Entry::Seen => {}
+            if let Entry::Ready { r, .. } = regions.entries.remove(0).1 {
+                regions.retiring.push(*r);
             }
         }
     }
@@ -92,7 +100,14 @@ impl Cuda {
         bufs.iter().zip(inputs).map(|(b, t)| Tensor::on_device(b.view(), t.rows(), t.cols())).collect()
     }
 
-    fn record(&self, key: u64, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
+    /// A region abandoned: its recording retired, its key recorded again next time (or given up).
+    fn missed(&self, key: u64, r: Recording, misses: u8) {
+        self.regions.lock().retiring.push(r);
+        let misses = misses + 1;
+        self.remember(key, if misses >= MAX_MISSES { Entry::Failed } else { Entry::Seen { misses } });
+    }
+
+    fn record(&self, key: u64, misses: u8, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
         let bufs = self.stage(inputs)?;
         let views = Self::views(&bufs, inputs);
         let refs: Vec<&Tensor> = views.iter().collect();
@@ -101,23 +116,23 @@ impl Cuda {
         let failed = !matches!(out, Ok(Ok(())));
         let (r, ok) = self.gpu.pool.end_region(failed).or_raise();
         if ok {
-            self.remember(key, Entry::Ready(r));
+            self.remember(key, Entry::Ready { r, misses });
         } else if failed {
             // The body's own failure: record it another time.
             self.regions.lock().retiring.push(*r);
-            self.remember(key, Entry::Seen);
+            self.remember(key, Entry::Seen { misses });
         } else {
-            self.remember(key, Entry::Failed(r));
+            self.missed(key, *r, misses);
         }
         drop(views);
         out.unwrap_or_else(|p| resume_unwind(p))
     }
 
-    fn replay(&self, key: u64, r: Box<Recording>, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
+    fn replay(&self, key: u64, r: Box<Recording>, misses: u8, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
         let pool = &self.gpu.pool;
         let fits = r.inputs.len() == inputs.len() && r.inputs.iter().zip(inputs).all(|(b, t)| b.bytes() == t.len() * 4);
         if !fits {
-            self.remember(key, Entry::Ready(r));
+            self.missed(key, *r, misses);
             return body(inputs);
         }
         pool.wait_for_graph(&r)?;
@@ -132,7 +147,13 @@ impl Cuda {
         // Still replaying when the body failed: its own error, not the recording's.
         let intact = pool.in_region();
         let (r, ok) = pool.end_region(failed).or_raise();
-        self.remember(key, if ok || (failed && intact) { Entry::Ready(r) } else { Entry::Failed(r) });
+        if ok {
+            self.remember(key, Entry::Ready { r, misses: 0 });
+        } else if failed && intact {
+            self.remember(key, Entry::Ready { r, misses });
+        } else {
+            self.missed(key, *r, misses);
+        }
         drop(views);
         out.unwrap_or_else(|p| resume_unwind(p))
     }
@@ -143,8 +164,8 @@ impl Drop for Cuda {
     fn drop(&mut self) {
         let regions = std::mem::take(&mut *self.regions.lock());
         let recordings = regions.entries.into_iter().filter_map(|(_, e)| match e {
-            Entry::Ready(r) | Entry::Failed(r) => Some(*r),
-            Entry::Seen => None,
+            Entry::Ready { r, .. } => Some(*r),
+            Entry::Seen { .. } | Entry::Failed => None,
         });
         for r in recordings.chain(regions.retiring) {
             self.gpu.pool.retire(r);
