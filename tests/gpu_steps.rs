@@ -206,3 +206,44 @@ fn a_region_whose_launches_change_is_recorded_again() {
     // Re-recorded where the launches change (513, 769 keys): at most a few steps per change eager.
     assert!(launched > steps as u64 - 12, "only {launched} of {steps} steps ran as graphs");
 }
+
+/// The ASR decoder's step (forward, head, greedy choice) is a recorded region too: steady decode
+/// steps through `AsrModel::step` are one graph launch and one wait each, and the transcript is
+/// the one eager launches give.
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn asr_steps_replay_their_graph() {
+    use voxkit::seams::AsrPrefill;
+    use voxkit::seams::request::AsrRequest;
+    // Random weights: a pass that does not stop early (seed chosen so).
+    let dir = std::env::temp_dir().join(format!("voxkit-gpu-asr-steps-{}", std::process::id()));
+    random_checkpoint::write("tiny-asr", &dir, &fixtures().join("asr/tiny"), 11).unwrap();
+    let (cuda, cx) = gpu();
+    let mut m = Qwen3Asr::load(&dir, cx, 1).unwrap();
+    let audio: Vec<f32> = (0..32_000).map(|i| (i as f32 * 0.031).sin() * 0.3).collect();
+    let request = AsrRequest { audio: audio.clone(), sample_rate: 16_000, channels: 1, ..Default::default() };
+    let mut run = |graphs: bool| -> (Vec<Option<u32>>, u64, u64) {
+        cuda.set_graphs(graphs);
+        let f = m.frontend(&[&audio]).unwrap().remove(0);
+        let seqs = [AsrPrefill { slot: 0, features: &f, request: &request, max_new_tokens: 40 }];
+        assert!(m.prefill(&seqs).iter().all(|r| r.is_ok()));
+        let mut tokens = Vec::new();
+        for _ in 0..3 {
+            tokens.push(m.step(&[0]).unwrap()[0].token);
+        }
+        let (launches, waits) = (cuda.graph_launches(), cuda.host_waits());
+        for _ in 0..20 {
+            let s = m.step(&[0]).unwrap().remove(0);
+            assert!(s.finish.is_none(), "the test needs a pass that keeps going");
+            tokens.push(s.token);
+        }
+        let counts = (cuda.graph_launches() - launches, cuda.host_waits() - waits);
+        m.release(0);
+        (tokens, counts.0, counts.1)
+    };
+    let (eager, _, _) = run(false);
+    let (replayed, launched, waited) = run(true);
+    assert_eq!(replayed, eager, "replayed decode steps chose other tokens");
+    assert_eq!((launched, waited), (20, 20), "graph launches and waits in 20 decode steps");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -181,6 +181,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The official sampling chain per row (penalty, suppression, temperature, top-k/top-p, a
     /// seeded draw); only the chosen ids leave the device.
     fn sample(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32>;
+    /// `argmax`, with the ids left where they were chosen (as `sample_ids`).
+    fn argmax_ids(&self, logits: &Tensor) -> Ids {
+        Ids::from_host(self.argmax(logits), logits.cols())
+    }
     /// `sample`, with the ids left where they were chosen: no wait for the device, so a chain of
     /// passes (the code predictor's) runs without a round trip per pass.
     fn sample_ids(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Ids {

@@ -106,7 +106,7 @@ impl CodePredictor {
             return self.passes(hidden, c0_embed, cache, slots, sampling, logits_out);
         }
         let mut codes = Vec::new();
-        self.cx.recorded(crate::models::tts::region_key("code_predictor", slots), &[hidden, c0_embed], &mut |x| {
+        self.cx.recorded(crate::models::region_key("code_predictor", slots), &[hidden, c0_embed], &mut |x| {
             codes = self.passes(x[0], x[1], cache, slots, sampling, None)?;
             Ok(())
         })?;

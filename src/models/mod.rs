@@ -18,3 +18,12 @@ pub mod tts;
 pub mod tts_config;
 pub mod tts_prompt;
 pub mod weights;
+
+/// The key of a recorded region (`Backend::recorded`) of a model's step: the region's name and the
+/// batch's slots, which is what its launches depend on (the rest changes only the tables' contents).
+pub(crate) fn region_key(name: &str, slots: &[usize]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (name, slots).hash(&mut h);
+    h.finish()
+}

@@ -337,7 +337,7 @@ impl Qwen3Tts {
         //    frame's one wait).
         let spans: Vec<SeqRows> = slots.iter().map(|&slot| SeqRows { slot, rows: 1 }).collect();
         let mut stepped = None;
-        cx.recorded(region_key("talker", slots), &[&x], &mut |x| {
+        cx.recorded(crate::models::region_key("talker", slots), &[&x], &mut |x| {
             let hidden = self.talker.forward(x[0].clone(), &mut self.cache, &spans, None)?;
             let logits = self.talker.logits(&hidden);
             let mut choose: Vec<(&[u32], &SamplingParams, &mut Rng)> =
@@ -367,14 +367,6 @@ impl Qwen3Tts {
         }
         Ok(frames)
     }
-}
-
-/// The key of a recorded region of this model: its name and the batch's slots.
-pub(crate) fn region_key(name: &str, slots: &[usize]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (name, slots).hash(&mut h);
-    h.finish()
 }
 
 fn fresh_seed() -> u64 {

@@ -521,6 +521,10 @@ impl Backend for Cuda {
         self.argmax_op(logits)
     }
 
+    fn argmax_ids(&self, logits: &Tensor) -> Ids {
+        self.argmax_ids_op(logits)
+    }
+
     fn sample_ids(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Ids {
         self.sample_ids_op(logits, picks)
     }

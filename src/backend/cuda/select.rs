@@ -19,17 +19,21 @@ fn sample_on_device(cols: usize) -> bool {
 
 impl Cuda {
     pub(super) fn argmax_op(&self, logits: &Tensor) -> Vec<u32> {
+        let ids = self.argmax_ids_op(logits);
+        self.read_ids_op(&[&ids]).pop().expect("one vector")
+    }
+
+    /// The ids of `argmax`, left on the device.
+    pub(super) fn argmax_ids_op(&self, logits: &Tensor) -> Ids {
         let rows = logits.rows();
         if rows == 0 {
-            return Vec::new();
+            return Ids::from_host(Vec::new(), logits.cols());
         }
         let ids = self.gpu.pool.take(rows * 4).or_raise();
         let mut a = KernelArgs::new();
         a.ptr(ptr(logits)).ptr(ids.ptr()).i32(logits.cols() as i32);
         self.gpu.launch("argmax_f32", (rows as u32, 1, 1), BLOCK, 0, &a);
-        let mut out = vec![0u32; rows];
-        self.gpu.pool.download_small(&mut out, ids.ptr()).or_raise();
-        out
+        Ids::on_device(ids, rows, logits.cols())
     }
 
     pub(super) fn sample_op(&self, logits: &Tensor, picks: &mut [Pick<'_>]) -> Vec<u32> {

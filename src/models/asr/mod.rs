@@ -435,8 +435,17 @@ impl AsrModel for Qwen3Asr {
         }
         let tokens: Vec<u32> = feed.iter().map(|&i| self.slots[slots[i]].as_ref().unwrap().next).collect();
         let fed: Vec<usize> = feed.iter().map(|&i| slots[i]).collect();
-        let logits = self.decode_tokens(&tokens, &fed)?;
-        for (&slot, next) in fed.iter().zip(self.cx.argmax(&logits)) {
+        // The decoder's step and the greedy choice: a recorded region keyed by the slots (a GPU
+        // replays it as one graph until its attention's launches change with the context).
+        let cx = self.cx.clone();
+        let mut picked = None;
+        cx.recorded(crate::models::region_key("asr_decoder", &fed), &[], &mut |_| {
+            let logits = self.decode_tokens(&tokens, &fed)?;
+            picked = Some(cx.argmax_ids(&logits));
+            Ok(())
+        })?;
+        let next = cx.read_ids(&[&picked.expect("the region ran")]).pop().expect("one vector");
+        for (&slot, next) in fed.iter().zip(next) {
             self.slots[slot].as_mut().expect("busy slot").next = next;
         }
         Ok(out)
