@@ -30,6 +30,8 @@ pub struct Cuda {
     /// Recorded regions (`regions.rs`), and whether they are captured and replayed as graphs.
     pub(super) regions: Mutex<super::regions::Regions>,
     graphs: std::sync::atomic::AtomicBool,
+    /// Recorded regions entered and not yet left (0 or 1: nested ones run as part of theirs).
+    pub(super) region_depth: std::sync::atomic::AtomicUsize,
 }
 
 /// A table's host bytes and its device copy.
@@ -82,6 +84,7 @@ impl Cuda {
             tables: Mutex::new(HashMap::new()),
             regions: Mutex::new(Default::default()),
             graphs: graphs.into(),
+            region_depth: Default::default(),
         })
     }
 

@@ -107,6 +107,7 @@ impl Gpu {
     /// failed jobs and a reload.
     pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &KernelArgs) {
         let (f, entry) = self.functions.get(name).unwrap_or_else(|| panic!("no kernel {name} is embedded"));
+        let _one = self.pool.exclusive.lock();
         if self.pool.in_region() {
             args.check(entry).or_raise();
             let node =
@@ -118,6 +119,6 @@ impl Gpu {
         let config = LaunchConfig { grid_dim: grid, block_dim: (block, 1, 1), shared_mem_bytes: smem };
         // SAFETY: every op sizes its buffers for its launch and keeps them alive until the stream
         // has run it (buffers return to the pool in stream order).
-        unsafe { launch(self.pool.stream(), f, entry, config, args) }.or_raise();
+        self.pool.captured(|| unsafe { launch(self.pool.stream(), f, entry, config, args) }).or_raise();
     }
 }

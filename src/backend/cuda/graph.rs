@@ -91,11 +91,14 @@ pub struct Arena {
     pub(super) id: u64,
     pool: std::sync::Weak<Pool>,
     bufs: parking_lot::Mutex<Vec<(u64, usize, bool)>>,
+    /// Buffers handed out and not yet dropped: a replay must not hand one out again.
+    live: parking_lot::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
         let Some(pool) = self.pool.upgrade() else { return }; // the context's end reclaims it
+        let _one = pool.exclusive.lock();
         let bufs = std::mem::take(&mut *self.bufs.lock());
         if pool.in_region() {
             // Not while another region records (a wait would end its capture): when it ends.
@@ -178,12 +181,14 @@ impl Pool {
                 };
                 if let Some(ptr) = ptr {
                     r.nodes.push(Node::Take { bytes, ptr });
+                    r.arena.live.lock().insert(ptr);
                     return Ok(Some((ptr, r.arena.clone())));
                 }
             }
             Mode::Replaying(r, at) => {
                 if let Some(&Node::Take { bytes: b, ptr }) = r.nodes.get(*at)
                     && b == bytes
+                    && r.arena.live.lock().insert(ptr)
                 {
                     *at += 1;
                     return Ok(Some((ptr, r.arena.clone())));
@@ -191,15 +196,17 @@ impl Pool {
             }
         }
         drop(mode);
+        // (Or the recorded buffer is still held: an output of the last replay kept past it.)
         self.abandon("an allocation the recording does not have")?;
         Ok(None)
     }
 
-    /// An arena buffer of recording `id` dropped: free again for the rest of that recording while
-    /// it is being recorded; otherwise its arena keeps it.
-    pub(super) fn region_give(&self, ptr: u64, bytes: usize, id: u64) {
+    /// A buffer of `arena` dropped: no longer held; free again for the rest of its recording
+    /// while that is being recorded; otherwise the arena keeps it.
+    pub(super) fn region_give(&self, ptr: u64, bytes: usize, arena: &Arena) {
+        arena.live.lock().remove(&ptr);
         if let Mode::Recording(r) = &mut *self.mode.lock()
-            && r.arena.id == id
+            && r.arena.id == arena.id
         {
             r.free.entry(bytes).or_default().push(ptr);
         }
@@ -223,11 +230,14 @@ impl Pool {
                 // SAFETY: `stage` holds src.len() bytes (just allocated).
                 unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), stage, src.len()) };
                 r.nodes.push(Node::Upload { dst, bytes: src.len(), stage });
+                drop(mode);
                 // SAFETY: `dst` holds the bytes (the caller's); the staging lives as long as the graph.
                 let staged = unsafe { std::slice::from_raw_parts(stage as *const u8, src.len()) };
-                self.bind()?;
-                unsafe { cu::memcpy_htod_async(dst, staged, self.stream().cu_stream()) }
-                    .map_err(|e| driver_error("upload", e))?;
+                self.captured(|| {
+                    self.bind()?;
+                    unsafe { cu::memcpy_htod_async(dst, staged, self.stream().cu_stream()) }
+                        .map_err(|e| driver_error("upload", e))
+                })?;
                 return Ok(Hook::Skip);
             }
             Mode::Replaying(r, at) => {
@@ -292,26 +302,57 @@ impl Pool {
     /// one by one, and ops run eagerly from here. The recording is kept (`spent`): its buffers may
     /// be in use.
     pub(super) fn abandon(&self, why: &str) -> Result<()> {
-        let (r, upto) = match std::mem::take(&mut *self.mode.lock()) {
+        // (The mode's lock is released before anything below can drop a recording.)
+        let mode = std::mem::take(&mut *self.mode.lock());
+        let (mut r, upto) = match mode {
             Mode::Eager => return Ok(()),
             Mode::Recording(r) => {
-                self.bind()?;
-                // SAFETY: our stream, capturing since `begin_recording`.
-                if let Ok(g) = unsafe { cu::stream::end_capture(self.stream().cu_stream()) }
-                    && !g.is_null()
-                {
-                    // SAFETY: a graph we own, never instantiated.
-                    let _ = unsafe { cu::graph::destroy(g) };
-                }
+                self.end_capture_discarding();
                 let n = r.nodes.len();
                 (r, n)
             }
             Mode::Replaying(r, at) => (r, at),
         };
         log::debug!("cuda: a recorded region runs eagerly: {why}");
-        let issued = self.issue(&r.nodes[..upto]);
-        *self.spent.lock() = Some(r);
+        let issued = self.issue(&r.nodes[..upto]).and_then(|()| self.mark_done(&mut r));
+        let previous = self.spent.lock().replace(r);
+        debug_assert!(previous.is_none(), "regions do not nest");
         issued
+    }
+
+    /// Ends the stream's capture and throws the graph away (abandoning, or a failed region).
+    fn end_capture_discarding(&self) {
+        let _ = self.bind();
+        // SAFETY: our stream, capturing since `begin_recording`.
+        if let Ok(g) = unsafe { cu::stream::end_capture(self.stream().cu_stream()) }
+            && !g.is_null()
+        {
+            // SAFETY: a graph we own, never instantiated.
+            let _ = unsafe { cu::graph::destroy(g) };
+        }
+    }
+
+    /// Records the recording's event after what the stream has now (its staging is read until
+    /// then: a graph launch, or nodes issued one by one).
+    fn mark_done(&self, r: &mut Recording) -> Result<()> {
+        if r.done.is_none() {
+            r.done = Some(
+                cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(|e| driver_error("event", e))?,
+            );
+        }
+        // SAFETY: our event and stream.
+        unsafe { cu::event::record(r.done.expect("made above"), self.stream().cu_stream()) }
+            .map_err(|e| driver_error("event", e))
+    }
+
+    /// Runs a captured op's driver call (`f`); when the driver refuses it while recording (a
+    /// capture it cannot take), the region is abandoned instead — which issues the op, already
+    /// among the nodes, eagerly — so the work goes on.
+    pub(super) fn captured(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        match f() {
+            Err(e) if matches!(*self.mode.lock(), Mode::Recording(_)) => self.abandon(&e.message),
+            other => other,
+        }
     }
 
     /// Issues recorded nodes one by one (eager).
@@ -353,7 +394,8 @@ impl Pool {
         .map_err(|e| driver_error("stream capture", e))?;
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let arena = Arena { id, pool: std::sync::Arc::downgrade(self), bufs: Default::default() };
+        let arena =
+            Arena { id, pool: std::sync::Arc::downgrade(self), bufs: Default::default(), live: Default::default() };
         *self.mode.lock() = Mode::Recording(Box::new(Recording {
             arena: std::sync::Arc::new(arena),
             nodes: Vec::new(),
@@ -436,17 +478,10 @@ impl Pool {
     }
 
     fn launch_graph(&self, r: &mut Recording) -> Result<()> {
-        let stream = self.stream().cu_stream();
         let exec = r.exec.expect("a graph to launch");
         // SAFETY: an instantiated graph of this context, naming the recording's live buffers.
-        unsafe { cu::graph::launch(exec, stream) }.map_err(|e| driver_error("graph launch", e))?;
-        if r.done.is_none() {
-            r.done = Some(
-                cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(|e| driver_error("event", e))?,
-            );
-        }
-        // SAFETY: our event and stream.
-        unsafe { cu::event::record(r.done.expect("made above"), stream) }.map_err(|e| driver_error("event", e))?;
+        unsafe { cu::graph::launch(exec, self.stream().cu_stream()) }.map_err(|e| driver_error("graph launch", e))?;
+        self.mark_done(r)?;
         self.count_replay();
         Ok(())
     }
@@ -467,6 +502,7 @@ impl Pool {
     /// Frees a recording: waits for the stream (its staging may still be read), then its graph,
     /// event and staging; its arena goes once no buffer of it is left.
     pub(super) fn retire(&self, mut r: Recording) {
+        let _one = self.exclusive.lock();
         if self.bind().is_err() {
             return; // a dead context: its end reclaims everything
         }

@@ -77,6 +77,9 @@ pub struct Pool {
     replays: std::sync::atomic::AtomicU64,
     /// Eager, or recording / replaying a region (`graph.rs`).
     pub(super) mode: Mutex<Mode>,
+    /// Held by a thread for a whole recorded region and by every op on the stream: another thread's
+    /// ops wait for the region instead of landing in its capture or its replay.
+    pub(super) exclusive: parking_lot::ReentrantMutex<()>,
     /// An abandoned region's recording, until the region ends.
     pub(super) spent: Mutex<Option<Box<Recording>>>,
     /// Frees asked for while recording (a free would be captured): done when the region ends.
@@ -123,7 +126,7 @@ impl Drop for DeviceBuf {
         match &self.kind {
             Kind::Pooled => self.pool.give(self.ptr, self.bytes),
             Kind::Owned => self.pool.release(self.ptr),
-            Kind::Arena(a) => self.pool.region_give(self.ptr, self.bytes, a.id),
+            Kind::Arena(a) => self.pool.region_give(self.ptr, self.bytes, a),
             Kind::View => {}
         }
     }
@@ -184,6 +187,7 @@ impl Pool {
             waits: Default::default(),
             replays: Default::default(),
             mode: Mutex::new(Mode::Eager),
+            exclusive: parking_lot::ReentrantMutex::new(()),
             spent: Mutex::new(None),
             deferred: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
@@ -200,6 +204,7 @@ impl Pool {
 
     /// A pooled buffer of `bytes` (contents undefined).
     pub fn take(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuf> {
+        let _one = self.exclusive.lock();
         if bytes == 0 {
             return Ok(DeviceBuf { ptr: 0, bytes: 0, pool: self.clone(), kind: Kind::Pooled });
         }
@@ -258,6 +263,7 @@ impl Pool {
     }
 
     fn alloc(&self, bytes: usize) -> Result<u64> {
+        let _one = self.exclusive.lock();
         self.leave_region("a new device allocation")?;
         self.allocations.fetch_add(1, Relaxed);
         self.bind()?;
@@ -288,7 +294,10 @@ impl Pool {
     }
 
     fn release(&self, ptr: u64) {
-        if matches!(*self.mode.lock(), Mode::Recording(_)) {
+        let _one = self.exclusive.lock();
+        if self.in_region() {
+            // (A free while recording would be captured; while replaying, skipped ops may still
+            // name the buffer until the graph or the abandoned nodes are issued.)
             self.deferred.lock().push(ptr);
             return;
         }
@@ -310,6 +319,7 @@ impl Pool {
     }
 
     pub fn upload<T: Copy>(&self, dst: u64, src: &[T]) -> Result<()> {
+        let _one = self.exclusive.lock();
         if src.is_empty() {
             return Ok(());
         }
@@ -326,6 +336,7 @@ impl Pool {
 
     /// Copies device memory to the host and waits for it.
     pub fn download<T: Copy>(&self, dst: &mut [T], src: u64) -> Result<()> {
+        let _one = self.exclusive.lock();
         if dst.is_empty() {
             return Ok(());
         }
@@ -341,6 +352,7 @@ impl Pool {
     /// `download` for small results (token ids): through the pool's page-locked buffer, a direct
     /// copy, when it fits; else (or when no page-locked memory can be had) as `download`.
     pub fn download_small<T: Plain>(&self, dst: &mut [T], src: u64) -> Result<()> {
+        let _one = self.exclusive.lock();
         let bytes = std::mem::size_of_val(dst);
         if bytes == 0 || bytes > PINNED_BYTES {
             return self.download(dst, src);
@@ -386,6 +398,7 @@ impl Pool {
 
     /// Waits for every operation on the stream.
     pub fn synchronize(&self) -> Result<()> {
+        let _one = self.exclusive.lock();
         self.leave_region("a wait")?;
         self.bind()?;
         self.waits.fetch_add(1, Relaxed);
@@ -393,26 +406,34 @@ impl Pool {
     }
 
     pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        let _one = self.exclusive.lock();
         if bytes == 0 {
             return Ok(());
         }
         if let Hook::Skip = self.region_op(Node::Copy { dst, src, bytes })? {
             return Ok(());
         }
-        self.bind()?;
-        // SAFETY: both ranges are live allocations of at least `bytes` (the callers' invariant).
-        unsafe { cu::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(|e| driver_error("copy", e))
+        self.captured(|| {
+            self.bind()?;
+            // SAFETY: both ranges are live allocations of at least `bytes` (the callers' invariant).
+            unsafe { cu::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }
+                .map_err(|e| driver_error("copy", e))
+        })
     }
 
     pub fn zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        let _one = self.exclusive.lock();
         if bytes == 0 {
             return Ok(());
         }
         if let Hook::Skip = self.region_op(Node::Zero { dst, bytes })? {
             return Ok(());
         }
-        self.bind()?;
-        // SAFETY: `dst` holds at least `bytes` bytes.
-        unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }.map_err(|e| driver_error("memset", e))
+        self.captured(|| {
+            self.bind()?;
+            // SAFETY: `dst` holds at least `bytes` bytes.
+            unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }
+                .map_err(|e| driver_error("memset", e))
+        })
     }
 }

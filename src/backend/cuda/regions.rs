@@ -9,6 +9,8 @@
 //! retired first.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::backend::{Cuda, ptr};
 use super::graph::Recording;
@@ -45,11 +47,25 @@ pub(super) struct Regions {
 
 type Body<'a> = &'a mut dyn FnMut(&[&Tensor]) -> Result<()>;
 
+/// Leaves a region's depth when dropped (also on a panic).
+struct Depth<'a>(&'a AtomicUsize);
+
+impl Drop for Depth<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Cuda {
     pub(super) fn recorded_op(&self, key: u64, inputs: &[&Tensor], body: Body<'_>) -> Result<()> {
-        if !self.graphs_on() || self.gpu.pool.in_region() {
+        // The stream is this thread's for the whole region (other threads' ops wait), and a region
+        // inside a region runs as part of it.
+        let _one = self.gpu.pool.exclusive.lock();
+        if !self.graphs_on() || self.region_depth.load(Relaxed) > 0 {
             return body(inputs);
         }
+        self.region_depth.fetch_add(1, Relaxed);
+        let _depth = Depth(&self.region_depth);
         let (entry, retiring) = {
             let mut regions = self.regions.lock();
             let at = regions.entries.iter().position(|(k, _)| *k == key);
