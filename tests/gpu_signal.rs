@@ -82,7 +82,10 @@ fn close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
 fn the_resampler_gives_the_cpus_outputs() {
     let dev = device();
     // Up, fractional up, down, the interpolated table, and the identity.
-    for (from, to) in [(24000, 48000), (24000, 44100), (48000, 16000), (44101, 16000), (16000, 16000)] {
+    // The extremes of the accepted rates too.
+    for (from, to) in
+        [(24000, 48000), (24000, 44100), (48000, 16000), (44101, 16000), (16000, 16000), (4000, 384000), (384000, 4000)]
+    {
         let x = signal(9000, from, from as u64);
         let cpu = streamed(&mut Resampler::new(from, to).unwrap(), &x, 0);
         let mut gpu = DeviceStream::resampler(&dev, from, to).unwrap();
@@ -97,8 +100,9 @@ fn the_resampler_gives_the_cpus_outputs() {
 #[ignore = "needs a CUDA device (scripts/emulator-check.sh)"]
 fn the_denoiser_gives_the_cpus_outputs() {
     let dev = device();
-    for (rate, strength) in [(24000, 1.0), (48000, 0.7), (16000, 1.0), (24000, 0.0)] {
-        let x = signal(rate as usize / 4, rate, rate as u64 + 1);
+    // The extremes of the accepted rates too (frames of 128 and 8192 samples).
+    for (rate, strength) in [(24000, 1.0), (48000, 0.7), (16000, 1.0), (24000, 0.0), (4000, 1.0), (384000, 1.0)] {
+        let x = signal((rate as usize / 4).min(32_768), rate, rate as u64 + 1);
         let cpu = streamed(&mut Denoiser::new(rate, strength).unwrap(), &x, 0);
         let mut gpu = DeviceStream::denoiser(&dev, rate, strength).unwrap();
         let out = streamed(&mut gpu, &x, 2);
