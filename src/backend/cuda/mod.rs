@@ -7,6 +7,9 @@
 //!   kernels and checked launches; `backend`: `Cuda`, every op of `Backend` as our kernels, with
 //!   `linear`, `conv`, `attention` and `select` (argmax, sampling) in their own files; `signal`: the
 //!   post-processing launches (resampler, denoiser) that `dsp` drives.
+//! - `regions` (`Backend::recorded`: which keys are recorded, replayed or given up) and `graph`
+//!   (the pool's side: each op recorded under stream capture or checked against the recording,
+//!   page-locked staging, arenas): steps replayed as CUDA graphs.
 //!
 //! None of it knows a model. Without a GPU, all of this runs against the emulated device
 //! (`scripts/emulated-gpu.sh`, built from `tests/emugpu`), which executes the same kernel source on
