@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::args::KernelArgs;
 use super::gpu::Gpu;
-use super::memory::{DeviceBuf, OrRaise, Plain};
+use super::memory::{DeviceBuf, OrRaise, Plain, as_bytes};
 use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight};
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::Pick;
@@ -36,12 +36,6 @@ pub struct Cuda {
 
 /// A table's host bytes and its device copy.
 type Uploaded = (Vec<u8>, Arc<DeviceBuf>);
-
-fn bytes_of<T: Plain>(v: &[T]) -> &[u8] {
-    // SAFETY: `Plain` types are integers and floats without padding; any initialised value is a
-    // valid sequence of bytes, and the slice covers exactly the elements' bytes.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
-}
 
 impl std::fmt::Debug for Cuda {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,7 +129,7 @@ impl Cuda {
             // A recorded region's tables are its own (the graph rewrites them at each launch).
             return Arc::new(self.table(v));
         }
-        let bytes = bytes_of(v);
+        let bytes = as_bytes(v);
         let mut tables = self.tables.lock();
         if let Some((last, buf)) = tables.get(key)
             && last.as_slice() == bytes
@@ -158,8 +152,7 @@ impl Cuda {
             // A recorded copy has a fixed size: the whole buffer, so that a table that grows by an
             // entry a step (seen ids, block tables) stays the same node.
             let mut all = vec![0u8; padded];
-            // SAFETY: `T: Copy` values viewed as their bytes, for a copy.
-            all[..bytes].copy_from_slice(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, bytes) });
+            all[..bytes].copy_from_slice(as_bytes(v));
             self.gpu.pool.upload(buf.ptr(), &all).or_raise();
         } else {
             self.gpu.pool.upload(buf.ptr(), v).or_raise();

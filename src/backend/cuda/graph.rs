@@ -120,7 +120,7 @@ impl Pool {
                 // SAFETY: from malloc_sync; the stream has run every use (synchronized above).
                 let _ = unsafe { cu::free_sync(p) };
             } else {
-                self.give_back(p, bytes);
+                self.give(p, bytes);
             }
         }
     }
@@ -419,7 +419,7 @@ impl Pool {
     pub(super) fn end_region(&self, failed: bool) -> Result<(Box<Recording>, bool)> {
         let ended = self.end_region_inner(failed);
         for p in std::mem::take(&mut *self.deferred.lock()) {
-            self.release_ptr(p);
+            self.release(p);
         }
         let orphans = std::mem::take(&mut *self.orphans.lock());
         if !orphans.is_empty() {

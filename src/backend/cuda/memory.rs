@@ -52,6 +52,13 @@ impl Plain for u32 {}
 impl Plain for u64 {}
 impl Plain for f32 {}
 
+/// Host values (integers, floats: no padding) seen as their bytes, for a copy.
+pub(super) fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: the callers' element types are plain numbers without padding, so every byte is
+    // initialised; the slice covers exactly the elements' bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
 /// Bytes of page-locked host memory a pool keeps for reading small results back (token ids).
 const PINNED_BYTES: usize = 64 << 10;
 
@@ -280,7 +287,8 @@ impl Pool {
         }
     }
 
-    fn give(&self, ptr: u64, bytes: usize) {
+    /// A buffer back to the idle ones (or freed past the cap).
+    pub(super) fn give(&self, ptr: u64, bytes: usize) {
         if self.idle_bytes.load(Relaxed) + bytes > self.cap_bytes {
             self.release(ptr);
             return;
@@ -289,11 +297,7 @@ impl Pool {
         self.free.lock().entry(bytes).or_default().push(ptr);
     }
 
-    pub(super) fn release_ptr(&self, ptr: u64) {
-        self.release(ptr);
-    }
-
-    fn release(&self, ptr: u64) {
+    pub(super) fn release(&self, ptr: u64) {
         let _one = self.exclusive.lock();
         if self.in_region() {
             // (A free while recording would be captured; while replaying, skipped ops may still
@@ -323,8 +327,7 @@ impl Pool {
         if src.is_empty() {
             return Ok(());
         }
-        // SAFETY: `T: Copy` values viewed as their bytes, for a copy.
-        let bytes = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u8, std::mem::size_of_val(src)) };
+        let bytes = as_bytes(src);
         if let Hook::Skip = self.region_upload(dst, bytes)? {
             return Ok(());
         }
@@ -389,11 +392,6 @@ impl Pool {
     pub(super) fn synchronize_quietly(&self) -> Result<()> {
         self.bind()?;
         self.stream.synchronize().map_err(|e| driver_error("synchronize", e))
-    }
-
-    /// A buffer of a retired arena, back to the idle ones (or freed past the cap).
-    pub(super) fn give_back(&self, ptr: u64, bytes: usize) {
-        self.give(ptr, bytes);
     }
 
     /// Waits for every operation on the stream.
