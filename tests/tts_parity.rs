@@ -128,7 +128,7 @@ fn check_preset(preset: &str) {
         );
         let prompt = build_prompt(&model.config, &input).unwrap();
         assert_eq!(prompt.rows.len() as u64, case["prompt_len"].as_u64().unwrap(), "{}", what("prompt length"));
-        let (x, trailing) = model.embed_prompt(&prompt).unwrap();
+        let (x, trailing) = model.embed_prompt(&prompt, None).unwrap();
         let want = reference.tensor(&format!("case{i}.prompt_embeds")).expect("prompt_embeds");
         assert_close(&what("prompt rows"), &x.to_host(), &want);
         if let Some(want) = reference.tensor(&format!("case{i}.trailing_text")) {

@@ -191,6 +191,20 @@ impl Weight {
         self.shape.iter().skip(1).product()
     }
 
+    /// The elements as stored, seen as bytes (little endian; fingerprints of checkpoints).
+    pub fn stored_bytes(&self) -> &[u8] {
+        fn bytes<T: Element>(v: &[T]) -> &[u8] {
+            // SAFETY: `Element` types are plain numbers without padding; any initialised value
+            // may be read as bytes, and the view borrows the elements.
+            unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+        }
+        match &self.data {
+            WeightData::F32(v) => bytes(v),
+            WeightData::BF16(v) => bytes(v),
+            WeightData::F16(v) => bytes(v),
+        }
+    }
+
     /// All elements widened to f32, on the host (load-time preparation, reference data).
     pub fn to_f32(&self) -> Vec<f32> {
         let mut v = vec![0.0; self.len()];

@@ -497,6 +497,7 @@ fn tts_request(r: &VoxTtsRequest) -> Result<TtsRequest> {
         language: unsafe { opt_str(r.language, "request.language")? },
         speaker: unsafe { opt_str(r.speaker, "request.speaker")? },
         instruct: unsafe { opt_str(r.instruct, "request.instruct")? },
+        voice: None,
         max_new_tokens: r.max_new_tokens,
         sampling: Sampling {
             temperature: positive_or_default(r.temperature, "temperature")?,

@@ -79,6 +79,11 @@ impl CodePredictor {
         self.cx.embedding_ids(&self.embeddings[j], ids)
     }
 
+    /// `embedding[j](ids)` for ids on the host (reference frames of a cloned voice).
+    pub fn embed_host(&self, j: usize, ids: &[u32]) -> Result<Tensor> {
+        self.cx.embedding(&self.embeddings[j], ids)
+    }
+
     fn project(&self, x: Tensor) -> Tensor {
         match &self.projection {
             Some((w, b)) => self.cx.linear(&x, w, Some(b)),

@@ -17,6 +17,7 @@ pub mod tokenizer;
 pub mod tts;
 pub mod tts_config;
 pub mod tts_prompt;
+pub mod voice;
 pub mod weights;
 
 /// The key of a recorded region (`Backend::recorded`) of a model's step: the region's name and the

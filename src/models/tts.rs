@@ -15,10 +15,12 @@ use crate::models::talker::Talker;
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::tts_config::{GenerationConfig, TtsConfig, TtsKind};
 pub use crate::models::tts_prompt::{
-    FRAME_RATE, Prompt, PromptInput, PromptRow, auto_cap_frames, build_prompt, instruct_template, target_template,
+    CodecRow, FRAME_RATE, Prompt, PromptInput, PromptRow, VoicePrompt, auto_cap_frames, build_prompt,
+    instruct_template, reference_template, target_template,
 };
 use crate::models::weights::Checkpoint;
 use crate::seams::request::TtsRequest;
+use crate::seams::voice::{Fingerprint, Voice, short};
 use crate::seams::{Finish, TtsModel, TtsPrefill, TtsStep};
 
 /// Talker cache tokens each slot holds from the start (the pool grows past it as needed; the
@@ -81,6 +83,8 @@ pub struct Qwen3Tts {
     /// The code predictor's, emptied every frame.
     predictor_cache: KvCache,
     pub times: StepTimes,
+    /// Base checkpoints: the identity their voices carry (`models::voice::fingerprint`).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl Qwen3Tts {
@@ -91,6 +95,10 @@ impl Qwen3Tts {
         let generation = GenerationConfig::load(dir)?;
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(&cx);
+        let fingerprint = match config.kind() {
+            TtsKind::Base => Some(crate::models::voice::fingerprint(dir, &ck)?),
+            _ => None,
+        };
         let talker = Talker::load(&cx, &mut ck, &config)?;
         let predictor = CodePredictor::load(&cx, &mut ck, &config)?;
         let unused: Vec<String> = ck.remaining().into_iter().filter(|n| !n.starts_with("speaker_encoder.")).collect();
@@ -115,6 +123,7 @@ impl Qwen3Tts {
             cache,
             predictor_cache,
             times: StepTimes::default(),
+            fingerprint,
         })
     }
 
@@ -146,13 +155,25 @@ impl Qwen3Tts {
                     .to_lowercase(),
             ),
             TtsKind::VoiceDesign => None,
-            TtsKind::Base => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    "Base (voice clone) checkpoints need a reference voice; voice cloning is not supported yet",
+            TtsKind::Base => None,
+        };
+        let voice = match (kind, r.voice.as_deref()) {
+            (TtsKind::Base, Some(v)) => Some(self.voice_prompt(v)?),
+            (TtsKind::Base, None) => {
+                return Err(Error::invalid(
+                    "this Base checkpoint clones a voice: the request needs one (made from reference audio)",
                 ));
             }
+            (_, Some(_)) => {
+                return Err(Error::invalid(
+                    "only Base checkpoints take a cloned voice; this one has built-in speakers or a voice description",
+                ));
+            }
+            (_, None) => None,
         };
+        if kind == TtsKind::Base && r.instruct.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::invalid("Base checkpoints take no instruction (the voice comes from the reference)"));
+        }
         // The official API drops instruct on 0.6B CustomVoice (`tts_model_size in "0b6"`).
         let instruct = match (kind, r.instruct.as_deref()) {
             (TtsKind::CustomVoice, _) if "0b6".contains(self.config.tts_model_size.as_str()) => None,
@@ -161,17 +182,73 @@ impl Qwen3Tts {
         };
         let input_ids = self.tokenizer.encode(&target_template(&r.text))?;
         let instruct_ids = instruct.map(|s| self.tokenizer.encode(&instruct_template(s))).transpose()?;
-        Ok(PromptInput { input_ids, instruct_ids, language, speaker, non_streaming: !r.text_streaming })
+        Ok(PromptInput { input_ids, instruct_ids, language, speaker, non_streaming: !r.text_streaming, voice })
     }
 
-    /// The prompt rows' embeddings `[L, H]` and the trailing text-track rows.
-    pub fn embed_prompt(&self, prompt: &Prompt) -> Result<(Tensor, Tensor)> {
+    /// Checks that a voice belongs to this checkpoint and fits it; its part of the prompt.
+    fn voice_prompt(&self, v: &Voice) -> Result<VoicePrompt> {
+        let mine = self.fingerprint.expect("Base checkpoints have a fingerprint");
+        if v.model != mine {
+            return Err(Error::invalid(format!(
+                "this voice was made with another checkpoint (model {}; this one is {}): create it again with this model",
+                short(&v.model),
+                short(&mine)
+            )));
+        }
+        let hidden = self.config.talker_dims().hidden;
+        if v.xvector.len() != hidden {
+            return Err(Error::invalid(format!("the voice's x-vector has {} values, not {hidden}", v.xvector.len())));
+        }
+        let groups = self.config.talker_config.decoder.num_code_groups;
+        let reference = match &v.reference {
+            None => None,
+            Some(r) => {
+                if r.codes.iter().any(|f| f.len() != groups) {
+                    return Err(Error::invalid(format!("the voice's reference frames do not hold {groups} codes")));
+                }
+                Some((self.tokenizer.encode(&reference_template(&r.text))?, r.codes.len()))
+            }
+        };
+        Ok(VoicePrompt { reference })
+    }
+
+    /// The prompt rows' embeddings `[L, H]` and the trailing text-track rows; `voice` supplies
+    /// the speaker and reference rows of a cloned voice's prompt.
+    pub fn embed_prompt(&self, prompt: &Prompt, voice: Option<&Voice>) -> Result<(Tensor, Tensor)> {
         let cx = &self.cx;
-        // 1. Both tracks' rows.
+        // 1. The text track's rows, and every kind of codec row: ids through the codec
+        //    embedding, the x-vector as it is, reference frames as their 16 codes' embeddings.
         let text_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.text).collect();
-        let codec_ids: Vec<u32> = prompt.rows.iter().filter_map(|r| r.codec).collect();
         let text = self.talker.text(&text_ids)?;
-        let codec = self.talker.codec(&codec_ids)?;
+        let codec_rows: Vec<CodecRow> = prompt.rows.iter().filter_map(|r| r.codec).collect();
+        let ids: Vec<u32> =
+            codec_rows.iter().filter_map(|c| if let CodecRow::Id(i) = c { Some(*i) } else { None }).collect();
+        let mut parts = vec![self.talker.codec(&ids)?];
+        let needs_voice = || Error::internal("a cloned voice's prompt was embedded without its voice");
+        if codec_rows.contains(&CodecRow::Speaker) {
+            let v = voice.ok_or_else(needs_voice)?;
+            parts.push(cx.upload(&v.xvector, 1, v.xvector.len()));
+        }
+        if codec_rows.iter().any(|c| matches!(c, CodecRow::Reference(_))) {
+            let r = voice.and_then(|v| v.reference.as_ref()).ok_or_else(needs_voice)?;
+            parts.push(self.reference_rows(&r.codes)?);
+        }
+        let (speaker_at, reference_at) = (ids.len(), ids.len() + usize::from(codec_rows.contains(&CodecRow::Speaker)));
+        let mut next_id = 0;
+        let codec_at: Vec<Option<usize>> = codec_rows
+            .iter()
+            .map(|c| {
+                Some(match c {
+                    CodecRow::Id(_) => {
+                        next_id += 1;
+                        next_id - 1
+                    }
+                    CodecRow::Speaker => speaker_at,
+                    CodecRow::Reference(f) => reference_at + f,
+                })
+            })
+            .collect();
+        let codec = cx.gather_rows(&cx.concat_rows(&parts.iter().collect::<Vec<_>>()), &codec_at);
         // 2. Row i = its text row (or zeros) + its codec row (if any).
         let mut ti = 0;
         let text_at: Vec<Option<usize>> = prompt
@@ -184,11 +261,21 @@ impl Qwen3Tts {
                 })
             })
             .collect();
-        let codec_at: Vec<usize> = (0..prompt.rows.len()).filter(|&i| prompt.rows[i].codec.is_some()).collect();
+        let rows_with_codec: Vec<usize> = (0..prompt.rows.len()).filter(|&i| prompt.rows[i].codec.is_some()).collect();
         let mut x = cx.gather_rows(&text, &text_at);
-        cx.add_rows(&mut x, &codec_at, &codec);
+        cx.add_rows(&mut x, &rows_with_codec, &codec);
         let trailing = self.talker.text(&prompt.trailing)?;
         Ok((x, trailing))
+    }
+
+    /// Reference frames as the talker reads generated ones: `C(c0) + Σ_j cp_embed[j](c_{j+1})`.
+    fn reference_rows(&self, codes: &[Vec<u32>]) -> Result<Tensor> {
+        let column = |j: usize| -> Vec<u32> { codes.iter().map(|f| f[j]).collect() };
+        let mut x = self.talker.codec(&column(0))?;
+        for j in 1..self.config.talker_config.decoder.num_code_groups {
+            self.cx.add(&mut x, &self.predictor.embed_host(j - 1, &column(j))?);
+        }
+        Ok(x)
     }
 
     fn params(&self, r: &TtsRequest) -> (SamplingParams, SamplingParams) {
@@ -395,7 +482,7 @@ impl TtsModel for Qwen3Tts {
             let built = (|| {
                 let input = self.prompt_input(s.request)?;
                 let prompt = build_prompt(&self.config, &input)?;
-                let (x, trailing) = self.embed_prompt(&prompt)?;
+                let (x, trailing) = self.embed_prompt(&prompt, s.request.voice.as_deref())?;
                 let (talker, predictor) = self.params(s.request);
                 let rng = Rng::new(s.request.sampling.seed.unwrap_or_else(fresh_seed));
                 Ok(PrefillSeq {

@@ -100,6 +100,84 @@ pub struct TtsConfig {
     pub tts_bos_token_id: u32,
     pub tts_eos_token_id: u32,
     pub talker_config: TalkerConfig,
+    /// The ECAPA-TDNN speaker encoder of Base checkpoints (absent elsewhere).
+    #[serde(default)]
+    pub speaker_encoder_config: Option<SpeakerEncoderConfig>,
+}
+
+/// `speaker_encoder_config`. The released Base checkpoints write only `enc_dim` and
+/// `sample_rate`; every other field takes the official class's default, as here.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SpeakerEncoderConfig {
+    pub mel_dim: usize,
+    pub enc_dim: usize,
+    pub enc_channels: Vec<usize>,
+    pub enc_kernel_sizes: Vec<usize>,
+    pub enc_dilations: Vec<usize>,
+    pub enc_attention_channels: usize,
+    pub enc_res2net_scale: usize,
+    pub enc_se_channels: usize,
+    pub sample_rate: u32,
+}
+
+impl Default for SpeakerEncoderConfig {
+    fn default() -> Self {
+        SpeakerEncoderConfig {
+            mel_dim: 128,
+            enc_dim: 1024,
+            enc_channels: vec![512, 512, 512, 512, 1536],
+            enc_kernel_sizes: vec![5, 3, 3, 3, 1],
+            enc_dilations: vec![1, 2, 3, 4, 1],
+            enc_attention_channels: 128,
+            enc_res2net_scale: 8,
+            enc_se_channels: 128,
+            sample_rate: 24000,
+        }
+    }
+}
+
+/// Largest channel count, kernel or dilation accepted from a speaker-encoder config (the
+/// released ones use 1536, 5 and 4): a bound before anything is sized by them.
+const MAX_SPEAKER_CHANNELS: usize = 1 << 14;
+const MAX_SPEAKER_KERNEL: usize = 64;
+
+impl SpeakerEncoderConfig {
+    /// The official front-end is fixed (128 mels at 24 kHz); the blocks' shapes must chain.
+    fn validate(&self, talker_hidden: usize) -> std::result::Result<(), String> {
+        let n = self.enc_channels.len();
+        if n < 3 || self.enc_kernel_sizes.len() != n || self.enc_dilations.len() != n {
+            return Err(format!(
+                "enc_channels, enc_kernel_sizes and enc_dilations must have one equal length ≥ 3 (got {}, {}, {})",
+                n,
+                self.enc_kernel_sizes.len(),
+                self.enc_dilations.len()
+            ));
+        }
+        if self.mel_dim != 128 || self.sample_rate != 24000 {
+            return Err(format!(
+                "mel_dim {} and sample_rate {}: the official front-end computes 128 mels at 24000 Hz",
+                self.mel_dim, self.sample_rate
+            ));
+        }
+        if self.enc_dim != talker_hidden {
+            return Err(format!("enc_dim {} must equal the talker's hidden_size {talker_hidden}", self.enc_dim));
+        }
+        let sizes =
+            self.enc_channels.iter().chain([&self.enc_attention_channels, &self.enc_se_channels, &self.enc_dim]);
+        if sizes.into_iter().any(|&c| c == 0 || c > MAX_SPEAKER_CHANNELS) {
+            return Err(format!("channel counts must be in 1..={MAX_SPEAKER_CHANNELS}"));
+        }
+        let taps = self.enc_kernel_sizes.iter().chain(&self.enc_dilations);
+        if taps.into_iter().any(|&k| k == 0 || k > MAX_SPEAKER_KERNEL) {
+            return Err(format!("kernel sizes and dilations must be in 1..={MAX_SPEAKER_KERNEL}"));
+        }
+        let scale = self.enc_res2net_scale;
+        if scale < 2 || self.enc_channels[..n - 1].iter().any(|&c| c % scale != 0) {
+            return Err(format!("enc_res2net_scale {scale} must be ≥ 2 and divide every block's channels"));
+        }
+        Ok(())
+    }
 }
 
 /// Sampling defaults of `generation_config.json` (missing keys: the official hard defaults).
@@ -247,6 +325,9 @@ impl TtsConfig {
                 ));
             }
         }
+        if let Some(s) = self.speaker_encoder() {
+            s.validate(td.hidden_size).map_err(|e| config_error(path, format!("speaker_encoder_config: {e}")))?;
+        }
         for (spk, d) in &t.spk_is_dialect {
             if let Dialect::Name(lang) = d {
                 if !t.codec_language_id.contains_key(lang) {
@@ -258,6 +339,12 @@ impl TtsConfig {
             }
         }
         Ok(())
+    }
+
+    /// The speaker encoder's config on a Base checkpoint (the class defaults when the file has
+    /// none, as the official model builds it); `None` on the other kinds, which have no encoder.
+    pub fn speaker_encoder(&self) -> Option<SpeakerEncoderConfig> {
+        (self.kind() == TtsKind::Base).then(|| self.speaker_encoder_config.clone().unwrap_or_default())
     }
 
     pub fn talker_dims(&self) -> Qwen3Dims {

@@ -249,6 +249,11 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// A tensor still in the checkpoint, without taking it.
+    pub fn peek(&self, name: &str) -> Option<&Weight> {
+        self.tensors.get(name)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

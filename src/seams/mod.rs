@@ -10,6 +10,7 @@ use std::path::Path;
 
 pub mod request;
 pub mod stop;
+pub mod voice;
 
 use crate::backend::Device;
 pub use crate::dsp::AudioStream;

@@ -1,6 +1,9 @@
 //! What a job asks for. The C ABI converts its structs into these; the engine validates them at
 //! submit so that a bad request fails at once, with a message naming the field.
 
+use std::sync::Arc;
+
+use super::voice::Voice;
 use crate::error::{Error, Result};
 
 /// Longest text accepted in one request, in bytes (about an hour of speech).
@@ -30,6 +33,8 @@ pub struct TtsRequest {
     pub language: Option<String>,
     pub speaker: Option<String>,
     pub instruct: Option<String>,
+    /// A cloned voice (Base checkpoints, which need one; the others refuse it).
+    pub voice: Option<Arc<Voice>>,
     /// 0 = automatic (engine default, else the model's cap from the text length).
     pub max_new_tokens: u32,
     pub sampling: Sampling,
@@ -123,6 +128,9 @@ impl TtsRequest {
         check_text("language", self.language.as_deref())?;
         check_text("speaker", self.speaker.as_deref())?;
         check_text("instruct", self.instruct.as_deref())?;
+        if let Some(v) = &self.voice {
+            v.validate()?;
+        }
         self.sampling.validate()?;
         if self.sample_rate != 0 && !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
             return Err(Error::invalid(format!(
