@@ -167,3 +167,53 @@ fn cloned_voices_give_the_official_prompts_codes_and_waveforms() {
         );
     }
 }
+
+fn read_all(e: &voxkit::Engine, id: u64) -> Vec<f32> {
+    let mut out = Vec::new();
+    let mut buf = vec![0f32; 4096];
+    loop {
+        let n = e.read_audio(id, &mut buf).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Through the engine, offline and streaming: an in-context voice's job gives the official
+/// waveform (the codec decodes the reference first, its audio is not the job's).
+#[test]
+fn engine_jobs_with_cloned_voices_give_the_official_waveforms() {
+    use voxkit::{Engine, EngineConfig, JobState};
+    let dir = folder();
+    let model = Qwen3Tts::load(&dir, device::compute(1), 1).unwrap();
+    let r = reference();
+    let cases = r.json["cases"].as_array().expect("cases").clone();
+    let e = Engine::new(EngineConfig {
+        tts_model_dir: Some(dir.clone()),
+        max_batch: 4,
+        cpu_threads: 2,
+        device: device::device(),
+        ..Default::default()
+    })
+    .unwrap();
+    // Every case at once (one batch: x-vector-only and ICL voices side by side), each streamed
+    // and offline.
+    let mut jobs = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        for stream in [false, true] {
+            let req = TtsRequest { stream, ..request(case, voice(&model, &r, case)) };
+            jobs.push((i, stream, e.submit_tts(req).unwrap()));
+        }
+    }
+    for (i, stream, id) in jobs {
+        let info = e.wait(id, Some(std::time::Duration::from_secs(300))).unwrap();
+        assert_eq!(info.state, JobState::Done, "{:?}", info.error);
+        let got = read_all(&e, id);
+        let want = r.floats(&format!("case{i}.audio"));
+        let d = max_diff(&got, &want);
+        let name = cases[i]["name"].as_str().unwrap();
+        assert!(d <= TOL, "{name} (stream {stream}): waveform differs by {d:e}");
+        e.release(id).unwrap();
+    }
+}

@@ -74,6 +74,7 @@ impl Worker {
                     stream: false,
                     frames: Vec::new(),
                     decoded: 0,
+                    context: None,
                 }),
                 Err(e) => {
                     if let Some(m) = self.manager.asr.lock().as_mut() {

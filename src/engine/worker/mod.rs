@@ -49,6 +49,16 @@ struct Seq {
     /// TTS: frames generated so far, and how many the codec has already decoded.
     frames: Vec<Vec<u32>>,
     decoded: usize,
+    /// TTS with an in-context cloned voice: the reference's codes, which the codec decodes
+    /// before the generated frames (their audio is not the job's).
+    context: Option<Arc<crate::seams::voice::Voice>>,
+}
+
+impl Seq {
+    /// The codec context of an in-context voice (empty otherwise).
+    fn context(&self) -> &[Vec<u32>] {
+        self.context.as_ref().and_then(|v| v.reference.as_ref()).map_or(&[], |r| &r.codes)
+    }
 }
 
 struct Batch {

@@ -44,6 +44,13 @@ impl Worker {
                 dd.max_new_tokens = cap;
                 dd.sample_rate = if r.sample_rate == 0 { sample_rate_native } else { r.sample_rate };
             }
+            // A streaming in-context voice: the codec's stream decodes the reference first, so
+            // that the generated frames continue it (as the official joint decode).
+            let context = r.voice.clone().filter(|v| v.reference.is_some());
+            let res = match (res, &context) {
+                (Ok(()), Some(v)) if r.stream => self.prime_codec(&p.job, slot, v),
+                (res, _) => res,
+            };
             match res {
                 Ok(()) => self.batch.as_mut().unwrap().seqs.push(Seq {
                     job: p.job,
@@ -52,16 +59,30 @@ impl Worker {
                     stream: r.stream,
                     frames: Vec::new(),
                     decoded: 0,
+                    context,
                 }),
                 Err(e) => {
                     if let Some(m) = self.manager.tts.lock().as_mut() {
                         m.generator.release(slot);
+                        m.codec.end_stream(slot);
                     }
                     self.batch.as_mut().unwrap().free_slots.push(slot);
                     self.end_job(&p.job, JobState::Failed, Some(e));
                 }
             }
         }
+    }
+
+    /// Decodes an in-context voice's reference through a slot's fresh codec stream, discarding
+    /// the audio (timed as the job's codec stage).
+    fn prime_codec(&self, job: &Arc<Job>, slot: usize, voice: &crate::seams::voice::Voice) -> Result<()> {
+        let codes = voice.reference.as_ref().map_or(&[][..], |r| &r.codes[..]);
+        let mut guard = self.manager.tts.lock();
+        let m = guard.as_mut().ok_or_else(|| Error::internal("TTS model unloaded during a prefill"))?;
+        m.codec.end_stream(slot);
+        let (res, d) = timed(|| m.codec.decode_stream(&[(slot, codes)]));
+        job.data.lock().timings.add(Stage::Codec, d);
+        res.map(|_| ())
     }
 
     pub(super) fn step_tts(&mut self, batch: &mut Batch) -> Result<()> {
@@ -127,12 +148,23 @@ impl Worker {
             let offline: Vec<usize> = finished.iter().map(|&(i, _)| i).filter(|&i| !batch.seqs[i].stream).collect();
             let mut decoded: Vec<Option<Vec<f32>>> = vec![None; batch.seqs.len()];
             if !offline.is_empty() {
-                let utts: Vec<&[Vec<u32>]> = offline.iter().map(|&i| batch.seqs[i].frames.as_slice()).collect();
+                // In-context voices decode their reference and generated frames together (the
+                // official joint decode); the reference's share of the samples is cut off.
+                let joined: Vec<Vec<Vec<u32>>> = offline
+                    .iter()
+                    .map(|&i| batch.seqs[i].context().iter().chain(&batch.seqs[i].frames).cloned().collect())
+                    .collect();
+                let utts: Vec<&[Vec<u32>]> = joined.iter().map(Vec::as_slice).collect();
                 let (audio, d) = timed(|| m.codec.decode(&utts));
                 let audio = audio?;
                 log::info!("pipeline: codec stage done in {:.1} ms (batch {})", ms(d), utts.len());
-                for (&i, a) in offline.iter().zip(audio) {
-                    batch.seqs[i].job.data.lock().timings.add(Stage::Codec, d);
+                for ((&i, mut a), all) in offline.iter().zip(audio).zip(&joined) {
+                    let s = &batch.seqs[i];
+                    s.job.data.lock().timings.add(Stage::Codec, d);
+                    if !s.context().is_empty() {
+                        let cut = a.len() * s.context().len() / all.len().max(1);
+                        a.drain(..cut);
+                    }
                     decoded[i] = Some(a);
                 }
             }
