@@ -74,6 +74,8 @@ pub(crate) struct JobData {
     /// Set when the job's output went wrong while it ran (non-finite audio): the job fails with
     /// it when it ends, instead of becoming `Done`.
     pub fault: Option<Error>,
+    /// A voice job's result.
+    pub voice: Option<std::sync::Arc<crate::seams::voice::Voice>>,
 }
 
 /// A job as the engine holds it: shared by the job table, the queue and the worker.
@@ -106,6 +108,7 @@ impl Job {
                 text: String::new(),
                 language: String::new(),
                 fault: None,
+                voice: None,
                 timings: Timings::default(),
                 max_new_tokens: 0,
                 ended: None,

@@ -182,6 +182,7 @@ impl ModelLoader for CheckpointLoader {
                     spec.speakers = cfg.speakers();
                 }
                 spec.languages = cfg.languages();
+                spec.voice_rate = cfg.speaker_encoder().map(|s| s.sample_rate);
                 Ok(spec)
             }
             ModelKind::Asr => {
@@ -199,7 +200,11 @@ impl ModelLoader for CheckpointLoader {
         let cx = CheckpointLoader::compute(ctx)?;
         let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
         let codec = CheckpointLoader::codec(dir, &cx)?;
-        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)) })
+        Ok(TtsModels {
+            generator: Box::new(generator),
+            codec: Box::new(codec_slots::CodecSlots::new(codec)),
+            voice: None,
+        })
     }
 
     fn denoiser(&self, sample_rate: u32, strength: f32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {

@@ -21,8 +21,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::logging;
-use crate::seams::request::{AsrRequest, TtsRequest};
-use crate::seams::{LoadContext, ModelKind, ModelLoader, ModelSpec, PostDevice};
+use crate::seams::request::{AsrRequest, TtsRequest, VoiceRequest};
+use crate::seams::{AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, PostDevice, Voice};
 use config::EngineConfig;
 use job::{FLAG_STREAMING, Job, JobId, JobInfo, JobState};
 use manager::{Configured, ModelManager};
@@ -366,9 +366,72 @@ impl Engine {
             let stream = self.loader.resampler(spec.sample_rate, request.sample_rate, on.as_ref())?;
             post.push(PostStream { stage: Stage::Upsample, stream });
         }
+        match (spec.voice_rate, &request.voice) {
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "this Base checkpoint clones voices: the request needs a voice made from reference audio",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "only Base checkpoints take a cloned voice; this model has built-in speakers or a voice description",
+                ));
+            }
+            _ => {}
+        }
         let flags = if request.stream { FLAG_STREAMING } else { 0 };
         let priority = request.priority;
         self.enqueue(ModelKind::Tts, flags, Request::Tts(request), priority, post)
+    }
+
+    /// Makes a cloned voice from reference audio with the Base TTS model (loading it if needed):
+    /// the reference is mixed to mono, denoised if asked, resampled to the encoders' rate here on
+    /// the caller's thread, then encoded by the worker between two steps of the running batch.
+    /// Blocks until the voice is made (typically well under a second for a 10 s reference).
+    pub fn create_voice(&self, request: VoiceRequest) -> Result<Voice> {
+        let _m = self.mark();
+        request.validate()?;
+        let spec = self.tts.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Tts))?;
+        let rate = spec.voice_rate.ok_or_else(|| {
+            Error::invalid("the TTS model is not a Base checkpoint: it has no encoders to clone a voice with")
+        })?;
+        // 1. Mono, denoised, at the encoders' rate (the CPU streams: one short clip).
+        let channels = request.channels as usize;
+        let mut audio: Vec<f32> =
+            request.audio.chunks_exact(channels).map(|f| f.iter().sum::<f32>() / channels as f32).collect();
+        let mut stages: Vec<Box<dyn AudioStream>> = Vec::new();
+        if let Some(strength) = request.denoise {
+            stages.push(self.loader.denoiser(request.sample_rate, strength, None)?);
+        }
+        if request.sample_rate != rate {
+            stages.push(self.loader.resampler(request.sample_rate, rate, None)?);
+        }
+        for mut stage in stages {
+            let mut out = Vec::with_capacity(audio.len());
+            stage.process(&audio, &mut out);
+            stage.finish(&mut out);
+            audio = out;
+        }
+        // 2. The encoders, on the worker (they need the model).
+        let id =
+            self.enqueue(ModelKind::Tts, 0, Request::Voice { audio, transcript: request.transcript }, 0, Vec::new())?;
+        let info = self.wait(id, None);
+        let job = self.job(id);
+        let _ = self.release(id);
+        let info = info?;
+        match info.state {
+            JobState::Done => job?
+                .data
+                .lock()
+                .voice
+                .take()
+                .map(|v| Arc::unwrap_or_clone(v))
+                .ok_or_else(|| Error::internal("a voice job ended without its voice")),
+            JobState::Cancelled => {
+                Err(Error::new(ErrorKind::ShuttingDown, "the engine shut down before the voice was made"))
+            }
+            _ => Err(info.error.unwrap_or_else(|| Error::internal("the voice job failed without an error"))),
+        }
     }
 
     /// Submits a speech-recognition job; the audio is owned by the job from here on.

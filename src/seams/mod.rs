@@ -17,6 +17,7 @@ pub use crate::dsp::AudioStream;
 pub use crate::dsp::device::PostDevice;
 use crate::error::{Error, ErrorKind, Result};
 use request::{AsrRequest, TtsRequest};
+pub use voice::Voice;
 
 /// The two kinds of model the engine serves. Each has its own mutex, slots and queue group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,12 +66,22 @@ pub struct ModelSpec {
     pub speakers: Vec<String>,
     /// TTS: the languages a request may name, lower case, "auto" first (empty: not checked).
     pub languages: Vec<String>,
+    /// TTS Base checkpoints: they clone voices (requests need one), made from reference audio
+    /// at this rate; `None`: the model takes no voice.
+    pub voice_rate: Option<u32>,
 }
 
 impl ModelSpec {
     /// A spec whose memory is all on the host (the CPU backend, test doubles).
     pub fn host(bytes: u64, sample_rate: u32) -> ModelSpec {
-        ModelSpec { host_bytes: bytes, device_bytes: 0, sample_rate, speakers: Vec::new(), languages: Vec::new() }
+        ModelSpec {
+            host_bytes: bytes,
+            device_bytes: 0,
+            sample_rate,
+            speakers: Vec::new(),
+            languages: Vec::new(),
+            voice_rate: None,
+        }
     }
 }
 
@@ -126,10 +137,22 @@ pub trait CodecDecoder: Send {
     fn end_stream(&mut self, slot: usize);
 }
 
-/// A loaded TTS model: the frame generator and its codec, held together behind one mutex.
+/// Reference audio → a cloned voice: a Base checkpoint's speaker encoder (the x-vector) and its
+/// codec's encoder (the reference codes of in-context cloning).
+pub trait VoiceEncoder: Send {
+    /// The rate the encoders take (mono); the engine resamples the reference to it.
+    fn sample_rate(&self) -> u32;
+    /// A voice from mono audio at `sample_rate()`: in-context when a transcript is given, else
+    /// x-vector only.
+    fn encode(&mut self, audio: &[f32], transcript: Option<&str>) -> Result<voice::Voice>;
+}
+
+/// A loaded TTS model: the frame generator and its codec, held together behind one mutex; Base
+/// checkpoints also have the encoders that make voices.
 pub struct TtsModels {
     pub generator: Box<dyn TtsModel>,
     pub codec: Box<dyn CodecDecoder>,
+    pub voice: Option<Box<dyn VoiceEncoder>>,
 }
 
 /// Log-mel (or other) features of one mono clip, frames × bins, row-major.

@@ -68,6 +68,27 @@ pub struct AsrRequest {
     pub priority: i32,
 }
 
+/// Reference audio to clone a voice from (Base checkpoints).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VoiceRequest {
+    /// Interleaved PCM, `frames * channels` samples, any rate (resampled to the encoders').
+    pub audio: Vec<f32>,
+    pub sample_rate: u32,
+    pub channels: u32,
+    /// What is said in the reference: in-context cloning (closer to the reference's voice and
+    /// manner); `None` clones from the speaker embedding alone.
+    pub transcript: Option<String>,
+    /// Denoise strength in [0, 1] applied to the reference first (noise in the reference is
+    /// copied into the clone); `None` = none.
+    pub denoise: Option<f32>,
+}
+
+/// Longest reference accepted, in seconds (the official examples use 3 to 15 s; every second
+/// adds 12.5 prompt rows to in-context requests).
+pub const MAX_REFERENCE_SECONDS: f64 = 60.0;
+/// Shortest reference accepted: one codec frame (80 ms).
+pub const MIN_REFERENCE_SECONDS: f64 = 0.08;
+
 impl AsrRequest {
     pub fn frames(&self) -> usize {
         if self.channels == 0 { 0 } else { self.audio.len() / self.channels as usize }
@@ -138,6 +159,43 @@ impl TtsRequest {
                 self.sample_rate
             )));
         }
+        check_denoise(self.denoise)
+    }
+}
+
+impl VoiceRequest {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_CHANNELS).contains(&self.channels) {
+            return Err(Error::invalid(format!("channels must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
+        }
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
+            return Err(Error::invalid(format!(
+                "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {}",
+                self.sample_rate
+            )));
+        }
+        if self.audio.len() % self.channels as usize != 0 {
+            return Err(Error::invalid(format!(
+                "audio holds {} samples, not a whole number of {}-channel frames",
+                self.audio.len(),
+                self.channels
+            )));
+        }
+        let seconds = (self.audio.len() / self.channels as usize) as f64 / self.sample_rate as f64;
+        if !(MIN_REFERENCE_SECONDS..=MAX_REFERENCE_SECONDS).contains(&seconds) {
+            return Err(Error::invalid(format!(
+                "the reference is {seconds:.2} s long; it must be {MIN_REFERENCE_SECONDS} to {MAX_REFERENCE_SECONDS} s"
+            )));
+        }
+        if let Some(i) = self.audio.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!("audio sample {i} is not finite ({})", self.audio[i])));
+        }
+        if let Some(t) = &self.transcript {
+            if t.trim().is_empty() {
+                return Err(Error::invalid("transcript is empty (omit it to clone from the speaker embedding alone)"));
+            }
+        }
+        check_text("transcript", self.transcript.as_deref())?;
         check_denoise(self.denoise)
     }
 }

@@ -87,6 +87,7 @@ impl ModelLoader for FakeLoader {
                 slots: (0..ctx.max_slots).map(|_| None).collect(),
             }),
             codec: Box::new(FakeCodec),
+            voice: None,
         })
     }
     fn load_asr(&self, _dir: &Path, ctx: &LoadContext) -> Result<Box<dyn AsrModel>> {

@@ -5,6 +5,7 @@
 mod asr;
 mod post;
 mod tts;
+mod voice;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,12 @@ use crate::seams::{Finish, ModelKind};
 pub(crate) enum Request {
     Tts(TtsRequest),
     Asr(AsrRequest),
+    /// Making a cloned voice (queued as a TTS job: it needs the TTS model): mono reference
+    /// audio at the model's voice rate, and its transcript.
+    Voice {
+        audio: Vec<f32>,
+        transcript: Option<String>,
+    },
 }
 
 /// A submitted job waiting in the queue.

@@ -12,6 +12,13 @@ use crate::seams::{Finish, TtsPrefill};
 
 impl Worker {
     pub(super) fn prefill_tts(&mut self, jobs: Vec<Pending>) {
+        // Voice jobs run now, whole, and take no slot.
+        let (voices, jobs): (Vec<Pending>, Vec<Pending>) =
+            jobs.into_iter().partition(|p| matches!(p.request, Request::Voice { .. }));
+        self.make_voices(voices);
+        if jobs.is_empty() {
+            return;
+        }
         let slots = self.take_slots(jobs.len());
         let models = self.manager.tts.clone();
         let mut guard = models.lock();
