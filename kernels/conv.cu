@@ -3,14 +3,14 @@
 // the depthwise convolution, which is direct. Grid-stride loops over n output values.
 #include "common.cuh"
 
-// cols[r, tap·cin + i] = x[r + tap·dilation, i] for r < t: n = t · k · cin.
+// cols[r, tap·cin + i] = x[r·stride + tap·dilation, i] for r < t: n = t · k · cin.
 extern "C" __global__ void im2col_1d_f32(const float* __restrict__ x, float* __restrict__ cols, int cin, int k,
-                                         int dilation, long long n) {
+                                         int dilation, int stride, long long n) {
     const long long width = (long long)k * cin;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         const long long r = i / width;
         const int tap = (int)(i % width) / cin, c = (int)(i % cin);
-        cols[i] = x[(r + (long long)tap * dilation) * cin + c];
+        cols[i] = x[(r * stride + (long long)tap * dilation) * cin + c];
     }
 }
 

@@ -53,6 +53,26 @@ extern "C" __global__ void clamp_f32(float* __restrict__ x, float lo, float hi, 
         x[i] = fminf(fmaxf(x[i], lo), hi);
 }
 
+// x = 1 / (1 + e^−x)
+extern "C" __global__ void sigmoid_f32(float* __restrict__ x, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+// x = tanh(x)
+extern "C" __global__ void tanh_f32(float* __restrict__ x, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        x[i] = tanhf(x[i]);
+}
+
+// ELU (α = 1): x where x > 0, else e^x − 1 (expm1f: accurate near 0; NaN stays NaN).
+extern "C" __global__ void elu_f32(float* __restrict__ x, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const float v = x[i];
+        x[i] = v > 0.0f ? v : expm1f(v);
+    }
+}
+
 // Per-channel ops over rows of `cols`: x[i] += b[i mod cols]
 extern "C" __global__ void add_bias_f32(float* __restrict__ x, const float* __restrict__ b, int cols, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
@@ -64,6 +84,12 @@ extern "C" __global__ void add_scaled_f32(float* __restrict__ x, const float* __
                                           const float* __restrict__ scale, int cols, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         x[i] += scale[i % cols] * y[i];
+}
+
+// x[i] *= v[i mod cols]: a per-channel gate row (squeeze-excitation), v a [1, cols] tensor.
+extern "C" __global__ void mul_row_f32(float* __restrict__ x, const float* __restrict__ v, int cols, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        x[i] *= v[i % cols];
 }
 
 // SnakeBeta: x += sin²(x · α[c]) · inv_beta[c]

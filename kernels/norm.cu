@@ -1,4 +1,5 @@
-// Row normalisations. One block per row (grid.x = rows); blockDim.x a multiple of 32, at most 1024.
+// Row normalisations — one block per row (grid.x = rows); blockDim.x a multiple of 32, at most
+// 1024 — and column statistics over the rows (time), 32 columns a block.
 #include "common.cuh"
 
 // RMSNorm: y[r, :] = x[r, :] · rsqrt(mean(x[r, :]²) + eps) · w.
@@ -77,5 +78,89 @@ extern "C" __global__ void qk_norm_rope_f32(float* q, float* k, const float* __r
         vox::sincos_exact((float)positions[row] * inv_freq[j], &s, &c);
         h[j] = a * c - b * s;
         h[j + half] = b * c + a * s;
+    }
+}
+
+// Column statistics over the rows of `[rows, cols]` (time × channels). One block of 32 × STRANDS
+// threads (blockDim.x = 256) per 32 columns (grid.x = ⌈cols / 32⌉): thread (lane, strand) takes
+// column blockIdx.x·32 + lane and the rows strand, strand + STRANDS, …, in order (a warp reads 32
+// neighbouring values of a row); the strands' f64 partials are then added in strand order.
+namespace {
+enum : int { STRANDS = 8 };
+
+// The sum over the strands of each column's `v`, strands in order, returned to every thread of the
+// column. `partials` is STRANDS × 32 doubles of shared memory; ends with a barrier (reusable).
+__device__ __forceinline__ double strands_sum(double v, double (*partials)[32]) {
+    const unsigned lane = threadIdx.x & 31u, strand = threadIdx.x >> 5;
+    partials[strand][lane] = v;
+    __syncthreads();
+    double total = 0.0;
+    for (int s = 0; s < STRANDS; ++s) total += partials[s][lane];
+    __syncthreads();
+    return total;
+}
+
+// The largest of each column's `v` over the strands, returned to every thread of the column.
+__device__ __forceinline__ float strands_max(float v, double (*partials)[32]) {
+    const unsigned lane = threadIdx.x & 31u, strand = threadIdx.x >> 5;
+    partials[strand][lane] = v;
+    __syncthreads();
+    float m = vox::neg_inf();
+    for (int s = 0; s < STRANDS; ++s) m = fmaxf(m, (float)partials[s][lane]);
+    __syncthreads();
+    return m;
+}
+}  // namespace
+
+// y[0, c] = Σ_r x[r, c] / rows (rows ≥ 1), summed in f64, rounded once.
+extern "C" __global__ void mean_rows_f32(const float* __restrict__ x, float* __restrict__ y, int rows, int cols) {
+    __shared__ double partials[STRANDS][32];
+    const int c = blockIdx.x * 32 + (int)(threadIdx.x & 31u), strand = (int)(threadIdx.x >> 5);
+    double acc = 0.0;
+    if (c < cols)
+        for (long long r = strand; r < rows; r += STRANDS) acc += (double)x[r * cols + c];
+    const double total = strands_sum(acc, partials);
+    if (strand == 0 && c < cols) y[c] = (float)(total / (double)rows);
+}
+
+// Attentive statistics pooling: y = [mean | std] (`[1, 2·cols]`) of each column of x (rows ≥ 1),
+// weighted by w_r = e^(logits[r, c] − max_r logits[r, c]) (f32), or 1 when logits is null:
+// W = Σ w, mean = Σ w·x / W, std = sqrt(max(Σ w·(x − mean)² / W, eps)) (a NaN variance stays NaN),
+// the sums, mean and variance in f64.
+extern "C" __global__ void weighted_stats_f32(const float* __restrict__ x, const float* __restrict__ logits,
+                                              float* __restrict__ y, int rows, int cols, float eps) {
+    __shared__ double partials[STRANDS][32];
+    const int c = blockIdx.x * 32 + (int)(threadIdx.x & 31u), strand = (int)(threadIdx.x >> 5);
+    const bool live = c < cols, weighted = logits != nullptr;
+
+    // 1. The largest logit of the column (softmax's shift).
+    float m = vox::neg_inf();
+    if (live && weighted)
+        for (long long r = strand; r < rows; r += STRANDS) m = fmaxf(m, logits[r * cols + c]);
+    m = strands_max(m, partials);
+
+    // 2. The weights' sum and the weighted sum, hence the mean.
+    double sw = 0.0, swx = 0.0;
+    if (live)
+        for (long long r = strand; r < rows; r += STRANDS) {
+            const double w = weighted ? (double)expf(logits[r * cols + c] - m) : 1.0;
+            sw += w;
+            swx += w * (double)x[r * cols + c];
+        }
+    sw = strands_sum(sw, partials);
+    const double mean = strands_sum(swx, partials) / sw;
+
+    // 3. The weighted variance around that mean.
+    double sv = 0.0;
+    if (live)
+        for (long long r = strand; r < rows; r += STRANDS) {
+            const double w = weighted ? (double)expf(logits[r * cols + c] - m) : 1.0;
+            const double d = (double)x[r * cols + c] - mean;
+            sv += w * d * d;
+        }
+    const double var = strands_sum(sv, partials) / sw;
+    if (strand == 0 && live) {
+        y[c] = (float)mean;
+        y[cols + c] = (float)sqrt(var < (double)eps ? (double)eps : var);
     }
 }

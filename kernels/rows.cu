@@ -1,5 +1,5 @@
-// Row movement over `[rows, cols]` f32 tensors: gathers, scatters, 4-D permutations and embedding
-// lookups. One thread per output value (grid-stride loops over n = output rows · cols).
+// Row movement over `[rows, cols]` f32 tensors: gathers, scatters, column blocks, 4-D permutations
+// and embedding lookups. One thread per output value (grid-stride loops over n = output rows · cols).
 #include "common.cuh"
 
 // y[i] = x[rows[i]], or a zero row where rows[i] < 0.
@@ -18,6 +18,17 @@ extern "C" __global__ void scatter_rows_f32(float* __restrict__ dst, const int* 
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         float* d = dst + (long long)at[i / cols] * cols + i % cols;
         *d = add ? *d + src[i] : src[i];
+    }
+}
+
+// A block of columns: y[r, y_start + j] = x[r, x_start + j] for j < width, every row (slice_cols,
+// and one part of concat_cols). n = rows · width.
+extern "C" __global__ void copy_cols_f32(const float* __restrict__ x, float* __restrict__ y, int x_cols, int x_start,
+                                         int y_cols, int y_start, int width, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const long long r = i / width;
+        const int j = (int)(i % width);
+        y[r * y_cols + y_start + j] = x[r * x_cols + x_start + j];
     }
 }
 

@@ -252,6 +252,199 @@ fn convolutions_match_the_cpu() {
 
 #[test]
 #[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn strided_convolutions_match_the_cpu() {
+    let p = pair();
+    // The SEANet encoder's downsampling convs (kernel 2·stride), over inputs that give one output
+    // row, a whole number of strides, and a remainder the convolution leaves out.
+    for stride in [2, 4, 5, 6, 8] {
+        let k = 2 * stride;
+        let (cin, cout) = (24, 40);
+        let w =
+            Conv1dWeight::strided(&weight(&[cout, cin, k], "f32", 300 + stride as u64), &vector(cout, 301), 1, stride)
+                .unwrap();
+        for rows in [k, k + 7 * stride, k + 9 * stride + stride - 1, 200] {
+            let (xc, xg) = p.both(&values(rows * cin, 302 + rows as u64), rows, cin);
+            let (yc, yg) = (p.cpu.conv1d(&xc, &w), p.gpu.conv1d(&xg, &w));
+            assert_eq!(yc.rows(), (rows - k) / stride + 1, "conv1d s={stride} k={k} over {rows} rows");
+            assert_eq!(yc.rows(), w.out_rows(rows));
+            close(&format!("conv1d s={stride} k={k} over {rows} rows"), &yg, &yc, PRODUCT);
+        }
+    }
+    // Dilated and pointwise convs with a stride, wider channels, odd sizes.
+    for (k, d, s, cin, cout, rows) in
+        [(3, 2, 2, 33, 17, 41), (1, 1, 3, 40, 24, 22), (7, 3, 4, 16, 64, 60), (4, 1, 2, 128, 96, 9)]
+    {
+        let w =
+            Conv1dWeight::strided(&weight(&[cout, cin, k], "f32", 310 + k as u64), &vector(cout, 311), d, s).unwrap();
+        let (xc, xg) = p.both(&values(rows * cin, 312), rows, cin);
+        let (yc, yg) = (p.cpu.conv1d(&xc, &w), p.gpu.conv1d(&xg, &w));
+        assert_eq!(yc.rows(), (rows - (k - 1) * d - 1) / s + 1);
+        close(&format!("conv1d k={k} d={d} s={s} {cin} → {cout} over {rows} rows"), &yg, &yc, PRODUCT);
+    }
+    // Stride 1 through `strided` is `new`, bit for bit on each backend (dilated, and pointwise).
+    for (k, d) in [(3, 3), (1, 1), (5, 1)] {
+        let (wt, b) = (weight(&[20, 12, k], "f32", 320), vector(20, 321));
+        let (plain, one) = (Conv1dWeight::new(&wt, &b, d).unwrap(), Conv1dWeight::strided(&wt, &b, d, 1).unwrap());
+        let rows = 50 + plain.context();
+        let (xc, xg) = p.both(&values(rows * 12, 322), rows, 12);
+        close(
+            &format!("conv1d k={k} d={d}: stride 1 = new (CPU)"),
+            &p.cpu.conv1d(&xc, &one),
+            &p.cpu.conv1d(&xc, &plain),
+            0.0,
+        );
+        close(
+            &format!("conv1d k={k} d={d}: stride 1 = new (CUDA)"),
+            &p.gpu.conv1d(&xg, &one),
+            &p.gpu.conv1d(&xg, &plain),
+            0.0,
+        );
+        close(&format!("conv1d k={k} d={d} s=1"), &p.gpu.conv1d(&xg, &one), &p.cpu.conv1d(&xc, &one), PRODUCT);
+    }
+    // No bias (Mimi's downsampling conv, `bias=False`): a zero bias.
+    let zero = Weight::from_f32(vec![32], vec![0.0; 32]);
+    let w = Conv1dWeight::strided(&weight(&[32, 16, 4], "f32", 330), &zero, 1, 2).unwrap();
+    let (xc, xg) = p.both(&values(31 * 16, 331), 31, 16);
+    close("conv1d without a bias, s=2", &p.gpu.conv1d(&xg, &w), &p.cpu.conv1d(&xc, &w), PRODUCT);
+    // Only the context: no rows, as for stride 1.
+    let w = Conv1dWeight::strided(&weight(&[8, 4, 4], "f32", 332), &vector(8, 333), 1, 2).unwrap();
+    let (_, xg) = p.both(&values(3 * 4, 334), 3, 4);
+    let y = p.gpu.conv1d(&xg, &w);
+    assert_eq!((y.rows(), y.cols()), (0, 8), "strided conv1d of only context");
+    assert!(Conv1dWeight::strided(&weight(&[8, 4, 4], "f32", 332), &vector(8, 333), 1, 0).is_err(), "stride 0");
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn activations_match_the_cpu() {
+    let p = pair();
+    type InPlace = fn(&Compute, &mut Tensor);
+    let ops: [(&str, InPlace); 3] =
+        [("sigmoid", |c, x| c.sigmoid(x)), ("tanh", |c, x| c.tanh(x)), ("elu", |c, x| c.elu(x))];
+    for (rows, cols) in [(1, 1536), (200, 1536), (37, 13), (3, 1)] {
+        // Up to ±12, so that sigmoid and tanh saturate; a few values near 0 (ELU's expm1 side) and
+        // far out.
+        let mut x: Vec<f32> = values(rows * cols, 340 + rows as u64).iter().map(|v| v * 6.0).collect();
+        for (i, v) in [1e-7f32, -1e-7, -3e-4, 0.0, -0.0, -100.0, 100.0, -20.0].into_iter().enumerate() {
+            if i < x.len() {
+                x[i] = v;
+            }
+        }
+        let (xc, xg) = p.both(&x, rows, cols);
+        for (name, f) in ops {
+            let (mut c, mut g) = (xc.clone(), xg.clone());
+            f(&p.cpu, &mut c);
+            f(&p.gpu, &mut g);
+            close(&format!("{name} [{rows}, {cols}]"), &g, &c, MATH);
+        }
+    }
+    // The CPU reference against f64 math.
+    let x = [-3.0f32, -1e-6, 0.0, 2e-7, 0.5, 4.0];
+    let mut t = p.cpu.upload(&x, 1, 6);
+    p.cpu.elu(&mut t);
+    for (v, y) in x.iter().zip(t.to_host()) {
+        let want = if *v > 0.0 { *v as f64 } else { (*v as f64).exp_m1() };
+        assert!((y as f64 - want).abs() <= 1e-7 * want.abs().max(1e-30) + 1e-12, "elu({v}) = {y}, want {want}");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn column_ops_match_the_cpu() {
+    let p = pair();
+    for (rows, cols) in [(1, 1536), (200, 1536), (37, 13)] {
+        let (xc, xg) = p.both(&values(rows * cols, 350 + rows as u64), rows, cols);
+        for (start, n) in [(0, cols), (3, 5), (cols - 1, 1), (cols / 2, cols - cols / 2), (cols / 3, 0)] {
+            let what = format!("slice_cols {start}+{n} of [{rows}, {cols}]");
+            close(&what, &p.gpu.slice_cols(&xg, start, n), &p.cpu.slice_cols(&xc, start, n), 0.0);
+        }
+        let (yc, yg) = p.both(&values(rows * 7, 351), rows, 7);
+        let (zc, zg) = p.both(&values(rows, 352), rows, 1);
+        let (c, g) = (p.cpu.concat_cols(&[&xc, &yc, &zc, &xc]), p.gpu.concat_cols(&[&xg, &yg, &zg, &xg]));
+        assert_eq!((c.rows(), c.cols()), (rows, 2 * cols + 8));
+        close(&format!("concat_cols of [{rows}, {cols}]"), &g, &c, 0.0);
+        // Halves sliced off and put back together are the tensor.
+        let a = cols / 3;
+        let back = p.gpu.concat_cols(&[&p.gpu.slice_cols(&xg, 0, a), &p.gpu.slice_cols(&xg, a, cols - a)]);
+        close(&format!("slices of [{rows}, {cols}] concatenated"), &back, &xc, 0.0);
+        // Squeeze-excitation's gate.
+        let (vc, vg) = p.both(&values(cols, 353), 1, cols);
+        let (mut c, mut g) = (xc.clone(), xg.clone());
+        p.cpu.mul_row(&mut c, &vc);
+        p.gpu.mul_row(&mut g, &vg);
+        close(&format!("mul_row [{rows}, {cols}]"), &g, &c, MATH);
+    }
+    let (ec, eg) = p.both(&[], 0, 5);
+    close("concat_cols of no rows", &p.gpu.concat_cols(&[&eg, &eg]), &p.cpu.concat_cols(&[&ec, &ec]), 0.0);
+    close("concat_cols of nothing", &p.gpu.concat_cols(&[]), &p.cpu.concat_cols(&[]), 0.0);
+    close("slice_cols of no rows", &p.gpu.slice_cols(&eg, 1, 3), &p.cpu.slice_cols(&ec, 1, 3), 0.0);
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
+fn row_statistics_match_the_cpu() {
+    let p = pair();
+    for (rows, cols) in [(1, 1536), (200, 1536), (37, 13), (1, 7), (9, 40)] {
+        let mut x: Vec<f32> = values(rows * cols, 360 + rows as u64).iter().map(|v| v * 3.0 + 0.5).collect();
+        // A constant column: its variance is (about) 0, floored at WEIGHTED_STATS_EPS.
+        for r in 0..rows {
+            x[r * cols + 1] = 0.75;
+        }
+        let (xc, xg) = p.both(&x, rows, cols);
+        close(&format!("mean_rows [{rows}, {cols}]"), &p.gpu.mean_rows(&xg), &p.cpu.mean_rows(&xc), PRODUCT);
+        // Peaky attention logits (softmax over up to 200 rows of values up to ±16).
+        let logits: Vec<f32> = values(rows * cols, 361).iter().map(|v| v * 8.0).collect();
+        let (lc, lg) = p.both(&logits, rows, cols);
+        let (zc, zg) = p.both(&vec![0.0; rows * cols], rows, cols);
+        for (what, c, g) in [
+            ("uniform", p.cpu.weighted_stats(&xc, None), p.gpu.weighted_stats(&xg, None)),
+            ("attentive", p.cpu.weighted_stats(&xc, Some(&lc)), p.gpu.weighted_stats(&xg, Some(&lg))),
+        ] {
+            assert_eq!((c.rows(), c.cols()), (1, 2 * cols));
+            close(&format!("weighted_stats {what} [{rows}, {cols}]"), &g, &c, PRODUCT);
+        }
+        // Zero logits weigh the rows equally: the uniform statistics, bit for bit.
+        close(
+            "weighted_stats, zero logits (CPU)",
+            &p.cpu.weighted_stats(&xc, Some(&zc)),
+            &p.cpu.weighted_stats(&xc, None),
+            0.0,
+        );
+        close(
+            "weighted_stats, zero logits (CUDA)",
+            &p.gpu.weighted_stats(&xg, Some(&zg)),
+            &p.gpu.weighted_stats(&xg, None),
+            0.0,
+        );
+        // The CPU reference against speechbrain's formula in f64 (softmax first, then the sums).
+        let stats = p.cpu.weighted_stats(&xc, Some(&lc)).to_host();
+        let mean = p.cpu.mean_rows(&xc).to_host();
+        for c in 0..cols {
+            let col = |v: &[f32]| (0..rows).map(|r| v[r * cols + c] as f64).collect::<Vec<f64>>();
+            let (xs, ls) = (col(&x), col(&logits));
+            let m = ls.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = ls.iter().map(|l| (l - m).exp()).collect();
+            let w: Vec<f64> = e.iter().map(|v| v / e.iter().sum::<f64>()).collect();
+            let mu: f64 = w.iter().zip(&xs).map(|(w, x)| w * x).sum();
+            let var: f64 = w.iter().zip(&xs).map(|(w, x)| w * (x - mu) * (x - mu)).sum();
+            let sd = var.max(voxkit::backend::WEIGHTED_STATS_EPS as f64).sqrt();
+            let plain = xs.iter().sum::<f64>() / rows as f64;
+            for (got, want, what) in
+                [(stats[c], mu, "mean"), (stats[cols + c], sd, "std"), (mean[c], plain, "mean_rows")]
+            {
+                assert!(
+                    (got as f64 - want).abs() <= 1e-5 * (want.abs() + 1.0),
+                    "{what} of column {c}: {got}, want {want}"
+                );
+            }
+        }
+        let floor = (voxkit::backend::WEIGHTED_STATS_EPS as f64).sqrt() as f32;
+        assert_eq!(stats[cols + 1], floor, "a constant column's std is the floor's square root");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA driver: run through scripts/emulated-gpu.sh (or scripts/gpu-check.sh on a GPU)"]
 fn attention_matches_the_cpu_with_and_without_a_cache() {
     let p = pair();
     let shape = AttnShape { heads: 4, kv_heads: 2, head_dim: 16 };
@@ -488,6 +681,10 @@ fn empty_tensors_match_the_cpu() {
     p.gpu.rms_norm_heads(&mut dg, &vector(4, 133), 1e-6);
     p.gpu.silu(&mut dg);
     p.gpu.add_bias(&mut dg, &n);
+    p.gpu.sigmoid(&mut dg);
+    p.gpu.tanh(&mut dg);
+    p.gpu.elu(&mut dg);
+    p.gpu.mul_row(&mut dg, &p.gpu.zeros(1, 8));
     close("in place ops on no rows", &dg, &dc, 0.0);
     close("embedding of no ids", &p.gpu.embedding(&w, &[]).unwrap(), &p.cpu.embedding(&w, &[]).unwrap(), 0.0);
     close(

@@ -9,24 +9,39 @@ fn shape_error(what: &str, got: &[usize], want: String) -> Error {
 }
 
 /// A 1-D convolution as one matrix `[out, k·in]` over the taps' shifted inputs (im2col): column
-/// `t·in + i` multiplies input channel i at tap t.
+/// `t·in + i` multiplies input channel i at tap t. Output row r reads input rows
+/// `r·stride + t·dilation`.
+///
+/// A convolution without a bias (`nn.Conv1d(bias=False)`, e.g. Mimi's downsampling conv) takes a
+/// zero bias built by the caller: `Weight::from_f32(vec![out], vec![0.0; out])` (adding 0 changes
+/// no value).
 #[derive(Clone, Debug)]
 pub struct Conv1dWeight {
     pub(in crate::backend) matrix: Weight,
     pub(in crate::backend) bias: Weight,
     pub(in crate::backend) kernel: usize,
     pub(in crate::backend) dilation: usize,
+    pub(in crate::backend) stride: usize,
     pub(in crate::backend) cin: usize,
 }
 
 impl Conv1dWeight {
-    /// From `nn.Conv1d`'s `[out, in, k]` weight and `[out]` bias.
+    /// From `nn.Conv1d`'s `[out, in, k]` weight and `[out]` bias (a zero bias for `bias=False`),
+    /// stride 1.
     pub fn new(weight: &Weight, bias: &Weight, dilation: usize) -> Result<Conv1dWeight> {
+        Conv1dWeight::strided(weight, bias, dilation, 1)
+    }
+
+    /// `new` with a stride (`nn.Conv1d(stride=s)`; the caller pads the input as PyTorch would).
+    pub fn strided(weight: &Weight, bias: &Weight, dilation: usize, stride: usize) -> Result<Conv1dWeight> {
         let &[cout, cin, k] = weight.shape() else {
             return Err(shape_error("conv1d", weight.shape(), "[out, in, k]".into()));
         };
         if bias.len() != cout || dilation == 0 || k == 0 {
             return Err(shape_error("conv1d bias", bias.shape(), format!("[{cout}]")));
+        }
+        if stride == 0 {
+            return Err(Error::new(ErrorKind::ModelLoad, "conv1d: a stride of 0".to_string()));
         }
         let w = weight.to_f32();
         let mut m = vec![0.0; cout * k * cin];
@@ -42,6 +57,7 @@ impl Conv1dWeight {
             bias: Weight::from_f32(vec![cout], bias.to_f32()),
             kernel: k,
             dilation,
+            stride,
             cin,
         })
     }
@@ -54,6 +70,18 @@ impl Conv1dWeight {
     /// Rows of left context the convolution needs: `(k−1)·dilation`.
     pub fn context(&self) -> usize {
         (self.kernel - 1) * self.dilation
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Output rows of an input of `rows` rows (at least `context()`): `(rows − context − 1) /
+    /// stride + 1`, 0 when `rows = context`.
+    pub fn out_rows(&self, rows: usize) -> usize {
+        let ctx = self.context();
+        assert!(rows >= ctx, "conv1d: {rows} rows are fewer than the context {ctx}");
+        if rows == ctx { 0 } else { (rows - ctx - 1) / self.stride + 1 }
     }
 
     pub fn out_channels(&self) -> usize {

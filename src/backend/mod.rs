@@ -86,6 +86,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn gather_rows(&self, x: &Tensor, rows: &[Option<usize>]) -> Tensor;
     /// Rows `start..start + n` of `x`.
     fn slice_rows(&self, x: &Tensor, start: usize, n: usize) -> Tensor;
+    /// Columns `start..start + n` of every row: `[T, C]` → `[T, n]`.
+    fn slice_cols(&self, x: &Tensor, start: usize, n: usize) -> Tensor;
+    /// Tensors of equal rows, their columns side by side: `[T, c₀], [T, c₁], …` → `[T, c₀ + c₁ + …]`
+    /// (no parts: `[0, 0]`).
+    fn concat_cols(&self, parts: &[&Tensor]) -> Tensor;
     /// `dst[at[i]] = src[i]`.
     fn set_rows(&self, dst: &mut Tensor, at: &[usize], src: &Tensor);
     /// `dst[at[i]] += src[i]`.
@@ -153,9 +158,34 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// `x += b` on every row.
     fn add_bias(&self, x: &mut Tensor, b: &Weight);
     fn clamp(&self, x: &mut Tensor, lo: f32, hi: f32);
+    /// `x = 1 / (1 + e^−x)`, element-wise, any shape.
+    fn sigmoid(&self, x: &mut Tensor);
+    /// `x = tanh(x)`, element-wise, any shape.
+    fn tanh(&self, x: &mut Tensor);
+    /// ELU with α = 1: `x` where `x > 0`, else `eˣ − 1` (as `expm1`), element-wise, any shape.
+    fn elu(&self, x: &mut Tensor);
+    /// `x[r, c] *= v[0, c]`: `x` `[T, C]` gated per channel by `v` `[1, C]` (squeeze-excitation).
+    fn mul_row(&self, x: &mut Tensor, v: &Tensor);
+
+    // --- reductions over rows (time), per column (channel) -----------------------------------
+    /// The mean of the rows: `[T, C]` → `[1, C]`, `T ≥ 1`. Each column is summed in f64 (the CPU in
+    /// row order; a GPU in 8 interleaved strands of rows, each in order, then the strands in order),
+    /// divided by `T` in f64 and rounded once to f32.
+    fn mean_rows(&self, x: &Tensor) -> Tensor;
+    /// Attentive statistics pooling (ECAPA-TDNN, as speechbrain and Qwen3-TTS compute it): `x`
+    /// `[T, C]`, `T ≥ 1`, and optional `logits` `[T, C]` → `[1, 2C]` = `[mean | std]` per column.
+    /// The weights of a column are `w_t = e^(l_t − max_t l_t)` (its softmax over the rows, before
+    /// the division), or 1 without logits (uniform); with `W = Σ_t w_t`,
+    /// `mean = Σ_t w_t·x_t / W` and `std = sqrt(max(Σ_t w_t·(x_t − mean)² / W, WEIGHTED_STATS_EPS))`
+    /// — the variance around the weighted mean computed first. The weights are f32 (`exp` of an f32
+    /// difference), the sums, the mean and the variance f64, rounded once to f32 at the end.
+    fn weighted_stats(&self, x: &Tensor, logits: Option<&Tensor>) -> Tensor;
 
     // --- convolutions over rows (time); the caller supplies the left context -----------------
-    /// Valid 1-D convolution: `x` `[T + (k−1)·d, in]` → `[T, out]`.
+    /// Valid 1-D convolution with dilation d and stride s (`Conv1dWeight`; the caller supplies all
+    /// padding): `x` `[L, in]`, `L ≥ (k−1)·d` → `[(L − (k−1)·d − 1) / s + 1, out]` (no rows when
+    /// `L = (k−1)·d`); output row t reads input rows `t·s + tap·d`. Stride 1: `[T + (k−1)·d, in]` →
+    /// `[T, out]`.
     fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor;
     /// Transposed 1-D convolution with stride r, no bias: `[T, in]` → `[r·T + k − r, out]`
     /// (the last `k − r` rows spill into the next call's first rows).
@@ -216,6 +246,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The floor of `weighted_stats`' variance before its square root (speechbrain's `clamp(eps)`).
+pub const WEIGHTED_STATS_EPS: f32 = 1e-12;
+
 /// Every backend's shape check of a two-tensor op (a mismatch is a programming error).
 pub(crate) fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
     assert!(
@@ -226,6 +259,25 @@ pub(crate) fn same_shape(op: &str, a: &Tensor, b: &Tensor) {
         b.rows(),
         b.cols()
     );
+}
+
+/// Every backend's check of `mul_row`'s gate `[1, C]` against rows of C.
+pub(crate) fn gate_row(x: &Tensor, v: &Tensor) {
+    assert!(
+        v.rows() == 1 && v.cols() == x.cols(),
+        "mul_row: rows of {} gated by [{}, {}]",
+        x.cols(),
+        v.rows(),
+        v.cols()
+    );
+}
+
+/// Every backend's check of `weighted_stats`' inputs (rows to pool, logits of the same shape).
+pub(crate) fn stats_inputs(x: &Tensor, logits: Option<&Tensor>) {
+    assert!(x.rows() > 0, "weighted_stats: no rows to pool");
+    if let Some(l) = logits {
+        same_shape("weighted_stats", x, l);
+    }
 }
 
 /// Every backend's check of a per-channel vector against rows.

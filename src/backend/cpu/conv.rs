@@ -9,18 +9,17 @@ use crate::backend::tensor::Tensor;
 const IM2COL_BUDGET: usize = 8 << 20;
 
 pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
-    let (k, d, cin) = (w.kernel, w.dilation, w.cin);
+    let (k, d, s, cin) = (w.kernel, w.dilation, w.stride, w.cin);
     assert_eq!(x.cols(), cin, "conv1d: input rows of {} for {cin} channels", x.cols());
-    let ctx = w.context();
-    assert!(x.rows() >= ctx, "conv1d: {} rows are fewer than the context {ctx}", x.rows());
-    let t = x.rows() - ctx;
-    if k == 1 {
+    let t = w.out_rows(x.rows());
+    if k == 1 && s == 1 {
         return cpu.linear_one(x, &w.matrix, Some(w.bias.f32s()));
     }
+    // Row r of the im2col matrix: input rows r·s + tap·d, tap after tap.
     let mut cols = cpu.output(t, k * cin);
     cpu.for_rows(cols.host_mut(), k * cin, |r, row| {
         for tap in 0..k {
-            row[tap * cin..(tap + 1) * cin].copy_from_slice(x.row(r + tap * d));
+            row[tap * cin..(tap + 1) * cin].copy_from_slice(x.row(r * s + tap * d));
         }
     });
     cpu.linear_one(&cols, &w.matrix, Some(w.bias.f32s()))
@@ -106,4 +105,54 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
         y.host_mut()[first * pixels * cout..(first + n) * pixels * cout].copy_from_slice(block.host());
     }
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::conv::Conv1dWeight;
+    use crate::backend::tensor::{Tensor, Weight};
+    use crate::backend::{Backend, Cpu};
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// Strided and dilated convolutions against the definition, from PyTorch's `[out, in, k]`
+    /// layout: `y[t, o] = b[o] + Σ_i Σ_tap w[o, i, tap] · x[t·s + tap·d, i]`.
+    #[test]
+    fn strided_conv1d_is_the_definition() {
+        let cpu = Cpu::new(2).unwrap();
+        for (k, d, s, cin, cout, rows) in
+            [(4, 1, 2, 3, 5, 17), (10, 1, 5, 4, 6, 40), (3, 2, 3, 2, 3, 20), (1, 1, 4, 3, 2, 9)]
+        {
+            let w = values(cout * cin * k, 1);
+            let b = values(cout, 2);
+            let x = values(rows * cin, 3);
+            let conv = Conv1dWeight::strided(
+                &Weight::from_f32(vec![cout, cin, k], w.clone()),
+                &Weight::from_f32(vec![cout], b.clone()),
+                d,
+                s,
+            )
+            .unwrap();
+            let y = cpu.conv1d(&Tensor::from_vec(x.clone(), rows, cin), &conv);
+            let t = (rows - (k - 1) * d - 1) / s + 1;
+            assert_eq!((y.rows(), y.cols()), (t, cout));
+            let y = y.to_host();
+            for r in 0..t {
+                for o in 0..cout {
+                    let mut want = b[o] as f64;
+                    for i in 0..cin {
+                        for tap in 0..k {
+                            want += w[(o * cin + i) * k + tap] as f64 * x[(r * s + tap * d) * cin + i] as f64;
+                        }
+                    }
+                    let got = y[r * cout + o] as f64;
+                    assert!((got - want).abs() < 1e-5, "k={k} d={d} s={s}: y[{r}, {o}] = {got}, want {want}");
+                }
+            }
+        }
+    }
 }

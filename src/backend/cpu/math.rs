@@ -1,5 +1,5 @@
-//! Element-wise and per-row CPU kernels: norms, activations, and the fast transcendental
-//! functions they use (branch-free, so the loops vectorize).
+//! Element-wise and per-row CPU kernels: norms, activations, the fast transcendental functions
+//! they use (branch-free, so the loops vectorize), and the column statistics over rows.
 
 #[cfg(target_arch = "x86_64")]
 use super::matmul::has_avx2;
@@ -26,6 +26,81 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 pub fn silu(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v /= 1.0 + (-*v).exp();
+    }
+}
+
+/// `x = 1 / (1 + e^−x)`, element-wise.
+pub fn sigmoid(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 1.0 / (1.0 + (-*v).exp());
+    }
+}
+
+/// ELU with α = 1: `x` where `x > 0`, else `eˣ − 1` (`exp_m1`, accurate near 0).
+pub fn elu(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = if *v > 0.0 { *v } else { v.exp_m1() };
+    }
+}
+
+/// The mean of the rows of `x` (`[rows, out.len()]`, at least one row) into `out`: each column
+/// summed in f64 in row order, divided by the rows in f64, rounded once.
+pub fn mean_rows(x: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    let rows = x.len() / cols.max(1);
+    let mut sum = vec![0.0f64; cols];
+    for row in x.chunks(cols.max(1)) {
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += *v as f64;
+        }
+    }
+    for (o, s) in out.iter_mut().zip(&sum) {
+        *o = (s / rows as f64) as f32;
+    }
+}
+
+/// Weighted statistics of the columns of `x` (`[rows, cols]`, at least one row) into `out`
+/// (`[mean | std]`, `2·cols`): weights `e^(l − max l)` per column of `logits` (f32), or 1; then
+/// `W = Σ w`, `mean = Σ w·x / W`, `std = sqrt(max(Σ w·(x − mean)² / W, eps))` (a NaN variance stays NaN, as
+/// `torch.clamp`), the sums in f64 in row order (`Backend::weighted_stats`).
+pub fn weighted_stats(x: &[f32], logits: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    let cols = out.len() / 2;
+    if cols == 0 {
+        return;
+    }
+    // 1. The largest logit of each column (softmax's shift).
+    let mut max = vec![f32::NEG_INFINITY; cols];
+    if let Some(l) = logits {
+        for row in l.chunks(cols) {
+            for (m, v) in max.iter_mut().zip(row) {
+                *m = m.max(*v);
+            }
+        }
+    }
+    let weight = |r: usize, c: usize| logits.map_or(1.0, |l| (l[r * cols + c] - max[c]).exp());
+    // 2. The weights' sum and the weighted sum, hence the mean.
+    let (mut sw, mut swx) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    for (r, row) in x.chunks(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let w = weight(r, c) as f64;
+            sw[c] += w;
+            swx[c] += w * *v as f64;
+        }
+    }
+    let mean: Vec<f64> = swx.iter().zip(&sw).map(|(a, w)| a / w).collect();
+    // 3. The weighted variance around that mean.
+    let mut sv = vec![0.0f64; cols];
+    for (r, row) in x.chunks(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let d = *v as f64 - mean[c];
+            sv[c] += weight(r, c) as f64 * d * d;
+        }
+    }
+    let (m, s) = out.split_at_mut(cols);
+    for c in 0..cols {
+        m[c] = mean[c] as f32;
+        let var = sv[c] / sw[c];
+        s[c] = if var < eps as f64 { eps as f64 } else { var }.sqrt() as f32; // (NaN stays NaN)
     }
 }
 
@@ -173,5 +248,59 @@ mod sin_tests {
             worst = worst.max(d);
         }
         assert!(worst < 5e-7, "sin_fast error {worst:e}");
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    /// `weighted_stats` against speechbrain's formula in f64 (softmax weights first, then
+    /// `Σ w·x` and `Σ w·(x − mean)²` clamped at eps), and `mean_rows` against the plain mean.
+    #[test]
+    fn weighted_stats_is_speechbrains_pooling() {
+        let (rows, cols) = (23, 5);
+        let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 / 25.0 - 2.0) * 1.5).collect();
+        let l: Vec<f32> = (0..rows * cols).map(|i| (i * 53 % 97) as f32 / 8.0 - 6.0).collect();
+        for logits in [None, Some(&l[..])] {
+            let mut out = vec![0.0; 2 * cols];
+            super::weighted_stats(&x, logits, 1e-12, &mut out);
+            for c in 0..cols {
+                let w: Vec<f64> = (0..rows).map(|r| logits.map_or(0.0, |l| l[r * cols + c] as f64).exp()).collect();
+                let total: f64 = w.iter().sum();
+                let xs: Vec<f64> = (0..rows).map(|r| x[r * cols + c] as f64).collect();
+                let mean: f64 = w.iter().zip(&xs).map(|(w, x)| w / total * x).sum();
+                let var: f64 = w.iter().zip(&xs).map(|(w, x)| w / total * (x - mean) * (x - mean)).sum();
+                assert!((out[c] as f64 - mean).abs() < 1e-6 * (1.0 + mean.abs()), "mean of column {c}");
+                assert!((out[cols + c] as f64 - var.max(1e-12).sqrt()).abs() < 1e-6, "std of column {c}");
+            }
+        }
+        let mut mean = vec![0.0; cols];
+        super::mean_rows(&x, &mut mean);
+        for (c, m) in mean.iter().enumerate() {
+            let want = (0..rows).map(|r| x[r * cols + c] as f64).sum::<f64>() / rows as f64;
+            assert_eq!(*m, want as f32, "mean_rows of column {c}");
+        }
+        // One row, or a constant column: the variance is floored.
+        let mut out = vec![0.0; 4];
+        super::weighted_stats(&[3.0, -1.0], None, 1e-12, &mut out);
+        assert_eq!(out, [3.0, -1.0, (1e-12f32 as f64).sqrt() as f32, (1e-12f32 as f64).sqrt() as f32]);
+        let mut nan = vec![0.0; 2];
+        super::weighted_stats(&[f32::NAN, 1.0], None, 1e-12, &mut nan);
+        assert!(nan[1].is_nan(), "a NaN variance is not floored away");
+    }
+
+    #[test]
+    fn elu_and_sigmoid_are_accurate() {
+        let x = [-30.0f32, -3.0, -1e-6, -0.0, 0.0, 2e-7, 0.5, 4.0, 90.0, -90.0];
+        let (mut e, mut s) = (x, x);
+        super::elu(&mut e);
+        super::sigmoid(&mut s);
+        for ((v, e), s) in x.iter().zip(e).zip(s) {
+            let v64 = *v as f64;
+            let want = if v64 > 0.0 { v64 } else { v64.exp_m1() };
+            assert!((e as f64 - want).abs() <= 1.2e-7 * want.abs(), "elu({v}) = {e}, want {want}");
+            let want = 1.0 / (1.0 + (-v64).exp());
+            // (Below x ≈ −88.7, e^−x overflows f32: 0 for a true value under 1e−38.)
+            assert!((s as f64 - want).abs() <= 1.2e-7 * want + 1e-38, "sigmoid({v}) = {s}, want {want}");
+        }
     }
 }

@@ -17,7 +17,9 @@ use super::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, DepthwiseCo
 use super::kv::KvCache;
 use super::sampling::{self, Pick};
 use super::tensor::{Scratch, Tensor, Weight};
-use super::{AttnSeq, AttnShape, Backend, Device, Kv, Mask, same_shape, width};
+use super::{
+    AttnSeq, AttnShape, Backend, Device, Kv, Mask, WEIGHTED_STATS_EPS, gate_row, same_shape, stats_inputs, width,
+};
 use crate::error::{Error, Result};
 
 /// Most bytes of idle buffers the CPU backend's scratch workspace keeps for reuse.
@@ -128,6 +130,30 @@ impl Backend for Cpu {
         let c = x.cols();
         let mut y = self.output(n, c);
         y.host_mut().copy_from_slice(&x.host()[start * c..(start + n) * c]);
+        y
+    }
+
+    fn slice_cols(&self, x: &Tensor, start: usize, n: usize) -> Tensor {
+        assert!(start + n <= x.cols(), "slice_cols: {start}+{n} past {} columns", x.cols());
+        let mut y = self.output(x.rows(), n);
+        self.for_rows(y.host_mut(), n, |r, row| row.copy_from_slice(&x.row(r)[start..start + n]));
+        y
+    }
+
+    fn concat_cols(&self, parts: &[&Tensor]) -> Tensor {
+        let rows = parts.first().map_or(0, |t| t.rows());
+        let cols = parts.iter().map(|t| t.cols()).sum();
+        for t in parts {
+            assert_eq!(t.rows(), rows, "concat_cols: heights {} and {rows} differ", t.rows());
+        }
+        let mut y = self.output(rows, cols);
+        self.for_rows(y.host_mut(), cols, |r, row| {
+            let mut at = 0;
+            for t in parts {
+                row[at..at + t.cols()].copy_from_slice(t.row(r));
+                at += t.cols();
+            }
+        });
         y
     }
 
@@ -305,6 +331,45 @@ impl Backend for Cpu {
 
     fn clamp(&self, x: &mut Tensor, lo: f32, hi: f32) {
         x.host_mut().iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+    }
+
+    fn sigmoid(&self, x: &mut Tensor) {
+        let c = x.cols();
+        self.for_rows(x.host_mut(), c, |_, row| math::sigmoid(row));
+    }
+
+    fn tanh(&self, x: &mut Tensor) {
+        let c = x.cols();
+        self.for_rows(x.host_mut(), c, |_, row| row.iter_mut().for_each(|v| *v = v.tanh()));
+    }
+
+    fn elu(&self, x: &mut Tensor) {
+        let c = x.cols();
+        self.for_rows(x.host_mut(), c, |_, row| math::elu(row));
+    }
+
+    fn mul_row(&self, x: &mut Tensor, v: &Tensor) {
+        gate_row(x, v);
+        let (c, g) = (x.cols(), v.host());
+        self.for_rows(x.host_mut(), c, |_, row| {
+            for (a, b) in row.iter_mut().zip(g) {
+                *a *= b;
+            }
+        });
+    }
+
+    fn mean_rows(&self, x: &Tensor) -> Tensor {
+        assert!(x.rows() > 0, "mean_rows: no rows");
+        let mut y = self.output(1, x.cols());
+        math::mean_rows(x.host(), y.host_mut());
+        y
+    }
+
+    fn weighted_stats(&self, x: &Tensor, logits: Option<&Tensor>) -> Tensor {
+        stats_inputs(x, logits);
+        let mut y = self.output(1, 2 * x.cols());
+        math::weighted_stats(x.host(), logits.map(|l| l.host()), WEIGHTED_STATS_EPS, y.host_mut());
+        y
     }
 
     fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor {

@@ -16,11 +16,16 @@ use crate::backend::conv::{Conv1dWeight, Conv2dWeight, ConvTranspose1dWeight, De
 use crate::backend::kv::KvCache;
 use crate::backend::sampling::Pick;
 use crate::backend::tensor::{Ids, Tensor, Weight, WeightData};
-use crate::backend::{AttnSeq, AttnShape, Backend, Device, Kv, Mask, same_shape, width};
+use crate::backend::{
+    AttnSeq, AttnShape, Backend, Device, Kv, Mask, WEIGHTED_STATS_EPS, gate_row, same_shape, stats_inputs, width,
+};
 use crate::error::{Error, Result};
 
 /// Threads per block of the element-wise and row kernels.
 pub(super) const BLOCK: u32 = 256;
+/// Threads per block of the column statistics (`norm.cu`): 32 columns × 8 strands of rows.
+const STATS_BLOCK: u32 = 256;
+
 pub struct Cuda {
     pub(super) gpu: Gpu,
     /// The last upload of each kind of per-call table (positions, sequence layouts, block tables)
@@ -216,6 +221,15 @@ impl Cuda {
         }
     }
 
+    /// Columns `src_start..src_start + width` of every row of `src` into columns `dst_start..` of
+    /// `dst` (the same rows).
+    fn copy_cols(&self, src: &Tensor, src_start: usize, dst: &Tensor, dst_start: usize, width: usize) {
+        let mut a = KernelArgs::new();
+        a.ptr(ptr_or_zero(src)).ptr(ptr_or_zero(dst));
+        a.i32(src.cols() as i32).i32(src_start as i32).i32(dst.cols() as i32).i32(dst_start as i32).i32(width as i32);
+        self.map("copy_cols_f32", src.rows() * width, &mut a);
+    }
+
     fn per_channel(&self, name: &str, x: &mut Tensor, vectors: &[&Weight], y: Option<&Tensor>) {
         let mut a = KernelArgs::new();
         a.ptr(ptr(x));
@@ -311,6 +325,28 @@ impl Backend for Cuda {
         if n * c > 0 {
             let src = ptr(x) + (start * c * 4) as u64;
             self.gpu.pool.copy_dtod(ptr(&y), src, n * c * 4).or_raise();
+        }
+        y
+    }
+
+    fn slice_cols(&self, x: &Tensor, start: usize, n: usize) -> Tensor {
+        assert!(start + n <= x.cols(), "slice_cols: {start}+{n} past {} columns", x.cols());
+        let y = self.output(x.rows(), n);
+        self.copy_cols(x, start, &y, 0, n);
+        y
+    }
+
+    fn concat_cols(&self, parts: &[&Tensor]) -> Tensor {
+        let rows = parts.first().map_or(0, |t| t.rows());
+        let cols = parts.iter().map(|t| t.cols()).sum();
+        for t in parts {
+            assert_eq!(t.rows(), rows, "concat_cols: heights {} and {rows} differ", t.rows());
+        }
+        let y = self.output(rows, cols);
+        let mut at = 0;
+        for t in parts {
+            self.copy_cols(t, 0, &y, at, t.cols());
+            at += t.cols();
         }
         y
     }
@@ -483,6 +519,48 @@ impl Backend for Cuda {
 
     fn clamp(&self, x: &mut Tensor, lo: f32, hi: f32) {
         self.map("clamp_f32", x.len(), KernelArgs::new().ptr(ptr_or_zero(x)).f32(lo).f32(hi));
+    }
+
+    fn sigmoid(&self, x: &mut Tensor) {
+        self.map("sigmoid_f32", x.len(), KernelArgs::new().ptr(ptr_or_zero(x)));
+    }
+
+    fn tanh(&self, x: &mut Tensor) {
+        self.map("tanh_f32", x.len(), KernelArgs::new().ptr(ptr_or_zero(x)));
+    }
+
+    fn elu(&self, x: &mut Tensor) {
+        self.map("elu_f32", x.len(), KernelArgs::new().ptr(ptr_or_zero(x)));
+    }
+
+    fn mul_row(&self, x: &mut Tensor, v: &Tensor) {
+        gate_row(x, v);
+        let mut a = KernelArgs::new();
+        a.ptr(ptr_or_zero(x)).ptr(ptr_or_zero(v)).i32(x.cols() as i32);
+        self.map("mul_row_f32", x.len(), &mut a);
+    }
+
+    fn mean_rows(&self, x: &Tensor) -> Tensor {
+        assert!(x.rows() > 0, "mean_rows: no rows");
+        let y = self.output(1, x.cols());
+        if !y.is_empty() {
+            let mut a = KernelArgs::new();
+            a.ptr(ptr(x)).ptr(ptr(&y)).i32(x.rows() as i32).i32(x.cols() as i32);
+            self.gpu.launch("mean_rows_f32", (x.cols().div_ceil(32) as u32, 1, 1), STATS_BLOCK, 0, &a);
+        }
+        y
+    }
+
+    fn weighted_stats(&self, x: &Tensor, logits: Option<&Tensor>) -> Tensor {
+        stats_inputs(x, logits);
+        let y = self.output(1, 2 * x.cols());
+        if !y.is_empty() {
+            let mut a = KernelArgs::new();
+            a.ptr(ptr(x)).ptr(logits.map_or(0, ptr)).ptr(ptr(&y));
+            a.i32(x.rows() as i32).i32(x.cols() as i32).f32(WEIGHTED_STATS_EPS);
+            self.gpu.launch("weighted_stats_f32", (x.cols().div_ceil(32) as u32, 1, 1), STATS_BLOCK, 0, &a);
+        }
+        y
     }
 
     fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor {

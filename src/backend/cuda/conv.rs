@@ -11,19 +11,18 @@ const IM2COL_BUDGET: usize = 32 << 20;
 
 impl Cuda {
     pub(super) fn conv1d_op(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor {
-        let (k, d, cin) = (w.kernel, w.dilation, w.cin);
+        let (k, d, s, cin) = (w.kernel, w.dilation, w.stride, w.cin);
         assert_eq!(x.cols(), cin, "conv1d: input rows of {} for {cin} channels", x.cols());
-        let ctx = w.context();
-        assert!(x.rows() >= ctx, "conv1d: {} rows are fewer than the context {ctx}", x.rows());
-        let t = x.rows() - ctx;
+        let t = w.out_rows(x.rows());
         let y = self.output(t, w.out_channels());
-        if k == 1 {
+        if k == 1 && s == 1 {
             self.linear_into(ptr(x), t, cin, &w.matrix, Some(&w.bias), ptr(&y), false);
             return y;
         }
+        // Row r of the im2col matrix: input rows r·s + tap·d, tap after tap.
         let cols = self.output(t, k * cin);
         let mut a = KernelArgs::new();
-        a.ptr(ptr(x)).ptr(ptr(&cols)).i32(cin as i32).i32(k as i32).i32(d as i32);
+        a.ptr(ptr(x)).ptr(ptr(&cols)).i32(cin as i32).i32(k as i32).i32(d as i32).i32(s as i32);
         self.map("im2col_1d_f32", cols.len(), &mut a);
         self.linear_into(ptr(&cols), t, k * cin, &w.matrix, Some(&w.bias), ptr(&y), false);
         y
