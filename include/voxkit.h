@@ -13,7 +13,8 @@
  * - Strings (`const char*`) are UTF-8 both ways: in C# marshal them as `LPUTF8Str` or `IntPtr`,
  *   never as the platform's ANSI code page.
  * - Strings are NUL-terminated UTF-8. Buffers are the caller's; the library never asks the caller
- *   to free anything except the engine (vox_engine_destroy) and jobs (vox_release).
+ *   to free anything except the engine (vox_engine_destroy), jobs (vox_release) and voices
+ *   (vox_voice_release).
  * - Thread safety is stated on each function. In short: every function may be called from any
  *   thread, concurrently, on the same engine, except vox_engine_destroy, which must be the last
  *   call on that engine. vox_poll, vox_read_audio, vox_get_* and vox_cancel never wait for
@@ -31,7 +32,7 @@
 /**
  * Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
  */
-#define VOX_ABI_VERSION 3
+#define VOX_ABI_VERSION 4
 
 /**
  * `VoxEngineConfig.device`: CUDA when usable, else the CPU.
@@ -123,6 +124,13 @@
  * freed by `vox_engine_destroy`.
  */
 typedef struct VoxEngine VoxEngine;
+
+/**
+ * A cloned voice (opaque): made once from reference audio (`vox_voice_create`) or loaded from
+ * bytes (`vox_voice_load`), used by any number of TTS requests, freed with `vox_voice_release`.
+ * Immutable: any thread may use it concurrently.
+ */
+typedef struct VoxVoice VoxVoice;
 
 /**
  * A status code: `VOX_OK` (0) or one of the `VOX_ERR_*` codes.
@@ -394,6 +402,12 @@ typedef struct VoxTtsRequest {
    * `non_streaming_mode=False`); 0 (default): the whole text in the prompt, as the official API.
    */
   uint32_t text_streaming;
+  /**
+   * A cloned voice from `vox_voice_create` or `vox_voice_load` (Base checkpoints need one; the
+   * others refuse one); NULL = none. The job keeps its own reference: the voice may be
+   * released as soon as the submit returns. (ABI 4.)
+   */
+  const struct VoxVoice *voice;
 } VoxTtsRequest;
 
 /**
@@ -546,6 +560,46 @@ typedef struct VoxTimings {
    */
   uint32_t tokens;
 } VoxTimings;
+
+/**
+ * Reference audio to clone a voice from. Fill with `vox_voice_request_init`, then set the audio.
+ */
+typedef struct VoxVoiceRequest {
+  /**
+   * `sizeof(VoxVoiceRequest)`; set by `vox_voice_request_init`.
+   */
+  uint32_t struct_size;
+  /**
+   * Channels in `pcm` (mixed down to mono inside); default 1.
+   */
+  uint32_t channels;
+  /**
+   * Interleaved float PCM in [-1, 1], `frames * channels` samples, 0.08 to 60 seconds; copied.
+   */
+  const float *pcm;
+  /**
+   * Number of frames (samples per channel).
+   */
+  uint64_t frames;
+  /**
+   * Rate of `pcm` in Hz, 4000 to 384000 (resampled to the model's 24000 inside).
+   */
+  uint32_t sample_rate;
+  /**
+   * Non-zero: denoise the reference first with `denoise_strength` (noise in the reference is
+   * copied into the clone).
+   */
+  uint32_t denoise;
+  /**
+   * Denoise strength in [0, 1] (default 1).
+   */
+  float denoise_strength;
+  /**
+   * What is said in the reference (UTF-8): in-context cloning, the closest to the reference's
+   * voice and manner. NULL or "": the voice comes from the speaker embedding alone.
+   */
+  const char *transcript;
+} VoxVoiceRequest;
 
 /**
  * Success.
@@ -932,6 +986,77 @@ VoxStatus vox_cancel(const struct VoxEngine *engine, VoxJobId job);
  * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_release(const struct VoxEngine *engine, VoxJobId job);
+
+/**
+ * Fills `request` with the defaults (and its `struct_size`); set the audio afterwards.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states.
+ */
+VoxStatus vox_voice_request_init(struct VoxVoiceRequest *request);
+
+/**
+ * Makes a cloned voice from reference audio with the engine's TTS model, which must be a Qwen3-TTS
+ * Base checkpoint (loaded now if it is not yet). **Blocks** until the voice is made: the
+ * speaker encoder (and, with a transcript, the codec encoder) run once, between two steps of
+ * the running batch — typically well under a second for a 10 s reference; call it from a
+ * loading thread, not an audio or render thread. `*out_voice` receives a handle to release with
+ * `vox_voice_release`. Errors: `VOX_ERR_INVALID_ARGUMENT` (no audio, NaN samples, a reference
+ * shorter than 0.08 s or longer than 60 s, a model that is not a Base checkpoint),
+ * `VOX_ERR_MODEL_NOT_LOADED` (no TTS model configured), `VOX_ERR_MODEL_LOAD`,
+ * `VOX_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
+ */
+VoxStatus vox_voice_create(const struct VoxEngine *engine,
+                           const struct VoxVoiceRequest *request,
+                           struct VoxVoice **out_voice);
+
+/**
+ * Frees a voice. Jobs submitted with it keep their own reference and are unaffected. NULL is a
+ * no-op; a pointer released already (or not from this library) fails with
+ * `VOX_ERR_INVALID_ARGUMENT`, detected without touching freed memory.
+ *
+ * Thread safety: any thread, once per voice, when no other thread uses this handle.
+ *
+ * # Safety
+ * `voice` is NULL or a pointer from `vox_voice_create` / `vox_voice_load`.
+ */
+VoxStatus vox_voice_release(struct VoxVoice *voice);
+
+/**
+ * Writes a voice as bytes (a versioned, checksummed format that names the checkpoint it was
+ * made for): ship it as an asset and `vox_voice_load` it later, with any engine running the same
+ * checkpoint. `*required` (may be NULL) receives the byte count — also when the call fails with
+ * `VOX_ERR_BUFFER_TOO_SMALL`, so a first call with `dst = NULL, capacity = 0` asks for the size.
+ *
+ * Thread safety: any thread, concurrently with every call on the same voice but its release.
+ *
+ * # Safety
+ * `voice` is live; `dst` is NULL or valid for `capacity` bytes; `required` is NULL or valid.
+ */
+VoxStatus vox_voice_save(const struct VoxVoice *voice,
+                         uint8_t *dst,
+                         size_t capacity,
+                         size_t *required);
+
+/**
+ * Reads a voice `vox_voice_save` wrote. Another format version, a truncated or altered buffer
+ * fails with `VOX_ERR_INVALID_ARGUMENT` naming what is wrong; a voice made with another
+ * checkpoint loads, and is refused when a request using it is submitted (with both
+ * checkpoints' identities in the message). `*out_voice` receives a handle to release.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `data` is valid for `len` bytes.
+ */
+VoxStatus vox_voice_load(const uint8_t *data, size_t len, struct VoxVoice **out_voice);
 
 #ifdef __cplusplus
 }  // extern "C"

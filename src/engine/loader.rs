@@ -182,7 +182,11 @@ impl ModelLoader for CheckpointLoader {
                     spec.speakers = cfg.speakers();
                 }
                 spec.languages = cfg.languages();
-                spec.voice_rate = cfg.speaker_encoder().map(|s| s.sample_rate);
+                if let Some(s) = cfg.speaker_encoder() {
+                    spec.voice_rate = Some(s.sample_rate);
+                    let ck = weights::Checkpoint::open(&dir.join("model.safetensors"))?;
+                    spec.voice_model = Some(crate::models::voice::fingerprint(dir, &ck)?);
+                }
                 Ok(spec)
             }
             ModelKind::Asr => {

@@ -366,7 +366,14 @@ impl Engine {
             let stream = self.loader.resampler(spec.sample_rate, request.sample_rate, on.as_ref())?;
             post.push(PostStream { stage: Stage::Upsample, stream });
         }
-        match (spec.voice_rate, &request.voice) {
+        match (spec.voice_model, &request.voice) {
+            (Some(mine), Some(v)) if v.model != mine => {
+                return Err(Error::invalid(format!(
+                    "the voice was made with another checkpoint (model {}; this one is {}): create it again with this model",
+                    crate::seams::voice::short(&v.model),
+                    crate::seams::voice::short(&mine)
+                )));
+            }
             (Some(_), None) => {
                 return Err(Error::invalid(
                     "this Base checkpoint clones voices: the request needs a voice made from reference audio",
@@ -425,7 +432,7 @@ impl Engine {
                 .lock()
                 .voice
                 .take()
-                .map(|v| Arc::unwrap_or_clone(v))
+                .map(Arc::unwrap_or_clone)
                 .ok_or_else(|| Error::internal("a voice job ended without its voice")),
             JobState::Cancelled => {
                 Err(Error::new(ErrorKind::ShuttingDown, "the engine shut down before the voice was made"))

@@ -31,7 +31,7 @@ static LIVE_ENGINES: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Ve
 /// # Safety
 /// `p` is NULL or any pointer; only one in the live registry is dereferenced, and the caller
 /// promises not to destroy it while the reference is in use (the header's rule).
-unsafe fn engine_ref<'a>(p: *const VoxEngine) -> Result<&'a Engine> {
+pub(super) unsafe fn engine_ref<'a>(p: *const VoxEngine) -> Result<&'a Engine> {
     let p = non_null(p, "engine")?;
     if !LIVE_ENGINES.lock().contains(&(p as usize)) {
         return Err(Error::invalid("engine is not a live VoxEngine (destroyed, or not from vox_engine_create)"));
@@ -422,6 +422,7 @@ fn default_tts_request() -> VoxTtsRequest {
         denoise_strength: 1.0,
         stream: 0,
         text_streaming: 0,
+        voice: std::ptr::null(),
     }
 }
 
@@ -497,7 +498,7 @@ fn tts_request(r: &VoxTtsRequest) -> Result<TtsRequest> {
         language: unsafe { opt_str(r.language, "request.language")? },
         speaker: unsafe { opt_str(r.speaker, "request.speaker")? },
         instruct: unsafe { opt_str(r.instruct, "request.instruct")? },
-        voice: None,
+        voice: unsafe { super::voice::voice_of(r.voice)? },
         max_new_tokens: r.max_new_tokens,
         sampling: Sampling {
             temperature: positive_or_default(r.temperature, "temperature")?,

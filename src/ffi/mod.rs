@@ -5,9 +5,11 @@
 
 mod api;
 pub mod types;
+mod voice;
 
 pub use api::*;
 pub use types::*;
+pub use voice::*;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};

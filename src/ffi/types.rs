@@ -9,7 +9,7 @@ pub type VoxStatus = i32;
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
-pub const VOX_ABI_VERSION: u32 = 3;
+pub const VOX_ABI_VERSION: u32 = 4;
 
 /// Success.
 pub const VOX_OK: VoxStatus = 0;
@@ -188,6 +188,41 @@ pub struct VoxTtsRequest {
     /// Non-zero: feed the text to the model one token per generated frame (the official
     /// `non_streaming_mode=False`); 0 (default): the whole text in the prompt, as the official API.
     pub text_streaming: u32,
+    /// A cloned voice from `vox_voice_create` or `vox_voice_load` (Base checkpoints need one; the
+    /// others refuse one); NULL = none. The job keeps its own reference: the voice may be
+    /// released as soon as the submit returns. (ABI 4.)
+    pub voice: *const VoxVoice,
+}
+
+/// A cloned voice (opaque): made once from reference audio (`vox_voice_create`) or loaded from
+/// bytes (`vox_voice_load`), used by any number of TTS requests, freed with `vox_voice_release`.
+/// Immutable: any thread may use it concurrently.
+pub struct VoxVoice {
+    _opaque: (),
+}
+
+/// Reference audio to clone a voice from. Fill with `vox_voice_request_init`, then set the audio.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VoxVoiceRequest {
+    /// `sizeof(VoxVoiceRequest)`; set by `vox_voice_request_init`.
+    pub struct_size: u32,
+    /// Channels in `pcm` (mixed down to mono inside); default 1.
+    pub channels: u32,
+    /// Interleaved float PCM in [-1, 1], `frames * channels` samples, 0.08 to 60 seconds; copied.
+    pub pcm: *const f32,
+    /// Number of frames (samples per channel).
+    pub frames: u64,
+    /// Rate of `pcm` in Hz, 4000 to 384000 (resampled to the model's 24000 inside).
+    pub sample_rate: u32,
+    /// Non-zero: denoise the reference first with `denoise_strength` (noise in the reference is
+    /// copied into the clone).
+    pub denoise: u32,
+    /// Denoise strength in [0, 1] (default 1).
+    pub denoise_strength: f32,
+    /// What is said in the reference (UTF-8): in-context cloning, the closest to the reference's
+    /// voice and manner. NULL or "": the voice comes from the speaker embedding alone.
+    pub transcript: *const c_char,
 }
 
 /// A speech-recognition request. Fill with `vox_asr_request_init`, then set the audio.
@@ -343,7 +378,8 @@ impl Default for VoxEngineStats {
 
 // The first ABI version's size of each struct: a program built against an older header passes
 // (and receives) only that prefix. ABI 2 appended `preload` to the config and `audio_bytes` to
-// the stats; `VoxModelInfo` is new in 2. ABI 3 appended the device fields to the stats.
+// the stats; `VoxModelInfo` is new in 2. ABI 3 appended the device fields to the stats. ABI 4
+// appended `voice` to the TTS request; `VoxVoiceRequest` is new in 4.
 impl super::AbiStruct for VoxEngineConfig {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
 }
@@ -354,7 +390,10 @@ impl super::AbiStruct for VoxModelInfo {
     const MIN_SIZE: usize = std::mem::size_of::<VoxModelInfo>();
 }
 impl super::AbiStruct for VoxTtsRequest {
-    const MIN_SIZE: usize = std::mem::size_of::<VoxTtsRequest>();
+    const MIN_SIZE: usize = std::mem::offset_of!(VoxTtsRequest, voice);
+}
+impl super::AbiStruct for VoxVoiceRequest {
+    const MIN_SIZE: usize = std::mem::size_of::<VoxVoiceRequest>();
 }
 impl super::AbiStruct for VoxAsrRequest {
     const MIN_SIZE: usize = std::mem::size_of::<VoxAsrRequest>();

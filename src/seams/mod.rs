@@ -69,6 +69,9 @@ pub struct ModelSpec {
     /// TTS Base checkpoints: they clone voices (requests need one), made from reference audio
     /// at this rate; `None`: the model takes no voice.
     pub voice_rate: Option<u32>,
+    /// TTS Base checkpoints: the identity their voices carry (a voice made with another
+    /// checkpoint is refused at submit).
+    pub voice_model: Option<voice::Fingerprint>,
 }
 
 impl ModelSpec {
@@ -81,6 +84,7 @@ impl ModelSpec {
             speakers: Vec::new(),
             languages: Vec::new(),
             voice_rate: None,
+            voice_model: None,
         }
     }
 }

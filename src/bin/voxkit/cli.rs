@@ -50,6 +50,8 @@ pub enum Command {
     /// Show the CUDA driver and GPUs this machine offers, and where inference runs.
     Devices,
     #[command(subcommand)]
+    Voice(VoiceCommand),
+    #[command(subcommand)]
     Bench(Bench),
 }
 
@@ -163,6 +165,8 @@ pub struct Voice {
 pub struct SayArgs {
     #[command(flatten)]
     pub voice: Voice,
+    #[command(flatten)]
+    pub clone: CloneArgs,
     /// Output WAV file; `-` writes it to stdout.
     #[arg(short, long = "out", value_name = "OUT.wav")]
     pub out: String,
@@ -177,6 +181,69 @@ pub struct SayArgs {
     /// tells when the first audio came); the file is the same.
     #[arg(long)]
     pub stream: bool,
+}
+
+/// Where a cloned voice comes from (Qwen3-TTS Base models, which need one).
+#[derive(Args, Debug, Default)]
+pub struct CloneArgs {
+    /// Reference audio to clone the voice of (Base models): a WAV of any rate and channel count,
+    /// 0.08 to 60 s (3 to 15 s of clean speech work best).
+    #[arg(long, value_name = "REF.wav", conflicts_with = "voice_file")]
+    pub ref_audio: Option<String>,
+    /// What is said in the reference: in-context cloning, closer to the reference's voice and
+    /// manner [default: none: the voice comes from the speaker embedding alone].
+    #[arg(long, value_name = "TEXT", requires = "ref_audio")]
+    pub ref_text: Option<String>,
+    /// Denoise the reference first, strength 0 to 1 (noise in the reference is copied into the
+    /// clone) [default: no denoising].
+    #[arg(long, value_name = "STRENGTH", value_parser = strength, requires = "ref_audio")]
+    pub ref_denoise: Option<f32>,
+    /// A voice file written by `voxkit voice create` (made with the same model).
+    #[arg(long = "voice", id = "voice_file", value_name = "VOICE.bin")]
+    pub voice: Option<String>,
+}
+
+/// Cloned voices (Qwen3-TTS Base models): make one from reference audio, or show one.
+#[derive(Subcommand, Debug)]
+#[command(arg_required_else_help = true)]
+pub enum VoiceCommand {
+    Create(VoiceCreateArgs),
+    Show(VoiceShowArgs),
+}
+
+/// Clone a voice from reference audio and write it to a file, for `say --voice`.
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  \
+    voxkit voice create --model /models/Qwen3-TTS-12Hz-0.6B-Base --ref-audio me.wav \\\n    \
+    --ref-text \"What I say in me.wav.\" -o me.voice\n  \
+    voxkit say --model /models/Qwen3-TTS-12Hz-0.6B-Base --voice me.voice -o out.wav \"Hello.\"")]
+pub struct VoiceCreateArgs {
+    /// Qwen3-TTS Base model: a checkpoint folder or a hub id.
+    #[arg(long, value_name = "DIR|ID")]
+    pub model: String,
+    /// Reference audio: a WAV of any rate and channel count, 0.08 to 60 s.
+    #[arg(long, value_name = "REF.wav")]
+    pub ref_audio: String,
+    /// What is said in the reference: in-context cloning [default: none: x-vector only].
+    #[arg(long, value_name = "TEXT")]
+    pub ref_text: Option<String>,
+    /// Denoise the reference first, strength 0 to 1 [default: no denoising].
+    #[arg(long, value_name = "STRENGTH", value_parser = strength)]
+    pub ref_denoise: Option<f32>,
+    #[command(flatten)]
+    pub threads: Threads,
+    /// The voice file to write.
+    #[arg(short, long = "out", value_name = "VOICE.bin")]
+    pub out: String,
+}
+
+/// Print what a voice file holds: its kind, reference length and transcript, and the model it
+/// was made with.
+#[derive(Args, Debug)]
+pub struct VoiceShowArgs {
+    /// The voice file.
+    #[arg(value_name = "VOICE.bin")]
+    pub file: String,
 }
 
 /// Generate Qwen3-TTS codec frames and print them, one frame (16 codes, 80 ms) per line.

@@ -20,6 +20,7 @@ mod random_checkpoint;
 mod say;
 mod transcribe;
 mod ui;
+mod voice;
 mod wav;
 
 /// Why a command failed: a message for the one error line, and whether the command line was
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     let ui = ui::Ui::new(cli.verbosity);
-    use cli::{Bench, Command};
+    use cli::{Bench, Command, VoiceCommand};
     // A device failure inside an op (a GPU out of memory) unwinds with the library's Error as its
     // payload and no panic message (voxkit's cuda::memory::raise): report it as a failed command,
     // not a silent exit 101. Real panics go on unwinding as before.
@@ -78,6 +79,8 @@ fn main() -> ExitCode {
         Command::MakeCheckpoint(a) => make_checkpoint::make_checkpoint(a, &ui),
         Command::Download(a) => model_arg::download(a, &ui),
         Command::Devices => devices::devices(&ui),
+        Command::Voice(VoiceCommand::Create(a)) => voice::create(a, &ui),
+        Command::Voice(VoiceCommand::Show(a)) => voice::show(a),
         Command::Bench(Bench::Tts(a)) => bench::tts(a, &ui),
         Command::Bench(Bench::Codec(a)) => bench::codec(a, &ui),
         Command::Bench(Bench::Post(a)) => bench::post(a, &ui),

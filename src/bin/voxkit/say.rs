@@ -52,6 +52,7 @@ pub fn say(a: &SayArgs, ui: &Ui) -> Result<(), Fail> {
     let cfg = voxkit::EngineConfig { tts_model_dir: Some(dir), ..ui.engine_config(a.voice.threads) };
     let engine = voxkit::Engine::new(cfg)?;
     let t = Instant::now();
+    req.voice = a.clone.voice(&engine, ui)?;
     // The request is checked at submit (speaker, language, ranges); the model loads in the job.
     let id = engine.submit_tts(req)?;
     let progress = ui.spinner("loading the TTS model");
