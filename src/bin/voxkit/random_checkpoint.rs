@@ -13,11 +13,14 @@ use voxkit::backend::Rng;
 use voxkit::{Error, ErrorKind, Result};
 
 /// The presets `voxkit make-checkpoint --preset` accepts.
-pub const PRESETS: [&str; 7] = [
+pub const PRESETS: [&str; 10] = [
     "0.6b-customvoice",
     "1.7b-customvoice",
     "1.7b-voicedesign",
+    "0.6b-base",
+    "1.7b-base",
     "tiny-customvoice",
+    "tiny-base",
     "0.6b-asr",
     "1.7b-asr",
     "tiny-asr",
@@ -63,8 +66,10 @@ fn preset(name: &str) -> Result<Shape> {
         "0.6b-customvoice" => real("custom_voice", "0b6", 1024, 3072),
         "1.7b-customvoice" => real("custom_voice", "1b7", 2048, 6144),
         "1.7b-voicedesign" => real("voice_design", "1b7", 2048, 6144),
-        "tiny-customvoice" => Shape {
-            kind: "custom_voice",
+        "0.6b-base" => real("base", "0b6", 1024, 3072),
+        "1.7b-base" => real("base", "1b7", 2048, 6144),
+        "tiny-customvoice" | "tiny-base" => Shape {
+            kind: if name == "tiny-base" { "base" } else { "custom_voice" },
             size: "1b7",
             hidden: 64,
             intermediate: 128,
@@ -149,7 +154,71 @@ fn config_json(s: &Shape) -> serde_json::Value {
         "assistant_token_id": 77091
     });
     top["talker_config"] = talker;
+    if s.kind == "base" {
+        // The released Base configs write only these two fields (the rest are the class
+        // defaults); the tiny preset writes every field, with small channels.
+        top["speaker_encoder_config"] = if s.hidden <= 64 {
+            let e = SpeakerShape::of(s);
+            json!({
+                "enc_dim": s.hidden, "sample_rate": 24000, "enc_channels": e.channels,
+                "enc_kernel_sizes": e.kernels, "enc_dilations": e.dilations,
+                "enc_attention_channels": e.attention, "enc_se_channels": e.se, "enc_res2net_scale": e.scale
+            })
+        } else {
+            json!({"enc_dim": s.hidden, "sample_rate": 24000})
+        };
+    }
     top
+}
+
+/// The ECAPA-TDNN speaker encoder of Base checkpoints (the official class defaults, or small).
+struct SpeakerShape {
+    channels: Vec<usize>,
+    kernels: Vec<usize>,
+    dilations: Vec<usize>,
+    attention: usize,
+    se: usize,
+    scale: usize,
+}
+
+impl SpeakerShape {
+    fn of(s: &Shape) -> SpeakerShape {
+        let small = s.hidden <= 64;
+        SpeakerShape {
+            channels: if small { vec![32, 32, 32, 32, 96] } else { vec![512, 512, 512, 512, 1536] },
+            kernels: vec![5, 3, 3, 3, 1],
+            dilations: vec![1, 2, 3, 4, 1],
+            attention: if small { 16 } else { 128 },
+            se: if small { 16 } else { 128 },
+            scale: 8,
+        }
+    }
+}
+
+/// The speaker encoder's tensors (`speaker_encoder.*`, bf16 like the rest of the file).
+fn speaker_tensors(t: &mut Vec<(String, OutTensor)>, s: &Shape, rng: &mut Rng) {
+    let e = SpeakerShape::of(s);
+    let conv = |t: &mut Vec<(String, OutTensor)>, rng: &mut Rng, name: &str, o: usize, i: usize, k: usize| {
+        t.push((format!("speaker_encoder.{name}.weight"), random(rng, &[o, i, k], 0.0, 1.7 / ((i * k) as f32).sqrt())));
+        t.push((format!("speaker_encoder.{name}.bias"), random(rng, &[o], 0.0, 0.05)));
+    };
+    let n = e.channels.len();
+    conv(t, rng, "blocks.0.conv", e.channels[0], 128, e.kernels[0]);
+    for b in 1..n - 1 {
+        let (cin, c, w) = (e.channels[b - 1], e.channels[b], e.channels[b] / e.scale);
+        conv(t, rng, &format!("blocks.{b}.tdnn1.conv"), c, cin, 1);
+        for j in 0..e.scale - 1 {
+            conv(t, rng, &format!("blocks.{b}.res2net_block.blocks.{j}.conv"), w, w, e.kernels[b]);
+        }
+        conv(t, rng, &format!("blocks.{b}.tdnn2.conv"), c, c, 1);
+        conv(t, rng, &format!("blocks.{b}.se_block.conv1"), e.se, c, 1);
+        conv(t, rng, &format!("blocks.{b}.se_block.conv2"), c, e.se, 1);
+    }
+    let last = e.channels[n - 1];
+    conv(t, rng, "mfa.conv", last, e.channels[1..n - 1].iter().sum(), e.kernels[n - 1]);
+    conv(t, rng, "asp.tdnn.conv", e.attention, 3 * last, 1);
+    conv(t, rng, "asp.conv", last, e.attention, 1);
+    conv(t, rng, "fc", s.hidden, 2 * last, 1);
 }
 
 fn generation_json() -> serde_json::Value {
@@ -209,12 +278,103 @@ fn random_f32(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> OutTen
 /// head_dim, decoder_dim).
 struct CodecShape(usize, usize, usize, usize, usize, usize, usize, usize, usize);
 
-/// Writes a random codec decoder (`speech_tokenizer/`): config and f32 decoder tensors with the
-/// official names (the encoder, used only for voice cloning, is left out).
-fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
+/// The codec's Mimi encoder (voice cloning): SEANet filters, transformer width, layers, heads,
+/// FFN, codebook dim, quantizers — the released config's values, or small.
+struct EncoderShape {
+    filters: usize,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    ffn: usize,
+    codebook_dim: usize,
+    quantizers: usize,
+}
+
+impl EncoderShape {
+    fn released() -> EncoderShape {
+        EncoderShape { filters: 64, hidden: 512, layers: 8, heads: 8, ffn: 2048, codebook_dim: 256, quantizers: 32 }
+    }
+    fn small() -> EncoderShape {
+        EncoderShape { filters: 4, hidden: 16, layers: 1, heads: 2, ffn: 32, codebook_dim: 8, quantizers: 16 }
+    }
+
+    fn config(&self, codebook_size: usize) -> serde_json::Value {
+        json!({
+            "audio_channels": 1, "sampling_rate": 24000, "num_filters": self.filters, "kernel_size": 7,
+            "residual_kernel_size": 3, "last_kernel_size": 3, "num_residual_layers": 1,
+            "dilation_growth_rate": 2, "compress": 2, "upsampling_ratios": [8, 6, 5, 4],
+            "use_causal_conv": true, "pad_mode": "constant", "use_conv_shortcut": false,
+            "hidden_size": self.hidden, "num_hidden_layers": self.layers, "num_attention_heads": self.heads,
+            "num_key_value_heads": self.heads, "head_dim": self.hidden / self.heads,
+            "intermediate_size": self.ffn, "hidden_act": "gelu", "norm_eps": 1e-5,
+            "layer_scale_initial_scale": 0.01, "rope_theta": 10000.0, "max_position_embeddings": 8000,
+            "sliding_window": 250, "num_quantizers": self.quantizers, "num_semantic_quantizers": 1,
+            "codebook_size": codebook_size, "codebook_dim": self.codebook_dim,
+            "vector_quantization_hidden_dimension": self.codebook_dim, "_frame_rate": 12.5
+        })
+    }
+
+    /// The encoder's f32 tensors (`encoder.*`, names as the official `MimiModel`).
+    fn tensors(&self, t: &mut Vec<(String, OutTensor)>, codebook_size: usize, rng: &mut Rng) {
+        let conv =
+            |t: &mut Vec<(String, OutTensor)>, rng: &mut Rng, name: &str, o: usize, i: usize, k: usize, bias: bool| {
+                t.push((
+                    format!("encoder.{name}.weight"),
+                    random_f32(rng, &[o, i, k], 0.0, 1.5 / ((i * k) as f32).sqrt()),
+                ));
+                if bias {
+                    t.push((format!("encoder.{name}.bias"), random_f32(rng, &[o], 0.0, 0.02)));
+                }
+            };
+        let f = self.filters;
+        conv(t, rng, "encoder.layers.0.conv", f, 1, 7, true);
+        for (i, r) in [4usize, 5, 6, 8].into_iter().enumerate() {
+            let c = f << i;
+            let at = 1 + 3 * i;
+            conv(t, rng, &format!("encoder.layers.{at}.block.1.conv"), c / 2, c, 3, true);
+            conv(t, rng, &format!("encoder.layers.{at}.block.3.conv"), c, c / 2, 1, true);
+            conv(t, rng, &format!("encoder.layers.{}.conv", at + 2), 2 * c, c, 2 * r, true);
+        }
+        conv(t, rng, "encoder.layers.14.conv", self.hidden, f << 4, 3, true);
+        let h = self.hidden;
+        let lin = |rng: &mut Rng, o: usize, i: usize| random_f32(rng, &[o, i], 0.0, 1.0 / (i as f32).sqrt());
+        for l in 0..self.layers {
+            let p = format!("encoder.encoder_transformer.layers.{l}");
+            for n in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+                t.push((format!("{p}.self_attn.{n}.weight"), lin(rng, h, h)));
+            }
+            for n in ["input_layernorm", "post_attention_layernorm"] {
+                t.push((format!("{p}.{n}.weight"), random_f32(rng, &[h], 1.0, 0.1)));
+                t.push((format!("{p}.{n}.bias"), random_f32(rng, &[h], 0.0, 0.05)));
+            }
+            t.push((format!("{p}.mlp.fc1.weight"), lin(rng, self.ffn, h)));
+            t.push((format!("{p}.mlp.fc2.weight"), lin(rng, h, self.ffn)));
+            for n in ["self_attn_layer_scale", "mlp_layer_scale"] {
+                t.push((format!("{p}.{n}.scale"), random_f32(rng, &[h], 0.1, 0.05)));
+            }
+        }
+        conv(t, rng, "downsample.conv", h, h, 4, false);
+        let cd = self.codebook_dim;
+        for (part, levels) in [("semantic", 1), ("acoustic", self.quantizers - 1)] {
+            let p = format!("quantizer.{part}_residual_vector_quantizer");
+            conv(t, rng, &format!("{p}.input_proj"), cd, h, 1, false);
+            conv(t, rng, &format!("{p}.output_proj"), h, cd, 1, false);
+            for q in 0..levels {
+                let c = format!("encoder.{p}.layers.{q}.codebook");
+                t.push((format!("{c}.embed_sum"), random_f32(rng, &[codebook_size, cd], 0.0, 1.0)));
+                t.push((format!("{c}.cluster_usage"), random_f32(rng, &[codebook_size], 1.25, 0.75)));
+                t.push((format!("{c}.initialized"), random_f32(rng, &[1], 1.0, 0.0)));
+            }
+        }
+    }
+}
+
+/// Writes a random codec (`speech_tokenizer/`): config and f32 tensors with the official names —
+/// the decoder, and with `encoder` (Base checkpoints, voice cloning) the Mimi encoder too.
+fn write_codec(out: &Path, s: &CodecShape, encoder: Option<&EncoderShape>, rng: &mut Rng) -> Result<()> {
     let CodecShape(cb, cd, ld, h, inter, layers, heads, hd, dd) = *s;
     std::fs::create_dir_all(out)?;
-    let cfg = json!({
+    let mut cfg = json!({
         "architectures": ["Qwen3TTSTokenizerV2Model"], "model_type": "qwen3_tts_tokenizer_12hz",
         "encoder_valid_num_quantizers": 16, "input_sample_rate": 24000, "output_sample_rate": 24000,
         "decode_upsample_rate": 1920, "encode_downsample_rate": 1920,
@@ -227,6 +387,9 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
             "upsampling_ratios": [2, 2], "attention_bias": false
         }
     });
+    if let Some(e) = encoder {
+        cfg["encoder_config"] = e.config(cb);
+    }
     let p = out.join("config.json");
     std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json"))?;
     let lin = |rng: &mut Rng, shape: &[usize], fan_in: usize| random_f32(rng, shape, 0.0, 1.0 / (fan_in as f32).sqrt());
@@ -307,6 +470,9 @@ fn write_codec(out: &Path, s: &CodecShape, rng: &mut Rng) -> Result<()> {
     t.push(("decoder.decoder.5.beta".into(), random_f32(rng, &[od], 0.0, 0.3)));
     t.push(("decoder.decoder.6.conv.weight".into(), lin(rng, &[1, od, 7], 7 * od)));
     t.push(("decoder.decoder.6.conv.bias".into(), random_f32(rng, &[1], 0.0, 0.01)));
+    if let Some(e) = encoder {
+        e.tensors(&mut t, cb, rng);
+    }
     let path = out.join("model.safetensors");
     safetensors::serialize_to_file(t.iter().map(|(n, v)| (n.as_str(), v)), None, &path)
         .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))
@@ -418,7 +584,15 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
     } else {
         CodecShape(2048, 512, 1024, 512, 1024, 8, 16, 64, 1536)
     };
-    write_codec(&out.join("speech_tokenizer"), &codec, &mut rng)?;
+    let encoder = match (s.kind, s.hidden <= 64) {
+        ("base", true) => Some(EncoderShape::small()),
+        ("base", false) => Some(EncoderShape::released()),
+        _ => None,
+    };
+    if s.kind == "base" {
+        speaker_tensors(&mut t, &s, &mut rng);
+    }
+    write_codec(&out.join("speech_tokenizer"), &codec, encoder.as_ref(), &mut rng)?;
     let path = out.join("model.safetensors");
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
