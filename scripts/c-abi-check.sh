@@ -5,7 +5,8 @@
 #   3. compiles tests/c/abi_test.c (C99), tests/c/header_cpp.cpp (C++17) and examples/c/*.c
 #      warning-free,
 #   4. runs both, the C test under valgrind when it is installed,
-#   5. writes a tiny checkpoint and hostile copies of it, runs tests/c/checkpoint_test.c on them
+#   5. writes a tiny checkpoint and hostile copies of it, runs tests/c/checkpoint_test.c on them,
+#      and tests/c/voice_test.c on two tiny Base checkpoints (cloned voices through the ABI)
 #      (under valgrind too) and compiles and runs the README's C example against it.
 #
 # Run from the repository root:  bash scripts/c-abi-check.sh [--skip-build] [--no-valgrind]
@@ -163,6 +164,22 @@ if [[ "$ck_ready" == 1 ]]; then
         fi
     else
         fail "tests/c/checkpoint_test.c does not compile"
+    fi
+    # Cloned voices: two Base checkpoints (different weights) and the CustomVoice one.
+    if ! target/debug/voxkit make-checkpoint --preset tiny-base --out "$CK_DIR/base" \
+            --tokenizer tests/fixtures/tokenizer >/dev/null ||
+        ! target/debug/voxkit make-checkpoint --preset tiny-base --seed 8 --out "$CK_DIR/base2" \
+            --tokenizer tests/fixtures/tokenizer >/dev/null; then
+        fail "voxkit make-checkpoint (tiny-base) failed"
+    elif "$CC" -std=c99 -Wall -Wextra -Werror -I include tests/c/voice_test.c -lm \
+            -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/voice_test"; then
+        if ${runner[@]+"${runner[@]}"} "$BUILD_DIR/voice_test" "$CK_DIR/base" "$CK_DIR/base2" "$CK_DIR/tiny"; then
+            echo "ok: voice_test passed"
+        else
+            fail "voice_test exited with $?"
+        fi
+    else
+        fail "tests/c/voice_test.c does not compile"
     fi
     # The README's C example, exactly as written there, compiled and run as its text says.
     awk '/^## A short example \(C\)/ { inside = 1 } inside && /^```c$/ { code = 1; next }
