@@ -43,10 +43,15 @@ fn mel_to_hz(m: f64) -> f64 {
     if m >= 15.0 { 1000.0 * (logstep * (m - 15.0)).exp() } else { 200.0 * m / 3.0 }
 }
 
-/// The filterbank of `transformers.audio_utils.mel_filter_bank(norm="slaney", mel_scale="slaney")`.
-fn mel_filters(n_fft: usize, n_mels: usize, sample_rate: u32) -> Vec<f64> {
+/// Triangular mel filters from 0 Hz to `fmax_hz`, `[n_mels, n_fft / 2 + 1]`, Slaney mel scale
+/// and Slaney (area) normalisation: the filterbank of
+/// `transformers.audio_utils.mel_filter_bank(norm="slaney", mel_scale="slaney")` and of
+/// `librosa.filters.mel(htk=False, norm="slaney")` (the same formulas; librosa stores the result
+/// in f32, this keeps f64). Used by the Whisper front-end here and the speaker encoder's
+/// (`speaker_mel`).
+pub(crate) fn slaney_filters(n_fft: usize, n_mels: usize, sample_rate: u32, fmax_hz: f64) -> Vec<f64> {
     let bins = n_fft / 2 + 1;
-    let (m0, m1) = (hz_to_mel(0.0), hz_to_mel(MEL_FMAX_HZ));
+    let (m0, m1) = (hz_to_mel(0.0), hz_to_mel(fmax_hz));
     // n_mels + 2 band edges equally spaced in mel.
     let edges: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(m0 + (m1 - m0) * i as f64 / (n_mels + 1) as f64)).collect();
     // FFT bin frequencies: linspace(0, sr // 2, bins).
@@ -75,7 +80,7 @@ impl MelFrontend {
             hop: cfg.hop_length,
             n_mels: cfg.feature_size,
             window,
-            filters: mel_filters(n, cfg.feature_size, cfg.sampling_rate),
+            filters: slaney_filters(n, cfg.feature_size, cfg.sampling_rate, MEL_FMAX_HZ),
             fft,
         }
     }
@@ -156,7 +161,7 @@ mod tests {
             assert!((mel_to_hz(hz_to_mel(f)) - f).abs() < 1e-9);
         }
         assert!((hz_to_mel(8000.0) - 45.245_640_471_924_965).abs() < 1e-9);
-        let f = mel_filters(400, 128, 16_000);
+        let f = slaney_filters(400, 128, 16_000, MEL_FMAX_HZ);
         // Every filter is a non-negative triangle with some weight.
         for j in 0..128 {
             let row = &f[j * 201..(j + 1) * 201];

@@ -12,6 +12,8 @@ pub mod codec_slots;
 pub mod codec_transformer;
 pub mod mel;
 pub mod qwen3;
+pub mod speaker_encoder;
+pub mod speaker_mel;
 pub mod talker;
 pub mod tokenizer;
 pub mod tts;

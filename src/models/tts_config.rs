@@ -143,8 +143,20 @@ const MAX_SPEAKER_CHANNELS: usize = 1 << 14;
 const MAX_SPEAKER_KERNEL: usize = 64;
 
 impl SpeakerEncoderConfig {
-    /// The official front-end is fixed (128 mels at 24 kHz); the blocks' shapes must chain.
+    /// `check`, and the x-vector must be as wide as the talker's rows it joins.
     fn validate(&self, talker_hidden: usize) -> std::result::Result<(), String> {
+        self.check()?;
+        if self.enc_dim != talker_hidden {
+            return Err(format!("enc_dim {} must equal the talker's hidden_size {talker_hidden}", self.enc_dim));
+        }
+        Ok(())
+    }
+
+    /// The official front-end is fixed (128 mels at 24 kHz); the blocks' shapes must chain as the
+    /// official module's forward chains them: every SE-Res2Net block adds its input back (its
+    /// channels equal the previous block's), and the aggregation TDNN, built for
+    /// `enc_channels[-1]` inputs, reads the SE-Res2Net blocks' outputs side by side.
+    pub fn check(&self) -> std::result::Result<(), String> {
         let n = self.enc_channels.len();
         if n < 3 || self.enc_kernel_sizes.len() != n || self.enc_dilations.len() != n {
             return Err(format!(
@@ -160,9 +172,6 @@ impl SpeakerEncoderConfig {
                 self.mel_dim, self.sample_rate
             ));
         }
-        if self.enc_dim != talker_hidden {
-            return Err(format!("enc_dim {} must equal the talker's hidden_size {talker_hidden}", self.enc_dim));
-        }
         let sizes =
             self.enc_channels.iter().chain([&self.enc_attention_channels, &self.enc_se_channels, &self.enc_dim]);
         if sizes.into_iter().any(|&c| c == 0 || c > MAX_SPEAKER_CHANNELS) {
@@ -175,6 +184,24 @@ impl SpeakerEncoderConfig {
         let scale = self.enc_res2net_scale;
         if scale < 2 || self.enc_channels[..n - 1].iter().any(|&c| c % scale != 0) {
             return Err(format!("enc_res2net_scale {scale} must be ≥ 2 and divide every block's channels"));
+        }
+        let c = &self.enc_channels;
+        if let Some(i) = (1..n - 1).find(|&i| c[i] != c[i - 1]) {
+            return Err(format!(
+                "enc_channels[{i}] = {} must equal enc_channels[{}] = {} (the SE-Res2Net block adds its input back)",
+                c[i],
+                i - 1,
+                c[i - 1]
+            ));
+        }
+        let aggregated: usize = c[1..n - 1].iter().sum();
+        if aggregated != c[n - 1] {
+            return Err(format!(
+                "enc_channels[{}] = {} must be the sum of the SE-Res2Net blocks' channels ({aggregated}), which the \
+                 aggregation TDNN reads",
+                n - 1,
+                c[n - 1]
+            ));
         }
         Ok(())
     }
