@@ -8,6 +8,8 @@ pub mod audio_encoder;
 pub mod code_predictor;
 pub mod codec;
 pub mod codec_config;
+pub mod codec_encoder;
+pub mod codec_encoder_transformer;
 pub mod codec_slots;
 pub mod codec_transformer;
 pub mod mel;
