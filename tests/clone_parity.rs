@@ -217,3 +217,55 @@ fn engine_jobs_with_cloned_voices_give_the_official_waveforms() {
         e.release(id).unwrap();
     }
 }
+
+/// The whole path from reference audio: `Engine::create_voice` on the official reference clip
+/// gives the official x-vector and codes, and jobs with that voice the official waveforms.
+#[test]
+fn voices_made_from_reference_audio_give_the_official_waveforms() {
+    use voxkit::seams::request::VoiceRequest;
+    use voxkit::{Engine, EngineConfig, JobState};
+    let r = reference();
+    let cases = r.json["cases"].as_array().expect("cases").clone();
+    let e = Engine::new(EngineConfig {
+        tts_model_dir: Some(folder()),
+        max_batch: 4,
+        cpu_threads: 2,
+        device: device::device(),
+        ..Default::default()
+    })
+    .unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let name = case["name"].as_str().unwrap();
+        let reference = case["reference"].as_str().unwrap();
+        let voice = e
+            .create_voice(VoiceRequest {
+                audio: r.floats(&format!("{reference}.audio")),
+                sample_rate: 24_000,
+                channels: 1,
+                transcript: case["ref_text"].as_str().map(str::to_string),
+                denoise: None,
+            })
+            .unwrap_or_else(|err| panic!("{name}: {}", err.message));
+        let want = r.floats(&format!("{reference}.xvector"));
+        let peak = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let d = max_diff(&voice.xvector, &want);
+        assert!(d <= TOL * peak, "{name}: x-vector differs by {d:e} (peak {peak})");
+        match (&voice.reference, case["ref_text"].as_str()) {
+            (Some(v), Some(_)) => {
+                assert_eq!(v.codes, r.codes(&format!("{reference}.codes")), "{name}: reference codes")
+            }
+            (None, None) => {}
+            _ => panic!("{name}: in-context iff a transcript was given"),
+        }
+        let req = TtsRequest {
+            voice: Some(Arc::new(voice)),
+            ..request(case, Voice { model: [0; 32], xvector: vec![0.0], reference: None })
+        };
+        let id = e.submit_tts(req).unwrap();
+        let info = e.wait(id, Some(std::time::Duration::from_secs(300))).unwrap();
+        assert_eq!(info.state, JobState::Done, "{:?}", info.error);
+        let d = max_diff(&read_all(&e, id), &r.floats(&format!("case{i}.audio")));
+        assert!(d <= TOL, "{name}: waveform from the reference audio differs by {d:e}");
+        e.release(id).unwrap();
+    }
+}

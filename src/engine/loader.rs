@@ -204,11 +204,12 @@ impl ModelLoader for CheckpointLoader {
         let cx = CheckpointLoader::compute(ctx)?;
         let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
         let codec = CheckpointLoader::codec(dir, &cx)?;
-        Ok(TtsModels {
-            generator: Box::new(generator),
-            codec: Box::new(codec_slots::CodecSlots::new(codec)),
-            voice: None,
-        })
+        // Base checkpoints: the encoders that make voices from reference audio.
+        let voice: Option<Box<dyn crate::seams::VoiceEncoder>> = match generator.config.speaker_encoder() {
+            Some(_) => Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &cx, &generator.config)?)),
+            None => None,
+        };
+        Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)), voice })
     }
 
     fn denoiser(&self, sample_rate: u32, strength: f32, device: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
