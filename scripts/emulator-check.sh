@@ -9,7 +9,7 @@
 #      three thread orders, the faults only the emulator reports (tests/emulator_faults.rs), the
 #      driver probe, and the AddressSanitizer build under the same tests;
 #   4. the models on the CUDA backend: the parity suites against the official fixtures with
-#      VOXKIT_TEST_DEVICE=cuda (codec, TTS, ASR, the engine tests among them), and a GPU that runs out
+#      VOXKIT_TEST_DEVICE=cuda (codec, TTS, ASR, voice cloning, the engine tests among them), and a GPU that runs out
 #      of memory failing the job with OutOfMemory;
 #   5. the driver calls reached: none may be one the emulator does not implement.
 set -euo pipefail
@@ -96,7 +96,12 @@ step "cudarc on the emulated driver, AddressSanitizer build"
 VOXKIT_EMU_ASAN=1 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal -- --ignored
 
 step "the models on the CUDA backend (emulated device)"
-VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity --test asr_parity
+VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test codec_parity --test tts_parity --test asr_parity \
+    --test speaker_encoder_parity --test codec_encoder_parity
+echo "  voice cloning on CUDA: voices made from the official reference audio give the official waveforms;"
+echo "  in-context jobs streamed and offline, batched (the prompt-level test runs on the CPU only: the"
+echo "  waveform checks cover it)"
+VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test clone_parity -- voices_made engine_jobs
 echo "  steady step loops make no device allocation (TTS with sampling, ASR decode)"
 tests scripts/emulated-gpu.sh cargo test --color never --test gpu_steps -- --ignored
 echo "  the TTS engine on CUDA: streaming equals offline (the codec's device KV cache and window); the"

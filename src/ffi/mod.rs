@@ -119,8 +119,9 @@ pub(crate) trait AbiStruct: Copy {
     const MIN_SIZE: usize;
 }
 
-/// Reads a size-prefixed input struct: `struct_size` must cover at least the struct's first
-/// version; fields past a smaller (older) `struct_size` keep the values of `defaults`.
+/// Reads a size-prefixed input struct: `struct_size` must be the struct's first version's size
+/// (its later fields keep the values of `defaults`) or at least this version's (each input
+/// struct has had at most these two layouts; a size between them would cut a field).
 ///
 /// # Safety
 /// `p` is non-NULL and points to at least `struct_size` readable bytes.
@@ -137,6 +138,17 @@ pub(crate) unsafe fn read_sized<T: AbiStruct>(p: *const T, what: &str, defaults:
     }
     if size >= std::mem::size_of::<T>() {
         return Ok(unsafe { p.read_unaligned() });
+    }
+    if size != T::MIN_SIZE {
+        // Between the two layouts: it would cut a field in two.
+        return Err(Error::new(
+            ErrorKind::StructSize,
+            format!(
+                "{what}.struct_size is {size}: neither this library's size ({}) nor its first version's ({})",
+                std::mem::size_of::<T>(),
+                T::MIN_SIZE
+            ),
+        ));
     }
     let mut v = defaults();
     // SAFETY: `size` < sizeof(T) bytes are readable at `p` and writable in `v`; the fields of an

@@ -65,9 +65,10 @@ static VoxEngine *create(const char *dir) {
     return eng;
 }
 
-/* 1.5 s of a voiced-sounding 16 kHz stereo clip (left and right slightly different). */
+/* 0.6 s of a voiced-sounding 16 kHz stereo clip (left and right slightly different); short, so
+ * that the test stays quick under valgrind. */
 #define REF_RATE 16000
-#define REF_FRAMES 24000
+#define REF_FRAMES 9600
 static float g_ref[REF_FRAMES * 2];
 
 static void make_reference(void) {
@@ -103,7 +104,7 @@ static float *render(VoxEngine *eng, const VoxVoice *voice, uint64_t seed, size_
     req.voice = voice;
     req.use_seed = 1;
     req.seed = seed;
-    req.max_new_tokens = 8;
+    req.max_new_tokens = 5;
     *n = 0;
     if (vox_tts_submit(eng, &req, &job) != VOX_OK) {
         fprintf(stderr, "submit: %s\n", last_error());
@@ -155,25 +156,19 @@ int main(int argc, char **argv) {
     CHECK(again == need);
     EXPECT(vox_voice_load(bytes, need, &loaded), VOX_OK);
 
-    /* Same seed, same audio; the loaded voice renders as the original. */
+    /* Same seed, same audio (sampled, not greedy); the loaded voice renders as the original,
+     * also when its handle is released right after submit (the job keeps its own reference). */
     size_t n1, n2, n3, n4;
     float *a = render(eng, icl, 7, &n1, 0, NULL);
-    float *b = render(eng, icl, 7, &n2, 0, NULL);
-    float *c = render(eng, loaded, 7, &n3, 0, NULL);
+    float *b = render(eng, loaded, 7, &n2, 1, loaded);
+    float *c = render(eng, xvec, 7, &n3, 0, NULL);
     float *d = render(eng, xvec, 7, &n4, 0, NULL);
     CHECK(same(a, n1, b, n2));
-    CHECK(same(a, n1, c, n3));
-    CHECK(d != NULL && n4 > 0);
+    CHECK(same(c, n3, d, n4));
+    free(a);
     free(b);
     free(c);
     free(d);
-
-    /* Released right after submit: the job still runs with it. */
-    size_t n5;
-    float *e = render(eng, loaded, 7, &n5, 1, loaded);
-    CHECK(same(a, n1, e, n5));
-    free(a);
-    free(e);
     /* ... and the handle is gone: a second release and a submit with it are refused. */
     EXPECT(vox_voice_release(loaded), VOX_ERR_INVALID_ARGUMENT);
     {
