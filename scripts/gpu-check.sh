@@ -22,7 +22,8 @@ KEEP=$ROOT/target/gpu-check
 
 binaries() {  # the built test binaries of these test targets
     cargo test --release --no-run --message-format=json --test gpu_kernels --test gpu_features --test gpu_ops --test gpu_signal --test gpu_steps --test kernels \
-        --test codec_parity --test tts_parity --test asr_parity 2>/dev/null |
+        --test codec_parity --test tts_parity --test asr_parity --test clone_parity --test speaker_encoder_parity \
+        --test codec_encoder_parity 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -110,7 +111,7 @@ BUILT=$(cat "$KEEP/built-in" 2>/dev/null || echo "$ROOT")
 if [ "$BUILT" != "$ROOT" ] && [ ! -e "$BUILT" ]; then
     mkdir -p "$(dirname "$BUILT")" && ln -s "$ROOT" "$BUILT"
 fi
-for t in codec_parity tts_parity asr_parity; do
+for t in codec_parity tts_parity asr_parity clone_parity speaker_encoder_parity codec_encoder_parity; do
     VOXKIT_TEST_DEVICE=cuda run $t 2>&1 | tail -n 40 | tee "$OUT/$t.txt" || status=1
 done
 
@@ -136,6 +137,9 @@ if [ "${VOXKIT_GPU_CHECK_BENCH:-1}" = 1 ] && [ -x "$KEEP/bin/voxkit" ]; then
             timeout 300 "$VOX" say --device cuda --stream -v --model "$CK/$preset" -o "$OUT/$preset.wav" \
                 "The quick brown fox jumps over the lazy dog." 2>&1 | grep -E "first audio|real-time" || echo "say $preset failed"
         done
+        # Voice cloning: the speaker encoder and the codec encoder on a 10 s reference.
+        [ -d "$CK/0.6b-base" ] || "$VOX" make-checkpoint --preset 0.6b-base --tokenizer tests/fixtures/tokenizer --out "$CK/0.6b-base" -q
+        timeout 300 "$VOX" bench voice --device cuda --model "$CK/0.6b-base" --seconds 10 -q || echo "bench voice failed"
         for preset in 0.6b-asr 1.7b-asr; do
             [ -d "$CK/$preset" ] || "$VOX" make-checkpoint --preset "$preset" --tokenizer tests/fixtures/asr/tiny --out "$CK/$preset" -q
             timeout 300 "$VOX" bench asr --device cuda --model "$CK/$preset" --seconds 20 -q || echo "bench asr $preset failed"

@@ -7,7 +7,7 @@ use voxkit::seams::request::{Sampling, TtsRequest};
 use voxkit::seams::{TtsModel, TtsPrefill};
 
 use crate::Fail;
-use crate::cli::{BenchAsrArgs, BenchCodecArgs, BenchPostArgs, BenchTtsArgs};
+use crate::cli::{BenchAsrArgs, BenchCodecArgs, BenchPostArgs, BenchTtsArgs, BenchVoiceArgs};
 use crate::model_arg::{ModelArg, model_dir};
 use crate::say::{load_context, load_generator_slots, load_timed};
 use crate::ui::Ui;
@@ -100,6 +100,39 @@ pub fn codec(a: &BenchCodecArgs, ui: &Ui) -> Result<(), Fail> {
     progress.finish_and_clear();
     println!(
         "codec: {frames} frames, offline {offline:.1} ms/frame, streaming {streaming:.1} ms/frame (80 ms of audio per frame); threads {threads}"
+    );
+    Ok(())
+}
+
+/// The median of `runs` timings of `f`, in ms (after one warm-up call).
+fn median_ms<T>(runs: usize, mut f: impl FnMut() -> voxkit::Result<T>) -> Result<f64, Fail> {
+    f()?;
+    let mut ms = Vec::with_capacity(runs.max(1));
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        f()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms[ms.len() / 2])
+}
+
+pub fn voice(a: &BenchVoiceArgs, ui: &Ui) -> Result<(), Fail> {
+    let dir = model_dir(&a.model, ModelArg::Tts, ui)?;
+    let threads = a.threads.count();
+    let progress = ui.spinner(format!("loading {}", dir.display()));
+    let cx = CheckpointLoader::compute(&load_context(a.threads)?)?;
+    let config = voxkit::models::tts_config::TtsConfig::load(&dir)?;
+    let encoders = voxkit::models::voice::VoiceEncoders::load(&dir, &cx, &config)?;
+    let audio = synthetic_speech(a.seconds, 24_000, 3);
+    progress.set_message("timing the speaker encoder");
+    let speaker = median_ms(a.runs, || encoders.speaker().embed(&audio))?;
+    progress.set_message("timing the codec encoder");
+    let codec = median_ms(a.runs, || encoders.codec().encode(&audio))?;
+    progress.finish_and_clear();
+    println!(
+        "voice: {:.1} s reference; speaker encoder (mel + x-vector) {speaker:.0} ms, codec encoder {codec:.0} ms (median of {}); threads {threads}",
+        a.seconds, a.runs
     );
     Ok(())
 }

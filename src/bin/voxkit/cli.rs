@@ -346,6 +346,7 @@ pub enum Bench {
     Codec(BenchCodecArgs),
     Post(BenchPostArgs),
     Asr(BenchAsrArgs),
+    Voice(BenchVoiceArgs),
 }
 
 /// Time the talker and the code predictor per frame (greedy, batch 1).
@@ -376,6 +377,23 @@ pub struct BenchCodecArgs {
     /// Frames of random codes to decode (80 ms of audio each).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub frames: usize,
+    #[command(flatten)]
+    pub threads: Threads,
+}
+
+/// Time the voice-cloning encoders of a Base checkpoint on a synthetic reference: the speaker
+/// encoder (mel + x-vector) and the codec encoder (the reference codes of in-context voices).
+#[derive(Args, Debug)]
+pub struct BenchVoiceArgs {
+    /// Qwen3-TTS Base checkpoint folder or hub id.
+    #[arg(long, value_name = "DIR|ID")]
+    pub model: String,
+    /// Seconds of reference audio (24 kHz).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Timed runs of each encoder (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub runs: usize,
     #[command(flatten)]
     pub threads: Threads,
 }

@@ -85,6 +85,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Codec(a)) => bench::codec(a, &ui),
         Command::Bench(Bench::Post(a)) => bench::post(a, &ui),
         Command::Bench(Bench::Asr(a)) => bench::asr(a, &ui),
+        Command::Bench(Bench::Voice(a)) => bench::voice(a, &ui),
     };
     let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(result) => result,
