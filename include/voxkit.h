@@ -595,10 +595,16 @@ typedef struct VoxVoiceRequest {
    */
   float denoise_strength;
   /**
-   * What is said in the reference (UTF-8): in-context cloning, the closest to the reference's
-   * voice and manner. NULL or "": the voice comes from the speaker embedding alone.
+   * What is said in the reference (UTF-8, at most 16 KiB): in-context cloning, the closest to
+   * the reference's voice and manner. NULL or "": the voice comes from the speaker embedding
+   * alone.
    */
   const char *transcript;
+  /**
+   * Most milliseconds `vox_voice_create` waits (then `VOX_ERR_TIMEOUT`, the work cancelled);
+   * 0 = no limit.
+   */
+  uint32_t timeout_ms;
 } VoxVoiceRequest;
 
 /**
@@ -1000,12 +1006,16 @@ VoxStatus vox_voice_request_init(struct VoxVoiceRequest *request);
 /**
  * Makes a cloned voice from reference audio with the engine's TTS model, which must be a Qwen3-TTS
  * Base checkpoint (loaded now if it is not yet). **Blocks** until the voice is made: the
- * speaker encoder (and, with a transcript, the codec encoder) run once, between two steps of
- * the running batch — typically well under a second for a 10 s reference; call it from a
- * loading thread, not an audio or render thread. `*out_voice` receives a handle to release with
- * `vox_voice_release`. Errors: `VOX_ERR_INVALID_ARGUMENT` (no audio, NaN samples, a reference
- * shorter than 0.08 s or longer than 60 s, a model that is not a Base checkpoint),
- * `VOX_ERR_MODEL_NOT_LOADED` (no TTS model configured), `VOX_ERR_MODEL_LOAD`,
+ * speaker encoder (and, with a transcript, the codec encoder) run once on the engine's worker —
+ * right away when no batch runs, a TTS batch runs (between two of its steps; a voice takes no
+ * batch slot) or both models fit in memory; after the running ASR batch otherwise. Call it from
+ * a loading thread, not an audio or render thread; `request->timeout_ms` bounds the wait.
+ * `*out_voice` receives a handle to release with `vox_voice_release`. Errors:
+ * `VOX_ERR_INVALID_ARGUMENT` (no audio, NaN samples, a rate outside 4000..384000 Hz, more than 64
+ * channels, a reference shorter than 0.08 s or longer than 60 s, a transcript over 16 KiB, a
+ * model that is not a Base checkpoint), `VOX_ERR_NULL_POINTER`, `VOX_ERR_STRUCT_SIZE`,
+ * `VOX_ERR_INVALID_UTF8`, `VOX_ERR_MODEL_NOT_LOADED` (no TTS model configured),
+ * `VOX_ERR_MODEL_LOAD`, `VOX_ERR_QUEUE_FULL`, `VOX_ERR_TIMEOUT`, `VOX_ERR_OUT_OF_MEMORY`,
  * `VOX_ERR_SHUTTING_DOWN`.
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
@@ -1020,7 +1030,7 @@ VoxStatus vox_voice_create(const struct VoxEngine *engine,
 /**
  * Frees a voice. Jobs submitted with it keep their own reference and are unaffected. NULL is a
  * no-op; a pointer released already (or not from this library) fails with
- * `VOX_ERR_INVALID_ARGUMENT`, detected without touching freed memory.
+ * `VOX_ERR_INVALID_ARGUMENT`: handles are never reused, and are looked up, never dereferenced.
  *
  * Thread safety: any thread, once per voice, when no other thread uses this handle.
  *

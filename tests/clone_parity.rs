@@ -238,13 +238,16 @@ fn voices_made_from_reference_audio_give_the_official_waveforms() {
         let name = case["name"].as_str().unwrap();
         let reference = case["reference"].as_str().unwrap();
         let voice = e
-            .create_voice(VoiceRequest {
-                audio: r.floats(&format!("{reference}.audio")),
-                sample_rate: 24_000,
-                channels: 1,
-                transcript: case["ref_text"].as_str().map(str::to_string),
-                denoise: None,
-            })
+            .create_voice(
+                VoiceRequest {
+                    audio: r.floats(&format!("{reference}.audio")),
+                    sample_rate: 24_000,
+                    channels: 1,
+                    transcript: case["ref_text"].as_str().map(str::to_string),
+                    denoise: None,
+                },
+                None,
+            )
             .unwrap_or_else(|err| panic!("{name}: {}", err.message));
         let want = r.floats(&format!("{reference}.xvector"));
         let peak = want.iter().fold(1f32, |m, v| m.max(v.abs()));
@@ -268,4 +271,73 @@ fn voices_made_from_reference_audio_give_the_official_waveforms() {
         assert!(d <= TOL, "{name}: waveform from the reference audio differs by {d:e}");
         e.release(id).unwrap();
     }
+}
+
+/// Voices that do not fit the model fail at submit, naming what is wrong; a voice job is not
+/// held back by a full TTS batch (it takes no slot); `create_voice` gives up at its timeout and
+/// the engine goes on.
+#[test]
+fn hostile_voices_fail_at_submit_and_voice_jobs_need_no_slot() {
+    use voxkit::seams::request::VoiceRequest;
+    use voxkit::{Engine, EngineConfig, ErrorKind, JobState};
+    let r = reference();
+    let cases = r.json["cases"].as_array().expect("cases").clone();
+    let e = Engine::new(EngineConfig {
+        tts_model_dir: Some(folder()),
+        max_batch: 1,
+        cpu_threads: 2,
+        device: device::device(),
+        ..Default::default()
+    })
+    .unwrap();
+    let request_of = |v: Voice| TtsRequest { voice: Some(Arc::new(v)), ..request(&cases[2], dummy()) };
+    let reference_audio = || VoiceRequest {
+        audio: r.floats("ref_b.audio"),
+        sample_rate: 24_000,
+        channels: 1,
+        transcript: Some("Reference.".into()),
+        denoise: None,
+    };
+    // The model loads within the first voice job: 1 ms is too short, and the engine goes on.
+    let err = e.create_voice(reference_audio(), Some(std::time::Duration::from_millis(1))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Timeout, "{}", err.message);
+    let good = e.create_voice(reference_audio(), None).unwrap();
+    let codes = good.reference.as_ref().unwrap().codes.clone();
+
+    let mut out_of_range = good.clone();
+    out_of_range.reference.as_mut().unwrap().codes[0][0] = 64; // the tiny codebook holds 64
+    let mut narrow = good.clone();
+    narrow.reference.as_mut().unwrap().codes.iter_mut().for_each(|f| {
+        f.pop();
+    });
+    let mut short = good.clone();
+    short.xvector.pop();
+    let mut foreign = good.clone();
+    foreign.model[0] ^= 1;
+    for (what, v, needle) in [
+        ("a code outside the codebook", out_of_range, "outside the codebook"),
+        ("frames of 15 codes", narrow, "16 codes"),
+        ("a short x-vector", short, "x-vector"),
+        ("another checkpoint's voice", foreign, "another checkpoint"),
+    ] {
+        let err = e.submit_tts(request_of(v)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{what}: {}", err.message);
+        assert!(err.message.contains(needle), "{what}: {}", err.message);
+    }
+
+    // A long streaming job fills the only slot; a voice is still made while it runs.
+    let long = TtsRequest { max_new_tokens: 400, stream: true, ..request_of(good.clone()) };
+    let id = e.submit_tts(long).unwrap();
+    while e.poll(id).unwrap().tokens < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let again = e.create_voice(reference_audio(), None).unwrap();
+    assert_eq!(e.poll(id).unwrap().state, JobState::Running, "the voice waited for the batch to end");
+    assert_eq!(again.reference.unwrap().codes, codes, "the same reference gives the same voice");
+    e.cancel(id).unwrap();
+    e.release(id).unwrap();
+}
+
+fn dummy() -> Voice {
+    Voice { model: [0; 32], xvector: vec![0.0], reference: None }
 }

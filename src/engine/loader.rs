@@ -182,10 +182,9 @@ impl ModelLoader for CheckpointLoader {
                     spec.speakers = cfg.speakers();
                 }
                 spec.languages = cfg.languages();
-                if let Some(s) = cfg.speaker_encoder() {
-                    spec.voice_rate = Some(s.sample_rate);
+                if cfg.speaker_encoder().is_some() {
                     let ck = weights::Checkpoint::open(&dir.join("model.safetensors"))?;
-                    spec.voice_model = Some(crate::models::voice::fingerprint(dir, &ck)?);
+                    spec.voice = Some(crate::models::voice::voice_spec(dir, &cfg, &ck)?);
                 }
                 Ok(spec)
             }

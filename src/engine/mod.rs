@@ -331,6 +331,24 @@ impl Engine {
         let _m = self.mark();
         request.validate()?;
         let spec = self.tts.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Tts))?;
+        // A Base model needs a voice made for it; the others take none.
+        match (&spec.voice, &request.voice) {
+            (Some(vs), Some(v)) => vs.check(v)?,
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "this Base checkpoint clones voices: the request needs a voice made from reference audio",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "only Base checkpoints take a cloned voice; this model has built-in speakers or a voice description",
+                ));
+            }
+            (None, None) => {}
+        }
+        if spec.voice.is_some() && request.instruct.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::invalid("Base checkpoints take no instruction (the voice comes from the reference)"));
+        }
         // Speaker and language are known since create: a bad one fails here, not in the job.
         if let Some(first) = spec.speakers.first() {
             match request.speaker.as_deref() {
@@ -366,26 +384,6 @@ impl Engine {
             let stream = self.loader.resampler(spec.sample_rate, request.sample_rate, on.as_ref())?;
             post.push(PostStream { stage: Stage::Upsample, stream });
         }
-        match (spec.voice_model, &request.voice) {
-            (Some(mine), Some(v)) if v.model != mine => {
-                return Err(Error::invalid(format!(
-                    "the voice was made with another checkpoint (model {}; this one is {}): create it again with this model",
-                    crate::seams::voice::short(&v.model),
-                    crate::seams::voice::short(&mine)
-                )));
-            }
-            (Some(_), None) => {
-                return Err(Error::invalid(
-                    "this Base checkpoint clones voices: the request needs a voice made from reference audio",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::invalid(
-                    "only Base checkpoints take a cloned voice; this model has built-in speakers or a voice description",
-                ));
-            }
-            _ => {}
-        }
         let flags = if request.stream { FLAG_STREAMING } else { 0 };
         let priority = request.priority;
         self.enqueue(ModelKind::Tts, flags, Request::Tts(request), priority, post)
@@ -393,13 +391,16 @@ impl Engine {
 
     /// Makes a cloned voice from reference audio with the Base TTS model (loading it if needed):
     /// the reference is mixed to mono, denoised if asked, resampled to the encoders' rate here on
-    /// the caller's thread, then encoded by the worker between two steps of the running batch.
-    /// Blocks until the voice is made (typically well under a second for a 10 s reference).
-    pub fn create_voice(&self, request: VoiceRequest) -> Result<Voice> {
+    /// the caller's thread, then encoded by the worker between two steps of the running batch —
+    /// at once while no batch runs, a TTS batch runs or both models fit in memory; while an ASR
+    /// batch runs that a model swap would have to wait for, when the scheduler serves TTS. Blocks
+    /// until the voice is made, or fails with `Timeout` after `timeout` (the work is then
+    /// cancelled).
+    pub fn create_voice(&self, request: VoiceRequest, timeout: Option<Duration>) -> Result<Voice> {
         let _m = self.mark();
         request.validate()?;
         let spec = self.tts.as_ref().ok_or_else(|| Engine::not_configured(ModelKind::Tts))?;
-        let rate = spec.voice_rate.ok_or_else(|| {
+        let rate = spec.voice.map(|v| v.rate).ok_or_else(|| {
             Error::invalid("the TTS model is not a Base checkpoint: it has no encoders to clone a voice with")
         })?;
         // 1. Mono, denoised, at the encoders' rate (the CPU streams: one short clip).
@@ -422,10 +423,16 @@ impl Engine {
         // 2. The encoders, on the worker (they need the model).
         let id =
             self.enqueue(ModelKind::Tts, 0, Request::Voice { audio, transcript: request.transcript }, 0, Vec::new())?;
-        let info = self.wait(id, None);
+        let info = self.wait(id, timeout);
         let job = self.job(id);
         let _ = self.release(id);
-        let info = info?;
+        let info = info.map_err(|e| match e.kind {
+            ErrorKind::Timeout => Error::new(
+                ErrorKind::Timeout,
+                format!("the voice was not made within {:.1} s (cancelled)", timeout.unwrap_or_default().as_secs_f64()),
+            ),
+            _ => e,
+        })?;
         match info.state {
             JobState::Done => job?
                 .data
@@ -434,8 +441,11 @@ impl Engine {
                 .take()
                 .map(Arc::unwrap_or_clone)
                 .ok_or_else(|| Error::internal("a voice job ended without its voice")),
-            JobState::Cancelled => {
+            JobState::Cancelled if self.shared.queue.lock().shutdown => {
                 Err(Error::new(ErrorKind::ShuttingDown, "the engine shut down before the voice was made"))
+            }
+            JobState::Cancelled => {
+                Err(Error::invalid("the voice job was cancelled (vox_cancel or vox_release on its id)"))
             }
             _ => Err(info.error.unwrap_or_else(|| Error::internal("the voice job failed without an error"))),
         }

@@ -220,9 +220,13 @@ pub struct VoxVoiceRequest {
     pub denoise: u32,
     /// Denoise strength in [0, 1] (default 1).
     pub denoise_strength: f32,
-    /// What is said in the reference (UTF-8): in-context cloning, the closest to the reference's
-    /// voice and manner. NULL or "": the voice comes from the speaker embedding alone.
+    /// What is said in the reference (UTF-8, at most 16 KiB): in-context cloning, the closest to
+    /// the reference's voice and manner. NULL or "": the voice comes from the speaker embedding
+    /// alone.
     pub transcript: *const c_char,
+    /// Most milliseconds `vox_voice_create` waits (then `VOX_ERR_TIMEOUT`, the work cancelled);
+    /// 0 = no limit.
+    pub timeout_ms: u32,
 }
 
 /// A speech-recognition request. Fill with `vox_asr_request_init`, then set the audio.

@@ -1,8 +1,11 @@
 //! The C ABI of cloned voices: make one from reference audio, save it as bytes, load it back,
-//! release it. A `VoxVoice` is an `Arc<Voice>` behind a registered pointer (like engines), so a
-//! released or foreign pointer is detected instead of dereferenced.
+//! release it. A `VoxVoice*` is never dereferenced: it is a number this library handed out
+//! (from a counter, never reused), looked up in a registry of live voices, so a released, stale
+//! or foreign pointer is refused — even when the host keeps a copy of a released one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::api::{VoxEngine, engine_ref};
 use super::types::*;
@@ -11,16 +14,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::seams::request::VoiceRequest;
 use crate::seams::voice::Voice;
 
-/// The live voices' addresses (see `voice_of`).
-static LIVE_VOICES: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
-
-/// What a `VoxVoice` pointer points to.
-struct Handle(Arc<Voice>);
+/// The live voices by handle value.
+static LIVE_VOICES: parking_lot::Mutex<Option<HashMap<usize, Arc<Voice>>>> = parking_lot::Mutex::new(None);
+/// The next handle value: aligned like a pointer, far from address 0, never reused.
+static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(0x1000);
 
 fn register(v: Voice) -> *mut VoxVoice {
-    let p = Box::into_raw(Box::new(Handle(Arc::new(v)))) as *mut VoxVoice;
-    LIVE_VOICES.lock().push(p as usize);
-    p
+    let h = NEXT_HANDLE.fetch_add(16, Ordering::Relaxed);
+    LIVE_VOICES.lock().get_or_insert_with(HashMap::new).insert(h, Arc::new(v));
+    h as *mut VoxVoice
 }
 
 /// The voice behind a live handle (NULL: none).
@@ -32,12 +34,12 @@ pub(super) unsafe fn voice_of(p: *const VoxVoice) -> Result<Option<Arc<Voice>>> 
     if p.is_null() {
         return Ok(None);
     }
-    let live = LIVE_VOICES.lock();
-    if !live.contains(&(p as usize)) {
-        return Err(Error::invalid("voice is not a live VoxVoice (released, or not from vox_voice_create/load)"));
-    }
-    // SAFETY: registered and not yet released (release takes this lock to unregister first).
-    Ok(Some(unsafe { (*(p as *const Handle)).0.clone() }))
+    LIVE_VOICES
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&(p as usize)).cloned())
+        .map(Some)
+        .ok_or_else(|| Error::invalid("voice is not a live VoxVoice (released, or not from vox_voice_create/load)"))
 }
 
 fn default_voice_request() -> VoxVoiceRequest {
@@ -50,6 +52,7 @@ fn default_voice_request() -> VoxVoiceRequest {
         denoise: 0,
         denoise_strength: 1.0,
         transcript: std::ptr::null(),
+        timeout_ms: 0,
     }
 }
 
@@ -73,20 +76,22 @@ fn voice_request(r: &VoxVoiceRequest) -> Result<VoiceRequest> {
         return Err(Error::invalid("request.frames and request.channels must be > 0"));
     }
     let pcm = non_null(r.pcm, "request.pcm")?;
-    let samples = usize::try_from(r.frames)
-        .ok()
-        .and_then(|f| f.checked_mul(r.channels as usize))
-        .filter(|&n| n <= (isize::MAX as usize) / std::mem::size_of::<f32>())
-        .ok_or_else(|| {
-            Error::invalid(format!("request.frames ({}) × channels ({}) is too large", r.frames, r.channels))
-        })?;
-    // Bounded before the copy: 60 s at the highest rate and channel count accepted.
-    let limit = (crate::seams::request::MAX_REFERENCE_SECONDS as usize + 1)
-        * crate::seams::request::MAX_SAMPLE_RATE as usize
-        * crate::seams::request::MAX_CHANNELS as usize;
-    if samples > limit {
-        return Err(Error::invalid(format!("request holds {samples} samples; a reference is at most 60 s")));
+    // Bounded before the copy by the request's own rate and channels (the other checks are
+    // `VoiceRequest::validate`'s, after it).
+    use crate::seams::request::{MAX_CHANNELS, MAX_REFERENCE_SECONDS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r.sample_rate) || r.channels > MAX_CHANNELS {
+        return Err(Error::invalid(format!(
+            "request.sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} and channels in 1..={MAX_CHANNELS} (got {} Hz, {})",
+            r.sample_rate, r.channels
+        )));
     }
+    if r.frames as f64 / r.sample_rate as f64 > MAX_REFERENCE_SECONDS {
+        return Err(Error::invalid(format!(
+            "request.frames is {} at {} Hz: a reference is at most {MAX_REFERENCE_SECONDS} s",
+            r.frames, r.sample_rate
+        )));
+    }
+    let samples = r.frames as usize * r.channels as usize;
     // SAFETY: the caller promises `pcm` holds frames × channels floats.
     let src = unsafe { std::slice::from_raw_parts(pcm, samples) };
     let mut audio = Vec::new();
@@ -105,12 +110,16 @@ fn voice_request(r: &VoxVoiceRequest) -> Result<VoiceRequest> {
 
 /// Makes a cloned voice from reference audio with the engine's TTS model, which must be a Qwen3-TTS
 /// Base checkpoint (loaded now if it is not yet). **Blocks** until the voice is made: the
-/// speaker encoder (and, with a transcript, the codec encoder) run once, between two steps of
-/// the running batch — typically well under a second for a 10 s reference; call it from a
-/// loading thread, not an audio or render thread. `*out_voice` receives a handle to release with
-/// `vox_voice_release`. Errors: `VOX_ERR_INVALID_ARGUMENT` (no audio, NaN samples, a reference
-/// shorter than 0.08 s or longer than 60 s, a model that is not a Base checkpoint),
-/// `VOX_ERR_MODEL_NOT_LOADED` (no TTS model configured), `VOX_ERR_MODEL_LOAD`,
+/// speaker encoder (and, with a transcript, the codec encoder) run once on the engine's worker —
+/// right away when no batch runs, a TTS batch runs (between two of its steps; a voice takes no
+/// batch slot) or both models fit in memory; after the running ASR batch otherwise. Call it from
+/// a loading thread, not an audio or render thread; `request->timeout_ms` bounds the wait.
+/// `*out_voice` receives a handle to release with `vox_voice_release`. Errors:
+/// `VOX_ERR_INVALID_ARGUMENT` (no audio, NaN samples, a rate outside 4000..384000 Hz, more than 64
+/// channels, a reference shorter than 0.08 s or longer than 60 s, a transcript over 16 KiB, a
+/// model that is not a Base checkpoint), `VOX_ERR_NULL_POINTER`, `VOX_ERR_STRUCT_SIZE`,
+/// `VOX_ERR_INVALID_UTF8`, `VOX_ERR_MODEL_NOT_LOADED` (no TTS model configured),
+/// `VOX_ERR_MODEL_LOAD`, `VOX_ERR_QUEUE_FULL`, `VOX_ERR_TIMEOUT`, `VOX_ERR_OUT_OF_MEMORY`,
 /// `VOX_ERR_SHUTTING_DOWN`.
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`.
@@ -127,7 +136,8 @@ pub unsafe extern "C" fn vox_voice_create(
         let e = unsafe { engine_ref(engine)? };
         let r = unsafe { read_sized(non_null(request, "request")?, "VoxVoiceRequest", default_voice_request)? };
         let out = non_null(out_voice, "out_voice")? as *mut *mut VoxVoice;
-        let voice = e.create_voice(voice_request(&r)?)?;
+        let timeout = (r.timeout_ms > 0).then(|| std::time::Duration::from_millis(r.timeout_ms as u64));
+        let voice = e.create_voice(voice_request(&r)?, timeout)?;
         unsafe { out.write_unaligned(register(voice)) };
         Ok(())
     })
@@ -135,7 +145,7 @@ pub unsafe extern "C" fn vox_voice_create(
 
 /// Frees a voice. Jobs submitted with it keep their own reference and are unaffected. NULL is a
 /// no-op; a pointer released already (or not from this library) fails with
-/// `VOX_ERR_INVALID_ARGUMENT`, detected without touching freed memory.
+/// `VOX_ERR_INVALID_ARGUMENT`: handles are never reused, and are looked up, never dereferenced.
 ///
 /// Thread safety: any thread, once per voice, when no other thread uses this handle.
 ///
@@ -147,16 +157,11 @@ pub unsafe extern "C" fn vox_voice_release(voice: *mut VoxVoice) -> VoxStatus {
         if voice.is_null() {
             return Ok(());
         }
-        {
-            let mut live = LIVE_VOICES.lock();
-            let i = live.iter().position(|&a| a == voice as usize).ok_or_else(|| {
-                Error::invalid("voice is not a live VoxVoice (released already, or not from vox_voice_create/load)")
-            })?;
-            live.swap_remove(i);
-        }
-        // SAFETY: it was live, so it came from Box::into_raw in `register`.
-        drop(unsafe { Box::from_raw(voice as *mut Handle) });
-        Ok(())
+        let gone = LIVE_VOICES.lock().as_mut().and_then(|m| m.remove(&(voice as usize)));
+        // Dropped outside the lock (the last reference frees the voice).
+        gone.map(drop).ok_or_else(|| {
+            Error::invalid("voice is not a live VoxVoice (released already, or not from vox_voice_create/load)")
+        })
     })
 }
 

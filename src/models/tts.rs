@@ -20,7 +20,7 @@ pub use crate::models::tts_prompt::{
 };
 use crate::models::weights::Checkpoint;
 use crate::seams::request::TtsRequest;
-use crate::seams::voice::{Fingerprint, Voice, short};
+use crate::seams::voice::{Fingerprint, Voice, VoiceSpec};
 use crate::seams::{Finish, TtsModel, TtsPrefill, TtsStep};
 
 /// Talker cache tokens each slot holds from the start (the pool grows past it as needed; the
@@ -187,27 +187,18 @@ impl Qwen3Tts {
 
     /// Checks that a voice belongs to this checkpoint and fits it; its part of the prompt.
     fn voice_prompt(&self, v: &Voice) -> Result<VoicePrompt> {
-        let mine = self.fingerprint.expect("Base checkpoints have a fingerprint");
-        if v.model != mine {
-            return Err(Error::invalid(format!(
-                "this voice was made with another checkpoint (model {}; this one is {}): create it again with this model",
-                short(&v.model),
-                short(&mine)
-            )));
-        }
-        let hidden = self.config.talker_dims().hidden;
-        if v.xvector.len() != hidden {
-            return Err(Error::invalid(format!("the voice's x-vector has {} values, not {hidden}", v.xvector.len())));
-        }
-        let groups = self.config.talker_config.decoder.num_code_groups;
+        let t = &self.config.talker_config;
+        let spec = VoiceSpec {
+            rate: 0,
+            model: self.fingerprint.expect("Base checkpoints have a fingerprint"),
+            xvector: self.config.talker_dims().hidden,
+            groups: t.decoder.num_code_groups,
+            codebook: t.code_predictor_config.vocab_size as u32,
+        };
+        spec.check(v)?;
         let reference = match &v.reference {
             None => None,
-            Some(r) => {
-                if r.codes.iter().any(|f| f.len() != groups) {
-                    return Err(Error::invalid(format!("the voice's reference frames do not hold {groups} codes")));
-                }
-                Some((self.tokenizer.encode(&reference_template(&r.text))?, r.codes.len()))
-            }
+            Some(r) => Some((self.tokenizer.encode(&reference_template(&r.text))?, r.codes.len())),
         };
         Ok(VoicePrompt { reference })
     }

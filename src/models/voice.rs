@@ -8,12 +8,13 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::Compute;
 use crate::error::{Error, ErrorKind, Result};
+use crate::models::codec_config::{CodecConfig, CodecEncoderConfig};
 use crate::models::codec_encoder::CodecEncoder;
 use crate::models::speaker_encoder::SpeakerEncoder;
 use crate::models::tts_config::TtsConfig;
 use crate::models::weights::Checkpoint;
 use crate::seams::VoiceEncoder;
-use crate::seams::voice::{Fingerprint, Voice, VoiceReference};
+use crate::seams::voice::{Fingerprint, Voice, VoiceReference, VoiceSpec};
 
 /// Prefix of the speaker encoder's tensors in a Base checkpoint.
 pub const SPEAKER_ENCODER_PREFIX: &str = "speaker_encoder.";
@@ -26,7 +27,9 @@ pub fn fingerprint(dir: &Path, ck: &Checkpoint) -> Result<Fingerprint> {
     let mut h = Sha256::new();
     h.update(b"voxkit voice fingerprint 1\0");
     for file in ["config.json", "speech_tokenizer/config.json"] {
-        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::new(ErrorKind::ModelLoad, format!("cannot read {}: {e}", path.display())))?;
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
@@ -41,16 +44,59 @@ pub fn fingerprint(dir: &Path, ck: &Checkpoint) -> Result<Fingerprint> {
     Ok(h.finalize().into())
 }
 
+/// What the Base checkpoint in `dir` makes of references, checked across its parts: the speaker
+/// encoder's rate must be the codec encoder's input rate; the codec encoder's frames must be the
+/// decoder's (80 ms), its codebook the decoder's and the code predictor's, its kept codes per
+/// frame the talker's. A checkpoint whose parts disagree fails at load (engine create).
+pub fn voice_spec(dir: &Path, config: &TtsConfig, ck: &Checkpoint) -> Result<VoiceSpec> {
+    let bad = |why: String| Error::new(ErrorKind::ModelLoad, format!("{}: voice encoders: {why}", dir.display()));
+    let speaker = config.speaker_encoder().ok_or_else(|| bad("only Base checkpoints have voice encoders".into()))?;
+    let codec_dir = dir.join("speech_tokenizer");
+    let decoder = CodecConfig::load(&codec_dir)?;
+    let encoder = CodecEncoderConfig::load(&codec_dir)?;
+    let groups = config.talker_config.decoder.num_code_groups;
+    let codebook = config.talker_config.code_predictor_config.vocab_size;
+    if encoder.input_sample_rate != speaker.sample_rate {
+        return Err(bad(format!(
+            "the codec encoder takes {} Hz, the speaker encoder {} Hz",
+            encoder.input_sample_rate, speaker.sample_rate
+        )));
+    }
+    if encoder.encode_downsample_rate != decoder.decode_upsample_rate {
+        return Err(bad(format!(
+            "the codec encodes frames of {} samples and decodes frames of {}",
+            encoder.encode_downsample_rate, decoder.decode_upsample_rate
+        )));
+    }
+    let sizes = [encoder.encoder_config.codebook_size, decoder.decoder_config.codebook_size, codebook];
+    if sizes[0] != sizes[1] || sizes[1] != sizes[2] {
+        return Err(bad(format!(
+            "codebook sizes differ: codec encoder {}, codec decoder {}, code predictor {}",
+            sizes[0], sizes[1], sizes[2]
+        )));
+    }
+    if encoder.encoder_valid_num_quantizers != groups {
+        return Err(bad(format!(
+            "the codec encoder keeps {} codes per frame; the talker reads {groups}",
+            encoder.encoder_valid_num_quantizers
+        )));
+    }
+    Ok(VoiceSpec {
+        rate: speaker.sample_rate,
+        model: fingerprint(dir, ck)?,
+        xvector: config.talker_dims().hidden,
+        groups,
+        codebook: codebook as u32,
+    })
+}
+
 /// A Base checkpoint's voice encoders behind the engine's `VoiceEncoder` seam: the speaker
 /// encoder (from `model.safetensors`) for the x-vector and the codec's encoder (from
 /// `speech_tokenizer/`) for an in-context voice's reference codes.
 pub struct VoiceEncoders {
-    fingerprint: Fingerprint,
+    spec: VoiceSpec,
     speaker: SpeakerEncoder,
     codec: CodecEncoder,
-    sample_rate: u32,
-    /// Codes per frame the talker reads (the reference's frames must have as many).
-    groups: usize,
 }
 
 impl VoiceEncoders {
@@ -60,20 +106,10 @@ impl VoiceEncoders {
             .speaker_encoder()
             .ok_or_else(|| Error::new(ErrorKind::ModelLoad, "only Base checkpoints have voice encoders"))?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(cx);
-        let fingerprint = fingerprint(dir, &ck)?;
+        let spec = voice_spec(dir, config, &ck)?;
         let speaker = SpeakerEncoder::load(cx, &mut ck, &cfg)?;
         let codec = CodecEncoder::load(&dir.join("speech_tokenizer"), cx.clone())?;
-        let groups = config.talker_config.decoder.num_code_groups;
-        if codec.config.encoder_valid_num_quantizers != groups {
-            return Err(Error::new(
-                ErrorKind::ModelLoad,
-                format!(
-                    "the codec encoder keeps {} codes per frame; the talker reads {groups}",
-                    codec.config.encoder_valid_num_quantizers
-                ),
-            ));
-        }
-        Ok(VoiceEncoders { fingerprint, speaker, codec, sample_rate: cfg.sample_rate, groups })
+        Ok(VoiceEncoders { spec, speaker, codec })
     }
 
     pub fn speaker(&self) -> &SpeakerEncoder {
@@ -87,7 +123,7 @@ impl VoiceEncoders {
 
 impl VoiceEncoder for VoiceEncoders {
     fn sample_rate(&self) -> u32 {
-        self.sample_rate
+        self.spec.rate
     }
 
     fn encode(&mut self, audio: &[f32], transcript: Option<&str>) -> Result<Voice> {
@@ -96,14 +132,11 @@ impl VoiceEncoder for VoiceEncoders {
         // 2. In-context voices: the reference's codes, as the official `speech_tokenizer.encode`.
         let reference = match transcript {
             None => None,
-            Some(text) => {
-                let codes = self.codec.encode(audio)?;
-                debug_assert!(codes.iter().all(|f| f.len() == self.groups));
-                Some(VoiceReference { text: text.to_string(), codes })
-            }
+            Some(text) => Some(VoiceReference { text: text.to_string(), codes: self.codec.encode(audio)? }),
         };
-        let voice = Voice { model: self.fingerprint, xvector, reference };
+        let voice = Voice { model: self.spec.model, xvector, reference };
         voice.validate()?;
+        self.spec.check(&voice)?;
         Ok(voice)
     }
 }

@@ -66,12 +66,9 @@ pub struct ModelSpec {
     pub speakers: Vec<String>,
     /// TTS: the languages a request may name, lower case, "auto" first (empty: not checked).
     pub languages: Vec<String>,
-    /// TTS Base checkpoints: they clone voices (requests need one), made from reference audio
-    /// at this rate; `None`: the model takes no voice.
-    pub voice_rate: Option<u32>,
-    /// TTS Base checkpoints: the identity their voices carry (a voice made with another
-    /// checkpoint is refused at submit).
-    pub voice_model: Option<voice::Fingerprint>,
+    /// TTS Base checkpoints: they clone voices (requests need one) — what the voices look like
+    /// and the rate references are encoded at; `None`: the model takes no voice.
+    pub voice: Option<voice::VoiceSpec>,
 }
 
 impl ModelSpec {
@@ -83,8 +80,7 @@ impl ModelSpec {
             sample_rate,
             speakers: Vec::new(),
             languages: Vec::new(),
-            voice_rate: None,
-            voice_model: None,
+            voice: None,
         }
     }
 }

@@ -195,6 +195,12 @@ impl VoiceRequest {
                 return Err(Error::invalid("transcript is empty (omit it to clone from the speaker embedding alone)"));
             }
         }
+        if let Some(t) = &self.transcript {
+            let max = crate::seams::voice::MAX_TRANSCRIPT_BYTES;
+            if t.len() > max {
+                return Err(Error::invalid(format!("transcript is {} bytes; the limit is {max}", t.len())));
+            }
+        }
         check_text("transcript", self.transcript.as_deref())?;
         check_denoise(self.denoise)
     }

@@ -17,9 +17,11 @@ const MAGIC: &[u8; 8] = b"VOXVOICE";
 const VERSION: u32 = 1;
 /// Bounds checked before anything is sized by a length read from bytes.
 const MAX_XVECTOR: usize = 1 << 16;
-const MAX_TRANSCRIPT_BYTES: usize = 1 << 20;
-/// 10 minutes of reference at 12.5 frames per second, and the widest frame of any codec.
-pub const MAX_REFERENCE_FRAMES: usize = 7500;
+/// A minute of speech is well under 2 KB of text.
+pub const MAX_TRANSCRIPT_BYTES: usize = 16 << 10;
+/// The longest reference accepted (`request::MAX_REFERENCE_SECONDS`, 60 s) at 12.5 frames per
+/// second, plus a frame for rounding up.
+pub const MAX_REFERENCE_FRAMES: usize = 751;
 const MAX_GROUPS: usize = 64;
 
 /// The identity of the checkpoint a voice was made for (a hash of its configs and encoders).
@@ -41,6 +43,49 @@ pub struct Voice {
     pub xvector: Vec<f32>,
     /// With a transcript: in-context cloning (the official ICL mode); without: x-vector only.
     pub reference: Option<VoiceReference>,
+}
+
+/// What a model's voices look like (`ModelSpec::voice`): checked at submit, before the job queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoiceSpec {
+    /// The rate the encoders take (the engine resamples references to it).
+    pub rate: u32,
+    pub model: Fingerprint,
+    /// x-vector length (the talker's hidden size).
+    pub xvector: usize,
+    /// Codes per reference frame, and the bound on every code (the codebook size).
+    pub groups: usize,
+    pub codebook: u32,
+}
+
+impl VoiceSpec {
+    /// Whether `v` was made for this model and fits it (every code inside the codebook, frames
+    /// as wide as the model's).
+    pub fn check(&self, v: &Voice) -> Result<()> {
+        if v.model != self.model {
+            return Err(Error::invalid(format!(
+                "the voice was made with another checkpoint (model {}; this one is {}): create it again with this model",
+                short(&v.model),
+                short(&self.model)
+            )));
+        }
+        if v.xvector.len() != self.xvector {
+            return Err(invalid(format!(
+                "an x-vector of {} values; this model's have {}",
+                v.xvector.len(),
+                self.xvector
+            )));
+        }
+        if let Some(r) = &v.reference {
+            if r.codes.iter().any(|f| f.len() != self.groups) {
+                return Err(invalid(format!("reference frames that do not hold {} codes", self.groups)));
+            }
+            if let Some(c) = r.codes.iter().flatten().find(|&&c| c >= self.codebook) {
+                return Err(invalid(format!("a reference code {c} outside the codebook of {}", self.codebook)));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn invalid(why: impl std::fmt::Display) -> Error {

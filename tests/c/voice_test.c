@@ -169,8 +169,14 @@ int main(int argc, char **argv) {
     free(b);
     free(c);
     free(d);
-    /* ... and the handle is gone: a second release and a submit with it are refused. */
+    /* ... and the handle is gone: a second release and a submit with it are refused — also after
+     * a new voice was made (handles are never reused, so the stale one cannot free the new one). */
+    VoxVoice *fresh = NULL;
+    EXPECT(vox_voice_load(bytes, need, &fresh), VOX_OK);
+    CHECK(fresh != loaded);
     EXPECT(vox_voice_release(loaded), VOX_ERR_INVALID_ARGUMENT);
+    EXPECT(vox_voice_save(fresh, bytes, need, &again), VOX_OK);
+    EXPECT(vox_voice_release(fresh), VOX_OK);
     {
         VoxTtsRequest req;
         VoxJobId job = 0;

@@ -21,13 +21,16 @@ fn clone_from(
 ) -> Result<Voice, Fail> {
     let wav = inout::read_wav(ref_audio)?;
     let progress = ui.spinner("cloning the voice (the model loads first)");
-    let voice = engine.create_voice(VoiceRequest {
-        audio: wav.samples,
-        sample_rate: wav.rate,
-        channels: wav.channels as u32,
-        transcript: ref_text.map(str::to_string),
-        denoise,
-    });
+    let voice = engine.create_voice(
+        VoiceRequest {
+            audio: wav.samples,
+            sample_rate: wav.rate,
+            channels: wav.channels as u32,
+            transcript: ref_text.map(str::to_string),
+            denoise,
+        },
+        None,
+    );
     progress.finish_and_clear();
     Ok(voice?)
 }

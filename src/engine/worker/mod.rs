@@ -170,6 +170,19 @@ impl Worker {
             if q.shutdown {
                 return None;
             }
+            // Voice jobs take no slot: they run at once whenever the TTS model can be used
+            // without draining the running batch (none runs, it is a TTS batch, or both models
+            // fit); otherwise they wait for the scheduler like any TTS job.
+            let voice_now = match &self.batch {
+                None => true,
+                Some(b) => b.kind == ModelKind::Tts || self.manager.both_fit(),
+            };
+            if voice_now && q.entries.iter().any(|p| matches!(p.request, Request::Voice { .. })) {
+                let (voices, rest): (std::collections::VecDeque<Pending>, std::collections::VecDeque<Pending>) =
+                    q.entries.drain(..).partition(|p| matches!(p.request, Request::Voice { .. }));
+                q.entries = rest;
+                return Some(Some((ModelKind::Tts, voices.into())));
+            }
             let snapshot: Vec<QueuedJob> = q.entries.iter().map(Pending::queued).collect();
             let input = SchedInput {
                 queue: &snapshot,
@@ -235,6 +248,19 @@ impl Worker {
                 s.model_swaps += 1;
                 s.model_swap_ms += ms(ev.duration);
             }
+        }
+        // Voice jobs alone (admitted ahead of the scheduler): no batch is started or switched.
+        if jobs.iter().all(|p| matches!(p.request, Request::Voice { .. })) {
+            for p in &jobs {
+                let mut d = p.job.data.lock();
+                d.state = JobState::Running;
+                d.timings.queue_ms = ms(admitted_at.duration_since(p.job.submitted));
+                if let Some(ev) = load {
+                    d.timings.add(Stage::ModelLoad, ev.duration);
+                }
+            }
+            self.make_voices(jobs);
+            return;
         }
         for p in &jobs {
             let mut d = p.job.data.lock();

@@ -87,9 +87,16 @@ impl Worker {
         let mut guard = self.manager.tts.lock();
         let m = guard.as_mut().ok_or_else(|| Error::internal("TTS model unloaded during a prefill"))?;
         m.codec.end_stream(slot);
-        let (res, d) = timed(|| m.codec.decode_stream(&[(slot, codes)]));
+        // In pieces of an offline window (300 frames): the stream is causal, so the state is the
+        // same, and no one call holds a whole minute's activations.
+        let (res, d) = timed(|| {
+            for piece in codes.chunks(crate::models::codec_config::CHUNK_FRAMES) {
+                m.codec.decode_stream(&[(slot, piece)])?;
+            }
+            Ok(())
+        });
         job.data.lock().timings.add(Stage::Codec, d);
-        res.map(|_| ())
+        res
     }
 
     pub(super) fn step_tts(&mut self, batch: &mut Batch) -> Result<()> {
@@ -155,25 +162,39 @@ impl Worker {
             let offline: Vec<usize> = finished.iter().map(|&(i, _)| i).filter(|&i| !batch.seqs[i].stream).collect();
             let mut decoded: Vec<Option<Vec<f32>>> = vec![None; batch.seqs.len()];
             if !offline.is_empty() {
-                // In-context voices decode their reference and generated frames together (the
-                // official joint decode); the reference's share of the samples is cut off.
-                let joined: Vec<Vec<Vec<u32>>> = offline
-                    .iter()
-                    .map(|&i| batch.seqs[i].context().iter().chain(&batch.seqs[i].frames).cloned().collect())
-                    .collect();
-                let utts: Vec<&[Vec<u32>]> = joined.iter().map(Vec::as_slice).collect();
-                let (audio, d) = timed(|| m.codec.decode(&utts));
-                let audio = audio?;
-                log::info!("pipeline: codec stage done in {:.1} ms (batch {})", ms(d), utts.len());
-                for ((&i, mut a), all) in offline.iter().zip(audio).zip(&joined) {
+                // One utterance at a time (a failure is that job's alone). In-context voices
+                // decode their reference and generated frames together (the official joint
+                // decode); the reference's share of the samples is cut off.
+                let started = std::time::Instant::now();
+                for &i in &offline {
                     let s = &batch.seqs[i];
+                    let joined: Vec<Vec<u32>>;
+                    let frames = if s.context().is_empty() {
+                        &s.frames[..]
+                    } else {
+                        joined = s.context().iter().chain(&s.frames).cloned().collect();
+                        &joined[..]
+                    };
+                    let (audio, d) = timed(|| m.codec.decode(&[frames]));
                     s.job.data.lock().timings.add(Stage::Codec, d);
-                    if !s.context().is_empty() {
-                        let cut = a.len() * s.context().len() / all.len().max(1);
-                        a.drain(..cut);
+                    match audio.and_then(|mut a| a.pop().ok_or_else(|| Error::internal("the codec returned no audio")))
+                    {
+                        Ok(mut a) => {
+                            let cut = (a.len() as u64 * s.context().len() as u64 / frames.len().max(1) as u64) as usize;
+                            a.drain(..cut);
+                            decoded[i] = Some(a);
+                        }
+                        Err(e) => {
+                            let mut dd = s.job.data.lock();
+                            dd.fault.get_or_insert(e);
+                        }
                     }
-                    decoded[i] = Some(a);
                 }
+                log::info!(
+                    "pipeline: codec stage done in {:.1} ms (batch {})",
+                    ms(started.elapsed()),
+                    offline.len()
+                );
             }
             for &(i, _) in &finished {
                 m.generator.release(batch.seqs[i].slot);
