@@ -243,6 +243,50 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any voice round-trips; any damage to its bytes (a flipped byte, a cut, bytes appended,
+        /// a length field rewritten with a valid checksum) is an error, never a panic.
+        #[test]
+        fn bytes_survive_any_damage(
+            xvector in proptest::collection::vec(-1e3f32..1e3, 1..40),
+            frames in 0usize..12,
+            groups in 1usize..20,
+            text in "[a-zA-Z ,.]{1,40}",
+            flip in 0usize..4096,
+            bit in 0u8..8,
+            cut in 0usize..4096,
+            field in 0usize..64,
+            value in proptest::num::u32::ANY,
+        ) {
+            let reference = (frames > 0).then(|| VoiceReference {
+                text: format!("x{text}"),
+                codes: (0..frames).map(|f| (0..groups).map(|g| (f * 31 + g) as u32).collect()).collect(),
+            });
+            let v = Voice { model: [3; 32], xvector, reference };
+            let b = v.to_bytes();
+            proptest::prop_assert_eq!(Voice::from_bytes(&b).unwrap(), v);
+            let mut d = b.clone();
+            let i = flip % d.len();
+            d[i] ^= 1 << bit;
+            proptest::prop_assert!(Voice::from_bytes(&d).is_err());
+            proptest::prop_assert!(Voice::from_bytes(&b[..cut % b.len()]).is_err());
+            let mut longer = b.clone();
+            longer.push(0);
+            proptest::prop_assert!(Voice::from_bytes(&longer).is_err());
+            // A rewritten field with a fresh checksum: parsed, bounded, refused or accepted — no panic.
+            let mut body = b[..b.len() - 32].to_vec();
+            let at = 44 + 4 * (field % 16).min(body.len().saturating_sub(48) / 4);
+            if at + 4 <= body.len() {
+                body[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+            let digest = Sha256::digest(&body);
+            body.extend_from_slice(&digest);
+            let _ = Voice::from_bytes(&body);
+        }
+    }
+
     #[test]
     fn inconsistent_voices_are_refused() {
         let mut v = icl();
