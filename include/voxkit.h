@@ -243,6 +243,11 @@ typedef struct VoxModelInfo {
    * ASR.
    */
   const char *languages;
+  /**
+   * TTS: 1 when the model is a Base checkpoint — it clones voices, and every request needs one
+   * (`vox_voice_create`, `VoxTtsRequest.voice`); 0 otherwise. (ABI 4.)
+   */
+  uint32_t clones_voices;
 } VoxModelInfo;
 
 /**

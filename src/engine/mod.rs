@@ -103,6 +103,8 @@ pub struct ModelInfo {
     pub speakers: Vec<String>,
     /// Lower case, "auto" first (empty: not listed).
     pub languages: Vec<String>,
+    /// TTS Base checkpoints: requests need a cloned voice (`create_voice`).
+    pub clones_voices: bool,
 }
 
 pub(crate) struct QueueState {
@@ -304,6 +306,7 @@ impl Engine {
             sample_rate: spec.sample_rate,
             speakers: spec.speakers.clone(),
             languages: spec.languages.clone(),
+            clones_voices: spec.voice.is_some(),
         })
     }
 

@@ -328,6 +328,7 @@ pub unsafe extern "C" fn vox_engine_model_info(
             sample_rate: i.sample_rate,
             speakers: speakers.as_ptr(),
             languages: languages.as_ptr(),
+            clones_voices: i.clones_voices as u32,
         };
         unsafe { write_out_sized(p, out, size) };
         Ok(())

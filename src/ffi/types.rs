@@ -273,6 +273,9 @@ pub struct VoxModelInfo {
     /// TTS: the languages a request may name, comma-separated, lower case, "auto" first. "" for
     /// ASR.
     pub languages: *const c_char,
+    /// TTS: 1 when the model is a Base checkpoint — it clones voices, and every request needs one
+    /// (`vox_voice_create`, `VoxTtsRequest.voice`); 0 otherwise. (ABI 4.)
+    pub clones_voices: u32,
 }
 
 /// A job's state, as `vox_poll` and `vox_wait` report it. Set `struct_size` before the call.
@@ -383,7 +386,8 @@ impl Default for VoxEngineStats {
 // The first ABI version's size of each struct: a program built against an older header passes
 // (and receives) only that prefix. ABI 2 appended `preload` to the config and `audio_bytes` to
 // the stats; `VoxModelInfo` is new in 2. ABI 3 appended the device fields to the stats. ABI 4
-// appended `voice` to the TTS request; `VoxVoiceRequest` is new in 4.
+// appended `voice` to the TTS request and `clones_voices` to the model info; `VoxVoiceRequest` is
+// new in 4.
 impl super::AbiStruct for VoxEngineConfig {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
 }
@@ -391,7 +395,7 @@ impl super::AbiStruct for VoxEngineStats {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineStats, audio_bytes);
 }
 impl super::AbiStruct for VoxModelInfo {
-    const MIN_SIZE: usize = std::mem::size_of::<VoxModelInfo>();
+    const MIN_SIZE: usize = std::mem::offset_of!(VoxModelInfo, clones_voices);
 }
 impl super::AbiStruct for VoxTtsRequest {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxTtsRequest, voice);

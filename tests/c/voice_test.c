@@ -137,6 +137,12 @@ int main(int argc, char **argv) {
     VoxEngine *eng = create(argv[1]);
     if (eng == NULL) return 1;
 
+    /* The model says it clones voices (a CustomVoice model, below, says it does not). */
+    VoxModelInfo mi;
+    mi.struct_size = sizeof mi;
+    EXPECT(vox_engine_model_info(eng, VOX_KIND_TTS, &mi), VOX_OK);
+    CHECK(mi.clones_voices == 1);
+
     /* Voices: x-vector only and in-context. */
     VoxVoice *xvec = NULL, *icl = NULL, *loaded = NULL;
     VoxVoiceRequest r = reference(NULL);
@@ -245,6 +251,9 @@ int main(int argc, char **argv) {
         req.text = "Hello.";
         req.voice = xvec;
         EXPECT(vox_tts_submit(cv, &req, &job), VOX_ERR_INVALID_ARGUMENT);
+        mi.struct_size = sizeof mi;
+        EXPECT(vox_engine_model_info(cv, VOX_KIND_TTS, &mi), VOX_OK);
+        CHECK(mi.clones_voices == 0);
         r = reference(NULL);
         EXPECT(vox_voice_create(cv, &r, &none), VOX_ERR_INVALID_ARGUMENT);
         vox_engine_destroy(cv);

@@ -190,11 +190,7 @@ impl Worker {
                         }
                     }
                 }
-                log::info!(
-                    "pipeline: codec stage done in {:.1} ms (batch {})",
-                    ms(started.elapsed()),
-                    offline.len()
-                );
+                log::info!("pipeline: codec stage done in {:.1} ms (batch {})", ms(started.elapsed()), offline.len());
             }
             for &(i, _) in &finished {
                 m.generator.release(batch.seqs[i].slot);
