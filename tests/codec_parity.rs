@@ -63,3 +63,40 @@ fn offline_decode_matches_the_official_codec() {
     }
     assert!(longest >= 330, "the fixtures must cover the 300-frame window seam");
 }
+
+/// Skipping a stream over a reference (`skip_stream`: the DAC only over the last
+/// `tail_frames()`) leaves the state decoding it would: what follows decodes the same, and
+/// `decode_after` equals the joint decode with the reference's samples cut (within one window;
+/// past it, `decode_after` is the joint decode itself). Compared with the official joint decode in `tests/clone_parity.rs`.
+#[test]
+fn skipping_a_reference_leaves_the_state_decoding_it_would() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codec/tiny");
+    let codec = Codec::load(&dir, device::compute(2)).unwrap();
+    let c = &codec.config.decoder_config;
+    let mut rng = voxkit::backend::Rng::new(5);
+    let mut frames = |n: usize| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|_| (0..c.num_quantizers).map(|_| (rng.next_u64() % c.codebook_size as u64) as u32).collect())
+            .collect()
+    };
+    let (context, after) = (frames(40), frames(6));
+    let tail = codec.tail_frames();
+    assert!((3..40).contains(&tail), "tail of {tail} frames");
+    let max_diff = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+    };
+    let mut full = codec.new_stream().unwrap();
+    codec.forward_stream(&mut full, &context).unwrap();
+    let want = codec.forward_stream(&mut full, &after).unwrap();
+    let mut skipped = codec.new_stream().unwrap();
+    codec.skip_stream(&mut skipped, &context).unwrap();
+    let got = codec.forward_stream(&mut skipped, &after).unwrap();
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-5, "after a skipped reference: {d:e}");
+    let offline: Vec<Vec<u32>> = context.iter().chain(&after).cloned().collect();
+    let joint = codec.decode(&offline).unwrap();
+    let cut = context.len() * codec.samples_per_frame();
+    let d = max_diff(&codec.decode_after(&context, &after).unwrap(), &joint[cut..]);
+    assert!(d <= 1e-5, "decode_after vs the joint decode: {d:e}");
+}

@@ -368,6 +368,74 @@ impl Codec {
         Ok((first, rest))
     }
 
+    /// Frames back that the upsampling and DAC stages' state can depend on: each stage carries
+    /// `c` rows of left context (or transposed-conv overhang) at its own rate of `r` rows per
+    /// frame, so the stages together reach `Σ c / r` frames back (plus two for rounding). The
+    /// RVQ, pre-conv and transformer are not counted: `skip_stream` runs them over every frame.
+    pub fn tail_frames(&self) -> usize {
+        let c = &self.config.decoder_config;
+        let mut rate = 1usize;
+        let mut back = 0.0f64;
+        for (ratio, (up, nx)) in c.upsampling_ratios.iter().zip(&self.upsample) {
+            rate *= ratio;
+            back += (up.conv.overhang() + nx.dwconv.context()) as f64 / rate as f64;
+        }
+        back += self.conv_in.context() as f64 / rate as f64;
+        for (r, b) in c.upsample_rates.iter().zip(&self.blocks) {
+            rate *= r;
+            let units: usize = b.units.iter().map(|u| u.conv1.context() + u.conv2.context()).sum();
+            back += (b.upsample.conv.overhang() + units) as f64 / rate as f64;
+        }
+        back += self.conv_out.context() as f64 / rate as f64;
+        back.ceil() as usize + 2
+    }
+
+    /// Advances a stream over frames whose audio is not wanted (an in-context voice's
+    /// reference), ending in the state decoding them would leave: the RVQ, pre-conv and
+    /// transformer run over all of them (the transformer's keys and values reach back over its
+    /// window), the upsampling and DAC stages only over the last `tail_frames()` — their state
+    /// depends on no earlier frame. A fraction of decoding them: the DAC is most of the work.
+    pub fn skip_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<()> {
+        let tail = self.tail_frames().min(frames.len());
+        let (head, last) = frames.split_at(frames.len() - tail);
+        for piece in head.chunks(CHUNK_FRAMES) {
+            crate::seams::stop::check()?;
+            let cx = &self.cx;
+            let q = self.config.decoder_config.num_quantizers;
+            // Steps 1 and 2 of `forward_stream`, without the stages whose state the tail rebuilds.
+            let (first, rest) = self.code_rows(piece)?;
+            st.kv.reserve(0, piece.len())?;
+            let first = cx.embedding(&self.codebooks, &first)?;
+            let rest = cx.embedding_sum(&self.codebooks, &rest, q - 1)?;
+            let mut x = cx.linear(&first, &self.out_first, None);
+            cx.add(&mut x, &cx.linear(&rest, &self.out_rest, None));
+            let x = self.pre_conv.forward(cx, &mut st.pre_conv, &x);
+            self.transformer.forward(&x, &mut st.kv)?;
+            st.frames += piece.len();
+        }
+        self.forward_stream(st, last).map(|_| ())
+    }
+
+    /// Decodes `frames` as the continuation of `context` (an in-context voice's reference and
+    /// the codes generated after it): the official decodes both together and cuts the
+    /// context's samples off. Up to one offline window (300 frames) together that is one pass,
+    /// which a stream skipped over the context (`skip_stream`) and then decoding `frames`
+    /// reproduces; longer ones go through `decode`'s windows whole, as the official does.
+    pub fn decode_after(&self, context: &[Vec<u32>], frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        if context.is_empty() {
+            return self.decode(frames);
+        }
+        if context.len() + frames.len() <= CHUNK_FRAMES {
+            let mut st = self.new_stream()?;
+            self.skip_stream(&mut st, context)?;
+            return self.forward_stream(&mut st, frames);
+        }
+        let joined: Vec<Vec<u32>> = context.iter().chain(frames).cloned().collect();
+        let mut audio = self.decode(&joined)?;
+        audio.drain(..context.len() * self.samples_per_frame());
+        Ok(audio)
+    }
+
     /// Decodes the next frames of a stream: the samples equal those of decoding the whole stream
     /// at once with `forward` (every stage is causal; the state carries each stage's context).
     pub fn forward_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Vec<f32>> {

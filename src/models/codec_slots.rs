@@ -43,4 +43,17 @@ impl CodecDecoder for CodecSlots {
     fn end_stream(&mut self, slot: usize) {
         self.streams.remove(&slot);
     }
+
+    /// The reference skipped through a fresh stream (`Codec::skip_stream`: the DAC only over its
+    /// last frames), not decoded.
+    fn prime_stream(&mut self, slot: usize, context: &[Vec<u32>]) -> Result<()> {
+        let mut st = self.codec.new_stream()?;
+        self.codec.skip_stream(&mut st, context)?;
+        self.streams.insert(slot, st);
+        Ok(())
+    }
+
+    fn decode_after(&mut self, context: &[Vec<u32>], frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.codec.decode_after(context, frames)
+    }
 }

@@ -135,6 +135,24 @@ pub trait CodecDecoder: Send {
     fn decode_stream(&mut self, items: &[(usize, &[Vec<u32>])]) -> Result<Vec<Vec<f32>>>;
     /// Forgets a slot's streaming state.
     fn end_stream(&mut self, slot: usize);
+    /// Streaming: starts a slot's stream as if `context` (an in-context voice's reference) had
+    /// been decoded through it, without its audio.
+    fn prime_stream(&mut self, slot: usize, context: &[Vec<u32>]) -> Result<()> {
+        self.end_stream(slot);
+        for piece in context.chunks(300) {
+            self.decode_stream(&[(slot, piece)])?;
+        }
+        Ok(())
+    }
+    /// Offline: decodes `frames` as the continuation of `context` (decoded together, as the
+    /// official does, the context's share of the samples cut off).
+    fn decode_after(&mut self, context: &[Vec<u32>], frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let joined: Vec<Vec<u32>> = context.iter().chain(frames).cloned().collect();
+        let mut audio = self.decode(&[&joined])?.pop().unwrap_or_default();
+        let cut = (audio.len() as u64 * context.len() as u64 / joined.len().max(1) as u64) as usize;
+        audio.drain(..cut);
+        Ok(audio)
+    }
 }
 
 /// Reference audio → a cloned voice: a Base checkpoint's speaker encoder (the x-vector) and its

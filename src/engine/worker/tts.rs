@@ -80,21 +80,13 @@ impl Worker {
         }
     }
 
-    /// Decodes an in-context voice's reference through a slot's fresh codec stream, discarding
-    /// the audio (timed as the job's codec stage).
+    /// Starts a slot's codec stream after an in-context voice's reference, skipped through it
+    /// rather than decoded (`CodecDecoder::prime_stream`; timed as the job's codec stage).
     fn prime_codec(&self, job: &Arc<Job>, slot: usize, voice: &crate::seams::voice::Voice) -> Result<()> {
         let codes = voice.reference.as_ref().map_or(&[][..], |r| &r.codes[..]);
         let mut guard = self.manager.tts.lock();
         let m = guard.as_mut().ok_or_else(|| Error::internal("TTS model unloaded during a prefill"))?;
-        m.codec.end_stream(slot);
-        // In pieces of an offline window (300 frames): the stream is causal, so the state is the
-        // same, and no one call holds a whole minute's activations.
-        let (res, d) = timed(|| {
-            for piece in codes.chunks(crate::models::codec_config::CHUNK_FRAMES) {
-                m.codec.decode_stream(&[(slot, piece)])?;
-            }
-            Ok(())
-        });
+        let (res, d) = timed(|| m.codec.prime_stream(slot, codes));
         job.data.lock().timings.add(Stage::Codec, d);
         res
     }
@@ -163,30 +155,17 @@ impl Worker {
             let mut decoded: Vec<Option<Vec<f32>>> = vec![None; batch.seqs.len()];
             if !offline.is_empty() {
                 // One utterance at a time (a failure is that job's alone). In-context voices
-                // decode their reference and generated frames together (the official joint
-                // decode); the reference's share of the samples is cut off.
+                // decode theirs as the continuation of the reference (the official joint decode,
+                // the reference's samples cut off).
                 let started = std::time::Instant::now();
                 for &i in &offline {
                     let s = &batch.seqs[i];
-                    let joined: Vec<Vec<u32>>;
-                    let frames = if s.context().is_empty() {
-                        &s.frames[..]
-                    } else {
-                        joined = s.context().iter().chain(&s.frames).cloned().collect();
-                        &joined[..]
-                    };
-                    let (audio, d) = timed(|| m.codec.decode(&[frames]));
+                    let (audio, d) = timed(|| m.codec.decode_after(s.context(), &s.frames));
                     s.job.data.lock().timings.add(Stage::Codec, d);
-                    match audio.and_then(|mut a| a.pop().ok_or_else(|| Error::internal("the codec returned no audio")))
-                    {
-                        Ok(mut a) => {
-                            let cut = (a.len() as u64 * s.context().len() as u64 / frames.len().max(1) as u64) as usize;
-                            a.drain(..cut);
-                            decoded[i] = Some(a);
-                        }
+                    match audio {
+                        Ok(a) => decoded[i] = Some(a),
                         Err(e) => {
-                            let mut dd = s.job.data.lock();
-                            dd.fault.get_or_insert(e);
+                            s.job.data.lock().fault.get_or_insert(e);
                         }
                     }
                 }
