@@ -163,32 +163,36 @@ impl TtsRequest {
     }
 }
 
+/// Interleaved PCM: channel count and rate in range, whole frames, every sample finite.
+fn check_pcm(audio: &[f32], sample_rate: u32, channels: u32) -> Result<()> {
+    if !(1..=MAX_CHANNELS).contains(&channels) {
+        return Err(Error::invalid(format!("channels must be in 1..={MAX_CHANNELS}, got {channels}")));
+    }
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+        return Err(Error::invalid(format!(
+            "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {sample_rate}"
+        )));
+    }
+    if audio.len() % channels as usize != 0 {
+        return Err(Error::invalid(format!(
+            "audio holds {} samples, not a whole number of {channels}-channel frames",
+            audio.len()
+        )));
+    }
+    if let Some(i) = audio.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(format!("audio sample {i} is not finite ({})", audio[i])));
+    }
+    Ok(())
+}
+
 impl VoiceRequest {
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_CHANNELS).contains(&self.channels) {
-            return Err(Error::invalid(format!("channels must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
-        }
-        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
-            return Err(Error::invalid(format!(
-                "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {}",
-                self.sample_rate
-            )));
-        }
-        if self.audio.len() % self.channels as usize != 0 {
-            return Err(Error::invalid(format!(
-                "audio holds {} samples, not a whole number of {}-channel frames",
-                self.audio.len(),
-                self.channels
-            )));
-        }
+        check_pcm(&self.audio, self.sample_rate, self.channels)?;
         let seconds = (self.audio.len() / self.channels as usize) as f64 / self.sample_rate as f64;
         if !(MIN_REFERENCE_SECONDS..=MAX_REFERENCE_SECONDS).contains(&seconds) {
             return Err(Error::invalid(format!(
                 "the reference is {seconds:.2} s long; it must be {MIN_REFERENCE_SECONDS} to {MAX_REFERENCE_SECONDS} s"
             )));
-        }
-        if let Some(i) = self.audio.iter().position(|x| !x.is_finite()) {
-            return Err(Error::invalid(format!("audio sample {i} is not finite ({})", self.audio[i])));
         }
         if let Some(t) = &self.transcript {
             if t.trim().is_empty() {
@@ -208,27 +212,9 @@ impl VoiceRequest {
 
 impl AsrRequest {
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_CHANNELS).contains(&self.channels) {
-            return Err(Error::invalid(format!("channels must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
-        }
-        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
-            return Err(Error::invalid(format!(
-                "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {}",
-                self.sample_rate
-            )));
-        }
+        check_pcm(&self.audio, self.sample_rate, self.channels)?;
         if self.audio.is_empty() {
             return Err(Error::invalid("audio is empty (0 frames)"));
-        }
-        if self.audio.len() % self.channels as usize != 0 {
-            return Err(Error::invalid(format!(
-                "audio holds {} samples, not a whole number of {}-channel frames",
-                self.audio.len(),
-                self.channels
-            )));
-        }
-        if let Some(i) = self.audio.iter().position(|x| !x.is_finite()) {
-            return Err(Error::invalid(format!("audio sample {i} is not finite ({})", self.audio[i])));
         }
         check_text("language", self.language.as_deref())?;
         check_text("context", self.context.as_deref())?;

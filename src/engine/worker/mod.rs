@@ -249,19 +249,6 @@ impl Worker {
                 s.model_swap_ms += ms(ev.duration);
             }
         }
-        // Voice jobs alone (admitted ahead of the scheduler): no batch is started or switched.
-        if jobs.iter().all(|p| matches!(p.request, Request::Voice { .. })) {
-            for p in &jobs {
-                let mut d = p.job.data.lock();
-                d.state = JobState::Running;
-                d.timings.queue_ms = ms(admitted_at.duration_since(p.job.submitted));
-                if let Some(ev) = load {
-                    d.timings.add(Stage::ModelLoad, ev.duration);
-                }
-            }
-            self.make_voices(jobs);
-            return;
-        }
         for p in &jobs {
             let mut d = p.job.data.lock();
             d.state = JobState::Running;
@@ -269,6 +256,11 @@ impl Worker {
             if let Some(ev) = load {
                 d.timings.add(Stage::ModelLoad, ev.duration);
             }
+        }
+        // Voice jobs alone (admitted ahead of the scheduler): no batch is started or switched.
+        if jobs.iter().all(|p| matches!(p.request, Request::Voice { .. })) {
+            self.make_voices(jobs);
+            return;
         }
         if self.batch.as_ref().is_none_or(|b| b.kind != kind) {
             self.batch = Some(Batch::new(kind, self.shared.config.max_batch));
