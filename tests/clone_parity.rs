@@ -79,7 +79,7 @@ fn voice(model: &Qwen3Tts, r: &Reference, case: &Value) -> Voice {
         .as_str()
         .map(|text| VoiceReference { text: text.to_string(), codes: r.codes(&format!("{name}.codes")) });
     Voice {
-        model: model.fingerprint.expect("a Base checkpoint"),
+        model: model.voice.expect("a Base checkpoint").model,
         xvector: r.floats(&format!("{name}.xvector")),
         reference,
     }

@@ -204,8 +204,8 @@ impl ModelLoader for CheckpointLoader {
         let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
         let codec = CheckpointLoader::codec(dir, &cx)?;
         // Base checkpoints: the encoders that make voices from reference audio.
-        let voice: Option<Box<dyn crate::seams::VoiceEncoder>> = match generator.config.speaker_encoder() {
-            Some(_) => Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &cx, &generator.config)?)),
+        let voice: Option<Box<dyn crate::seams::VoiceEncoder>> = match generator.voice {
+            Some(spec) => Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &cx, &generator.config, spec)?)),
             None => None,
         };
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)), voice })

@@ -400,17 +400,8 @@ impl Codec {
         let (head, last) = frames.split_at(frames.len() - tail);
         for piece in head.chunks(CHUNK_FRAMES) {
             crate::seams::stop::check()?;
-            let cx = &self.cx;
-            let q = self.config.decoder_config.num_quantizers;
-            // Steps 1 and 2 of `forward_stream`, without the stages whose state the tail rebuilds.
-            let (first, rest) = self.code_rows(piece)?;
-            st.kv.reserve(0, piece.len())?;
-            let first = cx.embedding(&self.codebooks, &first)?;
-            let rest = cx.embedding_sum(&self.codebooks, &rest, q - 1)?;
-            let mut x = cx.linear(&first, &self.out_first, None);
-            cx.add(&mut x, &cx.linear(&rest, &self.out_rest, None));
-            let x = self.pre_conv.forward(cx, &mut st.pre_conv, &x);
-            self.transformer.forward(&x, &mut st.kv)?;
+            // `forward_stream` without the stages whose state the tail rebuilds.
+            self.front(st, piece)?;
             st.frames += piece.len();
         }
         self.forward_stream(st, last).map(|_| ())
@@ -436,26 +427,32 @@ impl Codec {
         Ok(audio)
     }
 
-    /// Decodes the next frames of a stream: the samples equal those of decoding the whole stream
-    /// at once with `forward` (every stage is causal; the state carries each stage's context).
-    pub fn forward_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
-        crate::seams::stop::check()?;
+    /// Steps 1 and 2 of a stream's frames: the RVQ (the first quantizer and the sum of the rest,
+    /// each through its own projection), the pre-conv and the sliding-window transformer. The
+    /// transformer's cache room is reserved first: a failure leaves the stream untouched.
+    fn front(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Tensor> {
         let cx = &self.cx;
         let q = self.config.decoder_config.num_quantizers;
-        if frames.is_empty() {
-            return Ok(Vec::new());
-        }
-        // 1. RVQ: the first quantizer and the sum of the rest, each through its own projection.
-        //    (The transformer's cache room first: a failure leaves the stream untouched.)
         let (first, rest) = self.code_rows(frames)?;
         st.kv.reserve(0, frames.len())?;
         let first = cx.embedding(&self.codebooks, &first)?;
         let rest = cx.embedding_sum(&self.codebooks, &rest, q - 1)?;
         let mut x = cx.linear(&first, &self.out_first, None);
         cx.add(&mut x, &cx.linear(&rest, &self.out_rest, None));
-        // 2. Pre-conv and the sliding-window transformer.
         let x = self.pre_conv.forward(cx, &mut st.pre_conv, &x);
-        let mut h = self.transformer.forward(&x, &mut st.kv)?;
+        self.transformer.forward(&x, &mut st.kv)
+    }
+
+    /// Decodes the next frames of a stream: the samples equal those of decoding the whole stream
+    /// at once with `forward` (every stage is causal; the state carries each stage's context).
+    pub fn forward_stream(&self, st: &mut CodecStream, frames: &[Vec<u32>]) -> Result<Vec<f32>> {
+        crate::seams::stop::check()?;
+        let cx = &self.cx;
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        // 1–2. RVQ, pre-conv and transformer.
+        let mut h = self.front(st, frames)?;
         // 3. Upsampling: transposed conv + ConvNeXt per stage.
         for ((up, block), (tail, hist)) in self.upsample.iter().zip(st.upsample.iter_mut()) {
             h = block.forward(cx, hist, &up.forward(cx, tail, &h));

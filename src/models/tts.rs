@@ -20,7 +20,7 @@ pub use crate::models::tts_prompt::{
 };
 use crate::models::weights::Checkpoint;
 use crate::seams::request::TtsRequest;
-use crate::seams::voice::{Fingerprint, Voice, VoiceSpec};
+use crate::seams::voice::{Voice, VoiceSpec};
 use crate::seams::{Finish, TtsModel, TtsPrefill, TtsStep};
 
 /// Talker cache tokens each slot holds from the start (the pool grows past it as needed; the
@@ -83,8 +83,9 @@ pub struct Qwen3Tts {
     /// The code predictor's, emptied every frame.
     predictor_cache: KvCache,
     pub times: StepTimes,
-    /// Base checkpoints: the identity their voices carry (`models::voice::fingerprint`).
-    pub fingerprint: Option<Fingerprint>,
+    /// Base checkpoints: what their voices look like (`models::voice::voice_spec`: the
+    /// checkpoint's fingerprint, x-vector and frame widths, codebook).
+    pub voice: Option<VoiceSpec>,
 }
 
 impl Qwen3Tts {
@@ -95,13 +96,17 @@ impl Qwen3Tts {
         let generation = GenerationConfig::load(dir)?;
         let tokenizer = TextTokenizer::from_dir_with(dir, SplitRegex::for_checkpoint(dir)?)?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(&cx);
-        let fingerprint = match config.kind() {
-            TtsKind::Base => Some(crate::models::voice::fingerprint(dir, &ck)?),
+        let voice = match config.kind() {
+            TtsKind::Base => Some(crate::models::voice::voice_spec(dir, &config, &ck)?),
             _ => None,
         };
         let talker = Talker::load(&cx, &mut ck, &config)?;
         let predictor = CodePredictor::load(&cx, &mut ck, &config)?;
-        let unused: Vec<String> = ck.remaining().into_iter().filter(|n| !n.starts_with("speaker_encoder.")).collect();
+        let unused: Vec<String> = ck
+            .remaining()
+            .into_iter()
+            .filter(|n| !n.starts_with(crate::models::voice::SPEAKER_ENCODER_PREFIX))
+            .collect();
         if !unused.is_empty() {
             return Err(Error::new(
                 ErrorKind::ModelLoad,
@@ -123,7 +128,7 @@ impl Qwen3Tts {
             cache,
             predictor_cache,
             times: StepTimes::default(),
-            fingerprint,
+            voice,
         })
     }
 
@@ -187,15 +192,7 @@ impl Qwen3Tts {
 
     /// Checks that a voice belongs to this checkpoint and fits it; its part of the prompt.
     fn voice_prompt(&self, v: &Voice) -> Result<VoicePrompt> {
-        let t = &self.config.talker_config;
-        let spec = VoiceSpec {
-            rate: 0,
-            model: self.fingerprint.expect("Base checkpoints have a fingerprint"),
-            xvector: self.config.talker_dims().hidden,
-            groups: t.decoder.num_code_groups,
-            codebook: t.code_predictor_config.vocab_size as u32,
-        };
-        spec.check(v)?;
+        self.voice.as_ref().expect("Base checkpoints have a voice spec").check(v)?;
         let reference = match &v.reference {
             None => None,
             Some(r) => Some((self.tokenizer.encode(&reference_template(&r.text))?, r.codes.len())),

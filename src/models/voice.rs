@@ -100,13 +100,13 @@ pub struct VoiceEncoders {
 }
 
 impl VoiceEncoders {
-    /// Loads both encoders of the Base checkpoint in `dir` onto `cx`'s device.
-    pub fn load(dir: &Path, cx: &Compute, config: &TtsConfig) -> Result<VoiceEncoders> {
+    /// Loads both encoders of the Base checkpoint in `dir` onto `cx`'s device; `spec` is the
+    /// checkpoint's (`voice_spec`, which the generator has made already at its load).
+    pub fn load(dir: &Path, cx: &Compute, config: &TtsConfig, spec: VoiceSpec) -> Result<VoiceEncoders> {
         let cfg = config
             .speaker_encoder()
             .ok_or_else(|| Error::new(ErrorKind::ModelLoad, "only Base checkpoints have voice encoders"))?;
         let mut ck = Checkpoint::open(&dir.join("model.safetensors"))?.resident_on(cx);
-        let spec = voice_spec(dir, config, &ck)?;
         let speaker = SpeakerEncoder::load(cx, &mut ck, &cfg)?;
         let codec = CodecEncoder::load(&dir.join("speech_tokenizer"), cx.clone())?;
         Ok(VoiceEncoders { spec, speaker, codec })

@@ -123,7 +123,9 @@ pub fn voice(a: &BenchVoiceArgs, ui: &Ui) -> Result<(), Fail> {
     let progress = ui.spinner(format!("loading {}", dir.display()));
     let cx = CheckpointLoader::compute(&load_context(a.threads)?)?;
     let config = voxkit::models::tts_config::TtsConfig::load(&dir)?;
-    let encoders = voxkit::models::voice::VoiceEncoders::load(&dir, &cx, &config)?;
+    let ck = voxkit::models::weights::Checkpoint::open(&dir.join("model.safetensors"))?;
+    let spec = voxkit::models::voice::voice_spec(&dir, &config, &ck)?;
+    let encoders = voxkit::models::voice::VoiceEncoders::load(&dir, &cx, &config, spec)?;
     let audio = synthetic_speech(a.seconds, 24_000, 3);
     progress.set_message("timing the speaker encoder");
     let speaker = median_ms(a.runs, || encoders.speaker().embed(&audio))?;
