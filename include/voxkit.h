@@ -32,7 +32,7 @@
 /**
  * Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
  */
-#define VOX_ABI_VERSION 4
+#define VOX_ABI_VERSION 5
 
 /**
  * `VoxEngineConfig.device`: CUDA when usable, else the CPU.
@@ -48,6 +48,21 @@
  * `VoxEngineConfig.device`: the CUDA device `device_index`; `VOX_ERR_NO_DEVICE` without one.
  */
 #define VOX_DEVICE_CUDA 2
+
+/**
+ * `VoxEngineConfig.quantization`: weights as stored (the default).
+ */
+#define VOX_QUANT_NONE 0
+
+/**
+ * int8 weights (groups of 32, f16 scales) for every decoder projection and head.
+ */
+#define VOX_QUANT_INT8 1
+
+/**
+ * int4 decoder bodies; int8 heads and the code predictor's first and last layers.
+ */
+#define VOX_QUANT_MIXED 2
 
 /**
  * Log levels (`VoxEngineConfig.log_level` and the callback's `level`).
@@ -217,6 +232,19 @@ typedef struct VoxEngineConfig {
    * screen) instead of on their first job; a failed load fails the create. Default 0.
    */
   uint32_t preload;
+  /**
+   * Ignored (where ABI 4's struct ended in padding; keeps `quantization` out of it).
+   */
+  uint32_t reserved;
+  /**
+   * Weights quantized at load, CPU only: `VOX_QUANT_NONE` (default: as stored, bit-exact),
+   * `VOX_QUANT_INT8` or `VOX_QUANT_MIXED` (int4 decoder bodies, int8 heads and code-predictor
+   * edge layers). Applies to the TTS talker and code predictor and the
+   * ASR text decoder; the codec and the audio encoder stay as stored. Any value but
+   * `VOX_QUANT_NONE` with a device that resolves to a GPU fails with
+   * `VOX_ERR_INVALID_ARGUMENT`. The quality each recipe keeps is stated in BENCHMARKS.md.
+   */
+  uint32_t quantization;
 } VoxEngineConfig;
 
 /**
@@ -611,6 +639,8 @@ typedef struct VoxVoiceRequest {
    */
   uint32_t timeout_ms;
 } VoxVoiceRequest;
+
+
 
 /**
  * Success.

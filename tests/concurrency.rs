@@ -104,20 +104,20 @@ fn eight_threads_hammer_one_engine() {
                             }
                         }
                         6 => {
-                            if let Some(id) = pick(&mut rng) {
-                                if rng.below(4) == 0 {
-                                    e.cancel(id).unwrap();
-                                    mine.get_mut(&id).unwrap().cancelled = true;
-                                }
+                            if let Some(id) = pick(&mut rng)
+                                && rng.below(4) == 0
+                            {
+                                e.cancel(id).unwrap();
+                                mine.get_mut(&id).unwrap().cancelled = true;
                             }
                         }
                         7 => {
-                            if let Some(id) = pick(&mut rng) {
-                                if rng.below(3) == 0 {
-                                    e.release(id).unwrap();
-                                    mine.remove(&id);
-                                    assert_eq!(e.poll(id).unwrap_err().kind, ErrorKind::UnknownJob);
-                                }
+                            if let Some(id) = pick(&mut rng)
+                                && rng.below(3) == 0
+                            {
+                                e.release(id).unwrap();
+                                mine.remove(&id);
+                                assert_eq!(e.poll(id).unwrap_err().kind, ErrorKind::UnknownJob);
                             }
                         }
                         8 => {

@@ -34,7 +34,12 @@ fn patch(file: &Path, path: &str, value: Value) {
 }
 
 fn ctx() -> LoadContext {
-    LoadContext { device: voxkit::Device::Cpu, cpu_threads: 1, max_slots: 2 }
+    LoadContext {
+        device: voxkit::Device::Cpu,
+        cpu_threads: 1,
+        max_slots: 2,
+        quantization: voxkit::backend::Quantization::None,
+    }
 }
 
 #[test]

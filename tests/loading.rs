@@ -31,7 +31,7 @@ fn a_misaligned_tensor_is_copied_with_the_same_values() {
     let dir = temp("misaligned");
     let header = r#"{"a":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]},"b":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}}"#;
     let mut header = header.as_bytes().to_vec();
-    while (8 + header.len()) % 8 != 0 {
+    while !(8 + header.len()).is_multiple_of(8) {
         header.push(b' ');
     }
     let mut file = (header.len() as u64).to_le_bytes().to_vec();

@@ -208,7 +208,12 @@ fn simulate(
     budget: u64,
 ) -> SimResult {
     let (loader, _) = common::FakeLoader::new(sizes.0, sizes.1);
-    let ctx = LoadContext { device: voxkit::Device::Cpu, cpu_threads: 1, max_slots: max_batch };
+    let ctx = LoadContext {
+        device: voxkit::Device::Cpu,
+        cpu_threads: 1,
+        max_slots: max_batch,
+        quantization: voxkit::backend::Quantization::None,
+    };
     let cfg = |bytes| Some(Configured { dir: "sim".into(), spec: ModelSpec::host(bytes, 16_000) });
     let budget = voxkit::engine::manager::Budget { host: budget, device: 0 };
     let mut manager = ModelManager::new(loader, ctx, budget, cfg(sizes.0), cfg(sizes.1)).unwrap();

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod device;
 pub mod kv;
+pub mod quant;
 pub mod sampling;
 pub mod scratch;
 pub mod tensor;
@@ -19,6 +20,7 @@ pub use cpu::Cpu;
 pub use cuda::Cuda;
 pub use device::{Device, resolve};
 pub use kv::{KV_BLOCK, KvCache};
+pub use quant::{QuantData, QuantFormat, Quantization};
 pub use sampling::{Pick, Rng, SamplingParams};
 pub use tensor::{DType, HostBuf, Ids, SharedBytes, Tensor, Weight, WeightData};
 

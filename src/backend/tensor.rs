@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use half::{bf16, f16};
 
 use super::cuda::memory::{DeviceBuf, OrRaise};
+use super::quant::{QuantData, QuantFormat};
 pub use super::scratch::Scratch;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -18,15 +19,9 @@ pub enum DType {
     F32,
     BF16,
     F16,
-}
-
-impl DType {
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 => 4,
-            DType::BF16 | DType::F16 => 2,
-        }
-    }
+    /// Quantized at load (`quant::QuantFormat`).
+    Q8,
+    Q4,
 }
 
 /// Bytes that outlive every weight borrowing from them: a memory-mapped checkpoint file (the
@@ -39,6 +34,7 @@ pub trait Element: Copy + Send + Sync + 'static {}
 impl Element for f32 {}
 impl Element for bf16 {}
 impl Element for f16 {}
+impl Element for u8 {}
 
 /// A weight's host elements: owned, or viewed in place in a memory-mapped checkpoint (the
 /// safetensors layout is already what the CPU kernels read, so loading copies nothing).
@@ -58,7 +54,7 @@ impl<T: Element> HostBuf<T> {
         if cfg!(target_endian = "big") || end > all.len() {
             return None;
         }
-        if (all.as_ptr() as usize + offset) % std::mem::align_of::<T>() != 0 {
+        if !(all.as_ptr() as usize + offset).is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         Some(HostBuf::Mapped { bytes, offset, len, _t: PhantomData })
@@ -101,6 +97,9 @@ pub enum WeightData {
     F32(HostBuf<f32>),
     BF16(HostBuf<bf16>),
     F16(HostBuf<f16>),
+    /// Quantized at load from one of the above (`Weight::quantize`; the CPU backend reads it);
+    /// shared, so clones (a cache's record of what it wrote) copy nothing.
+    Quant(Arc<QuantData>),
 }
 
 impl WeightData {
@@ -110,6 +109,7 @@ impl WeightData {
             WeightData::F32(b) => matches!(b, HostBuf::Mapped { .. }),
             WeightData::BF16(b) => matches!(b, HostBuf::Mapped { .. }),
             WeightData::F16(b) => matches!(b, HostBuf::Mapped { .. }),
+            WeightData::Quant(q) => matches!(q.packed, HostBuf::Mapped { .. }),
         }
     }
 }
@@ -120,6 +120,7 @@ impl WeightData {
             WeightData::F32(v) => v.len(),
             WeightData::BF16(v) => v.len(),
             WeightData::F16(v) => v.len(),
+            WeightData::Quant(q) => q.len(),
         }
     }
 }
@@ -162,11 +163,35 @@ impl Weight {
     }
 
     pub fn dtype(&self) -> DType {
-        match self.data {
+        match &self.data {
             WeightData::F32(_) => DType::F32,
             WeightData::BF16(_) => DType::BF16,
             WeightData::F16(_) => DType::F16,
+            WeightData::Quant(q) => match q.format() {
+                QuantFormat::Q8 => DType::Q8,
+                QuantFormat::Q4 => DType::Q4,
+            },
         }
+    }
+
+    /// The quantized data of a quantized weight.
+    pub fn quant_data(&self) -> Option<&QuantData> {
+        match &self.data {
+            WeightData::Quant(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    /// The same weight quantized to `format` (load time; rows of `cols()` elements). Fails when
+    /// the format does not fit the rows or the values (`QuantData::quantize`); the weight is
+    /// then used as stored. A weight already quantized is refused.
+    pub fn quantize(&self, format: QuantFormat) -> Result<Weight> {
+        if matches!(self.data, WeightData::Quant(_)) {
+            return Err(Error::new(ErrorKind::ModelLoad, "a weight is quantized once".to_string()));
+        }
+        let cols = self.cols();
+        let q = QuantData::quantize(format, self.rows(), cols, &|r, out| widen(&self.data, r * cols, out))?;
+        Weight::new(self.shape.clone(), WeightData::Quant(Arc::new(q)))
     }
 
     pub fn len(&self) -> usize {
@@ -177,8 +202,14 @@ impl Weight {
         self.len() == 0
     }
 
+    /// Bytes of the stored elements (scales included for quantized weights).
     pub fn bytes(&self) -> usize {
-        self.len() * self.dtype().size()
+        match &self.data {
+            WeightData::F32(v) => 4 * v.len(),
+            WeightData::BF16(v) => 2 * v.len(),
+            WeightData::F16(v) => 2 * v.len(),
+            WeightData::Quant(q) => q.bytes(),
+        }
     }
 
     /// Rows of a weight seen as `[rows, cols]`.
@@ -202,6 +233,7 @@ impl Weight {
             WeightData::F32(v) => bytes(v),
             WeightData::BF16(v) => bytes(v),
             WeightData::F16(v) => bytes(v),
+            WeightData::Quant(q) => bytes(&q.packed),
         }
     }
 
@@ -218,6 +250,9 @@ impl Weight {
             WeightData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             WeightData::BF16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
             WeightData::F16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+            // Checkpoints hold stored precisions only: a quantized weight is written as the f32
+            // values it stands for.
+            WeightData::Quant(_) => self.to_f32().iter().flat_map(|x| x.to_le_bytes()).collect(),
         }
     }
 
@@ -268,6 +303,7 @@ pub(in crate::backend) fn widen(data: &WeightData, start: usize, out: &mut [f32]
                 *o = x.to_f32();
             }
         }
+        WeightData::Quant(q) => q.dequantize(start, out),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use crate::backend::Device;
+pub use crate::backend::{Device, Quantization};
 
 pub use crate::logging::{LogLevel, LogSink};
 
@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// their first job; a failed load fails the create.
     pub preload_tts: bool,
     pub preload_asr: bool,
+    /// Weights of the TTS talker and code predictor and of the ASR decoder quantized at load
+    /// (`Quantization`; CPU only). `None`, the default, keeps them as stored.
+    pub quantization: Quantization,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +63,7 @@ impl Default for EngineConfig {
             log_sink: None,
             preload_tts: false,
             preload_asr: false,
+            quantization: Quantization::None,
         }
     }
 }

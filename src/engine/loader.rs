@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use super::fetch;
-use crate::backend::{Compute, Device};
+use crate::backend::{Compute, Device, Quantization};
 use crate::dsp::device::DeviceStream;
 use crate::error::{Error, ErrorKind, Result};
+use crate::models::quant_cache::QuantCache;
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
 use crate::models::{asr, asr_config, codec, codec_config, codec_slots, tts, tts_config, weights};
 use crate::seams::{AsrModel, AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, PostDevice, TtsModels};
@@ -71,7 +72,9 @@ impl CheckpointLoader {
     /// The Qwen3-TTS talker and code predictor of a checkpoint folder.
     pub fn tts_generator(dir: &Path, cx: &Compute, ctx: &LoadContext) -> Result<tts::Qwen3Tts> {
         check_folder(ModelKind::Tts, dir, &TTS_FILES)?;
-        tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)
+        let mut m = tts::Qwen3Tts::load(dir, cx.clone(), ctx.max_slots)?;
+        quantized(dir, "tts", ctx, |cache| m.quantize(ctx.quantization, cache))?;
+        Ok(m)
     }
 
     /// The codec decoder of a Qwen3-TTS checkpoint folder (`speech_tokenizer/`).
@@ -83,8 +86,29 @@ impl CheckpointLoader {
     /// A Qwen3-ASR checkpoint folder.
     pub fn asr(dir: &Path, cx: &Compute, ctx: &LoadContext) -> Result<asr::Qwen3Asr> {
         check_asr_folder(dir)?;
-        asr::Qwen3Asr::load(dir, cx.clone(), ctx.max_slots)
+        let mut m = asr::Qwen3Asr::load(dir, cx.clone(), ctx.max_slots)?;
+        quantized(dir, "asr", ctx, |cache| m.quantize(ctx.quantization, cache))?;
+        Ok(m)
     }
+}
+
+/// Runs a model's quantization through the disk cache in its folder (`QuantCache`), when the
+/// context asks for one.
+fn quantized(
+    dir: &Path,
+    kind: &str,
+    ctx: &LoadContext,
+    quantize: impl FnOnce(&mut QuantCache) -> Result<()>,
+) -> Result<()> {
+    if ctx.quantization == Quantization::None {
+        return Ok(());
+    }
+    let mut cache = QuantCache::open(dir, kind, ctx.quantization);
+    quantize(&mut cache)?;
+    let (hits, made) = cache.counts();
+    log::info!("{kind} weights {}: {hits} from the cache, {made} quantized now", ctx.quantization.name());
+    cache.finish();
+    Ok(())
 }
 
 /// A Qwen3-ASR folder: config, tokenizer, and the weights in one file or in shards.

@@ -208,7 +208,19 @@ impl Engine {
         let _mark = logging::enter(log_id);
 
         let device = crate::backend::resolve(config.device)?;
-        let ctx = LoadContext { device, cpu_threads: config.effective_cpu_threads(), max_slots: config.max_batch };
+        if config.quantization != crate::backend::Quantization::None && device != crate::backend::Device::Cpu {
+            return Err(Error::invalid(format!(
+                "quantization {} runs on the CPU only, and the engine resolved its device to {device:?} \
+                 (set the device to the CPU, or the quantization to none)",
+                config.quantization.name()
+            )));
+        }
+        let ctx = LoadContext {
+            device,
+            cpu_threads: config.effective_cpu_threads(),
+            max_slots: config.max_batch,
+            quantization: config.quantization,
+        };
         let inspect = |kind: ModelKind, dir: &Option<std::path::PathBuf>| -> Result<Option<Configured>> {
             let Some(dir) = dir else { return Ok(None) };
             let dir = loader.locate(kind, dir)?;
@@ -365,13 +377,14 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        if let Some(l) = request.language.as_deref() {
-            if !spec.languages.is_empty() && !spec.languages.contains(&l.to_lowercase()) {
-                return Err(Error::invalid(format!(
-                    "language `{l}` is not one of this model's: {}",
-                    spec.languages.join(", ")
-                )));
-            }
+        if let Some(l) = request.language.as_deref()
+            && !spec.languages.is_empty()
+            && !spec.languages.contains(&l.to_lowercase())
+        {
+            return Err(Error::invalid(format!(
+                "language `{l}` is not one of this model's: {}",
+                spec.languages.join(", ")
+            )));
         }
         let mut post = Vec::new();
         let on = if request.denoise.is_some() || (request.sample_rate != 0 && request.sample_rate != spec.sample_rate) {
@@ -620,10 +633,10 @@ impl Drop for Engine {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.queue.lock().shutdown = true;
         self.shared.wake.notify_all();
-        if let Some(w) = self.worker.take() {
-            if w.join().is_err() {
-                log::error!("engine: the worker thread panicked");
-            }
+        if let Some(w) = self.worker.take()
+            && w.join().is_err()
+        {
+            log::error!("engine: the worker thread panicked");
         }
         log::info!("engine: destroyed");
     }

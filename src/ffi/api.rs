@@ -9,7 +9,7 @@ use super::types::*;
 use super::{boundary, check_out_size, last_error, non_null, null, opt_str, read_sized, write_out_sized};
 use crate::engine::Engine;
 use crate::engine::EngineStats;
-use crate::engine::config::{Device, EngineConfig, LogLevel, LogSink};
+use crate::engine::config::{Device, EngineConfig, LogLevel, LogSink, Quantization};
 use crate::engine::job::{JobInfo, JobState};
 use crate::engine::timings::Timings;
 use crate::error::{Error, ErrorKind, Result};
@@ -145,6 +145,8 @@ fn default_config() -> VoxEngineConfig {
         log_callback: None,
         log_user_data: std::ptr::null_mut(),
         preload: 0,
+        reserved: 0,
+        quantization: VOX_QUANT_NONE,
     }
 }
 
@@ -206,7 +208,14 @@ fn engine_config(c: &VoxEngineConfig) -> Result<EngineConfig> {
     if c.preload & !(VOX_MODEL_TTS | VOX_MODEL_ASR) != 0 {
         return Err(Error::invalid(format!("preload must be VOX_MODEL_* bits, got {:#x}", c.preload)));
     }
+    let quantization = match c.quantization {
+        VOX_QUANT_NONE => Quantization::None,
+        VOX_QUANT_INT8 => Quantization::Int8,
+        VOX_QUANT_MIXED => Quantization::Mixed,
+        other => return Err(Error::invalid(format!("quantization must be a VOX_QUANT_* value, got {other}"))),
+    };
     Ok(EngineConfig {
+        quantization,
         tts_model_dir: dir(c.tts_model_dir, "tts_model_dir")?,
         asr_model_dir: dir(c.asr_model_dir, "asr_model_dir")?,
         device,

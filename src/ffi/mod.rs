@@ -117,11 +117,13 @@ pub(crate) unsafe fn opt_str(p: *const c_char, what: &str) -> Result<Option<Stri
 pub(crate) trait AbiStruct: Copy {
     /// `sizeof` of the struct in the first ABI version that had it.
     const MIN_SIZE: usize;
+    /// `sizeof` of its later versions before this one, if it grew more than once.
+    const OLDER_SIZES: &'static [usize] = &[];
 }
 
-/// Reads a size-prefixed input struct: `struct_size` must be the struct's first version's size
-/// (its later fields keep the values of `defaults`) or at least this version's (each input
-/// struct has had at most these two layouts; a size between them would cut a field).
+/// Reads a size-prefixed input struct: `struct_size` must be one of its earlier versions' sizes
+/// (`MIN_SIZE`, `OLDER_SIZES`; the later fields keep the values of `defaults`) or at least this
+/// version's (any other size would cut a field).
 ///
 /// # Safety
 /// `p` is non-NULL and points to at least `struct_size` readable bytes.
@@ -139,14 +141,15 @@ pub(crate) unsafe fn read_sized<T: AbiStruct>(p: *const T, what: &str, defaults:
     if size >= std::mem::size_of::<T>() {
         return Ok(unsafe { p.read_unaligned() });
     }
-    if size != T::MIN_SIZE {
-        // Between the two layouts: it would cut a field in two.
+    if size != T::MIN_SIZE && !T::OLDER_SIZES.contains(&size) {
+        // Between the layouts: it would cut a field in two.
         return Err(Error::new(
             ErrorKind::StructSize,
             format!(
-                "{what}.struct_size is {size}: neither this library's size ({}) nor its first version's ({})",
+                "{what}.struct_size is {size}: neither this library's size ({}) nor an earlier version's ({}{})",
                 std::mem::size_of::<T>(),
-                T::MIN_SIZE
+                T::MIN_SIZE,
+                T::OLDER_SIZES.iter().map(|s| format!(", {s}")).collect::<String>()
             ),
         ));
     }

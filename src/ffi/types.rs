@@ -9,7 +9,7 @@ pub type VoxStatus = i32;
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
-pub const VOX_ABI_VERSION: u32 = 4;
+pub const VOX_ABI_VERSION: u32 = 5;
 
 /// Success.
 pub const VOX_OK: VoxStatus = 0;
@@ -56,6 +56,13 @@ pub const VOX_DEVICE_AUTO: i32 = 0;
 pub const VOX_DEVICE_CPU: i32 = 1;
 /// `VoxEngineConfig.device`: the CUDA device `device_index`; `VOX_ERR_NO_DEVICE` without one.
 pub const VOX_DEVICE_CUDA: i32 = 2;
+
+/// `VoxEngineConfig.quantization`: weights as stored (the default).
+pub const VOX_QUANT_NONE: u32 = 0;
+/// int8 weights (groups of 32, f16 scales) for every decoder projection and head.
+pub const VOX_QUANT_INT8: u32 = 1;
+/// int4 decoder bodies; int8 heads and the code predictor's first and last layers.
+pub const VOX_QUANT_MIXED: u32 = 2;
 
 /// Log levels (`VoxEngineConfig.log_level` and the callback's `level`).
 pub const VOX_LOG_OFF: i32 = 0;
@@ -139,6 +146,15 @@ pub struct VoxEngineConfig {
     /// `VOX_MODEL_*` bits of the models to load while `vox_engine_create` runs (a loading
     /// screen) instead of on their first job; a failed load fails the create. Default 0.
     pub preload: u32,
+    /// Ignored (where ABI 4's struct ended in padding; keeps `quantization` out of it).
+    pub reserved: u32,
+    /// Weights quantized at load, CPU only: `VOX_QUANT_NONE` (default: as stored, bit-exact),
+    /// `VOX_QUANT_INT8` or `VOX_QUANT_MIXED` (int4 decoder bodies, int8 heads and code-predictor
+    /// edge layers). Applies to the TTS talker and code predictor and the
+    /// ASR text decoder; the codec and the audio encoder stay as stored. Any value but
+    /// `VOX_QUANT_NONE` with a device that resolves to a GPU fails with
+    /// `VOX_ERR_INVALID_ARGUMENT`. The quality each recipe keeps is stated in BENCHMARKS.md.
+    pub quantization: u32,
 }
 
 /// A text-to-speech request. Fill with `vox_tts_request_init`, then set `text` and what you need.
@@ -390,6 +406,8 @@ impl Default for VoxEngineStats {
 // new in 4.
 impl super::AbiStruct for VoxEngineConfig {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
+    // ABI 2–4: up to `preload`, padded to the alignment (`reserved` is that padding).
+    const OLDER_SIZES: &'static [usize] = &[std::mem::offset_of!(VoxEngineConfig, quantization)];
 }
 impl super::AbiStruct for VoxEngineStats {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineStats, audio_bytes);

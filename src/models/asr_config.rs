@@ -118,10 +118,10 @@ impl AsrConfig {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let t = &self.thinker_config;
-        if let Some(mt) = &t.model_type {
-            if mt == "qwen3_forced_aligner" {
-                return Err(config_error(path, "this is a Qwen3-ForcedAligner checkpoint, not a Qwen3-ASR one"));
-            }
+        if let Some(mt) = &t.model_type
+            && mt == "qwen3_forced_aligner"
+        {
+            return Err(config_error(path, "this is a Qwen3-ForcedAligner checkpoint, not a Qwen3-ASR one"));
         }
         let a = &t.audio_config;
         let positive = [
@@ -147,7 +147,7 @@ impl AsrConfig {
                 return Err(config_error(path, format!("thinker_config.{name} must be > 0")));
             }
         }
-        if a.d_model % a.encoder_attention_heads != 0 || (a.d_model / 2) < 2 || a.d_model % 2 != 0 {
+        if !a.d_model.is_multiple_of(a.encoder_attention_heads) || (a.d_model / 2) < 2 || !a.d_model.is_multiple_of(2) {
             return Err(config_error(
                 path,
                 format!(
@@ -163,7 +163,7 @@ impl AsrConfig {
                 format!("audio_config.n_window is {}; Qwen3-ASR's length rule requires 50", a.n_window),
             ));
         }
-        if a.n_window_infer % (2 * a.n_window) != 0 {
+        if !a.n_window_infer.is_multiple_of(2 * a.n_window) {
             return Err(config_error(
                 path,
                 format!("audio_config.n_window_infer ({}) must be a multiple of 2 * n_window", a.n_window_infer),
@@ -179,19 +179,19 @@ impl AsrConfig {
             ));
         }
         let tc = &t.text_config.decoder;
-        if let Some(act) = &t.text_config.hidden_act {
-            if act != "silu" {
-                return Err(config_error(path, format!("text_config.hidden_act `{act}` is not supported (silu)")));
-            }
+        if let Some(act) = &t.text_config.hidden_act
+            && act != "silu"
+        {
+            return Err(config_error(path, format!("text_config.hidden_act `{act}` is not supported (silu)")));
         }
-        if tc.num_attention_heads % tc.num_key_value_heads != 0 {
+        if !tc.num_attention_heads.is_multiple_of(tc.num_key_value_heads) {
             return Err(config_error(
                 path,
                 "text_config.num_attention_heads must be a multiple of num_key_value_heads",
             ));
         }
         let hd = self.text_dims().head_dim;
-        if hd == 0 || hd % 2 != 0 {
+        if hd == 0 || !hd.is_multiple_of(2) {
             return Err(config_error(path, format!("text_config.head_dim ({hd}) must be even and > 0")));
         }
         if !(tc.rms_norm_eps > 0.0 && tc.rope_theta > 0.0) {

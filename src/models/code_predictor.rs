@@ -6,8 +6,9 @@
 //! input goes through `small_to_mtp_projection` (absent when the widths agree, as on 0.6B), and
 //! `lm_head[j]` predicts codebook j+1.
 
-use crate::backend::{Compute, Ids, KvCache, Pick, Rng, SamplingParams, Tensor, Weight};
+use crate::backend::{Compute, Ids, KvCache, Pick, Quantization, Rng, SamplingParams, Tensor, Weight};
 use crate::error::Result;
+use crate::models::quant_cache::QuantCache;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tts_config::TtsConfig;
 use crate::models::weights::Checkpoint;
@@ -56,6 +57,20 @@ impl CodePredictor {
             embeddings,
             heads,
         })
+    }
+
+    /// Quantizes the decoder (its first and last layers `recipe.edge()`, the others
+    /// `recipe.body()`: the predictor runs 15 times a frame and its errors compound along the
+    /// codes), the heads and the input projection (`recipe.head()`); embeddings stay as stored.
+    pub fn quantize(&mut self, recipe: Quantization, cache: &mut QuantCache) {
+        let last = self.decoder.dims.layers.saturating_sub(1);
+        self.decoder.quantize(cache, |l| if l == 0 || l == last { recipe.edge() } else { recipe.body() });
+        for (j, head) in self.heads.iter_mut().enumerate() {
+            cache.quantize(head, recipe.head(), &format!("talker.code_predictor.lm_head.{j}.weight"));
+        }
+        if let Some((w, _)) = &mut self.projection {
+            cache.quantize(w, recipe.head(), "talker.code_predictor.small_to_mtp_projection.weight");
+        }
     }
 
     /// Codes c1.. predicted per frame (the number of heads).
@@ -108,17 +123,39 @@ impl CodePredictor {
         logits_out: Option<&mut Vec<Tensor>>,
     ) -> Result<Vec<Ids>> {
         if logits_out.is_some() {
-            return self.passes(hidden, c0_embed, cache, slots, sampling, logits_out);
+            return self.passes(hidden, c0_embed, cache, slots, sampling, None, logits_out);
         }
         let mut codes = Vec::new();
         self.cx.recorded(crate::models::region_key("code_predictor", slots), &[hidden, c0_embed], &mut |x| {
-            codes = self.passes(x[0], x[1], cache, slots, sampling, None)?;
+            codes = self.passes(x[0], x[1], cache, slots, sampling, None, None)?;
             Ok(())
         })?;
         Ok(codes)
     }
 
-    /// The frame's passes (`predict`).
+    /// The logits of every pass when each is fed the given codes (`codes[j][b]` = c{j+1} of
+    /// sequence b) instead of its own choice: teacher forcing (`models::quant_report`).
+    pub fn forced_logits(
+        &self,
+        hidden: &Tensor,
+        c0_embed: &Tensor,
+        cache: &mut KvCache,
+        slots: &[usize],
+        codes: &[Vec<u32>],
+    ) -> Result<Vec<Tensor>> {
+        assert_eq!(codes.len(), self.groups(), "one code per further codebook");
+        let greedy =
+            SamplingParams { do_sample: false, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 };
+        let mut rngs: Vec<Rng> = slots.iter().map(|_| Rng::new(0)).collect();
+        let mut sampling: Vec<CodeSampling<'_>> =
+            rngs.iter_mut().map(|rng| CodeSampling { params: &greedy, rng }).collect();
+        let mut logits = Vec::new();
+        self.passes(hidden, c0_embed, cache, slots, &mut sampling, Some(codes), Some(&mut logits))?;
+        Ok(logits)
+    }
+
+    /// The frame's passes (`predict`; with `forced`, each pass is fed those codes).
+    #[allow(clippy::too_many_arguments)]
     fn passes(
         &self,
         hidden: &Tensor,
@@ -126,6 +163,7 @@ impl CodePredictor {
         cache: &mut KvCache,
         slots: &[usize],
         sampling: &mut [CodeSampling<'_>],
+        forced: Option<&[Vec<u32>]>,
         mut logits_out: Option<&mut Vec<Tensor>>,
     ) -> Result<Vec<Ids>> {
         let cx = &self.cx;
@@ -154,7 +192,10 @@ impl CodePredictor {
                 .iter_mut()
                 .map(|s| Pick { params: s.params, seen: &[], suppress: &[], rng: &mut *s.rng })
                 .collect();
-            let picked = cx.sample_ids(&logits, &mut picks);
+            let picked = match forced {
+                Some(codes) => Ids::from_host(codes[j].clone(), logits.cols()),
+                None => cx.sample_ids(&logits, &mut picks),
+            };
             if j + 1 < self.groups() {
                 input = Some(self.project(self.embed(j, &picked)?));
                 per_seq = 1;

@@ -54,7 +54,7 @@ impl CodecConfig {
         let config: CodecConfig = read_json(&dir.join("config.json"))?;
         let c = &config.decoder_config;
         let total: usize = c.upsample_rates.iter().chain(&c.upsampling_ratios).product();
-        if total != config.decode_upsample_rate || c.num_quantizers < 2 || c.codebook_dim % 2 != 0 {
+        if total != config.decode_upsample_rate || c.num_quantizers < 2 || !c.codebook_dim.is_multiple_of(2) {
             return Err(Error::new(
                 ErrorKind::ModelLoad,
                 format!(
@@ -334,7 +334,7 @@ impl CodecEncoderConfig {
         // Attention heads.
         let (h, hd) = (c.num_attention_heads, c.head_dim());
         if h == 0
-            || c.hidden_size % h != 0
+            || !c.hidden_size.is_multiple_of(h)
             || c.num_key_value_heads == 0
             || h % c.num_key_value_heads != 0
             || hd == 0

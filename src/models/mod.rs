@@ -13,6 +13,8 @@ pub mod codec_encoder_transformer;
 pub mod codec_slots;
 pub mod codec_transformer;
 pub mod mel;
+pub mod quant_cache;
+pub mod quant_report;
 pub mod qwen3;
 pub mod speaker_encoder;
 pub mod speaker_mel;

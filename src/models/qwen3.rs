@@ -6,8 +6,9 @@
 //! KV cache, so a long prefill, a batch of single-token decode steps, or a mix run through the
 //! same code (the linear layers see all rows at once).
 
-use crate::backend::{AttnSeq, AttnShape, Compute, Kv, KvCache, Mask, Tensor, Weight};
+use crate::backend::{AttnSeq, AttnShape, Compute, Kv, KvCache, Mask, QuantFormat, Tensor, Weight};
 use crate::error::Result;
+use crate::models::quant_cache::QuantCache;
 use crate::models::weights::Checkpoint;
 
 /// Shapes of a Qwen3 decoder, from the checkpoint's config.
@@ -49,6 +50,8 @@ pub struct Qwen3Stack {
     cx: Compute,
     layers: Vec<Qwen3Layer>,
     norm: Weight,
+    /// The checkpoint name prefix of the stack (`talker.model.`).
+    prefix: String,
     /// RoPE inverse frequencies, computed in f32 as the reference does.
     inv_freq: Vec<f32>,
 }
@@ -79,7 +82,26 @@ impl Qwen3Stack {
         let norm = ck.take_vector(&format!("{prefix}norm.weight"), h)?;
         // inv_freq[i] = 1 / theta^(2i / head_dim), in f32.
         let inv_freq = (0..hd / 2).map(|j| 1.0 / dims.rope_theta.powf((2 * j) as f32 / hd as f32)).collect();
-        Ok(Qwen3Stack { dims, cx: cx.clone(), layers, norm, inv_freq })
+        Ok(Qwen3Stack { dims, cx: cx.clone(), layers, norm, inv_freq, prefix: prefix.to_string() })
+    }
+
+    /// Quantizes every layer's projections to `format(layer)` (load time; norms stay f32).
+    pub fn quantize(&mut self, cache: &mut QuantCache, format: impl Fn(usize) -> Option<QuantFormat>) {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let f = format(l);
+            let p = format!("{}layers.{l}.", self.prefix);
+            for (w, name) in [
+                (&mut layer.q_proj, "self_attn.q_proj"),
+                (&mut layer.k_proj, "self_attn.k_proj"),
+                (&mut layer.v_proj, "self_attn.v_proj"),
+                (&mut layer.o_proj, "self_attn.o_proj"),
+                (&mut layer.gate_proj, "mlp.gate_proj"),
+                (&mut layer.up_proj, "mlp.up_proj"),
+                (&mut layer.down_proj, "mlp.down_proj"),
+            ] {
+                cache.quantize(w, f, &format!("{p}{name}.weight"));
+            }
+        }
     }
 
     /// A KV cache for `slots` sequences, with room for `tokens` tokens each from the start.

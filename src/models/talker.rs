@@ -4,8 +4,9 @@
 //! Text track: `T(id) = linear_fc2(silu(linear_fc1(text_embedding[id])))`.
 //! Codec track: `C(id) = codec_embedding[id]`.
 
-use crate::backend::{Compute, KvCache, Tensor, Weight};
+use crate::backend::{Compute, KvCache, Quantization, Tensor, Weight};
 use crate::error::Result;
+use crate::models::quant_cache::QuantCache;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tts_config::TtsConfig;
 use crate::models::weights::Checkpoint;
@@ -37,6 +38,15 @@ impl Talker {
             decoder: Qwen3Stack::load(cx, ck, "talker.model.", cfg.talker_dims())?,
             codec_head: ck.take("talker.codec_head.weight", &[t.decoder.vocab_size, h])?,
         })
+    }
+
+    /// Quantizes the decoder's projections (`recipe.body()`) and the head and text projection
+    /// (`recipe.head()`); the embedding tables stay as stored (a lookup reads one row).
+    pub fn quantize(&mut self, recipe: Quantization, cache: &mut QuantCache) {
+        self.decoder.quantize(cache, |_| recipe.body());
+        cache.quantize(&mut self.codec_head, recipe.head(), "talker.codec_head.weight");
+        cache.quantize(&mut self.text_fc1, recipe.head(), "talker.text_projection.linear_fc1.weight");
+        cache.quantize(&mut self.text_fc2, recipe.head(), "talker.text_projection.linear_fc2.weight");
     }
 
     /// Text-track rows `T(ids)`.

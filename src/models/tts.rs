@@ -7,9 +7,10 @@
 
 use std::path::Path;
 
-use crate::backend::{Compute, Ids, KvCache, Pick, Rng, SamplingParams, Tensor};
+use crate::backend::{Compute, Ids, KvCache, Pick, Quantization, Rng, SamplingParams, Tensor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::code_predictor::{CodePredictor, CodeSampling};
+use crate::models::quant_cache::QuantCache;
 use crate::models::qwen3::SeqRows;
 use crate::models::talker::Talker;
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
@@ -18,7 +19,7 @@ pub use crate::models::tts_prompt::{
     CodecRow, FRAME_RATE, Prompt, PromptInput, PromptRow, VoicePrompt, auto_cap_frames, build_prompt,
     instruct_template, reference_template, target_template,
 };
-use crate::models::weights::Checkpoint;
+use crate::models::weights::{Checkpoint, only_on_cpu};
 use crate::seams::request::TtsRequest;
 use crate::seams::voice::{Voice, VoiceSpec};
 use crate::seams::{Finish, TtsModel, TtsPrefill, TtsStep};
@@ -130,6 +131,18 @@ impl Qwen3Tts {
             times: StepTimes::default(),
             voice,
         })
+    }
+
+    /// Quantizes the talker and the code predictor by `recipe` (the codec stays f32), through
+    /// `cache`: load time, CPU only (`models::weights::only_on_cpu`).
+    pub fn quantize(&mut self, recipe: Quantization, cache: &mut QuantCache) -> Result<()> {
+        if recipe == Quantization::None {
+            return Ok(());
+        }
+        only_on_cpu(&self.cx)?;
+        self.talker.quantize(recipe, cache);
+        self.predictor.quantize(recipe, cache);
+        Ok(())
     }
 
     pub fn compute(&self) -> &Compute {
@@ -257,7 +270,7 @@ impl Qwen3Tts {
     }
 
     /// Reference frames as the talker reads generated ones: `C(c0) + Σ_j cp_embed[j](c_{j+1})`.
-    fn reference_rows(&self, codes: &[Vec<u32>]) -> Result<Tensor> {
+    pub fn reference_rows(&self, codes: &[Vec<u32>]) -> Result<Tensor> {
         let column = |j: usize| -> Vec<u32> { codes.iter().map(|f| f[j]).collect() };
         let mut x = self.talker.codec(&column(0))?;
         for j in 1..self.config.talker_config.decoder.num_code_groups {

@@ -356,13 +356,13 @@ impl TtsConfig {
             s.validate(td.hidden_size).map_err(|e| config_error(path, format!("speaker_encoder_config: {e}")))?;
         }
         for (spk, d) in &t.spk_is_dialect {
-            if let Dialect::Name(lang) = d {
-                if !t.codec_language_id.contains_key(lang) {
-                    return Err(config_error(
-                        path,
-                        format!("spk_is_dialect[{spk}] = `{lang}` is not in codec_language_id"),
-                    ));
-                }
+            if let Dialect::Name(lang) = d
+                && !t.codec_language_id.contains_key(lang)
+            {
+                return Err(config_error(
+                    path,
+                    format!("spk_is_dialect[{spk}] = `{lang}` is not in codec_language_id"),
+                ));
             }
         }
         Ok(())

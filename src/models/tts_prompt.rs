@@ -107,10 +107,10 @@ pub fn build_prompt(cfg: &TtsConfig, p: &PromptInput) -> Result<Prompt> {
                 })?
                 .id(),
         );
-        if let Some(Dialect::Name(d)) = t.spk_is_dialect.get(s) {
-            if p.language == "chinese" || p.language == "auto" {
-                language_id = Some(t.codec_language_id[d]);
-            }
+        if let Some(Dialect::Name(d)) = t.spk_is_dialect.get(s)
+            && (p.language == "chinese" || p.language == "auto")
+        {
+            language_id = Some(t.codec_language_id[d]);
         }
     }
 

@@ -64,7 +64,7 @@ impl AsRef<[u8]> for MappedFile {
 }
 
 /// Maps a file read-only and asks the kernel to start reading it ahead.
-fn map_file(path: &Path) -> Result<SharedBytes> {
+pub(crate) fn map_file(path: &Path) -> Result<SharedBytes> {
     let f = std::fs::File::open(path).map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
     // SAFETY: the mapping is read-only. Checkpoint files are not modified while an engine uses
     // them (documented at vox_engine_create): truncating one underneath a running engine is the
@@ -330,5 +330,16 @@ impl Checkpoint {
         let mut v: Vec<String> = self.tensors.keys().cloned().collect();
         v.sort();
         v
+    }
+}
+
+/// Quantized weights run on the CPU backend only (the CUDA formats are a later step): a model
+/// on a GPU refuses a recipe instead of loading unquantized.
+pub fn only_on_cpu(cx: &crate::backend::Compute) -> Result<()> {
+    match cx.device() {
+        crate::backend::Device::Cpu => Ok(()),
+        other => Err(Error::invalid(format!(
+            "quantized weights run on the CPU only; this model is on {other:?} (set the device to the CPU, or the quantization to none)"
+        ))),
     }
 }

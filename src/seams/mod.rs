@@ -12,7 +12,7 @@ pub mod request;
 pub mod stop;
 pub mod voice;
 
-use crate::backend::Device;
+use crate::backend::{Device, Quantization};
 pub use crate::dsp::AudioStream;
 pub use crate::dsp::device::PostDevice;
 use crate::error::{Error, ErrorKind, Result};
@@ -49,6 +49,8 @@ pub struct LoadContext {
     pub cpu_threads: usize,
     /// Sequence slots to preallocate (the engine's max batch).
     pub max_slots: usize,
+    /// Weight quantization of the TTS generator and the ASR decoder (CPU only).
+    pub quantization: Quantization,
 }
 
 /// What the engine learns about a checkpoint without loading it.

@@ -121,20 +121,20 @@ fn check_denoise(v: Option<f32>) -> Result<()> {
 
 impl Sampling {
     pub fn validate(&self) -> Result<()> {
-        if let Some(t) = self.temperature {
-            if !t.is_finite() || t <= 0.0 {
-                return Err(Error::invalid(format!("temperature must be finite and > 0, got {t}")));
-            }
+        if let Some(t) = self.temperature
+            && (!t.is_finite() || t <= 0.0)
+        {
+            return Err(Error::invalid(format!("temperature must be finite and > 0, got {t}")));
         }
-        if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(Error::invalid(format!("top_p must be in (0, 1], got {p}")));
-            }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::invalid(format!("top_p must be in (0, 1], got {p}")));
         }
-        if let Some(r) = self.repetition_penalty {
-            if !r.is_finite() || r <= 0.0 {
-                return Err(Error::invalid(format!("repetition_penalty must be finite and > 0, got {r}")));
-            }
+        if let Some(r) = self.repetition_penalty
+            && (!r.is_finite() || r <= 0.0)
+        {
+            return Err(Error::invalid(format!("repetition_penalty must be finite and > 0, got {r}")));
         }
         Ok(())
     }
@@ -173,7 +173,7 @@ fn check_pcm(audio: &[f32], sample_rate: u32, channels: u32) -> Result<()> {
             "sample_rate must be in {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE}, got {sample_rate}"
         )));
     }
-    if audio.len() % channels as usize != 0 {
+    if !audio.len().is_multiple_of(channels as usize) {
         return Err(Error::invalid(format!(
             "audio holds {} samples, not a whole number of {channels}-channel frames",
             audio.len()
@@ -194,10 +194,10 @@ impl VoiceRequest {
                 "the reference is {seconds:.2} s long; it must be {MIN_REFERENCE_SECONDS} to {MAX_REFERENCE_SECONDS} s"
             )));
         }
-        if let Some(t) = &self.transcript {
-            if t.trim().is_empty() {
-                return Err(Error::invalid("transcript is empty (omit it to clone from the speaker embedding alone)"));
-            }
+        if let Some(t) = &self.transcript
+            && t.trim().is_empty()
+        {
+            return Err(Error::invalid("transcript is empty (omit it to clone from the speaker embedding alone)"));
         }
         if let Some(t) = &self.transcript {
             let max = crate::seams::voice::MAX_TRANSCRIPT_BYTES;

@@ -389,6 +389,44 @@ static void test_engine_create_destroy_cycles(void) {
         vox_engine_destroy(eng);
     }
 
+    /*
+     * A program built against ABI 2-4 passes the config up to `preload` (its padding where
+     * `reserved` now is): accepted, and the bytes after it (garbage) are not read as
+     * `quantization`.
+     */
+    {
+        union {
+            VoxEngineConfig c;
+            unsigned char raw[sizeof(VoxEngineConfig)];
+        } old;
+        VoxEngine *eng = NULL;
+        EXPECT_OK(vox_engine_config_init(&old.c));
+        memset(old.raw + offsetof(VoxEngineConfig, reserved), 0xFF,
+               sizeof old.raw - offsetof(VoxEngineConfig, reserved));
+        old.c.struct_size = (uint32_t)offsetof(VoxEngineConfig, quantization);
+        EXPECT_OK(vox_engine_create(&old.c, &eng));
+        CHECK(eng != NULL);
+        vox_engine_destroy(eng);
+        /* A size between the layouts would cut a field: refused. */
+        old.c.struct_size = (uint32_t)offsetof(VoxEngineConfig, quantization) + 2;
+        EXPECT_CREATE_FAILS(&old.c, VOX_ERR_STRUCT_SIZE);
+    }
+
+    /* Quantization: the default keeps weights as stored; an unknown recipe is an error; a
+       recipe on the CPU is accepted (models load on their first job). */
+    vox_engine_config_init(&cfg);
+    CHECK(cfg.quantization == VOX_QUANT_NONE);
+    cfg.quantization = 7;
+    EXPECT_CREATE_FAILS(&cfg, VOX_ERR_INVALID_ARGUMENT);
+    {
+        VoxEngine *eng = NULL;
+        vox_engine_config_init(&cfg);
+        cfg.device = VOX_DEVICE_CPU;
+        cfg.quantization = VOX_QUANT_MIXED;
+        EXPECT_OK(vox_engine_create(&cfg, &eng));
+        vox_engine_destroy(eng);
+    }
+
     /* Unknown preload bits are an error, not ignored. */
     vox_engine_config_init(&cfg);
     cfg.preload = 0x100;

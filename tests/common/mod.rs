@@ -99,7 +99,7 @@ impl ModelLoader for FakeLoader {
         Ok(Box::new(Gain(1.0 - 0.5 * strength)))
     }
     fn resampler(&self, from: u32, to: u32, _on: Option<&PostDevice>) -> Result<Box<dyn AudioStream>> {
-        if to % from != 0 && from % to != 0 {
+        if !to.is_multiple_of(from) && !from.is_multiple_of(to) {
             return Err(Error::new(ErrorKind::Unsupported, "fake resampler: integer ratios only"));
         }
         Ok(Box::new(Repeat { up: (to / from).max(1) as usize, down: (from / to).max(1) as usize, phase: 0 }))
@@ -124,7 +124,7 @@ pub struct Repeat {
 impl AudioStream for Repeat {
     fn process(&mut self, input: &[f32], output: &mut Vec<f32>) {
         for &x in input {
-            if self.phase % self.down == 0 {
+            if self.phase.is_multiple_of(self.down) {
                 output.extend(std::iter::repeat_n(x, self.up));
             }
             self.phase += 1;

@@ -6,6 +6,7 @@ use half::bf16;
 use rayon::prelude::*;
 
 use super::Cpu;
+use super::qdot::{self, QuantRows};
 use crate::backend::tensor::{Tensor, Weight, WeightData, widen};
 
 /// Products with at least this many input rows go through the blocked SGEMM.
@@ -69,6 +70,9 @@ impl Cpu {
         let (n, k) = (x.rows(), x.cols());
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
         let mut yt = self.scratch.take_dirty(total * n);
+        // Quantized weights multiply int8 activations: the rows are quantized once, here.
+        let quant_x =
+            layers.iter().any(|(w, _)| matches!(w.data(), WeightData::Quant(_))).then(|| QuantRows::new(x.host(), k));
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
@@ -78,7 +82,12 @@ impl Cpu {
             let mut wrow = if n > 1 { self.scratch.take_dirty(k) } else { Vec::new() };
             for (r, ys) in block.chunks_mut(n).enumerate() {
                 let (w, bias, j) = layer_row(layers, first + r);
-                if n == 1 {
+                if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
+                    // The packed row stays in L1 across the input rows.
+                    for (i, y) in ys.iter_mut().enumerate() {
+                        *y = qdot::dot_row(q, j, xq, i);
+                    }
+                } else if n == 1 {
                     ys[0] = dot_weight_row(x.host(), w, j);
                 } else {
                     w.row_into(j, &mut wrow);
@@ -268,7 +277,7 @@ fn dot_weight_row(x: &[f32], w: &Weight, j: usize) -> f32 {
     match w.data() {
         WeightData::F32(v) => dot(x, &v[j * k..(j + 1) * k]),
         WeightData::BF16(v) => dot_bf16(x, &v[j * k..(j + 1) * k]),
-        WeightData::F16(_) => {
+        WeightData::F16(_) | WeightData::Quant(_) => {
             let mut row = vec![0.0; k];
             widen(w.data(), j * k, &mut row);
             dot(x, &row)

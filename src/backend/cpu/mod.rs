@@ -6,6 +6,7 @@ mod attention;
 mod conv;
 pub mod math;
 mod matmul;
+mod qdot;
 
 use std::sync::Arc;
 
@@ -209,7 +210,11 @@ impl Backend for Cpu {
     }
 
     fn embedding_sum(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor> {
-        assert!(per_row > 0 && ids.len() % per_row == 0, "embedding_sum: {} ids in rows of {per_row}", ids.len());
+        assert!(
+            per_row > 0 && ids.len().is_multiple_of(per_row),
+            "embedding_sum: {} ids in rows of {per_row}",
+            ids.len()
+        );
         let dim = table.cols();
         let mut t = self.tensor(ids.len() / per_row, dim);
         let mut buf = self.scratch.take(if per_row > 1 { dim } else { 0 });

@@ -25,6 +25,9 @@ use crate::error::{Error, Result};
 pub(super) const BLOCK: u32 = 256;
 /// Threads per block of the column statistics (`norm.cu`): 32 columns × 8 strands of rows.
 const STATS_BLOCK: u32 = 256;
+/// Why a quantized weight cannot be made resident (the int8/int4 kernels are CPU-only so far).
+pub(super) const QUANT_ON_CUDA: &str =
+    "quantized weights (int8/int4) run on the CPU backend only; load the model unquantized on a GPU";
 
 pub struct Cuda {
     pub(super) gpu: Gpu,
@@ -183,6 +186,7 @@ impl Cuda {
                 WeightData::F32(v) => pool.upload::<f32>(buf.ptr(), v)?,
                 WeightData::BF16(v) => pool.upload::<bf16>(buf.ptr(), v)?,
                 WeightData::F16(v) => pool.upload::<f16>(buf.ptr(), v)?,
+                WeightData::Quant(_) => return Err(Error::invalid(QUANT_ON_CUDA.to_string())),
             }
             Ok(buf)
         };
@@ -251,6 +255,7 @@ impl Cuda {
             WeightData::F32(_) => "embedding_sum_f32",
             WeightData::BF16(_) => "embedding_sum_bf16",
             WeightData::F16(_) => "embedding_sum_f16",
+            WeightData::Quant(_) => panic!("{QUANT_ON_CUDA}"),
         };
         let mut a = KernelArgs::new();
         a.ptr(self.weight(table)).ptr(ids).ptr(ptr(&y)).i32(dim as i32).i32(per_row as i32);
@@ -259,7 +264,11 @@ impl Cuda {
     }
 
     fn embedding_rows(&self, table: &Weight, ids: &[u32], per_row: usize) -> Result<Tensor> {
-        assert!(per_row > 0 && ids.len() % per_row == 0, "embedding_sum: {} ids in rows of {per_row}", ids.len());
+        assert!(
+            per_row > 0 && ids.len().is_multiple_of(per_row),
+            "embedding_sum: {} ids in rows of {per_row}",
+            ids.len()
+        );
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= table.rows()) {
             return Err(Error::invalid(format!(
                 "token id {id} is outside the embedding table of {} rows",
@@ -462,7 +471,10 @@ impl Backend for Cuda {
         let half = inv_freq.len();
         assert_eq!(2 * half, head_dim, "qk_norm_rope: {half} frequencies for heads of {head_dim}");
         assert!(norms.0.len() == head_dim && norms.1.len() == head_dim, "qk_norm_rope: norms of {head_dim}");
-        assert!(q.cols() % head_dim == 0 && k.cols() % head_dim == 0, "qk_norm_rope: rows in heads of {head_dim}");
+        assert!(
+            q.cols().is_multiple_of(head_dim) && k.cols().is_multiple_of(head_dim),
+            "qk_norm_rope: rows in heads of {head_dim}"
+        );
         assert!(q.rows() == positions.len() && k.rows() == positions.len(), "qk_norm_rope: one position per row");
         let (q_heads, k_heads) = (q.cols() / head_dim, k.cols() / head_dim);
         let blocks = positions.len() * (q_heads + k_heads);

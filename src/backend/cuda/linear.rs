@@ -17,12 +17,15 @@ const SHORT_IN: usize = 64;
 /// One layer of a fused few-row product: its weight, bias and output address.
 type Layer<'a> = (&'a Weight, Option<&'a Weight>, u64);
 
+use super::backend::QUANT_ON_CUDA;
+
 /// The kernel name suffix of a weight's stored precision.
 fn suffix(w: &Weight) -> &'static str {
     match w.data() {
         WeightData::F32(_) => "f32",
         WeightData::BF16(_) => "bf16",
         WeightData::F16(_) => "f16",
+        WeightData::Quant(_) => panic!("{QUANT_ON_CUDA}"),
     }
 }
 

@@ -93,6 +93,22 @@ pub struct Threads {
     /// run voxkit, else the CPU).
     #[arg(long, value_name = "DEVICE", value_parser = device, default_value = "auto")]
     pub device: voxkit::backend::Device,
+    /// Weights quantized at load, CPU only: none (as stored), int8, or mixed (int4 decoder
+    /// bodies, int8 heads and code-predictor edge layers). Applies to the TTS talker and code
+    /// predictor and the ASR text decoder; the quality each keeps: BENCHMARKS.md.
+    #[arg(long, value_name = "Q", value_parser = quantization, default_value = "none")]
+    pub quant: voxkit::backend::Quantization,
+}
+
+fn quantization(s: &str) -> Result<voxkit::backend::Quantization, String> {
+    voxkit::backend::Quantization::parse(s).ok_or_else(|| {
+        if s == "int4" {
+            "int4 everywhere fails the code predictor's quality gate; use mixed (int4 bodies, int8 where it matters)"
+                .into()
+        } else {
+            format!("`{s}` is not a quantization (none, int8 or mixed)")
+        }
+    })
 }
 
 impl Threads {

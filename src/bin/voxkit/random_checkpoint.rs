@@ -13,7 +13,7 @@ use voxkit::backend::Rng;
 use voxkit::{Error, ErrorKind, Result};
 
 /// The presets `voxkit make-checkpoint --preset` accepts.
-pub const PRESETS: [&str; 10] = [
+pub const PRESETS: [&str; 12] = [
     "0.6b-customvoice",
     "1.7b-customvoice",
     "1.7b-voicedesign",
@@ -21,9 +21,11 @@ pub const PRESETS: [&str; 10] = [
     "1.7b-base",
     "tiny-customvoice",
     "tiny-base",
+    "small-customvoice",
     "0.6b-asr",
     "1.7b-asr",
     "tiny-asr",
+    "small-asr",
 ];
 
 struct Shape {
@@ -84,6 +86,25 @@ fn preset(name: &str) -> Result<Shape> {
             p_heads: 4,
             p_kv_heads: 2,
             p_head_dim: 16,
+        },
+        // Small, with every decoder width a multiple of int4's pairs of 32-element groups and a
+        // five-layer code predictor like the released ones (quantization gates).
+        "small-customvoice" => Shape {
+            kind: "custom_voice",
+            size: "0b6",
+            hidden: 128,
+            intermediate: 384,
+            layers: 4,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 32,
+            text_hidden: 128,
+            p_hidden: 128,
+            p_intermediate: 384,
+            p_layers: 5,
+            p_heads: 4,
+            p_kv_heads: 2,
+            p_head_dim: 32,
         },
         other => return Err(Error::invalid(format!("unknown preset `{other}` (one of: {})", PRESETS.join(", ")))),
     })
@@ -579,14 +600,16 @@ pub fn write(preset_name: &str, out: &Path, tokenizer_dir: &Path, seed: u64) -> 
         ));
         t.push((format!("{cp}small_to_mtp_projection.bias"), random(&mut rng, &[ph], 0.0, 0.02)));
     }
-    let codec = if s.hidden <= 64 {
+    // The released codec with the released shapes; a small one with the test presets.
+    let released = s.layers == 28;
+    let codec = if !released {
         CodecShape(2048, 16, 32, 32, 64, 2, 4, 8, 64)
     } else {
         CodecShape(2048, 512, 1024, 512, 1024, 8, 16, 64, 1536)
     };
-    let encoder = match (s.kind, s.hidden <= 64) {
-        ("base", true) => Some(EncoderShape::small()),
-        ("base", false) => Some(EncoderShape::released()),
+    let encoder = match (s.kind, released) {
+        ("base", false) => Some(EncoderShape::small()),
+        ("base", true) => Some(EncoderShape::released()),
         _ => None,
     };
     if s.kind == "base" {
@@ -647,6 +670,20 @@ fn asr_preset(name: &str) -> Option<AsrShape> {
             heads: 2,
             kv_heads: 1,
             head_dim: 8,
+        },
+        // Tiny, but with decoder widths that take int4 groups (quantization gates).
+        "small-asr" => AsrShape {
+            enc_layers: 2,
+            d_model: 32,
+            enc_heads: 2,
+            enc_ffn: 64,
+            conv: 8,
+            hidden: 64,
+            intermediate: 128,
+            layers: 2,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 32,
         },
         _ => return None,
     })

@@ -112,7 +112,12 @@ pub fn say(a: &SayArgs, ui: &Ui) -> Result<(), Fail> {
 
 /// The CLI's own models: the chosen device, one slot (the engine's loader builds them the same way).
 pub fn load_context(threads: crate::cli::Threads) -> voxkit::Result<LoadContext> {
-    Ok(LoadContext { device: voxkit::backend::resolve(threads.device)?, cpu_threads: threads.count(), max_slots: 1 })
+    Ok(LoadContext {
+        device: voxkit::backend::resolve(threads.device)?,
+        cpu_threads: threads.count(),
+        max_slots: 1,
+        quantization: threads.quant,
+    })
 }
 
 /// `load_timed` for a TTS generator with `slots` sequence slots (batched benchmarks).

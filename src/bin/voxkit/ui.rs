@@ -86,6 +86,7 @@ impl Ui {
         voxkit::EngineConfig {
             cpu_threads: threads.threads.unwrap_or(0),
             device: threads.device,
+            quantization: threads.quant,
             max_batch: 1,
             log_level,
             log_sink,

@@ -57,10 +57,10 @@ impl CloneArgs {
 pub fn create(a: &VoiceCreateArgs, ui: &Ui) -> Result<(), Fail> {
     // The output's folder must exist before the model loads.
     let out = std::path::Path::new(&a.out);
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(format!("{}: the folder {} does not exist", a.out, parent.display()).into());
-        }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(format!("{}: the folder {} does not exist", a.out, parent.display()).into());
     }
     let dir = model_dir(&a.model, ModelArg::Tts, ui)?;
     let engine = voxkit::Engine::new(voxkit::EngineConfig { tts_model_dir: Some(dir), ..ui.engine_config(a.threads) })?;

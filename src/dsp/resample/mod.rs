@@ -485,7 +485,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub unsafe fn dot(a: &[f64], b: &[f64]) -> f64 {
-        debug_assert!(a.len() == b.len() && a.len() % 8 == 0);
+        debug_assert!(a.len() == b.len() && a.len().is_multiple_of(8));
         let n = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         unsafe {
@@ -513,7 +513,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub unsafe fn dot4(rows: [&[f64]; 4], x: &[f64]) -> [f64; 4] {
-        debug_assert!(rows.iter().all(|r| r.len() == x.len()) && x.len() % 4 == 0);
+        debug_assert!(rows.iter().all(|r| r.len() == x.len()) && x.len().is_multiple_of(4));
         let p = rows.map(|r| r.as_ptr());
         let px = x.as_ptr();
         unsafe {

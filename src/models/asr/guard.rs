@@ -14,7 +14,7 @@ impl Qwen3Asr {
     /// True when the pass's text so far ends in a runaway repetition (see `GUARD_MARGIN`).
     pub(super) fn runaway(&self, generated: &[u32]) -> bool {
         let runs = REPETITION_THRESHOLD + GUARD_MARGIN;
-        if generated.len() < runs || generated.len() % 4 != 0 {
+        if generated.len() < runs || !generated.len().is_multiple_of(4) {
             return false;
         }
         let tail = &generated[generated.len().saturating_sub(GUARD_TAIL_IDS)..];

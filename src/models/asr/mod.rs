@@ -18,15 +18,16 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Compute, KvCache, Tensor, Weight};
+use crate::backend::{Compute, KvCache, Quantization, Tensor, Weight};
 use crate::error::{Error, ErrorKind, Result};
 use crate::models::asr_config::{AsrConfig, PreprocessorConfig};
 use crate::models::asr_output;
 use crate::models::audio_encoder::AudioEncoder;
 use crate::models::mel::MelFrontend;
+use crate::models::quant_cache::QuantCache;
 use crate::models::qwen3::{Qwen3Stack, SeqRows};
 use crate::models::tokenizer::{SplitRegex, TextTokenizer};
-use crate::models::weights::Checkpoint;
+use crate::models::weights::{Checkpoint, only_on_cpu};
 use crate::seams::{AsrFeatures, AsrModel, AsrPrefill, AsrStep, Finish, Transcript};
 
 pub use audio::{MAX_PASS_SECONDS, auto_cap_tokens, normalize_range, split_for_passes};
@@ -118,15 +119,15 @@ impl Qwen3Asr {
         // Tied: transformers replaces the stored head by the embedding, so the stored copy (if
         // any: save_pretrained omits it) is not used.
         let lm_head = if text.tie_word_embeddings {
-            if let Some(w) = ck.take_any("thinker.lm_head.weight") {
-                if w.shape() != [text.decoder.vocab_size, dims.hidden] {
-                    return Err(load_error(format!(
-                        "{}: tensor `thinker.lm_head.weight` has shape {:?}; the config implies {:?}",
-                        ck.path().display(),
-                        w.shape(),
-                        [text.decoder.vocab_size, dims.hidden]
-                    )));
-                }
+            if let Some(w) = ck.take_any("thinker.lm_head.weight")
+                && w.shape() != [text.decoder.vocab_size, dims.hidden]
+            {
+                return Err(load_error(format!(
+                    "{}: tensor `thinker.lm_head.weight` has shape {:?}; the config implies {:?}",
+                    ck.path().display(),
+                    w.shape(),
+                    [text.decoder.vocab_size, dims.hidden]
+                )));
             }
             None
         } else {
@@ -180,6 +181,22 @@ impl Qwen3Asr {
             cache,
             times: AsrTimes::default(),
         })
+    }
+
+    /// Quantizes the text decoder's projections (`recipe.body()`) and its head
+    /// (`recipe.head()`; a head tied to the embedding gets a quantized copy, the lookups keep
+    /// the stored table). The audio encoder runs many-row products and stays as stored. Load
+    /// time, CPU only.
+    pub fn quantize(&mut self, recipe: Quantization, cache: &mut QuantCache) -> Result<()> {
+        if recipe == Quantization::None {
+            return Ok(());
+        }
+        only_on_cpu(&self.cx)?;
+        self.decoder.quantize(cache, |_| recipe.body());
+        let mut head = self.lm_head.take().unwrap_or_else(|| self.embed_tokens.clone());
+        cache.quantize(&mut head, recipe.head(), "thinker.lm_head.weight");
+        self.lm_head = Some(head);
+        Ok(())
     }
 
     pub fn compute(&self) -> &Compute {

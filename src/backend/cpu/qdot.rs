@@ -1,0 +1,392 @@
+//! Dot products of quantized weight rows (`quant.rs`) with activations quantized to int8 the
+//! same way (groups of 32, one f32 scale each): per group an exact integer sum, scaled by the
+//! product of the two scales and added in f32. The packed weights are streamed once per row.
+//!
+//! Kernels, picked once at run time: AVX-512 VNNI (`vpdpbusd`, two groups per instruction),
+//! AVX2 (`vpmaddubsw`, one group), and a portable one that defines the arithmetic (the others
+//! differ from it only in the order of the f32 additions).
+
+use half::f16;
+
+use crate::backend::quant::{GROUP, QuantData, QuantFormat};
+
+/// Activation rows quantized to int8 in groups of `GROUP`: `d · q` per element, `d = max|x| / 127`
+/// per group (f32). A row with a non-finite element gets non-finite scales, so its products are
+/// not finite either, as the unquantized ones would be.
+pub(super) struct QuantRows {
+    cols: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+}
+
+impl QuantRows {
+    /// Quantizes `x` (`rows` rows of `cols`, `cols` a multiple of `GROUP`).
+    pub(super) fn new(x: &[f32], cols: usize) -> QuantRows {
+        assert!(cols.is_multiple_of(GROUP) && x.len().is_multiple_of(cols.max(1)), "activations of {cols} per row");
+        let mut q = vec![0i8; x.len()];
+        let mut d = vec![0.0f32; x.len() / GROUP];
+        for ((xg, qg), dg) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(d.iter_mut()) {
+            let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
+            *dg = m / 127.0;
+            let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
+            for (o, v) in qg.iter_mut().zip(xg) {
+                *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+        }
+        QuantRows { cols, q, d }
+    }
+
+    /// Row `i`: its scales and values.
+    fn row(&self, i: usize) -> (&[f32], &[i8]) {
+        let g = self.cols / GROUP;
+        (&self.d[i * g..(i + 1) * g], &self.q[i * self.cols..(i + 1) * self.cols])
+    }
+}
+
+/// Instruction sets a kernel can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// The best this CPU runs (detected once).
+    pub(super) fn best() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vnni") && has!("f16c") {
+                    return Isa::Avx512Vnni;
+                }
+                if has!("avx2") && has!("fma") && has!("f16c") {
+                    return Isa::Avx2;
+                }
+            }
+            Isa::Portable
+        })
+    }
+
+    /// Every kernel this CPU can run (tests compare them).
+    #[cfg(test)]
+    fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::best() != Isa::Portable {
+                v.push(Isa::Avx2);
+            }
+            if Isa::best() == Isa::Avx512Vnni {
+                v.push(Isa::Avx512Vnni);
+            }
+        }
+        v
+    }
+}
+
+/// Row `r` of `w` times row `i` of `x`.
+#[inline]
+pub(super) fn dot_row(w: &QuantData, r: usize, x: &QuantRows, i: usize) -> f32 {
+    dot_row_with(Isa::best(), w, r, x, i)
+}
+
+fn dot_row_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, i: usize) -> f32 {
+    debug_assert_eq!(w.cols, x.cols);
+    let (ws, wq) = w.row(r);
+    let (xd, xq) = x.row(i);
+    match (isa, w.format) {
+        (Isa::Portable, QuantFormat::Q8) => q8_portable(ws, wq, xd, xq, 0),
+        (Isa::Portable, QuantFormat::Q4) => q4_portable(ws, wq, xd, xq, 0),
+        // SAFETY (below): `Isa::best` found the instruction sets; the slices hold `ws.len()`
+        // groups (the row and the activation have the same width).
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, QuantFormat::Q8) => unsafe { x86::q8_avx2(ws, wq, xd, xq) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2(ws, wq, xd, xq) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512(ws, wq, xd, xq) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512(ws, wq, xd, xq) },
+    }
+}
+
+/// int8 weights, groups `from..`: `Σ_g ws_g·xd_g · Σ_i wq_i·xq_i`.
+fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
+    let mut acc = 0.0f32;
+    for g in from..ws.len() {
+        let s: i32 = (g * GROUP..(g + 1) * GROUP).map(|i| (wq[i] as i8 as i32) * xq[i] as i32).sum();
+        acc += ws[g].to_f32() * xd[g] * s as f32;
+    }
+    acc
+}
+
+/// int4 weights (nibble `u`, value `u − 8`), groups `from..`.
+fn q4_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
+    let mut acc = 0.0f32;
+    for g in from..ws.len() {
+        let bytes = &wq[(g / 2) * GROUP..(g / 2 + 1) * GROUP];
+        let shift = 4 * (g % 2);
+        let s: i32 = bytes
+            .iter()
+            .zip(&xq[g * GROUP..(g + 1) * GROUP])
+            .map(|(b, &x)| (((b >> shift) & 15) as i32 - 8) * x as i32)
+            .sum();
+        acc += ws[g].to_f32() * xd[g] * s as f32;
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    use super::{GROUP, q4_portable, q8_portable};
+
+    /// The products of 8 weight scales (f16) and 8 activation scales at group `g`.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn scales8(ws: &[f16], xd: &[f32], g: usize) -> [f32; 8] {
+        let mut d = [0.0f32; 8];
+        // SAFETY: the caller has at least 8 groups from `g`.
+        unsafe {
+            let w = _mm256_cvtph_ps(_mm_loadu_si128(ws.as_ptr().add(g) as *const __m128i));
+            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(w, _mm256_loadu_ps(xd.as_ptr().add(g))));
+        }
+        d
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hsum256(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// One group of int8 products as 8 i32 lanes (AVX2: sign trick + `maddubs`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn q8_group(w: *const u8, x: *const i8) -> __m256i {
+        unsafe {
+            let wv = _mm256_loadu_si256(w as *const __m256i);
+            let xv = _mm256_loadu_si256(x as *const __m256i);
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// One group of int4 products (nibbles `u` in a byte vector) as 8 i32 lanes:
+    /// `Σ u·x − Σ 8·x`, both through `maddubs` (exact in i16).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn q4_group(u: __m256i, x: *const i8) -> __m256i {
+        unsafe {
+            let xv = _mm256_loadu_si256(x as *const __m256i);
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, xv), _mm256_maddubs_epi16(_mm256_set1_epi8(8), xv));
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// # Safety
+    /// AVX2, FMA and F16C; `wq` and `xq` hold `GROUP · ws.len()` values, `xd` `ws.len()` scales.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q8_avx2(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+        let groups = ws.len();
+        let mut acc = _mm256_setzero_ps();
+        let mut g = 0;
+        unsafe {
+            while g + 8 <= groups {
+                let d = scales8(ws, xd, g);
+                for (k, dk) in d.iter().enumerate() {
+                    let at = (g + k) * GROUP;
+                    let p = q8_group(wq.as_ptr().add(at), xq.as_ptr().add(at));
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(*dk), acc);
+                }
+                g += 8;
+            }
+            hsum256(acc) + q8_portable(ws, wq, xd, xq, g)
+        }
+    }
+
+    /// # Safety
+    /// As `q8_avx2`, with `GROUP / 2 · ws.len()` packed bytes and an even number of groups.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q4_avx2(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+        let groups = ws.len();
+        let mut acc = _mm256_setzero_ps();
+        let mut g = 0;
+        unsafe {
+            let low = _mm256_set1_epi8(0x0f);
+            while g + 8 <= groups {
+                let d = scales8(ws, xd, g);
+                for k in (0..8).step_by(2) {
+                    let b = _mm256_loadu_si256(wq.as_ptr().add((g + k) / 2 * GROUP) as *const __m256i);
+                    let lo = _mm256_and_si256(b, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
+                    let p0 = q4_group(lo, xq.as_ptr().add((g + k) * GROUP));
+                    let p1 = q4_group(hi, xq.as_ptr().add((g + k + 1) * GROUP));
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d[k]), acc);
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d[k + 1]), acc);
+                }
+                g += 8;
+            }
+            hsum256(acc) + q4_portable(ws, wq, xd, xq, g)
+        }
+    }
+
+    /// The products of 16 weight scales and 16 activation scales at group `g`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn scales16(ws: &[f16], xd: &[f32], g: usize) -> __m512 {
+        // SAFETY: the caller has at least 16 groups from `g`.
+        unsafe {
+            let w = _mm512_cvtph_ps(_mm256_loadu_si256(ws.as_ptr().add(g) as *const __m256i));
+            _mm512_mul_ps(w, _mm512_loadu_ps(xd.as_ptr().add(g)))
+        }
+    }
+
+    /// Lanes 0–7 = scale `2k`, lanes 8–15 = scale `2k + 1` of a 16-scale vector.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pair(d: __m512, k: i32) -> __m512 {
+        let idx = _mm512_add_epi32(
+            _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+            _mm512_set1_epi32(2 * k),
+        );
+        _mm512_permutexvar_ps(idx, d)
+    }
+
+    /// # Safety
+    /// AVX-512 F/BW/DQ/VNNI and F16C; shapes as `q8_avx2`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn q8_avx512(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+        let groups = ws.len();
+        let mut acc = _mm512_setzero_ps();
+        let mut g = 0;
+        unsafe {
+            let zero = _mm512_setzero_si512();
+            while g + 16 <= groups {
+                let d = scales16(ws, xd, g);
+                for k in 0..8 {
+                    let at = (g + 2 * k) * GROUP;
+                    let wv = _mm512_loadu_si512(wq.as_ptr().add(at) as *const _);
+                    let xv = _mm512_loadu_si512(xq.as_ptr().add(at) as *const _);
+                    // |w| (unsigned) times x with w's sign: vpdpbusd takes unsigned × signed.
+                    let neg = _mm512_movepi8_mask(wv);
+                    let sx = _mm512_mask_sub_epi8(xv, neg, zero, xv);
+                    let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx);
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d, k as i32), acc);
+                }
+                g += 16;
+            }
+            _mm512_reduce_add_ps(acc) + q8_portable(ws, wq, xd, xq, g)
+        }
+    }
+
+    /// # Safety
+    /// As `q8_avx512`, with the int4 shapes of `q4_avx2`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn q4_avx512(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+        let groups = ws.len();
+        let mut acc = _mm512_setzero_ps();
+        let mut g = 0;
+        unsafe {
+            let zero = _mm512_setzero_si512();
+            let low = _mm512_set1_epi8(0x0f);
+            let eight = _mm512_set1_epi8(8);
+            // Bytes shifted right by 0 in the low half (group 2k's nibbles), by 4 in the high half.
+            let shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+            while g + 16 <= groups {
+                let d = scales16(ws, xd, g);
+                for k in 0..8 {
+                    let b = _mm256_loadu_si256(wq.as_ptr().add((g + 2 * k) / 2 * GROUP) as *const __m256i);
+                    let bb = _mm512_inserti64x4(_mm512_castsi256_si512(b), b, 1);
+                    let u = _mm512_and_si512(_mm512_srlv_epi16(bb, shifts), low);
+                    let xv = _mm512_loadu_si512(xq.as_ptr().add((g + 2 * k) * GROUP) as *const _);
+                    let p = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, u, xv), _mm512_dpbusd_epi32(zero, eight, xv));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d, k as i32), acc);
+                }
+                g += 16;
+            }
+            _mm512_reduce_add_ps(acc) + q4_portable(ws, wq, xd, xq, g)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((s >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    /// Every kernel gives the integer-exact reference (as f64 sums) within f32 rounding, for
+    /// widths with and without a whole vector's worth of groups.
+    #[test]
+    fn kernels_agree_with_the_exact_sums() {
+        for cols in [64, 128, 512, 576, 1024, 3072] {
+            let rows = 3;
+            let w = data(rows * cols, 7, 0.05);
+            let x = data(2 * cols, 11, 3.0);
+            let xr = QuantRows::new(&x, cols);
+            for format in [QuantFormat::Q8, QuantFormat::Q4] {
+                let q =
+                    QuantData::quantize(format, rows, cols, &|r, o| o.copy_from_slice(&w[r * cols..(r + 1) * cols]))
+                        .unwrap();
+                for r in 0..rows {
+                    for i in 0..2 {
+                        // Exact: dequantized weights and activations, products summed in f64.
+                        let mut wr = vec![0.0; cols];
+                        q.dequantize(r * cols, &mut wr);
+                        let (xd, xq) = xr.row(i);
+                        let exact: f64 = (0..cols).map(|c| wr[c] as f64 * (xd[c / GROUP] as f64 * xq[c] as f64)).sum();
+                        let mag: f64 =
+                            (0..cols).map(|c| (wr[c] as f64 * xd[c / GROUP] as f64 * xq[c] as f64).abs()).sum();
+                        for isa in Isa::available() {
+                            let got = dot_row_with(isa, &q, r, &xr, i) as f64;
+                            assert!(
+                                (got - exact).abs() <= 1e-5 * mag + 1e-30,
+                                "{format:?} {isa:?} cols {cols} row {r}.{i}: {got} vs {exact}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn activation_quantization_is_within_half_a_step_and_non_finite_spreads() {
+        let x = data(64, 3, 2.0);
+        let q = QuantRows::new(&x, 64);
+        for (g, xs) in x.chunks(GROUP).enumerate() {
+            for (c, v) in xs.iter().enumerate() {
+                let back = q.d[g] * q.q[g * GROUP + c] as f32;
+                assert!((back - v).abs() <= q.d[g] * 0.5 + 1e-6, "{v} -> {back}");
+            }
+        }
+        let mut bad = x.clone();
+        bad[5] = f32::INFINITY;
+        let w = QuantData::quantize(QuantFormat::Q8, 1, 64, &|_, o| o.copy_from_slice(&x)).unwrap();
+        let qb = QuantRows::new(&bad, 64);
+        for isa in Isa::available() {
+            assert!(!dot_row_with(isa, &w, 0, &qb, 0).is_finite(), "{isa:?}");
+        }
+    }
+}
