@@ -132,10 +132,10 @@ struct ConvNeXt {
     dwconv: DepthwiseConv1dWeight,
     norm_w: Weight,
     norm_b: Weight,
-    pwconv1: Weight,
-    pwconv1_b: Weight,
-    pwconv2: Weight,
-    pwconv2_b: Weight,
+    /// The pointwise layers (`nn.Linear` in the checkpoint) as convolutions of one tap: the
+    /// backends' convolution kernels take the time axis' rows directly.
+    pwconv1: Conv1dWeight,
+    pwconv2: Conv1dWeight,
     gamma: Weight,
 }
 
@@ -145,14 +145,19 @@ impl ConvNeXt {
         let dwb = ck.take_host(&format!("{name}.dwconv.conv.bias"), &[c])?;
         let dwconv = DepthwiseConv1dWeight::new(&dw, &dwb)?;
         ck.prepare(&dwconv.weights())?;
+        let pointwise = |ck: &mut Checkpoint, layer: &str, cin: usize, cout: usize| -> Result<Conv1dWeight> {
+            let w = ck.take_host(&format!("{name}.{layer}.weight"), &[cout, cin])?.reshape(vec![cout, cin, 1])?;
+            let b = ck.take_host(&format!("{name}.{layer}.bias"), &[cout])?;
+            let conv = Conv1dWeight::new(&w, &b, 1)?;
+            ck.prepare(&conv.weights())?;
+            Ok(conv)
+        };
         Ok(ConvNeXt {
             dwconv,
             norm_w: ck.take_vector(&format!("{name}.norm.weight"), c)?,
             norm_b: ck.take_vector(&format!("{name}.norm.bias"), c)?,
-            pwconv1: ck.take(&format!("{name}.pwconv1.weight"), &[4 * c, c])?,
-            pwconv1_b: ck.take_vector(&format!("{name}.pwconv1.bias"), 4 * c)?,
-            pwconv2: ck.take(&format!("{name}.pwconv2.weight"), &[c, 4 * c])?,
-            pwconv2_b: ck.take_vector(&format!("{name}.pwconv2.bias"), c)?,
+            pwconv1: pointwise(ck, "pwconv1", c, 4 * c)?,
+            pwconv2: pointwise(ck, "pwconv2", 4 * c, c)?,
             gamma: ck.take_vector(&format!("{name}.gamma"), c)?,
         })
     }
@@ -164,9 +169,9 @@ impl ConvNeXt {
         *history = cx.slice_rows(&joined, joined.rows() - ctx, ctx);
         let h = cx.depthwise_conv1d(&joined, &self.dwconv);
         let h = cx.layer_norm(&h, &self.norm_w, &self.norm_b, 1e-6);
-        let mut a = cx.linear(&h, &self.pwconv1, Some(&self.pwconv1_b));
+        let mut a = cx.conv1d(&h, &self.pwconv1);
         cx.gelu_erf(&mut a);
-        let b = cx.linear(&a, &self.pwconv2, Some(&self.pwconv2_b));
+        let b = cx.conv1d(&a, &self.pwconv2);
         let mut y = x.clone();
         cx.add_scaled(&mut y, &b, &self.gamma);
         y

@@ -4,6 +4,7 @@
 
 mod attention;
 mod conv;
+mod direct_conv;
 pub mod math;
 mod matmul;
 mod qdot;
