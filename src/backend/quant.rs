@@ -232,30 +232,30 @@ impl QuantData {
         let mut at = start;
         let mut o = 0;
         while o < out.len() {
+            // A piece of one group at a time: its scale and nibble half are found once.
             let (r, c) = (at / self.cols, at % self.cols);
             let (s, p) = self.row(r);
-            let n = (self.cols - c).min(out.len() - o);
-            for (i, v) in out[o..o + n].iter_mut().enumerate() {
-                *v = value(self.format, s, p, c + i);
+            let (g, i) = (c / GROUP, c % GROUP);
+            let n = (GROUP - i).min(out.len() - o);
+            let d = s[g].to_f32();
+            let dst = &mut out[o..o + n];
+            match self.format {
+                QuantFormat::Q8 => {
+                    for (v, &q) in dst.iter_mut().zip(&p[c..c + n]) {
+                        *v = d * (q as i8) as f32;
+                    }
+                }
+                QuantFormat::Q4 => {
+                    // Groups 2j and 2j+1 share bytes 32j..32j+32: low nibbles, then high ones.
+                    let at = (g / 2) * GROUP + i;
+                    let shift = 4 * (g % 2);
+                    for (v, &b) in dst.iter_mut().zip(&p[at..at + n]) {
+                        *v = d * (((b >> shift) & 0x0f) as i32 - 8) as f32;
+                    }
+                }
             }
             at += n;
             o += n;
-        }
-    }
-}
-
-/// Element `c` of a row (its scales `s`, its packed values `p`).
-#[inline]
-fn value(format: QuantFormat, s: &[f16], p: &[u8], c: usize) -> f32 {
-    let g = c / GROUP;
-    let d = s[g].to_f32();
-    match format {
-        QuantFormat::Q8 => d * (p[c] as i8) as f32,
-        QuantFormat::Q4 => {
-            // Groups 2j and 2j+1 share bytes 32j..32j+32: low nibbles, then high nibbles.
-            let byte = p[(g / 2) * GROUP + c % GROUP];
-            let nib = if g.is_multiple_of(2) { byte & 0x0f } else { byte >> 4 };
-            d * (nib as i32 - 8) as f32
         }
     }
 }

@@ -46,7 +46,7 @@ pub(super) struct ConvShape {
 pub(super) fn available(cin: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        cin > 0 && cin % LANES == 0 && super::matmul::has_avx2()
+        cin > 0 && cin.is_multiple_of(LANES) && super::matmul::has_avx2()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
