@@ -191,6 +191,7 @@ mod x86 {
     /// AVX2, FMA and F16C; `wq` and every `xq` hold `GROUP · ws.len()` values, every `xd`
     /// `ws.len()` scales.
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::needless_range_loop)] // `j` indexes the groups and their scales alike
     pub(super) unsafe fn q8_avx2<const R: usize>(ws: &[f16], wq: &[u8], xd: [&[f32]; R], xq: [&[i8]; R]) -> [f32; R] {
         let groups = ws.len();
         let mut acc = [_mm256_setzero_ps(); R];
