@@ -499,6 +499,7 @@ fn tiny_inputs_and_broken_checkpoints() {
         let name = drop.or(reshape).unwrap();
         assert!(err.message.contains(name), "{what}: {}", err.message);
         assert!(err.message.contains("model.safetensors"), "{what}: {}", err.message);
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
 
