@@ -680,3 +680,35 @@ fn voices_are_created_shown_and_spoken_with() {
     let o = voxkit().args(["voice", "show"]).arg(&reference).output().unwrap();
     assert!(assert_fails_once(&o, 1).contains("not a voxkit voice"));
 }
+
+/// `--quant mixed` on the CPU: speech from quantized weights, which the first run caches next to
+/// the model and the second maps (the same WAV, byte for byte); int4 everywhere is refused.
+#[test]
+fn say_with_quantized_weights_caches_them_and_refuses_int4() {
+    let model = tmp("tiny-tts-quant");
+    let _ = std::fs::remove_dir_all(&model);
+    copy_dir(&tiny_tts(), &model);
+    let run = |quant: &str, out: &Path| {
+        voxkit()
+            .args(["say", "--speaker", "vivian", "--seed", "5", "--max-new-tokens", "6", "--threads", "2"])
+            .args(["--device", "cpu", "--quant", quant, "--model"])
+            .arg(&model)
+            .arg("-o")
+            .arg(out)
+            .arg(TEXT)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (tmp("quant-a.wav"), tmp("quant-b.wav"));
+    let o = run("mixed", &a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(model.join(".voxkit-cache/quant-tts-mixed.bin").is_file(), "the quantized weights were cached");
+    let o = run("mixed", &b);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let (samples, _) = wav_bytes(&std::fs::read(&a).unwrap());
+    assert!(!samples.is_empty() && samples.iter().all(|s| s.is_finite()));
+    let o = run("int4", &b);
+    assert!(assert_fails_once(&o, 2).contains("mixed"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&model);
+}
