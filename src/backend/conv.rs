@@ -114,10 +114,18 @@ impl ConvTranspose1dWeight {
         }
         let w = weight.to_f32();
         let mut m = vec![0.0; k * cout * cin];
-        for t in 0..k {
+        // m[t, o, i] = w[i, o, t], a tile of input channels at a time: each (o, i) reads its k
+        // taps together and each (t, o) writes a run of the tile, where a plain loop over i
+        // strides through the whole weight (slow at load for the wide layers).
+        const TILE: usize = 64;
+        for i0 in (0..cin).step_by(TILE) {
+            let i1 = (i0 + TILE).min(cin);
             for o in 0..cout {
-                for i in 0..cin {
-                    m[(t * cout + o) * cin + i] = w[(i * cout + o) * k + t];
+                for i in i0..i1 {
+                    let taps = &w[(i * cout + o) * k..(i * cout + o + 1) * k];
+                    for (t, &v) in taps.iter().enumerate() {
+                        m[(t * cout + o) * cin + i] = v;
+                    }
                 }
             }
         }

@@ -45,6 +45,17 @@ impl CausalConv {
         *history = cx.slice_rows(&joined, joined.rows() - ctx, ctx);
         cx.conv1d(&joined, &self.conv)
     }
+
+    /// `act(x)` `[T, in]` → `[T, out]`, continuing from `history`, which here holds the input
+    /// rows before the activation: the joined rows are activated in place, so `x` is copied once
+    /// (SnakeBeta is element-wise and maps the starting zeros to zeros, so the carried rows get
+    /// the values they had the first time).
+    fn forward_activated(&self, cx: &Compute, history: &mut Tensor, act: &SnakeBeta, x: &Tensor) -> Tensor {
+        let ctx = self.context();
+        let joined = cx.concat_rows(&[history, x]);
+        *history = cx.slice_rows(&joined, joined.rows() - ctx, ctx);
+        cx.conv1d(&act.apply(cx, joined), &self.conv)
+    }
 }
 
 /// A transposed convolution with kernel 2r (or r) and stride r, trimmed on the right to r·T: the
@@ -95,10 +106,10 @@ impl SnakeBeta {
         Ok(SnakeBeta { alpha: Weight::from_f32(vec![c], alpha), inv_beta: Weight::from_f32(vec![c], inv_beta) })
     }
 
-    fn forward(&self, cx: &Compute, x: &Tensor) -> Tensor {
-        let mut y = x.clone();
-        cx.snake_beta(&mut y, &self.alpha, &self.inv_beta);
-        y
+    /// In place on `x` (no copy).
+    fn apply(&self, cx: &Compute, mut x: Tensor) -> Tensor {
+        cx.snake_beta(&mut x, &self.alpha, &self.inv_beta);
+        x
     }
 
     fn channels(&self) -> usize {
@@ -115,8 +126,8 @@ struct ResidualUnit {
 
 impl ResidualUnit {
     fn forward(&self, cx: &Compute, history: &mut Tensor, x: &Tensor) -> Tensor {
-        let h = self.conv1.forward(cx, history, &self.act1.forward(cx, x));
-        let mut y = self.conv2.forward(cx, &mut Tensor::default(), &self.act2.forward(cx, &h));
+        let h = self.conv1.forward_activated(cx, history, &self.act1, x);
+        let mut y = self.conv2.forward(cx, &mut Tensor::default(), &self.act2.apply(cx, h));
         cx.add(&mut y, x);
         y
     }
@@ -466,13 +477,13 @@ impl Codec {
         let mut w = self.conv_in.forward(cx, &mut st.conv_in, &h);
         for (b, (tail, hists)) in self.blocks.iter().zip(st.blocks.iter_mut()) {
             crate::seams::stop::check()?;
-            w = b.upsample.forward(cx, tail, &b.snake.forward(cx, &w));
+            w = b.upsample.forward(cx, tail, &b.snake.apply(cx, w));
             for (u, hist) in b.units.iter().zip(hists.iter_mut()) {
                 w = u.forward(cx, hist, &w);
             }
         }
         // 5. Final SnakeBeta, conv to one channel, clamp to [-1, 1].
-        let mut w = self.conv_out.forward(cx, &mut st.conv_out, &self.final_snake.forward(cx, &w));
+        let mut w = self.conv_out.forward(cx, &mut st.conv_out, &self.final_snake.apply(cx, w));
         cx.clamp(&mut w, -1.0, 1.0);
         st.frames += frames.len();
         Ok(w.to_host())

@@ -204,8 +204,26 @@ unsafe fn snake_avx2(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
     snake_body(x, alpha, inv_beta)
 }
 
+/// The same arithmetic in 16 lanes (element-wise, so the results are the AVX2 path's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn snake_avx512(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    snake_body(x, alpha, inv_beta)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+}
+
 /// SnakeBeta in place over `[rows, channels]`: `x + sin²(x·α) · inv_beta` (α and 1/β per channel).
 pub fn snake_beta(x: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked).
+        return unsafe { snake_avx512(x, alpha, inv_beta) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA (checked).
