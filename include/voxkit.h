@@ -243,6 +243,9 @@ typedef struct VoxEngineConfig {
    * ASR text decoder; the codec and the audio encoder stay as stored. Any value but
    * `VOX_QUANT_NONE` with a device that resolves to a GPU fails with
    * `VOX_ERR_INVALID_ARGUMENT`. The quality each recipe keeps is stated in BENCHMARKS.md.
+   * The quantized weights are cached in the model folder, in `.voxkit-cache/` (written once
+   * when the folder is writable, checked and memory-mapped on later loads; delete it at any
+   * time); a read-only folder only costs each load the quantization (a few seconds).
    */
   uint32_t quantization;
 } VoxEngineConfig;
