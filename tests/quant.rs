@@ -121,11 +121,11 @@ fn fixture(preset: &str) -> PathBuf {
 }
 
 /// A random checkpoint of `preset` in a fresh temporary folder (removed by the caller).
-fn random(preset: &str, tokenizer: &str, tag: &str) -> PathBuf {
+fn random(preset: &str, tokenizer: &str, tag: &str, seed: u64) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("voxkit-quant-{preset}-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let tok = Path::new(env!("CARGO_MANIFEST_DIR")).join(tokenizer);
-    random_checkpoint::write(preset, &dir, &tok, 3).unwrap();
+    random_checkpoint::write(preset, &dir, &tok, seed).unwrap();
     dir
 }
 
@@ -171,7 +171,7 @@ fn request(preset: &str) -> TtsRequest {
 fn quantized_tts_models_pass_their_gates() {
     // The official tiny fixture (widths of 32 and 96: int8 everywhere, int4 only where a row
     // holds a multiple of 64) and a random checkpoint whose every width takes int4.
-    let small = random("small-customvoice", "tests/fixtures/tokenizer", "gates");
+    let small = random("small-customvoice", "tests/fixtures/tokenizer", "gates", 3);
     let mut int4_fails = false;
     for (preset, dir) in [("tiny-06b", fixture("tiny-06b")), ("small-customvoice", small.clone())] {
         let mut reference = tts_at(&dir, Quantization::None);
@@ -233,7 +233,7 @@ const ASR_GATES: [Gate; 2] = [
 #[test]
 fn quantized_asr_decoders_pass_their_gates() {
     // A random checkpoint with widths that take int4 (the tiny fixture's 16 do not).
-    let dir = random("small-asr", "tests/fixtures/asr/tiny", "gates");
+    let dir = random("small-asr", "tests/fixtures/asr/tiny", "gates", 3);
     let load = |recipe| {
         let mut m = Qwen3Asr::load(&dir, cpu(), 1).unwrap();
         m.quantize(recipe, &mut QuantCache::memory()).unwrap();
@@ -298,7 +298,7 @@ fn quantization_is_refused_off_the_cpu_and_unfit_weights_stay_as_stored() {
 /// (same logits, bit for bit); a damaged, stale or other-recipe file is ignored and rewritten.
 #[test]
 fn quantized_weights_are_cached_next_to_the_model_and_checked() {
-    let dir = random("small-customvoice", "tests/fixtures/tokenizer", "cache");
+    let dir = random("small-customvoice", "tests/fixtures/tokenizer", "cache", 3);
     let file = dir.join(voxkit::models::quant_cache::CACHE_DIR).join("quant-tts-mixed.bin");
     let load = |expect: (usize, usize)| {
         let mut m = Qwen3Tts::load(&dir, cpu(), 1).unwrap();
@@ -343,6 +343,16 @@ fn quantized_weights_are_cached_next_to_the_model_and_checked() {
     std::fs::write(&cfg, &text).unwrap();
     load((0, 1));
     load((1, 0));
+    // Other weights with the same names, shapes, sizes and times (a stale cache the key cannot
+    // see): the row check refuses the cached weights, and the file is rewritten.
+    let other = random("small-customvoice", "tests/fixtures/tokenizer", "cache-other", 4);
+    let ck = dir.join("model.safetensors");
+    let mtime = std::fs::metadata(&ck).unwrap().modified().unwrap();
+    std::fs::copy(other.join("model.safetensors"), &ck).unwrap();
+    std::fs::File::options().write(true).open(&ck).unwrap().set_modified(mtime).unwrap();
+    let _ = std::fs::remove_dir_all(&other);
+    load((0, 1));
+    load((1, 0));
     // int8 has its own file.
     let mut m = Qwen3Tts::load(&dir, cpu(), 1).unwrap();
     let mut cache = QuantCache::open(&dir, "tts", Quantization::Int8);
@@ -351,4 +361,28 @@ fn quantized_weights_are_cached_next_to_the_model_and_checked() {
     cache.finish();
     assert!(dir.join(voxkit::models::quant_cache::CACHE_DIR).join("quant-tts-int8.bin").is_file());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A quantized weight's shape must keep its rows: one that would cut them (and make the kernels
+/// read by another width than the activations have) is refused, by `new` and `reshape`.
+#[test]
+fn quantized_weights_keep_their_rows() {
+    let w = weight(2, 512, 1).quantize(QuantFormat::Q8).unwrap();
+    let q = w.quant_data().unwrap();
+    let (s, p) = q.parts();
+    let parts = || {
+        voxkit::backend::QuantData::from_parts(
+            QuantFormat::Q8,
+            2,
+            512,
+            HostBuf::Owned(s.to_vec()),
+            HostBuf::Owned(p.to_vec()),
+        )
+        .unwrap()
+    };
+    let data = |q| WeightData::Quant(std::sync::Arc::new(q));
+    assert!(Weight::new(vec![2, 512], data(parts())).is_ok());
+    assert!(Weight::new(vec![4, 256], data(parts())).is_err());
+    assert!(w.clone().reshape(vec![4, 256]).is_err());
+    assert!(w.reshape(vec![2, 512, 1]).is_ok());
 }

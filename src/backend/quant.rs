@@ -194,6 +194,11 @@ impl QuantData {
         self.format
     }
 
+    /// Elements per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
     /// The scales (f16, little endian) and the packed values, as stored.
     pub fn parts(&self) -> (&[f16], &[u8]) {
         (&self.scales, &self.packed)
@@ -273,9 +278,6 @@ fn quantize_row(format: QuantFormat, w: &[f32], scales: &mut [f16], packed: &mut
             QuantFormat::Q4 => m / -8.0,
         };
         let dh = f16::from_f32(d);
-        if !dh.is_finite() {
-            return false;
-        }
         if !dh.is_finite() {
             return false;
         }

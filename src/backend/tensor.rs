@@ -143,6 +143,15 @@ impl Weight {
                 format!("a weight of shape {shape:?} cannot hold {} elements", data.len()),
             ));
         }
+        // A quantized weight's rows are its groups' rows: the shape must not cut them otherwise.
+        if let WeightData::Quant(q) = &data
+            && shape.iter().skip(1).product::<usize>() != q.cols()
+        {
+            return Err(Error::new(
+                ErrorKind::ModelLoad,
+                format!("a quantized weight of rows of {} cannot have shape {shape:?}", q.cols()),
+            ));
+        }
         Ok(Weight { shape, data, device: Arc::default() })
     }
 
@@ -180,6 +189,22 @@ impl Weight {
             WeightData::Quant(q) => Some(q),
             _ => None,
         }
+    }
+
+    /// Whether rows `rows` of this stored weight quantize to exactly those rows of `q` (a
+    /// quantized copy read from a cache: a cheap check that it was made from these weights).
+    pub fn quantizes_to(&self, q: &Weight, rows: &[usize]) -> bool {
+        let (Some(qd), None) = (q.quant_data(), self.quant_data()) else { return false };
+        if self.shape != q.shape {
+            return false;
+        }
+        let cols = self.cols();
+        rows.iter().filter(|&&r| r < self.rows()).all(|&r| {
+            match QuantData::quantize(qd.format(), 1, cols, &|_, out| widen(&self.data, r * cols, out)) {
+                Ok(one) => one.row(0) == qd.row(r),
+                Err(_) => false,
+            }
+        })
     }
 
     /// The same weight quantized to `format` (load time; rows of `cols()` elements). Fails when

@@ -410,7 +410,9 @@ impl Default for VoxEngineStats {
 impl super::AbiStruct for VoxEngineConfig {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineConfig, preload);
     // ABI 2–4: up to `preload`, padded to the alignment (`reserved` is that padding).
-    const OLDER_SIZES: &'static [usize] = &[std::mem::offset_of!(VoxEngineConfig, quantization)];
+    // (`sizeof` was `offset_of!(reserved)` where a u64 aligns to 4, as on i386 System V.)
+    const OLDER_SIZES: &'static [usize] =
+        &[std::mem::offset_of!(VoxEngineConfig, reserved), std::mem::offset_of!(VoxEngineConfig, quantization)];
 }
 impl super::AbiStruct for VoxEngineStats {
     const MIN_SIZE: usize = std::mem::offset_of!(VoxEngineStats, audio_bytes);

@@ -3,10 +3,11 @@
 //! (atomically: a temporary file renamed into place) when the folder is writable, memory-mapped
 //! on later loads.
 //!
-//! The file is keyed by the checkpoint: a SHA-256 of the recipe and, for every `*.safetensors`,
-//! `*.safetensors.index.json` and `config.json` of the folder, its name, length, modification
-//! time and safetensors header (not the weights' bytes: hashing gigabytes would cost more than
-//! quantizing). A cache whose key differs, or that fails any check — magic, version, the SHA-256
+//! The file is keyed by the checkpoint: a SHA-256 of the recipe, the quantizer's version and, for
+//! every `*.safetensors`, `*.safetensors.index.json` and `config.json` of the folder, its name,
+//! length, modification time and safetensors header (not the weights' bytes: hashing gigabytes
+//! would cost more than quantizing), checked again before a write; and each cached weight is
+//! taken only when three of its rows are what quantizing the checkpoint's rows gives. A cache whose key differs, or that fails any check — magic, version, the SHA-256
 //! of its index and data, every entry's range, shape and format — is ignored (and rewritten).
 //!
 //! Layout: `VOXQUANT`, version (u32 LE), 4 zero bytes, index length (u64 LE), SHA-256 of
@@ -27,6 +28,8 @@ use crate::models::weights::map_file;
 
 const MAGIC: &[u8; 8] = b"VOXQUANT";
 const VERSION: u32 = 1;
+/// Changes whenever `QuantData::quantize` would make other bytes (part of the key).
+const QUANTIZER: u32 = 1;
 const HEADER: usize = 56;
 const ALIGN: usize = 64;
 /// The folder the cache files live in, inside the model folder.
@@ -36,6 +39,8 @@ pub const CACHE_DIR: &str = ".voxkit-cache";
 pub struct QuantCache {
     /// The cache file (None: no disk cache).
     path: Option<PathBuf>,
+    /// The checkpoint folder and recipe the key was made from (checked again before a write).
+    source: Option<(PathBuf, Quantization)>,
     key: [u8; 32],
     /// Weights read from a valid cache file, by checkpoint name.
     cached: HashMap<String, Weight>,
@@ -53,7 +58,15 @@ fn bad(path: &Path, why: impl std::fmt::Display) -> Error {
 impl QuantCache {
     /// No disk cache: every weight is quantized at load.
     pub fn memory() -> QuantCache {
-        QuantCache { path: None, key: [0; 32], cached: HashMap::new(), made: Vec::new(), hits: 0, misses: 0 }
+        QuantCache {
+            path: None,
+            source: None,
+            key: [0; 32],
+            cached: HashMap::new(),
+            made: Vec::new(),
+            hits: 0,
+            misses: 0,
+        }
     }
 
     /// The cache of `kind` ("tts", "asr") quantized by `recipe` for the checkpoint in `dir`:
@@ -61,7 +74,8 @@ impl QuantCache {
     /// be written by `finish`.
     pub fn open(dir: &Path, kind: &str, recipe: Quantization) -> QuantCache {
         let path = dir.join(CACHE_DIR).join(format!("quant-{kind}-{}.bin", recipe.name()));
-        let mut cache = QuantCache { path: Some(path.clone()), ..QuantCache::memory() };
+        let mut cache =
+            QuantCache { path: Some(path.clone()), source: Some((dir.to_path_buf(), recipe)), ..QuantCache::memory() };
         match checkpoint_key(dir, recipe) {
             Ok(key) => cache.key = key,
             Err(e) => {
@@ -85,9 +99,13 @@ impl QuantCache {
     /// naming it: the caller chose quantization, so it is never skipped silently.
     pub fn quantize(&mut self, w: &mut Weight, format: Option<QuantFormat>, name: &str) {
         let Some(format) = format else { return };
+        // A cached weight is taken when its shape and format are this one's and its first,
+        // middle and last rows are what quantizing these weights gives (a stale cache that
+        // the key missed — a checkpoint rewritten with the same sizes and times — is not used).
+        let rows = [0, w.rows() / 2, w.rows().saturating_sub(1)];
         if let Some(c) = self.cached.get(name)
-            && c.shape() == w.shape()
             && c.quant_data().map(|q| q.format()) == Some(format)
+            && w.quantizes_to(c, &rows)
         {
             *w = c.clone();
             self.hits += 1;
@@ -116,6 +134,13 @@ impl QuantCache {
         if self.misses == 0 {
             return;
         }
+        // The checkpoint must still be the one the key was made from when it was opened.
+        if let Some((dir, recipe)) = &self.source
+            && checkpoint_key(dir, *recipe).ok() != Some(self.key)
+        {
+            log::info!("quantized weights are not cached: {} changed while it loaded", dir.display());
+            return;
+        }
         match write(path, &self.key, &self.made) {
             Ok(bytes) => {
                 log::info!("cached {} quantized weights ({bytes} bytes) in {}", self.made.len(), path.display())
@@ -130,6 +155,7 @@ fn checkpoint_key(dir: &Path, recipe: Quantization) -> Result<[u8; 32]> {
     let mut h = Sha256::new();
     h.update(b"voxkit quantized weights\0");
     h.update(VERSION.to_le_bytes());
+    h.update(QUANTIZER.to_le_bytes());
     h.update(recipe.name().as_bytes());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| bad(dir, e))?

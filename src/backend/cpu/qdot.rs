@@ -62,10 +62,11 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             {
                 use std::arch::is_x86_feature_detected as has;
-                if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vnni") && has!("f16c") {
+                let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+                if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vnni") {
                     return Isa::Avx512Vnni;
                 }
-                if has!("avx2") && has!("fma") && has!("f16c") {
+                if avx2 {
                     return Isa::Avx2;
                 }
             }
@@ -97,7 +98,8 @@ pub(super) fn dot_rows(w: &QuantData, r: usize, x: &QuantRows, first: usize, out
 }
 
 fn dot_rows_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, first: usize, out: &mut [f32]) {
-    debug_assert_eq!(w.cols, x.cols);
+    // The kernels size their reads by the weight's rows: the activations must be as wide.
+    assert_eq!(w.cols, x.cols, "quantized product: rows of {} against activations of {}", w.cols, x.cols);
     let (ws, wq) = w.row(r);
     for (c, chunk) in out.chunks_mut(4).enumerate() {
         let at = first + 4 * c;
