@@ -73,6 +73,13 @@ impl CodePredictor {
         }
     }
 
+    /// Bytes of weights one frame's passes read: the decoder (and input projection) once per
+    /// pass, each head once.
+    pub fn frame_weight_bytes(&self) -> usize {
+        let projection = self.projection.as_ref().map_or(0, |(w, b)| w.bytes() + b.bytes());
+        self.groups() * (self.decoder.weight_bytes() + projection) + self.heads.iter().map(Weight::bytes).sum::<usize>()
+    }
+
     /// Codes c1.. predicted per frame (the number of heads).
     pub fn groups(&self) -> usize {
         self.heads.len()

@@ -104,6 +104,30 @@ impl Qwen3Stack {
         }
     }
 
+    /// Bytes of weights one forward pass reads (every layer's projections and norms, the final
+    /// norm), as stored or quantized: what a decode step streams from memory.
+    pub fn weight_bytes(&self) -> usize {
+        let layer = |l: &Qwen3Layer| {
+            [
+                &l.input_layernorm,
+                &l.q_proj,
+                &l.k_proj,
+                &l.v_proj,
+                &l.o_proj,
+                &l.q_norm,
+                &l.k_norm,
+                &l.post_attention_layernorm,
+                &l.gate_proj,
+                &l.up_proj,
+                &l.down_proj,
+            ]
+            .iter()
+            .map(|w| w.bytes())
+            .sum::<usize>()
+        };
+        self.layers.iter().map(layer).sum::<usize>() + self.norm.bytes()
+    }
+
     /// A KV cache for `slots` sequences, with room for `tokens` tokens each from the start.
     pub fn new_cache(&self, slots: usize, tokens: usize) -> Result<KvCache> {
         self.cx.kv_cache(self.dims.layers, self.dims.kv_heads * self.dims.head_dim, slots, tokens)

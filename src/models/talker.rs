@@ -49,6 +49,12 @@ impl Talker {
         cache.quantize(&mut self.text_fc2, recipe.head(), "talker.text_projection.linear_fc2.weight");
     }
 
+    /// Bytes of weights one decode step reads: the decoder and the c0 head (the text track's
+    /// projection runs at prefill; an embedding lookup reads one row).
+    pub fn step_weight_bytes(&self) -> usize {
+        self.decoder.weight_bytes() + self.codec_head.bytes()
+    }
+
     /// Text-track rows `T(ids)`.
     pub fn text(&self, ids: &[u32]) -> Result<Tensor> {
         let cx = &self.cx;

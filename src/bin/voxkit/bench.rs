@@ -54,6 +54,9 @@ pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
         }
     }
     let wall = t.elapsed().as_secs_f64();
+    progress.set_message("measuring the memory's read bandwidth");
+    let (talker_bytes, predictor_bytes) = (model.talker.step_weight_bytes(), model.predictor.frame_weight_bytes());
+    let bandwidth = read_bandwidth(a.threads.count());
     progress.finish_and_clear();
     let tm = model.times;
     let per = |d: Duration| d.as_secs_f64() * 1e3 / tm.steps.max(1) as f64;
@@ -71,7 +74,50 @@ pub fn tts(a: &BenchTtsArgs, ui: &Ui) -> Result<(), Fail> {
         done as f64 * 0.08 / wall,
         prefills[0].as_secs_f64() * 1e3,
     );
+    println!(
+        "tts: weights read per step: talker {:.0} MB, code predictor {:.0} MB ({} passes); at the {:.1} GB/s this machine reads with {} threads, a step cannot take less than {:.1} ms",
+        talker_bytes as f64 / 1e6,
+        predictor_bytes as f64 / 1e6,
+        model.predictor.groups(),
+        bandwidth / 1e9,
+        a.threads.count(),
+        (talker_bytes + predictor_bytes) as f64 / bandwidth * 1e3,
+    );
     Ok(())
+}
+
+/// Bytes per second `threads` threads read from a buffer far larger than the caches (best of
+/// five passes): the floor for a decode step that streams its weights once.
+fn read_bandwidth(threads: usize) -> f64 {
+    const BYTES: usize = 1 << 30;
+    let threads = threads.max(1);
+    let buf: Vec<u64> = (0..BYTES / 8).map(|i| i as u64).collect();
+    let chunk = buf.len().div_ceil(threads);
+    let mut best = f64::INFINITY;
+    let mut sink = 0u64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        sink = sink.wrapping_add(std::thread::scope(|s| {
+            let parts: Vec<_> = buf
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut acc = [0u64; 8];
+                        for block in part.chunks_exact(8) {
+                            for (a, v) in acc.iter_mut().zip(block) {
+                                *a = a.wrapping_add(*v);
+                            }
+                        }
+                        acc.iter().fold(0u64, |x, y| x.wrapping_add(*y))
+                    })
+                })
+                .collect();
+            parts.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
+        }));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    BYTES as f64 / best
 }
 
 pub fn codec(a: &BenchCodecArgs, ui: &Ui) -> Result<(), Fail> {
@@ -186,12 +232,21 @@ pub fn asr(a: &BenchAsrArgs, ui: &Ui) -> Result<(), Fail> {
     };
     run(&mut model, 1)?; // warm-up
     let (frontend, encoder, prefill, decode, prompt) = run(&mut model, tokens)?;
+    progress.set_message("measuring the memory's read bandwidth");
+    let bandwidth = read_bandwidth(threads);
     progress.finish_and_clear();
     let total = frontend + encoder + prefill + decode;
     println!(
         "asr: {seconds:.1} s clip, {prompt} prompt tokens, {tokens} decoded; front-end {frontend:.1} ms, encoder {encoder:.1} ms, prefill {prefill:.1} ms, decode {decode:.1} ms ({:.1} ms/token); total {total:.1} ms = {:.2}× real time; threads {threads}",
         decode / tokens.max(1) as f64,
         seconds * 1e3 / total
+    );
+    let bytes = model.decode_weight_bytes();
+    println!(
+        "asr: weights read per decoded token: {:.0} MB; at the {:.1} GB/s this machine reads with {threads} threads, a token cannot take less than {:.1} ms",
+        bytes as f64 / 1e6,
+        bandwidth / 1e9,
+        bytes as f64 / bandwidth * 1e3,
     );
     Ok(())
 }

@@ -199,6 +199,11 @@ impl Qwen3Asr {
         Ok(())
     }
 
+    /// Bytes of weights one decode token reads: the text decoder and the output head.
+    pub fn decode_weight_bytes(&self) -> usize {
+        self.decoder.weight_bytes() + self.lm_head.as_ref().unwrap_or(&self.embed_tokens).bytes()
+    }
+
     pub fn compute(&self) -> &Compute {
         &self.cx
     }
