@@ -135,8 +135,8 @@
 #define VOX_WAIT_INFINITE 4294967295
 
 /**
- * `vox_audio_ring_read`'s `*flags`: the job has ended and every sample it produced was read
- * from the ring; nothing more will come. (ABI 6.)
+ * `vox_audio_ring_read`'s `*flags`: nothing more will come — the job ended and all its audio
+ * was read through the ring (or the job is gone and the ring is drained). (ABI 6.)
  */
 #define VOX_RING_ENDED 1
 
@@ -1068,22 +1068,23 @@ VoxStatus vox_audio_ring_open(const struct VoxEngine *engine,
 /**
  * Copies up to `capacity` unread samples of the ring's job into `dst` (mono float at the job's
  * `VoxJobInfo.sample_rate`) and sets `*written` to their number (0 when none is ready: an
- * underrun while the job runs). `*flags` (may be NULL) gets `VOX_RING_ENDED` once the job has
- * ended (done, failed, cancelled, released, or its engine destroyed) and every sample it
- * produced has been read: nothing more will come. Ask `vox_poll` (off the audio thread) how it
- * ended. `dst` may be NULL when `capacity` is 0.
+ * underrun while the job runs). `*flags` (may be NULL) gets `VOX_RING_ENDED` once nothing more
+ * will come: the job has ended (done, failed or cancelled) and every sample it produced has been
+ * read — or the job is gone (released, its engine destroyed) and every sample the ring held has
+ * been read (what still waited in the job went with it). Ask `vox_poll` (off the audio thread)
+ * how it ended. `dst` may be NULL when `capacity` is 0.
  *
  * Real-time safe: wait-free — no lock, no allocation, no system call, no logging; its time is
  * the copy of at most `capacity` samples. Errors (`VOX_ERR_NULL_POINTER`) do not set
  * `vox_last_error` (that would allocate).
  *
  * Thread safety: one thread at a time per ring (the audio thread), concurrently with every other
- * call, `vox_engine_destroy` and `vox_release` of its job included: the ring stays valid until
- * `vox_audio_ring_close`.
+ * call but `vox_audio_ring_close` of the same ring — `vox_engine_destroy` and `vox_release` of
+ * its job included: the ring stays valid until closed. A closed ring reads as ended (0 samples).
  *
  * # Safety
- * `ring` is NULL or a ring from `vox_audio_ring_open` not yet closed (a closed or foreign pointer
- * cannot be detected here); the other pointers are NULL or valid for the sizes this comment states.
+ * `ring` is NULL or a pointer from `vox_audio_ring_open` (closed or not); a foreign pointer cannot
+ * be detected here. The other pointers are NULL or valid for the sizes this comment states.
  */
 VoxStatus vox_audio_ring_read(struct VoxAudioRing *ring,
                               float *dst,
@@ -1092,9 +1093,11 @@ VoxStatus vox_audio_ring_read(struct VoxAudioRing *ring,
                               uint32_t *flags);
 
 /**
- * Detaches the ring from its job and frees it. Its unread samples go back to the job, so
+ * Detaches the ring from its job and frees its buffer. Its unread samples go back to the job, so
  * `vox_read_audio` continues exactly where the ring stopped (unless the job was released).
- * A pointer that is not a live ring (NULL, closed before, foreign) is refused.
+ * A pointer that is not an open ring (NULL, closed before, foreign) is refused with
+ * `VOX_ERR_INVALID_ARGUMENT` (`VOX_ERR_NULL_POINTER` for NULL). A few bytes of each ring stay
+ * allocated after the close, so its address is never reused and a stale pointer stays harmless.
  *
  * Thread safety: any thread but concurrently with a `vox_audio_ring_read` of the same ring;
  * not from a real-time thread (it frees memory and takes locks).

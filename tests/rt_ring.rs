@@ -111,10 +111,11 @@ fn a_ring_smaller_than_a_frame_gives_the_offline_audio_while_the_worker_is_busy(
     let others: Vec<u64> =
         (0..2).map(|i| e.submit_tts(request(&format!("Busy worker number {i}."), true, 30)).unwrap()).collect();
 
-    let got = std::thread::scope(|s| {
-        s.spawn(|| {
+    let expected = want.len();
+    let (got, reader) = std::thread::scope(|s| {
+        s.spawn(move || {
             // A simulated audio callback: 256 samples at a time, every millisecond.
-            let mut got = Vec::with_capacity(want.len() + 4096);
+            let mut got = Vec::with_capacity(expected + 4096);
             let mut block = [0f32; 256];
             let (mut reads, mut empty, mut worst) = (0u64, 0u64, Duration::ZERO);
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -139,7 +140,7 @@ fn a_ring_smaller_than_a_frame_gives_the_offline_audio_while_the_worker_is_busy(
             }
             REAL_TIME.set(false);
             eprintln!("ring: {reads} reads ({empty} found nothing), the slowest took {worst:?}");
-            got
+            (got, reader)
         })
         .join()
         .unwrap()
@@ -179,6 +180,51 @@ fn closing_a_ring_hands_the_unread_audio_back_to_the_job() {
     let again = e.open_ring(id, 64).unwrap();
     assert_eq!(again.read(&mut [0f32; 64]), (0, true));
     again.close();
+}
+
+#[test]
+fn an_idle_engine_moves_what_did_not_fit_as_the_reader_drains() {
+    let e = engine();
+    let want = offline(&e, 12);
+    // Ended before the ring opens, nothing else to run: the worker is idle and must still top
+    // the ring up (12 frames through a ring of 256).
+    let id = e.submit_tts(request(TEXT, true, 12)).unwrap();
+    e.wait(id, Some(Duration::from_secs(120))).unwrap();
+    let reader = e.open_ring(id, 200).unwrap();
+    let mut got = Vec::new();
+    let mut block = [0f32; 128];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (n, ended) = reader.read(&mut block);
+        got.extend_from_slice(&block[..n]);
+        if ended {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reader starved after {} samples", got.len());
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_same("idle top-up", &got, &want);
+    reader.close();
+    // Closed mid-stream on a long job: read_audio continues exactly where the ring stopped.
+    let id = e.submit_tts(request(TEXT, true, 12)).unwrap();
+    let reader = e.open_ring(id, 3000).unwrap();
+    let mut head = Vec::new();
+    while head.len() < 5000 {
+        let (n, ended) = reader.read(&mut block);
+        assert!(!ended);
+        head.extend_from_slice(&block[..n]);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    reader.close();
+    e.wait(id, Some(Duration::from_secs(120))).unwrap();
+    let mut rest = vec![0f32; want.len()];
+    let n = e.read_audio(id, &mut rest).unwrap();
+    head.extend_from_slice(&rest[..n]);
+    assert_same("ring, closed mid-stream, then read_audio", &head, &want);
 }
 
 #[test]

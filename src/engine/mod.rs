@@ -112,14 +112,16 @@ pub struct ModelInfo {
 pub(crate) struct QueueState {
     pub entries: VecDeque<Pending>,
     pub shutdown: bool,
+    /// A ring was opened: the worker runs a turn to top it up even when it has nothing else to do.
+    pub ring_opened: bool,
 }
 
 /// Job ids are unique in the process, not only per engine: an id kept from a destroyed engine
 /// never names a job of a later one.
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 
-/// State shared by the host-facing calls and the worker. Lock order: queue → jobs → a job's data
-/// → stats; no lock is held while logging (the host's callback may call back into the engine).
+/// State shared by the host-facing calls and the worker. Lock order: queue → jobs → rings → a
+/// job's data → stats; no lock is held while logging (the host's callback may call back into the engine).
 pub(crate) struct Shared {
     pub config: EngineConfig,
     /// Where inference runs (resolved at create).
@@ -131,7 +133,7 @@ pub(crate) struct Shared {
     pub log_id: u64,
     /// Raised by `Drop`: the worker's loads and steps stop at their next check (`seams::stop`).
     pub stop: Arc<AtomicBool>,
-    /// Jobs with an open audio ring, which the worker tops up (taken alone, or after `queue`).
+    /// Jobs with an open audio ring, which the worker tops up.
     pub rings: Mutex<Vec<std::sync::Weak<Job>>>,
 }
 
@@ -279,7 +281,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             device: device_info,
             config,
-            queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false }),
+            queue: Mutex::new(QueueState { entries: VecDeque::new(), shutdown: false, ring_opened: false }),
             wake: Condvar::new(),
             jobs: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
@@ -565,6 +567,9 @@ impl Engine {
             return Err(Error::new(ErrorKind::InvalidArgument, format!("job {id} is not a TTS job: it has no audio")));
         }
         let ring = Arc::new(AudioRing::new(capacity)?);
+        // Registered before the worker can see the ring, so no top-up misses it (an entry whose
+        // job has no ring is dropped at the next top-up).
+        self.shared.rings.lock().push(Arc::downgrade(&job));
         {
             let mut d = job.data.lock();
             if d.ring.is_some() {
@@ -573,9 +578,8 @@ impl Engine {
             d.ring = Some(ring.clone());
             d.feed_ring();
         }
-        self.shared.rings.lock().push(Arc::downgrade(&job));
-        // An idle worker sleeps until told: it now has samples to move as the reader drains.
-        let _q = self.shared.queue.lock();
+        // An idle worker sleeps until told: one turn moves in what did not fit.
+        self.shared.queue.lock().ring_opened = true;
         self.shared.wake.notify_one();
         Ok(RingReader::new(ring, Arc::downgrade(&job)))
     }

@@ -7,7 +7,8 @@
 //! drains: by the worker after every step and, while any ring waits for room, every few
 //! milliseconds when it is idle (`Engine::open_ring` registers the job for that).
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -75,7 +76,9 @@ impl AudioRing {
 
     /// Samples pushed and not yet popped.
     pub fn available(&self) -> usize {
-        self.head.load(Ordering::Acquire).wrapping_sub(self.tail.load(Ordering::Acquire))
+        // `tail` first: `head` read after it is never behind it.
+        let tail = self.tail.load(Ordering::Acquire);
+        self.head.load(Ordering::Acquire).wrapping_sub(tail)
     }
 
     /// Producer: copies as many of `src` as fit; returns how many.
@@ -121,16 +124,18 @@ impl AudioRing {
 }
 
 /// A host's end of a job's ring: reads wait-free, closes (off the real-time thread) by handing
-/// the unread samples back to the job.
+/// the unread samples back to the job. `Send` but not `Sync`: one reader at a time, which the
+/// ring's single-consumer rule needs.
 #[derive(Debug)]
 pub struct RingReader {
     ring: Arc<AudioRing>,
     job: Weak<Job>,
+    _one_reader: PhantomData<Cell<()>>,
 }
 
 impl RingReader {
     pub(crate) fn new(ring: Arc<AudioRing>, job: Weak<Job>) -> RingReader {
-        RingReader { ring, job }
+        RingReader { ring, job, _one_reader: PhantomData }
     }
 
     /// See [`AudioRing::pop`]. One thread at a time.
@@ -182,5 +187,56 @@ impl JobData {
     /// Samples the host has not read: those waiting here and those in the ring.
     pub(crate) fn unread(&self) -> usize {
         self.audio.len() - self.read_pos + self.ring.as_ref().map_or(0, |r| r.available())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_round_up_to_a_power_of_two_within_bounds() {
+        assert_eq!(AudioRing::new(1).unwrap().capacity(), 1);
+        assert_eq!(AudioRing::new(1025).unwrap().capacity(), 2048);
+        assert_eq!(AudioRing::new(MAX_RING_SAMPLES).unwrap().capacity(), MAX_RING_SAMPLES);
+        assert!(AudioRing::new(0).is_err() && AudioRing::new(MAX_RING_SAMPLES + 1).is_err());
+    }
+
+    #[test]
+    fn samples_come_out_in_order_across_the_wrap_and_the_counters_overflow() {
+        let ring = AudioRing::new(8).unwrap();
+        // Counters just short of usize::MAX: they wrap during the run.
+        ring.head.store(usize::MAX - 5, Ordering::Relaxed);
+        ring.tail.store(usize::MAX - 5, Ordering::Relaxed);
+        let (mut next_in, mut next_out) = (0u32, 0u32);
+        for round in 0..50usize {
+            let chunk: Vec<f32> = (0..(round % 11) as u32).map(|i| (next_in + i) as f32).collect();
+            next_in += ring.push(&chunk) as u32;
+            assert!(ring.available() <= 8);
+            let mut out = vec![-1f32; round % 7 + 1];
+            let (n, ended) = ring.pop(&mut out);
+            assert!(!ended);
+            for v in &out[..n] {
+                assert_eq!(*v, next_out as f32);
+                next_out += 1;
+            }
+        }
+        ring.end();
+        let mut rest = [0f32; 16];
+        let (n, ended) = ring.pop(&mut rest);
+        assert_eq!(next_out + n as u32, next_in);
+        assert!(ended, "ended once drained");
+        assert_eq!(ring.pop(&mut rest), (0, true));
+    }
+
+    #[test]
+    fn a_full_ring_takes_nothing_more_and_ended_waits_for_the_last_sample() {
+        let ring = AudioRing::new(4).unwrap();
+        assert_eq!(ring.push(&[1.0, 2.0, 3.0, 4.0, 5.0]), 4);
+        assert_eq!(ring.push(&[6.0]), 0);
+        ring.end();
+        let mut two = [0f32; 2];
+        assert_eq!(ring.pop(&mut two), (2, false));
+        assert_eq!(ring.pop(&mut [0f32; 8]), (2, true));
     }
 }

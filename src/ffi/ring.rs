@@ -1,9 +1,10 @@
 //! The C ABI of the wait-free audio path (`engine::ring`): open a ring on a TTS job, read it from
 //! a real-time thread, close it. Unlike every other handle, a `VoxAudioRing*` is a real pointer:
 //! looking it up in a registry would take a lock in the read. `vox_audio_ring_close` still checks
-//! it against the live rings (a lock there is fine), so a double close is refused, not a crash.
+//! it against the open rings (a lock there is fine), and the small shell a pointer names is never
+//! freed, so a double close is refused and a read after the close sees an ended ring.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::api::{VoxEngine, engine_ref};
@@ -14,11 +15,15 @@ use crate::error::Error;
 
 /// A wait-free reader of one TTS job's audio (opaque). See `vox_audio_ring_open`.
 pub struct VoxAudioRing {
-    reader: RingReader,
+    /// `None` once closed: the shell itself is never freed, so its address is never handed out
+    /// again — a stale pointer is refused at close and reads as an ended ring, never as another
+    /// ring (16 bytes kept per ring opened).
+    reader: Option<RingReader>,
 }
 
-/// The rings opened and not yet closed, by address.
-static LIVE_RINGS: parking_lot::Mutex<Option<HashSet<usize>>> = parking_lot::Mutex::new(None);
+/// Every ring shell handed out, by address: true while open. (Closed shells stay listed, and so
+/// reachable: they are kept on purpose, not leaked.)
+static RINGS: parking_lot::Mutex<Option<HashMap<usize, bool>>> = parking_lot::Mutex::new(None);
 
 /// Attaches a wait-free reader to a TTS job (queued, running or ended), for a real-time audio
 /// thread: a ring of at least `capacity` samples (1 to 16777216; rounded up to a power of two).
@@ -45,8 +50,8 @@ pub unsafe extern "C" fn vox_audio_ring_open(
         let e = unsafe { engine_ref(engine)? };
         let out = non_null(out_ring, "out_ring")? as *mut *mut VoxAudioRing;
         let reader = e.open_ring(job, capacity)?;
-        let p = Box::into_raw(Box::new(VoxAudioRing { reader }));
-        LIVE_RINGS.lock().get_or_insert_with(HashSet::new).insert(p as usize);
+        let p = Box::into_raw(Box::new(VoxAudioRing { reader: Some(reader) }));
+        RINGS.lock().get_or_insert_with(HashMap::new).insert(p as usize, true);
         unsafe { out.write_unaligned(p) };
         Ok(())
     })
@@ -54,22 +59,23 @@ pub unsafe extern "C" fn vox_audio_ring_open(
 
 /// Copies up to `capacity` unread samples of the ring's job into `dst` (mono float at the job's
 /// `VoxJobInfo.sample_rate`) and sets `*written` to their number (0 when none is ready: an
-/// underrun while the job runs). `*flags` (may be NULL) gets `VOX_RING_ENDED` once the job has
-/// ended (done, failed, cancelled, released, or its engine destroyed) and every sample it
-/// produced has been read: nothing more will come. Ask `vox_poll` (off the audio thread) how it
-/// ended. `dst` may be NULL when `capacity` is 0.
+/// underrun while the job runs). `*flags` (may be NULL) gets `VOX_RING_ENDED` once nothing more
+/// will come: the job has ended (done, failed or cancelled) and every sample it produced has been
+/// read — or the job is gone (released, its engine destroyed) and every sample the ring held has
+/// been read (what still waited in the job went with it). Ask `vox_poll` (off the audio thread)
+/// how it ended. `dst` may be NULL when `capacity` is 0.
 ///
 /// Real-time safe: wait-free — no lock, no allocation, no system call, no logging; its time is
 /// the copy of at most `capacity` samples. Errors (`VOX_ERR_NULL_POINTER`) do not set
 /// `vox_last_error` (that would allocate).
 ///
 /// Thread safety: one thread at a time per ring (the audio thread), concurrently with every other
-/// call, `vox_engine_destroy` and `vox_release` of its job included: the ring stays valid until
-/// `vox_audio_ring_close`.
+/// call but `vox_audio_ring_close` of the same ring — `vox_engine_destroy` and `vox_release` of
+/// its job included: the ring stays valid until closed. A closed ring reads as ended (0 samples).
 ///
 /// # Safety
-/// `ring` is NULL or a ring from `vox_audio_ring_open` not yet closed (a closed or foreign pointer
-/// cannot be detected here); the other pointers are NULL or valid for the sizes this comment states.
+/// `ring` is NULL or a pointer from `vox_audio_ring_open` (closed or not); a foreign pointer cannot
+/// be detected here. The other pointers are NULL or valid for the sizes this comment states.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vox_audio_ring_read(
     ring: *mut VoxAudioRing,
@@ -87,7 +93,7 @@ pub unsafe extern "C" fn vox_audio_ring_read(
         let r = unsafe { &*ring };
         let buf: &mut [f32] =
             if capacity == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(dst, capacity) } };
-        let (n, ended) = r.reader.read(buf);
+        let (n, ended) = r.reader.as_ref().map_or((0, true), |reader| reader.read(buf));
         unsafe { written.write_unaligned(n) };
         if !flags.is_null() {
             unsafe { flags.write_unaligned(if ended { VOX_RING_ENDED } else { 0 }) };
@@ -97,9 +103,11 @@ pub unsafe extern "C" fn vox_audio_ring_read(
     .unwrap_or(VOX_ERR_INTERNAL)
 }
 
-/// Detaches the ring from its job and frees it. Its unread samples go back to the job, so
+/// Detaches the ring from its job and frees its buffer. Its unread samples go back to the job, so
 /// `vox_read_audio` continues exactly where the ring stopped (unless the job was released).
-/// A pointer that is not a live ring (NULL, closed before, foreign) is refused.
+/// A pointer that is not an open ring (NULL, closed before, foreign) is refused with
+/// `VOX_ERR_INVALID_ARGUMENT` (`VOX_ERR_NULL_POINTER` for NULL). A few bytes of each ring stay
+/// allocated after the close, so its address is never reused and a stale pointer stays harmless.
 ///
 /// Thread safety: any thread but concurrently with a `vox_audio_ring_read` of the same ring;
 /// not from a real-time thread (it frees memory and takes locks).
@@ -112,13 +120,19 @@ pub unsafe extern "C" fn vox_audio_ring_close(ring: *mut VoxAudioRing) -> VoxSta
         if ring.is_null() {
             return Err(null("ring"));
         }
-        let live = LIVE_RINGS.lock().as_mut().is_some_and(|set| set.remove(&(ring as usize)));
+        let live = RINGS
+            .lock()
+            .as_mut()
+            .and_then(|m| m.get_mut(&(ring as usize)))
+            .is_some_and(|open| std::mem::replace(open, false));
         if !live {
             return Err(Error::invalid("ring is not a live VoxAudioRing (closed, or not from vox_audio_ring_open)"));
         }
-        // SAFETY: registered by vox_audio_ring_open and not closed since (removed just now).
-        let boxed = unsafe { Box::from_raw(ring) };
-        boxed.reader.close();
+        // SAFETY: registered by vox_audio_ring_open and not closed since (removed just now); no
+        // read of it runs now (the caller's contract).
+        if let Some(reader) = unsafe { (*ring).reader.take() } {
+            reader.close();
+        }
         Ok(())
     })
 }

@@ -100,8 +100,8 @@ pub const VOX_MODEL_ASR: u32 = 2;
 /// `vox_wait`'s timeout meaning "no limit".
 pub const VOX_WAIT_INFINITE: u32 = 0xFFFF_FFFF;
 
-/// `vox_audio_ring_read`'s `*flags`: the job has ended and every sample it produced was read
-/// from the ring; nothing more will come. (ABI 6.)
+/// `vox_audio_ring_read`'s `*flags`: nothing more will come — the job ended and all its audio
+/// was read through the ring (or the job is gone and the ring is drained). (ABI 6.)
 pub const VOX_RING_ENDED: u32 = 1;
 
 /// Receives log lines: `level` is a `VOX_LOG_*` value, `message` a NUL-terminated UTF-8 line valid

@@ -7,6 +7,8 @@
  * - a config claiming 1e9 layers: an error at load, never an abort of this process;
  * - NaN weights: the job fails with VOX_ERR_INFERENCE and hands out no NaN sample;
  * - an unknown speaker or language fails at submit, naming the known ones; NULL speaker works;
+ * - an audio ring (ABI 6) gives every sample of its job and says when it ended; one left open
+ *   while the engine is destroyed stays readable, ends, and closes once;
  * - destroying an engine while jobs run returns quickly.
  */
 #define _POSIX_C_SOURCE 199309L
@@ -144,6 +146,45 @@ static void test_speakers_and_languages(VoxEngine *eng) {
     vox_release(eng, job);
 }
 
+/* Reads a short job through a small ring; returns a ring left open on a long job. */
+static VoxAudioRing *test_audio_ring(VoxEngine *eng) {
+    VoxTtsRequest req;
+    VoxJobId job, long_job;
+    VoxAudioRing *ring = NULL, *open_ring = NULL;
+    VoxJobInfo info;
+    float buf[300];
+    size_t written = 0, total = 0;
+    uint32_t flags = 0;
+    double start = now_ms();
+    vox_tts_request_init(&req);
+    req.text = "Read by an audio thread.";
+    req.max_new_tokens = 3;
+    req.stream = 1;
+    CHECK(vox_tts_submit(eng, &req, &job) == VOX_OK);
+    CHECK(vox_audio_ring_open(eng, job, 1000, &ring) == VOX_OK);
+    CHECK(vox_audio_ring_open(eng, job, 1000, &open_ring) == VOX_ERR_INVALID_ARGUMENT);
+    CHECK(open_ring == NULL);
+    if (!ring) return NULL;
+    do {
+        CHECK(vox_audio_ring_read(ring, buf, 300, &written, &flags) == VOX_OK);
+        total += written;
+        if (written == 0 && !(flags & VOX_RING_ENDED)) vox_wait(eng, job, 2, NULL);
+    } while (!(flags & VOX_RING_ENDED) && now_ms() - start < 600000);
+    CHECK(flags == VOX_RING_ENDED);
+    info = wait_job(eng, job);
+    CHECK(info.state == VOX_JOB_DONE);
+    CHECK(total > 0 && total == info.samples_total);
+    CHECK(vox_read_audio(eng, job, buf, 300, &written) == VOX_ERR_INVALID_ARGUMENT);
+    CHECK(vox_audio_ring_close(ring) == VOX_OK);
+    CHECK(vox_audio_ring_close(ring) == VOX_ERR_INVALID_ARGUMENT);
+    CHECK(vox_release(eng, job) == VOX_OK);
+    /* A ring that outlives its engine (closed after vox_engine_destroy, in main). */
+    req.max_new_tokens = 8000;
+    CHECK(vox_tts_submit(eng, &req, &long_job) == VOX_OK);
+    CHECK(vox_audio_ring_open(eng, long_job, 512, &open_ring) == VOX_OK);
+    return open_ring;
+}
+
 static void test_destroy_latency(VoxEngine *eng) {
     VoxTtsRequest req;
     VoxJobId jobs[4];
@@ -187,8 +228,22 @@ int main(int argc, char **argv) {
     eng = create(argv[1], VOX_MODEL_TTS, &st);
     CHECK(eng != NULL);
     if (eng) {
+        VoxAudioRing *orphan;
         test_speakers_and_languages(eng);
+        orphan = test_audio_ring(eng);
         test_destroy_latency(eng); /* destroys it */
+        if (orphan) {
+            float buf[512];
+            size_t written = 0;
+            uint32_t flags = 0;
+            int reads = 0;
+            /* The job went with its engine: what the ring holds, then the end. */
+            do {
+                CHECK(vox_audio_ring_read(orphan, buf, 512, &written, &flags) == VOX_OK);
+            } while (!(flags & VOX_RING_ENDED) && ++reads < 100);
+            CHECK(flags == VOX_RING_ENDED);
+            CHECK(vox_audio_ring_close(orphan) == VOX_OK);
+        }
     }
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

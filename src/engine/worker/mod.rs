@@ -154,31 +154,22 @@ impl Worker {
     /// Moves waiting samples into the rings that have room; forgets rings that were closed,
     /// ended, or whose job is gone.
     fn top_up_rings(&mut self) {
-        let rings = std::mem::take(&mut *self.shared.rings.lock());
-        if rings.is_empty() {
-            self.ring_backlog = false;
-            return;
-        }
         let mut backlog = false;
-        let mut keep = Vec::with_capacity(rings.len());
-        for weak in rings {
-            let Some(job) = weak.upgrade() else { continue };
+        self.shared.rings.lock().retain(|weak| {
+            let Some(job) = weak.upgrade() else { return false };
             let mut d = job.data.lock();
             if d.ring.is_none() {
-                continue;
+                return false;
             }
             backlog |= d.feed_ring();
-            let over = d.state.is_terminal() && d.read_pos == d.audio.len();
-            drop(d);
-            if !over {
-                keep.push(weak);
-            }
-        }
+            !(d.state.is_terminal() && d.read_pos == d.audio.len())
+        });
         self.ring_backlog = backlog;
-        self.shared.rings.lock().extend(keep);
     }
 
     fn recover(&mut self, panic: Box<dyn std::any::Any + Send>) {
+        // The turn may have left samples waiting without its top-up: look again soon.
+        self.ring_backlog = true;
         let err = if let Some(e) = panic.downcast_ref::<Error>() {
             // A device failure raised by the compute layer (out of device memory, a faulted GPU).
             log::error!("engine: the device failed during inference: {}", e.message);
@@ -245,13 +236,17 @@ impl Worker {
                     return Some(Some((kind, taken)));
                 }
                 Decision::Idle if self.batch.is_some() => return Some(None),
-                Decision::Idle if self.ring_backlog => {
-                    // Nothing runs, but a reader drains a ring that has samples waiting.
-                    self.shared.wake.wait_for(&mut q, RING_TOP_UP);
-                    return Some(None);
-                }
                 Decision::Idle => {
-                    // Nothing runs and nothing can start: sleep until a submit, a cancel or shutdown.
+                    if std::mem::take(&mut q.ring_opened) {
+                        return Some(None); // a turn tops the new ring up
+                    }
+                    if self.ring_backlog {
+                        // A reader drains a ring that has samples waiting: top it up every few ms.
+                        self.shared.wake.wait_for(&mut q, RING_TOP_UP);
+                        return Some(None);
+                    }
+                    // Nothing runs and nothing can start: sleep until a submit, a cancel, a ring
+                    // or shutdown.
                     self.shared.wake.wait(&mut q);
                 }
             }
