@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 
-import voxkit
 from conftest import assert_speech
 
 THREADS = 8

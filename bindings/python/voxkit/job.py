@@ -127,8 +127,10 @@ class Job:
         return written.value
 
     def _read_ready(self, ready):
+        # Called even when nothing is ready, so a job that cannot be read (a ring attached,
+        # released) says so instead of looking empty.
         buf = np.empty(ready, dtype=np.float32)
-        return buf[:self.read_into(buf)] if ready else buf
+        return buf[:self.read_into(buf)]
 
     def read(self):
         """The samples produced and not read yet (maybe none), as float32. Never blocks."""
