@@ -76,6 +76,15 @@ def test_every_header_struct_is_mirrored():
     assert declared - mirrored == {"VoxVoiceRequest"}
 
 
+def test_every_function_used_is_declared_in_the_header():
+    declared = set(re.findall(r"\b(vox_\w+)\(", HEADER.read_text()))
+    used = set(voxkit._lib._FUNCTIONS)
+    assert used <= declared
+    # Cloned voices are not wrapped: everything else is.
+    assert declared - used == {"vox_voice_request_init", "vox_voice_create", "vox_voice_release",
+                               "vox_voice_save", "vox_voice_load"}
+
+
 @pytest.mark.parametrize("struct, init", [
     (_abi.VoxEngineConfig, "vox_engine_config_init"),
     (_abi.VoxTtsRequest, "vox_tts_request_init"),

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import voxkit
@@ -50,6 +51,7 @@ def test_closing_an_engine(checkpoints):
     crash); later calls on the engine or its jobs raise; a second close does nothing."""
     engine = voxkit.Engine(checkpoints[0], device="cpu", cpu_threads=1)
     job = engine.tts("A long text. " * 8, max_new_tokens=400)
+    ring = job.open_ring(1 << 16)
     outcome = []
 
     def waiter():
@@ -76,6 +78,10 @@ def test_closing_an_engine(checkpoints):
             call()
         assert err.value.code == voxkit.VOX_ERR_INVALID_ARGUMENT and "closed" in err.value.message
     job.release()  # the engine freed its jobs already: nothing to do
+    # A ring outlives its engine: it reads what was produced, then says the stream ended.
+    buf = np.empty(1 << 16, np.float32)
+    assert any(ring.read_into(buf)[1] for _ in range(100)), "the ring did not end"
+    ring.close()
 
 
 def test_engine_finalizer(native):

@@ -11,10 +11,10 @@ from .engine import Engine
 from .errors import VoxError, status_string
 from .info import EngineStats, JobInfo, JobState, Kind, ModelInfo, Timings
 from .job import Job
-from .ring import VOX_RING_ENDED, AudioRing
+from .ring import AudioRing
 
 __all__ = [
     "ABI_VERSION", "AudioRing", "Engine", "EngineStats", "Job", "JobInfo", "JobState", "Kind",
-    "ModelInfo", "Timings", "VOX_RING_ENDED", "VoxError", "abi_version", "library_version",
+    "ModelInfo", "Timings", "VoxError", "abi_version", "library_version",
     "status_string",
 ]

@@ -8,8 +8,8 @@ every size and offset with what a C compiler makes of the header.
 import ctypes
 from ctypes import c_char, c_char_p, c_double, c_float, c_int32, c_uint32, c_uint64, c_void_p
 
-# The ABI this binding was written against (VOX_ABI_VERSION of the header).
-ABI_VERSION = 5
+# The ABI this binding was written against (VOX_ABI_VERSION of the header); 6 added the ring.
+ABI_VERSION = 6
 
 VOX_OK = 0
 VOX_ERR_NULL_POINTER = 1
@@ -43,6 +43,7 @@ VOX_KIND_TTS, VOX_KIND_ASR = 1, 2
 VOX_FLAG_TRUNCATED, VOX_FLAG_STREAMING = 1, 2
 VOX_MODEL_TTS, VOX_MODEL_ASR = 1, 2
 VOX_WAIT_INFINITE = 0xFFFFFFFF
+VOX_RING_ENDED = 1
 
 VoxStatus = c_int32
 VoxJobId = c_uint64

@@ -16,7 +16,8 @@ from ._abi import VoxJobId, VoxStatus
 
 _ENGINE = c_void_p  # struct VoxEngine* (opaque)
 
-# name: (restype, argtypes)
+# name: (restype, argtypes). The *_init functions take void*: they fill a scratch buffer
+# (see _structs.init_struct).
 _FUNCTIONS = {
     "vox_version": (c_char_p, []),
     "vox_abi_version": (c_uint32, []),
@@ -41,11 +42,7 @@ _FUNCTIONS = {
     "vox_get_timings": (VoxStatus, [_ENGINE, VoxJobId, POINTER(_abi.VoxTimings)]),
     "vox_cancel": (VoxStatus, [_ENGINE, VoxJobId]),
     "vox_release": (VoxStatus, [_ENGINE, VoxJobId]),
-}
-
-# ABI 6: the wait-free audio ring (struct VoxAudioRing* is opaque).
-RING_ABI_VERSION = 6
-_RING_FUNCTIONS = {
+    # struct VoxAudioRing* is opaque too.
     "vox_audio_ring_open": (VoxStatus, [_ENGINE, VoxJobId, c_size_t, POINTER(c_void_p)]),
     "vox_audio_ring_read": (VoxStatus, [c_void_p, POINTER(c_float), c_size_t, POINTER(c_size_t),
                                         POINTER(c_uint32)]),
@@ -109,8 +106,6 @@ def lib():
                               f"{_abi.ABI_VERSION} or newer (a library built from the same "
                               "voxkit checkout as the binding)")
             _declare(handle, _FUNCTIONS)
-            if found >= RING_ABI_VERSION:
-                _declare(handle, _RING_FUNCTIONS)
             _lib = handle
         return _lib
 

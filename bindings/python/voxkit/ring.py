@@ -1,14 +1,13 @@
 """AudioRing: the wait-free reader of one TTS job's audio (vox_audio_ring_*, ABI 6)."""
 
 import ctypes
+import operator
 import threading
 
 from . import _abi
-from ._lib import RING_ABI_VERSION, abi_version, lib
+from ._lib import lib
 from ._pcm import float_ptr, writable_mono
 from .errors import VoxError, check
-
-VOX_RING_ENDED = 1
 
 
 class AudioRing:
@@ -24,9 +23,9 @@ class AudioRing:
         # The header forbids closing while a read of the same ring runs: the lock keeps the
         # two apart (uncontended in normal use, so reads stay cheap).
         self._lock = threading.Lock()
-        if abi_version() < RING_ABI_VERSION:
-            raise VoxError(_abi.VOX_ERR_UNSUPPORTED, f"AudioRing needs a library with C ABI "
-                           f"{RING_ABI_VERSION}; this one implements {abi_version()}")
+        capacity = operator.index(capacity)
+        if capacity < 0:  # ctypes would wrap it into a huge size_t
+            raise ValueError(f"capacity={capacity} is negative")
         ring = ctypes.c_void_p()
         with job.engine._handle.use() as engine:
             check(lib().vox_audio_ring_open(engine, job.id, capacity, ctypes.byref(ring)))
@@ -54,7 +53,7 @@ class AudioRing:
         # Ring read errors leave no vox_last_error message: the status says it all.
         if status != _abi.VOX_OK:
             raise VoxError(status)
-        return written.value, bool(flags.value & VOX_RING_ENDED)
+        return written.value, bool(flags.value & _abi.VOX_RING_ENDED)
 
     def close(self):
         """Detaches and frees the ring; unread samples go back to the job. Idempotent."""
