@@ -48,26 +48,31 @@ class Engine:
 
     Use it as a context manager, or call close(); an engine never closed is destroyed when it
     is garbage-collected or at interpreter exit. Arguments left None take the library's defaults.
+    log(level, message), if given, receives the library's log lines (VOX_LOG_* levels, from
+    log_level up) on the engine's worker thread: keep it quick; an exception in it is printed
+    and dropped by ctypes, never raised into the library.
     """
 
-    def __init__(self, tts_model=None, asr_model=None, *, device="cpu", device_index=None,
+    def __init__(self, tts_model=None, asr_model=None, *, device=None, device_index=None,
                  cpu_threads=None, max_batch=None, memory_budget=None, max_queued_jobs=None,
                  default_max_new_tokens=None, hard_max_new_tokens=None, max_wait_ms=None,
                  preload=(), quantization=None, log=None, log_level=None):
         self._handle = None
         config = init_struct(_abi.VoxEngineConfig, "vox_engine_config_init")
-        dev, _, index = str(device).partition(":")
-        set_fields(config,
-             device=_lookup(_DEVICES, "device", dev),
-             device_index=int(index) if index else device_index,
-             tts_model_dir=utf8("tts_model", tts_model),
-             asr_model_dir=utf8("asr_model", asr_model),
-             cpu_threads=cpu_threads, max_batch=max_batch, memory_budget=memory_budget,
-             max_queued_jobs=max_queued_jobs, default_max_new_tokens=default_max_new_tokens,
-             hard_max_new_tokens=hard_max_new_tokens, max_wait_ms=max_wait_ms,
-             log_level=log_level,
-             quantization=None if quantization is None else _lookup(_QUANT, "quantization",
-                                                                    quantization))
+        if device is not None:  # "cpu", "cuda", "cuda:1" or "auto" (the library's default)
+            device, _, index = str(device).partition(":")
+            device = _lookup(_DEVICES, "device", device)
+            device_index = int(index) if index else device_index
+        if quantization is not None:
+            quantization = _lookup(_QUANT, "quantization", quantization)
+        set_fields(config, device=device, device_index=device_index,
+                   tts_model_dir=utf8("tts_model", tts_model),
+                   asr_model_dir=utf8("asr_model", asr_model),
+                   cpu_threads=cpu_threads, max_batch=max_batch, memory_budget=memory_budget,
+                   max_queued_jobs=max_queued_jobs,
+                   default_max_new_tokens=default_max_new_tokens,
+                   hard_max_new_tokens=hard_max_new_tokens, max_wait_ms=max_wait_ms,
+                   log_level=log_level, quantization=quantization)
         if isinstance(preload, str):
             preload = (preload,)
         for model in preload:
@@ -135,13 +140,13 @@ class Engine:
         req = init_struct(_abi.VoxTtsRequest, "vox_tts_request_init")
         on, strength = _denoise(denoise)
         set_fields(req, text=utf8("text", text), speaker=utf8("speaker", speaker),
-             language=utf8("language", language), instruct=utf8("instruct", instruct),
-             stream=int(bool(stream)), greedy=int(bool(greedy)),
-             text_streaming=int(bool(text_streaming)),
-             use_seed=None if seed is None else 1, seed=seed,
-             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-             repetition_penalty=repetition_penalty, sample_rate=sample_rate,
-             denoise=on, denoise_strength=strength, priority=priority)
+                   language=utf8("language", language), instruct=utf8("instruct", instruct),
+                   stream=int(bool(stream)), greedy=int(bool(greedy)),
+                   text_streaming=int(bool(text_streaming)),
+                   use_seed=None if seed is None else 1, seed=seed,
+                   max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                   top_p=top_p, repetition_penalty=repetition_penalty, sample_rate=sample_rate,
+                   denoise=on, denoise_strength=strength, priority=priority)
         job_id = _abi.VoxJobId()
         with self._handle.use() as ptr:
             check(lib().vox_tts_submit(ptr, ctypes.byref(req), ctypes.byref(job_id)))
@@ -149,14 +154,14 @@ class Engine:
 
     def asr(self, audio, sample_rate, *, language=None, context=None, max_new_tokens=None,
             denoise=None, priority=None):
-        """Submits speech recognition of `audio` (float PCM: shape (frames,) or (frames, channels))."""
+        """Submits speech recognition of float PCM, shape (frames,) or (frames, channels)."""
         pcm, frames, channels = interleaved(audio)
         req = init_struct(_abi.VoxAsrRequest, "vox_asr_request_init")
         on, strength = _denoise(denoise)
         set_fields(req, pcm=float_ptr(pcm), frames=frames, channels=channels,
-             sample_rate=sample_rate, language=utf8("language", language),
-             context=utf8("context", context), max_new_tokens=max_new_tokens,
-             denoise=on, denoise_strength=strength, priority=priority)
+                   sample_rate=sample_rate, language=utf8("language", language),
+                   context=utf8("context", context), max_new_tokens=max_new_tokens,
+                   denoise=on, denoise_strength=strength, priority=priority)
         job_id = _abi.VoxJobId()
         with self._handle.use() as ptr:
             # `pcm` stays referenced until here: the library copies it during the submit.

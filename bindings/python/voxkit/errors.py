@@ -1,4 +1,4 @@
-"""VoxError: a failed vox_* call, with its status code, the code's name and the library's message."""
+"""VoxError: a failed vox_* call, with its status code, the code's name and the message."""
 
 import ctypes
 
