@@ -28,15 +28,21 @@ namespace VoxKit
 
         /// <summary>
         /// Copies up to `count` samples (mono, at the job's rate) into buffer[offset..] and returns
-        /// how many; `ended` is true once the job has ended and everything it produced was read.
+        /// how many; `ended` is true once the job has ended and everything it produced was read
+        /// (and after Dispose).
         /// </summary>
         public int Read(float[] buffer, int offset, int count, out bool ended)
         {
             Job.CheckRange(buffer, offset, count);
-            // The reference keeps a concurrent Dispose from closing the ring under this read.
-            // (Should Dispose race a read, the close then runs here, once, at the read's end.)
+            // After Dispose, a read finds nothing and says so instead of throwing on the audio
+            // thread. A Dispose racing a read is deferred by the handle's reference until the read
+            // returns (the close then runs here, once); only a Dispose landing between the IsClosed
+            // check and the AddRef costs an exception, caught below.
+            ended = true;
+            if (handle.IsClosed) return 0;
             bool added = false;
-            handle.DangerousAddRef(ref added);
+            try { handle.DangerousAddRef(ref added); }
+            catch (ObjectDisposedException) { return 0; }
             try
             {
                 UIntPtr written;

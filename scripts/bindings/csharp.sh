@@ -4,7 +4,9 @@
 #      -unsafe -warnaserror: what older Unity/Mono accept),
 #   2. compiles and runs a C program the test emits, so a C compiler reports every struct's size
 #      and field offsets from include/voxkit.h,
-#   3. makes tiny random-weight checkpoints and runs the test with mono.
+#   3. makes tiny random-weight checkpoints and runs the test with mono,
+#   4. builds examples/unity/VoxKitSpeaker.cs against a stand-in for UnityEngine and drives it as
+#      Unity would (tests/csharp/UnityHarness.cs).
 #
 # Run from the repository root:  bash scripts/bindings/csharp.sh
 #   VOXKIT_LIB_DIR  folder holding libvoxkit.so and the voxkit CLI (default target/debug)
@@ -69,3 +71,9 @@ echo "== tiny checkpoints"
 echo "== VoxKitTest (mono $(mono --version | head -1 | awk '{print $5}'), library $LIB_DIR)"
 LD_LIBRARY_PATH="$LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     mono --debug "$OUT/VoxKitTest.exe" "$OUT/tts" "$OUT/asr" "${layout[@]}"
+
+echo "== examples/unity/VoxKitSpeaker.cs in a stand-in Unity host (binding built with UNITY_5_3_OR_NEWER)"
+mcs -nologo -unsafe -warnaserror -warn:4 -define:UNITY_5_3_OR_NEWER -out:"$OUT/UnityHarness.exe" \
+    bindings/csharp/*.cs examples/unity/VoxKitSpeaker.cs tests/csharp/UnityHarness.cs
+cp "$OUT/VoxKit.dll.config" "$OUT/UnityHarness.exe.config"
+LD_LIBRARY_PATH="$LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" mono --debug "$OUT/UnityHarness.exe" "$OUT/tts"
