@@ -29,8 +29,8 @@ namespace VoxKit
         // Resolved by the runtime to libvoxkit.so / voxkit.dll / libvoxkit.dylib.
         public const string Library = "voxkit";
 
-        // VOX_ABI_VERSION of the header this file mirrors.
-        public const uint HeaderAbiVersion = 6;
+        // The header this file mirrors (the library's own is vox_abi_version()).
+        public const uint VOX_ABI_VERSION = 6;
 
         public const int VOX_DEVICE_AUTO = 0, VOX_DEVICE_CPU = 1, VOX_DEVICE_CUDA = 2;
         public const uint VOX_QUANT_NONE = 0, VOX_QUANT_INT8 = 1, VOX_QUANT_MIXED = 2;

@@ -428,6 +428,13 @@ namespace VoxKit
             return true;
         }
 
+        /// <summary>Blocks until the job ends (true) or `timeoutMs` passes (false; -1: no limit).</summary>
+        public bool Wait(int timeoutMs)
+        {
+            JobInfo ignored;
+            return Wait(timeoutMs, out ignored);
+        }
+
         /// <summary>Blocks until the job ends and returns its final state.</summary>
         public JobInfo Wait()
         {

@@ -50,6 +50,19 @@ cat > "$OUT/VoxKit.dll.config" <<'EOF'
 </configuration>
 EOF
 
+echo "== every function and constant of include/voxkit.h is in VoxKit.Native.cs"
+names() { grep -oE "$1" "$2" | grep -oE "$3" | sort -u; }
+absent="$(comm -23 \
+    <({ names '^[A-Za-z].*[ *]vox_[a-z_0-9]+\(' include/voxkit.h 'vox_[a-z_0-9]+'
+        names '^#define VOX_[A-Z_0-9]+' include/voxkit.h 'VOX_[A-Z_0-9]+'; } | sort) \
+    <({ names 'extern [^(]* vox_[a-z_0-9]+\(' bindings/csharp/VoxKit.Native.cs 'vox_[a-z_0-9]+'
+        names '\bVOX_[A-Z_0-9]+ =' bindings/csharp/VoxKit.Native.cs 'VOX_[A-Z_0-9]+'; } | sort))"
+if [[ -n "$absent" ]]; then
+    echo "FAIL: not in bindings/csharp/VoxKit.Native.cs:" $absent >&2
+    exit 1
+fi
+echo "all $(names '^[A-Za-z].*[ *]vox_[a-z_0-9]+\(' include/voxkit.h 'vox_[a-z_0-9]+' | wc -l) functions and $(names '^#define VOX_[A-Z_0-9]+' include/voxkit.h 'VOX_[A-Z_0-9]+' | wc -l) constants"
+
 layout=()
 if command -v "${CC:-cc}" >/dev/null; then
     echo "== struct layout from include/voxkit.h (${CC:-cc})"

@@ -48,6 +48,12 @@ static unsafe class VoxKitTest
             if (t.IsValueType && t.Name.StartsWith("Vox")) yield return t;
     }
 
+    static IEnumerable<FieldInfo> Constants()
+    {
+        foreach (var f in typeof(Native).GetFields(BindingFlags.Public | BindingFlags.Static))
+            if (f.IsLiteral && f.Name.StartsWith("VOX_")) yield return f;
+    }
+
     // Field names in Native mirror the header, so a C compiler checks them: an unknown name
     // fails the compile, a wrong offset or size fails the comparison.
     static void EmitC()
@@ -59,6 +65,8 @@ static unsafe class VoxKitTest
             foreach (var f in t.GetFields(BindingFlags.Public | BindingFlags.Instance))
                 Console.WriteLine("    printf(\"{0}.{1} %zu\\n\", offsetof({0}, {1}));", t.Name, f.Name);
         }
+        foreach (var c in Constants())
+            Console.WriteLine("#ifdef {0}\n    printf(\"{0} %lld\\n\", (long long){0});\n#endif", c.Name);
         Console.WriteLine("    return 0;\n}");
     }
 
@@ -86,6 +94,15 @@ static unsafe class VoxKitTest
             }
         }
         Check(n > 100, n + " field offsets equal");
+        int k = 0;
+        foreach (var f in Constants())
+        {
+            long want, ours = Convert.ToInt64(f.GetRawConstantValue());
+            if (!c.TryGetValue(f.Name, out want)) Check(false, f.Name + " is not in the header");
+            else if (want != ours) Check(false, f.Name + " = " + ours + " in C#, " + want + " in C");
+            k++;
+        }
+        Check(k > 40, k + " constants equal");
     }
 
     static void LibrarySide()
@@ -98,7 +115,7 @@ static unsafe class VoxKitTest
         // The *_init functions write the library's own struct_size: with a library of the same
         // ABI it must be ours (the scratch is roomy in case it is larger).
         byte* s = stackalloc byte[1024];
-        bool same = Library.AbiVersion == Native.HeaderAbiVersion;
+        bool same = Library.AbiVersion == Native.VOX_ABI_VERSION;
         Native.vox_engine_config_init((Native.VoxEngineConfig*)s);
         InitSize("VoxEngineConfig", *(uint*)s, sizeof(Native.VoxEngineConfig), same);
         Native.vox_tts_request_init((Native.VoxTtsRequest*)s);
