@@ -80,10 +80,11 @@ fi
 echo "== tiny checkpoints"
 "$LIB_DIR/voxkit" make-checkpoint --preset tiny-customvoice --out "$OUT/tts" --tokenizer tests/fixtures/tokenizer
 "$LIB_DIR/voxkit" make-checkpoint --preset tiny-asr --out "$OUT/asr" --tokenizer tests/fixtures/asr/tiny
+"$LIB_DIR/voxkit" make-checkpoint --preset tiny-base --out "$OUT/base" --tokenizer tests/fixtures/tokenizer
 
 echo "== VoxKitTest (mono $(mono --version | head -1 | awk '{print $5}'), library $LIB_DIR)"
 LD_LIBRARY_PATH="$LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    mono --debug "$OUT/VoxKitTest.exe" "$OUT/tts" "$OUT/asr" "${layout[@]}"
+    mono --debug "$OUT/VoxKitTest.exe" "$OUT/tts" "$OUT/asr" "$OUT/base" "${layout[@]}"
 
 echo "== examples/unity/VoxKitSpeaker.cs in a stand-in Unity host (binding built with UNITY_5_3_OR_NEWER)"
 mcs -nologo -unsafe -warnaserror -warn:4 -define:UNITY_5_3_OR_NEWER -out:"$OUT/UnityHarness.exe" \

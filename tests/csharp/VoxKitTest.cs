@@ -1,7 +1,9 @@
 // Tests of the C# binding against the real library (a console program: exit code 0 = all passed).
 //
 //   VoxKitTest.exe --emit-c                         C source printing the header's sizes/offsets
-//   VoxKitTest.exe TTS_DIR ASR_DIR [LAYOUT_FILE]    the checks; LAYOUT_FILE = that program's output
+//   VoxKitTest.exe TTS_DIR ASR_DIR BASE_DIR [LAYOUT_FILE]
+//                                                   the checks (BASE_DIR: a Base checkpoint, for
+//                                                   cloned voices); LAYOUT_FILE = that program's output
 //
 // The tiny random-weight checkpoints speak noise and transcribe nonsense: the checks are on
 // structure (statuses, finite audio at the reported rate, UTF-8 text), never on words.
@@ -17,7 +19,7 @@ using VoxKit;
 static unsafe class VoxKitTest
 {
     static int passed, failed;
-    static string ttsDir, asrDir;
+    static string ttsDir, asrDir, baseDir;
 
     static void Check(bool ok, string what)
     {
@@ -331,6 +333,29 @@ static unsafe class VoxKitTest
             "stats: " + stats.JobsDone + " done on " + stats.DeviceName + ", " + stats.JobsHeld + " held");
     }
 
+    static void Voices(float[] reference, int rate)
+    {
+        Section("cloned voices (Base checkpoint)");
+        using (var engine = new Engine(new EngineConfig { TtsModelDir = baseDir, Device = Device.Cpu, CpuThreads = 1 }))
+        {
+            Check(engine.GetModelInfo(JobKind.Tts).ClonesVoices, "the Base model clones voices");
+            Throws<VoxException>("a Base model without a voice", () => engine.Speak(Short("hi", false)), Status.InvalidArgument);
+            byte[] saved;
+            using (var made = Voice.Create(engine, new VoiceRequest { Pcm = reference, SampleRate = (uint)rate }))
+                saved = made.Save();
+            Check(saved.Length > 0, "voice saved as " + saved.Length + " bytes");
+            var voice = Voice.Load(saved);
+            var job = engine.Speak(new TtsRequest { Text = "In a borrowed voice.", Voice = voice, MaxNewTokens = 4, Seed = 3 });
+            voice.Dispose();   // the job keeps its own reference
+            using (job)
+            {
+                var info = job.Wait();
+                Check(info.State == JobState.Done && job.ReadAudio().Length > 0, "speech with a loaded voice: " + info.State);
+            }
+            Throws<ObjectDisposedException>("a disposed voice", () => voice.Save());
+        }
+    }
+
     static void CancelAndDispose()
     {
         Section("cancel, log callback, engine Dispose with a job in flight");
@@ -416,12 +441,13 @@ static unsafe class VoxKitTest
     static int Main(string[] args)
     {
         if (args.Length == 1 && args[0] == "--emit-c") { EmitC(); return 0; }
-        if (args.Length < 2) { Console.Error.WriteLine("usage: VoxKitTest.exe TTS_DIR ASR_DIR [LAYOUT_FILE] | --emit-c"); return 2; }
+        if (args.Length < 3) { Console.Error.WriteLine("usage: VoxKitTest.exe TTS_DIR ASR_DIR BASE_DIR [LAYOUT_FILE] | --emit-c"); return 2; }
         ttsDir = args[0];
         asrDir = args[1];
+        baseDir = args[2];
         try
         {
-            if (args.Length > 2) Layout(args[2]);
+            if (args.Length > 3) Layout(args[3]);
             else Console.WriteLine("== struct layout vs C: skipped (no layout file given)");
             LibrarySide();
             Errors();
@@ -431,6 +457,7 @@ static unsafe class VoxKitTest
                 TtsStreamed(engine);
                 Asr(engine, speech, engine.GetModelInfo(JobKind.Tts).SampleRate);
                 Threads(engine);
+                Voices(speech, engine.GetModelInfo(JobKind.Tts).SampleRate);
             }
             CancelAndDispose();
             Ring();
