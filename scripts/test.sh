@@ -2,7 +2,8 @@
 # voxkit's whole test suite, as CI runs it (.ci/run): the Rust tests (engine, scheduler properties,
 # concurrency, header freshness), the C ABI check (export list, C and C++ compile, the C test
 # program under valgrind), and the CUDA path on the emulated device (kernel compile/spill gate,
-# the emulator's own tests, our kernels through cudarc on the stand-in driver).
+# the emulator's own tests, our kernels through cudarc on the stand-in driver); between them, the
+# bindings (C++, Python, C#) tested against the same debug library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,15 @@ echo "==== C ABI ===="
 # unify (two minutes on two cores). Check the library the tests were linked from instead.
 cp -f target/debug/deps/libvoxkit.so target/debug/libvoxkit.so
 bash scripts/c-abi-check.sh --skip-build
+
+echo "==== bindings (C++, Python, C#) against the same library ===="
+export VOXKIT_LIB_DIR=target/debug
+for b in cpp python csharp; do
+    if [ -f "scripts/bindings/$b.sh" ]; then
+        echo "---- $b ($(date +%T))"
+        bash "scripts/bindings/$b.sh"
+    fi
+done
 
 echo "==== CUDA on the emulated device ===="
 bash scripts/emulator-check.sh
