@@ -10,8 +10,8 @@
  *   defaults) and writes only the `struct_size` bytes of an output struct. The *_init functions
  *   write this library's whole struct: a program built against an older header
  *   (`vox_abi_version() > VOX_ABI_VERSION`) sets `struct_size` and every field itself instead.
- * - Strings (`const char*`) are UTF-8 both ways: in C# marshal them as `LPUTF8Str` or `IntPtr`,
- *   never as the platform's ANSI code page.
+ * - Strings (`const char*`) are UTF-8 both ways: in C# pass pinned NUL-terminated UTF-8 bytes and
+ *   read IntPtrs back as UTF-8 (bindings/csharp), never the platform's ANSI code page.
  * - Strings are NUL-terminated UTF-8. Buffers are the caller's; the library never asks the caller
  *   to free anything except the engine (vox_engine_destroy), jobs (vox_release) and voices
  *   (vox_voice_release).
@@ -508,7 +508,8 @@ typedef struct VoxAsrRequest {
 } VoxAsrRequest;
 
 /**
- * A job id: unique within its engine, never reused, never 0.
+ * A job id: unique in the process (an id kept from a destroyed engine never names a job of a
+ * later one), never reused, never 0.
  */
 typedef uint64_t VoxJobId;
 

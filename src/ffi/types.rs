@@ -5,7 +5,8 @@ use std::ffi::{c_char, c_void};
 
 /// A status code: `VOX_OK` (0) or one of the `VOX_ERR_*` codes.
 pub type VoxStatus = i32;
-/// A job id: unique within its engine, never reused, never 0.
+/// A job id: unique in the process (an id kept from a destroyed engine never names a job of a
+/// later one), never reused, never 0.
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
