@@ -70,10 +70,8 @@ fn drain_tts(e: &Engine, id: u64, rng: &mut Rng, progress: &AtomicU64) -> u64 {
     let ring = if rng.below(3) == 0 { Some(e.open_ring(id, 256 + rng.below(8192) as usize).unwrap()) } else { None };
     loop {
         assert!(Instant::now() < deadline, "job {id} never ended");
-        if let Some(at) = cancel_after {
-            if read >= at {
-                e.cancel(id).unwrap();
-            }
+        if cancel_after.is_some_and(|at| read >= at) {
+            e.cancel(id).unwrap();
         }
         let (n, over) = match &ring {
             Some(r) => r.read(&mut buf),
