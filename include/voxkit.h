@@ -32,7 +32,7 @@
 /**
  * Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
  */
-#define VOX_ABI_VERSION 5
+#define VOX_ABI_VERSION 6
 
 /**
  * `VoxEngineConfig.device`: CUDA when usable, else the CPU.
@@ -133,6 +133,17 @@
  * `vox_wait`'s timeout meaning "no limit".
  */
 #define VOX_WAIT_INFINITE 4294967295
+
+/**
+ * `vox_audio_ring_read`'s `*flags`: the job has ended and every sample it produced was read
+ * from the ring; nothing more will come. (ABI 6.)
+ */
+#define VOX_RING_ENDED 1
+
+/**
+ * A wait-free reader of one TTS job's audio (opaque). See `vox_audio_ring_open`.
+ */
+typedef struct VoxAudioRing VoxAudioRing;
 
 /**
  * An engine: owns the worker thread, the models and every job. Created by `vox_engine_create`,
@@ -933,11 +944,13 @@ VoxStatus vox_wait(const struct VoxEngine *engine,
  * Copies up to `capacity` samples of the job's audio that were not read before into `dst` (mono
  * float at `VoxJobInfo.sample_rate`) and sets `*written` to their number (0 when nothing new).
  * The same call reads a streaming job while it runs and any job after it ended. `dst` may be
- * NULL when `capacity` is 0.
+ * NULL when `capacity` is 0. While an audio ring is open on the job (`vox_audio_ring_open`) it
+ * fails with `VOX_ERR_INVALID_ARGUMENT`: the ring has the audio.
  *
  * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; one reader
  * per job (two threads reading the same job split its samples between them). Never waits for
- * inference.
+ * inference, but takes a lock the worker also takes: a real-time audio thread reads through
+ * `vox_audio_ring_read` instead.
  *
  * # Safety
  * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
@@ -1030,6 +1043,66 @@ VoxStatus vox_cancel(const struct VoxEngine *engine, VoxJobId job);
  * Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.
  */
 VoxStatus vox_release(const struct VoxEngine *engine, VoxJobId job);
+
+/**
+ * Attaches a wait-free reader to a TTS job (queued, running or ended), for a real-time audio
+ * thread: a ring of at least `capacity` samples (1 to 16777216; rounded up to a power of two).
+ * From then on the job's audio goes only through the ring, starting with the samples already
+ * produced and unread: `vox_read_audio` on the job fails with `VOX_ERR_INVALID_ARGUMENT` until
+ * the ring is closed. Samples that do not fit wait in the job; the engine moves them in as the
+ * reader drains — after each inference step, and every few milliseconds while it is idle — so
+ * size the ring for the longest gap between steps (half a second of audio is plenty on a CPU).
+ * One ring per job (a second open fails with `VOX_ERR_INVALID_ARGUMENT`, as does an ASR job).
+ *
+ * Thread safety: any thread, concurrently with every call but `vox_engine_destroy`. Not a
+ * real-time call: it allocates the ring.
+ *
+ * # Safety
+ * Every pointer is NULL or valid for the sizes this comment states.
+ */
+VoxStatus vox_audio_ring_open(const struct VoxEngine *engine,
+                              VoxJobId job,
+                              size_t capacity,
+                              struct VoxAudioRing **out_ring);
+
+/**
+ * Copies up to `capacity` unread samples of the ring's job into `dst` (mono float at the job's
+ * `VoxJobInfo.sample_rate`) and sets `*written` to their number (0 when none is ready: an
+ * underrun while the job runs). `*flags` (may be NULL) gets `VOX_RING_ENDED` once the job has
+ * ended (done, failed, cancelled, released, or its engine destroyed) and every sample it
+ * produced has been read: nothing more will come. Ask `vox_poll` (off the audio thread) how it
+ * ended. `dst` may be NULL when `capacity` is 0.
+ *
+ * Real-time safe: wait-free — no lock, no allocation, no system call, no logging; its time is
+ * the copy of at most `capacity` samples. Errors (`VOX_ERR_NULL_POINTER`) do not set
+ * `vox_last_error` (that would allocate).
+ *
+ * Thread safety: one thread at a time per ring (the audio thread), concurrently with every other
+ * call, `vox_engine_destroy` and `vox_release` of its job included: the ring stays valid until
+ * `vox_audio_ring_close`.
+ *
+ * # Safety
+ * `ring` is NULL or a ring from `vox_audio_ring_open` not yet closed (a closed or foreign pointer
+ * cannot be detected here); the other pointers are NULL or valid for the sizes this comment states.
+ */
+VoxStatus vox_audio_ring_read(struct VoxAudioRing *ring,
+                              float *dst,
+                              size_t capacity,
+                              size_t *written,
+                              uint32_t *flags);
+
+/**
+ * Detaches the ring from its job and frees it. Its unread samples go back to the job, so
+ * `vox_read_audio` continues exactly where the ring stopped (unless the job was released).
+ * A pointer that is not a live ring (NULL, closed before, foreign) is refused.
+ *
+ * Thread safety: any thread but concurrently with a `vox_audio_ring_read` of the same ring;
+ * not from a real-time thread (it frees memory and takes locks).
+ *
+ * # Safety
+ * `ring` is any pointer value; it is only dereferenced when it is a live ring.
+ */
+VoxStatus vox_audio_ring_close(struct VoxAudioRing *ring);
 
 /**
  * Fills `request` with the defaults (and its `struct_size`); set the audio afterwards.

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::ring::AudioRing;
 use super::timings::Timings;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind, Result};
 use crate::seams::ModelKind;
 
 /// A job's id: unique for the engine's lifetime, never reused, never 0.
@@ -76,6 +77,29 @@ pub(crate) struct JobData {
     pub fault: Option<Error>,
     /// A voice job's result.
     pub voice: Option<std::sync::Arc<crate::seams::voice::Voice>>,
+    /// The host's wait-free reader, when one is open: audio goes there first and waits in
+    /// `audio[read_pos..]` only while the ring is full.
+    pub ring: Option<std::sync::Arc<AudioRing>>,
+}
+
+impl JobData {
+    /// A streaming job (or one read through a ring) forgets what was read once it is at least
+    /// half of what it holds, so the moves stay amortised: a long stream read as it plays holds
+    /// only its unread audio.
+    pub(crate) fn compact(&mut self) {
+        let queue = self.flags & FLAG_STREAMING != 0 || self.ring.is_some();
+        if queue && self.read_pos > 0 && 2 * self.read_pos >= self.audio.len() {
+            let read = self.read_pos;
+            self.audio.drain(..read);
+            self.read_pos = 0;
+            self.dropped += read as u64;
+            // A stream that produced a burst and is now read down gives the memory back.
+            if self.audio.capacity() > 4 * self.audio.len().max(1 << 14) {
+                let keep = self.audio.len().max(1 << 14);
+                self.audio.shrink_to(keep);
+            }
+        }
+    }
 }
 
 /// A job as the engine holds it: shared by the job table, the queue and the worker.
@@ -109,6 +133,7 @@ impl Job {
                 language: String::new(),
                 fault: None,
                 voice: None,
+                ring: None,
                 timings: Timings::default(),
                 max_new_tokens: 0,
                 ended: None,
@@ -141,6 +166,7 @@ impl Job {
         d.error = error;
         d.ended = Some(now);
         d.timings.total_ms = now.duration_since(self.submitted).as_secs_f64() * 1e3;
+        d.feed_ring(); // ends the ring when nothing waits
         on_end();
         drop(d);
         self.ended.notify_all();
@@ -160,7 +186,7 @@ impl Job {
             state: d.state,
             error: d.error.clone(),
             flags: d.flags,
-            samples_ready: (d.audio.len() - d.read_pos) as u64,
+            samples_ready: d.unread() as u64,
             samples_total: d.dropped + d.audio.len() as u64,
             sample_rate: d.sample_rate,
             progress,
@@ -183,30 +209,34 @@ impl Job {
     }
 
     /// Copies unread samples into `dst`, returning how many. A streaming job then forgets what
-    /// was read (once it is at least half of what it holds, so the moves stay amortised): a long
-    /// stream read as it plays holds only its unread audio.
-    pub fn read_audio(&self, dst: &mut [f32]) -> usize {
+    /// was read (see `JobData::compact`). Refused while a ring is open on the job.
+    pub fn read_audio(&self, dst: &mut [f32]) -> Result<usize> {
         let mut d = self.data.lock();
+        if d.ring.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("job {} is read through its audio ring; close the ring to read it here", self.id),
+            ));
+        }
         let n = dst.len().min(d.audio.len() - d.read_pos);
         let start = d.read_pos;
         dst[..n].copy_from_slice(&d.audio[start..start + n]);
         d.read_pos += n;
-        if d.flags & FLAG_STREAMING != 0 && d.read_pos > 0 && 2 * d.read_pos >= d.audio.len() {
-            let read = d.read_pos;
-            d.audio.drain(..read);
-            d.read_pos = 0;
-            d.dropped += read as u64;
-            // A stream that produced a burst and is now read down gives the memory back.
-            if d.audio.capacity() > 4 * d.audio.len().max(1 << 14) {
-                let keep = d.audio.len().max(1 << 14);
-                d.audio.shrink_to(keep);
-            }
-        }
-        n
+        d.compact();
+        Ok(n)
     }
 
     /// Bytes of audio this job holds now.
     pub fn audio_bytes(&self) -> u64 {
         (self.data.lock().audio.capacity() * std::mem::size_of::<f32>()) as u64
+    }
+}
+
+impl Drop for Job {
+    /// A job that goes away (released, its engine destroyed) ends its ring: nothing more comes.
+    fn drop(&mut self) {
+        if let Some(ring) = self.data.get_mut().ring.take() {
+            ring.end();
+        }
     }
 }

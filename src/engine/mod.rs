@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod job;
 pub mod loader;
 pub mod manager;
+pub mod ring;
 pub mod scheduler;
 pub mod timings;
 mod worker;
@@ -26,6 +27,7 @@ use crate::seams::{AudioStream, LoadContext, ModelKind, ModelLoader, ModelSpec, 
 use config::EngineConfig;
 use job::{FLAG_STREAMING, Job, JobId, JobInfo, JobState};
 use manager::{Configured, ModelManager};
+use ring::{AudioRing, RingReader};
 use scheduler::Resident;
 use timings::{Stage, Timings};
 use worker::{Pending, PostStream, Request, Worker};
@@ -129,6 +131,8 @@ pub(crate) struct Shared {
     pub log_id: u64,
     /// Raised by `Drop`: the worker's loads and steps stop at their next check (`seams::stop`).
     pub stop: Arc<AtomicBool>,
+    /// Jobs with an open audio ring, which the worker tops up (taken alone, or after `queue`).
+    pub rings: Mutex<Vec<std::sync::Weak<Job>>>,
 }
 
 impl Shared {
@@ -281,6 +285,7 @@ impl Engine {
             stats: Mutex::new(stats),
             log_id,
             stop: Arc::new(AtomicBool::new(false)),
+            rings: Mutex::new(Vec::new()),
         });
         let w = Worker::new(shared.clone(), manager);
         let worker = std::thread::Builder::new()
@@ -548,7 +553,31 @@ impl Engine {
     /// Copies audio not read before into `dst`; returns the number of samples copied. Works while
     /// the job runs (streaming) and after it ended.
     pub fn read_audio(&self, id: JobId, dst: &mut [f32]) -> Result<usize> {
-        Ok(self.job(id)?.read_audio(dst))
+        self.job(id)?.read_audio(dst)
+    }
+
+    /// Opens a wait-free reader of a TTS job's audio with room for at least `capacity` samples
+    /// (see `ring`). The job's audio goes only through the ring until the reader is closed; the
+    /// samples already produced and unread are the first it gives. One ring per job.
+    pub fn open_ring(&self, id: JobId, capacity: usize) -> Result<RingReader> {
+        let job = self.job(id)?;
+        if job.kind != ModelKind::Tts {
+            return Err(Error::new(ErrorKind::InvalidArgument, format!("job {id} is not a TTS job: it has no audio")));
+        }
+        let ring = Arc::new(AudioRing::new(capacity)?);
+        {
+            let mut d = job.data.lock();
+            if d.ring.is_some() {
+                return Err(Error::new(ErrorKind::InvalidArgument, format!("job {id} already has an audio ring")));
+            }
+            d.ring = Some(ring.clone());
+            d.feed_ring();
+        }
+        self.shared.rings.lock().push(Arc::downgrade(&job));
+        // An idle worker sleeps until told: it now has samples to move as the reader drains.
+        let _q = self.shared.queue.lock();
+        self.shared.wake.notify_one();
+        Ok(RingReader::new(ring, Arc::downgrade(&job)))
     }
 
     /// The transcript of an ASR job (empty for TTS jobs and until the job is done).

@@ -694,11 +694,13 @@ pub unsafe extern "C" fn vox_wait(
 /// Copies up to `capacity` samples of the job's audio that were not read before into `dst` (mono
 /// float at `VoxJobInfo.sample_rate`) and sets `*written` to their number (0 when nothing new).
 /// The same call reads a streaming job while it runs and any job after it ended. `dst` may be
-/// NULL when `capacity` is 0.
+/// NULL when `capacity` is 0. While an audio ring is open on the job (`vox_audio_ring_open`) it
+/// fails with `VOX_ERR_INVALID_ARGUMENT`: the ring has the audio.
 ///
 /// Thread safety: any thread, concurrently with every call but `vox_engine_destroy`; one reader
 /// per job (two threads reading the same job split its samples between them). Never waits for
-/// inference.
+/// inference, but takes a lock the worker also takes: a real-time audio thread reads through
+/// `vox_audio_ring_read` instead.
 ///
 /// # Safety
 /// Every pointer is NULL or valid for the sizes this comment states; strings are NUL-terminated.

@@ -4,10 +4,12 @@
 //! calling thread's last failure message is kept for `vox_last_error`.
 
 mod api;
+mod ring;
 pub mod types;
 mod voice;
 
 pub use api::*;
+pub use ring::*;
 pub use types::*;
 pub use voice::*;
 

@@ -9,7 +9,7 @@ pub type VoxStatus = i32;
 pub type VoxJobId = u64;
 
 /// Version of this C ABI; bindings should check `vox_abi_version()` against it when they load.
-pub const VOX_ABI_VERSION: u32 = 5;
+pub const VOX_ABI_VERSION: u32 = 6;
 
 /// Success.
 pub const VOX_OK: VoxStatus = 0;
@@ -99,6 +99,10 @@ pub const VOX_MODEL_ASR: u32 = 2;
 
 /// `vox_wait`'s timeout meaning "no limit".
 pub const VOX_WAIT_INFINITE: u32 = 0xFFFF_FFFF;
+
+/// `vox_audio_ring_read`'s `*flags`: the job has ended and every sample it produced was read
+/// from the ring; nothing more will come. (ABI 6.)
+pub const VOX_RING_ENDED: u32 = 1;
 
 /// Receives log lines: `level` is a `VOX_LOG_*` value, `message` a NUL-terminated UTF-8 line valid
 /// only during the call. Runs on the engine's worker thread or on the thread of the `vox_*` call

@@ -94,7 +94,13 @@ pub(crate) struct Worker {
     last_served: Option<ModelKind>,
     /// Jobs inside the admission or step running now (failed if it panics).
     in_flight: Vec<Arc<Job>>,
+    /// Some audio ring had samples waiting for room at the last top-up: the worker must not
+    /// sleep without a timeout.
+    ring_backlog: bool,
 }
+
+/// How often an idle worker moves waiting samples into rings that have room again.
+const RING_TOP_UP: Duration = Duration::from_millis(4);
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, manager: ModelManager) -> Worker {
@@ -108,7 +114,15 @@ impl Worker {
                     .ok()
             })
             .flatten();
-        Worker { shared, post_pool, manager, batch: None, last_served: None, in_flight: Vec::new() }
+        Worker {
+            shared,
+            post_pool,
+            manager,
+            batch: None,
+            last_served: None,
+            in_flight: Vec::new(),
+            ring_backlog: false,
+        }
     }
 
     pub fn run(mut self) {
@@ -128,12 +142,40 @@ impl Worker {
                 if self.batch.is_some() {
                     self.step();
                 }
+                self.top_up_rings();
             }));
             if let Err(panic) = turn {
                 self.recover(panic);
             }
         }
         self.shutdown();
+    }
+
+    /// Moves waiting samples into the rings that have room; forgets rings that were closed,
+    /// ended, or whose job is gone.
+    fn top_up_rings(&mut self) {
+        let rings = std::mem::take(&mut *self.shared.rings.lock());
+        if rings.is_empty() {
+            self.ring_backlog = false;
+            return;
+        }
+        let mut backlog = false;
+        let mut keep = Vec::with_capacity(rings.len());
+        for weak in rings {
+            let Some(job) = weak.upgrade() else { continue };
+            let mut d = job.data.lock();
+            if d.ring.is_none() {
+                continue;
+            }
+            backlog |= d.feed_ring();
+            let over = d.state.is_terminal() && d.read_pos == d.audio.len();
+            drop(d);
+            if !over {
+                keep.push(weak);
+            }
+        }
+        self.ring_backlog = backlog;
+        self.shared.rings.lock().extend(keep);
     }
 
     fn recover(&mut self, panic: Box<dyn std::any::Any + Send>) {
@@ -203,6 +245,11 @@ impl Worker {
                     return Some(Some((kind, taken)));
                 }
                 Decision::Idle if self.batch.is_some() => return Some(None),
+                Decision::Idle if self.ring_backlog => {
+                    // Nothing runs, but a reader drains a ring that has samples waiting.
+                    self.shared.wake.wait_for(&mut q, RING_TOP_UP);
+                    return Some(None);
+                }
                 Decision::Idle => {
                     // Nothing runs and nothing can start: sleep until a submit, a cancel or shutdown.
                     self.shared.wake.wait(&mut q);

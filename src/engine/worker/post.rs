@@ -127,6 +127,7 @@ pub(super) fn append_audio(job: &Job, audio: &[f32]) {
         return;
     }
     data.audio.extend_from_slice(audio);
+    data.feed_ring();
 }
 
 /// Averages interleaved channels to mono.
