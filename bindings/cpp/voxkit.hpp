@@ -57,9 +57,18 @@ public:
     Status status() const noexcept { return ok() ? VOX_OK : error_.status; }
     const Error &error() const noexcept { return error_; }
 
-    T &value() & { return (check(), *value_); }
-    const T &value() const & { return (check(), *value_); }
-    T &&value() && { return (check(), std::move(*value_)); }
+    T &value() & {
+        check();
+        return *value_;
+    }
+    const T &value() const & {
+        check();
+        return *value_;
+    }
+    T &&value() && {
+        check();
+        return std::move(*value_);
+    }
     T *operator->() { return &value(); }
     const T *operator->() const { return &value(); }
     T &operator*() & { return value(); }
@@ -177,17 +186,35 @@ class EngineConfig {
 public:
     EngineConfig() : raw_(detail::init_struct(&vox_engine_config_init)) {}
 
-    EngineConfig &tts_model(std::string dir) { return (tts_ = std::move(dir), *this); }
-    EngineConfig &asr_model(std::string dir) { return (asr_ = std::move(dir), *this); }
+    EngineConfig &tts_model(std::string dir) {
+        tts_ = std::move(dir);
+        return *this;
+    }
+    EngineConfig &asr_model(std::string dir) {
+        asr_ = std::move(dir);
+        return *this;
+    }
     EngineConfig &device(std::int32_t device, std::int32_t index = 0) {
         raw_.device = device;
         raw_.device_index = index;
         return *this;
     }
-    EngineConfig &cpu_threads(std::uint32_t n) { return (raw_.cpu_threads = n, *this); }
-    EngineConfig &max_batch(std::uint32_t n) { return (raw_.max_batch = n, *this); }
-    EngineConfig &preload(std::uint32_t models) { return (raw_.preload = models, *this); }
-    EngineConfig &quantization(std::uint32_t q) { return (raw_.quantization = q, *this); }
+    EngineConfig &cpu_threads(std::uint32_t n) {
+        raw_.cpu_threads = n;
+        return *this;
+    }
+    EngineConfig &max_batch(std::uint32_t n) {
+        raw_.max_batch = n;
+        return *this;
+    }
+    EngineConfig &preload(std::uint32_t models) {
+        raw_.preload = models;
+        return *this;
+    }
+    EngineConfig &quantization(std::uint32_t q) {
+        raw_.quantization = q;
+        return *this;
+    }
     // The callback runs on the engine's worker thread; it must not throw (see VoxLogCallback).
     EngineConfig &log(VoxLogCallback callback, void *user_data, std::int32_t level = VOX_LOG_WARN) {
         raw_.log_callback = callback;
@@ -271,13 +298,19 @@ public:
         raw_.sample_rate = sample_rate;
         raw_.channels = channels;
     }
-    VoiceRequest &transcript(std::string text) { return (transcript_ = std::move(text), *this); }
+    VoiceRequest &transcript(std::string text) {
+        transcript_ = std::move(text);
+        return *this;
+    }
     VoiceRequest &denoise(float strength) {
         raw_.denoise = 1;
         raw_.denoise_strength = strength;
         return *this;
     }
-    VoiceRequest &timeout_ms(std::uint32_t ms) { return (raw_.timeout_ms = ms, *this); }
+    VoiceRequest &timeout_ms(std::uint32_t ms) {
+        raw_.timeout_ms = ms;
+        return *this;
+    }
     VoxVoiceRequest &raw() noexcept { return raw_; }
 
     VoxVoiceRequest to_c() const {
@@ -297,20 +330,47 @@ public:
     explicit TtsRequest(std::string text)
         : raw_(detail::init_struct(&vox_tts_request_init)), text_(std::move(text)) {}
 
-    TtsRequest &language(std::string s) { return (language_ = std::move(s), *this); }
-    TtsRequest &speaker(std::string s) { return (speaker_ = std::move(s), *this); }
-    TtsRequest &instruct(std::string s) { return (instruct_ = std::move(s), *this); }
-    TtsRequest &stream(bool on = true) { return (raw_.stream = on ? 1 : 0, *this); }
-    TtsRequest &max_new_tokens(std::uint32_t n) { return (raw_.max_new_tokens = n, *this); }
-    TtsRequest &sample_rate(std::uint32_t hz) { return (raw_.sample_rate = hz, *this); }
-    TtsRequest &priority(std::int32_t p) { return (raw_.priority = p, *this); }
+    TtsRequest &language(std::string s) {
+
+        language_ = std::move(s);
+
+        return *this;
+
+    }
+    TtsRequest &speaker(std::string s) {
+        speaker_ = std::move(s);
+        return *this;
+    }
+    TtsRequest &instruct(std::string s) {
+        instruct_ = std::move(s);
+        return *this;
+    }
+    TtsRequest &stream(bool on = true) {
+        raw_.stream = on ? 1 : 0;
+        return *this;
+    }
+    TtsRequest &max_new_tokens(std::uint32_t n) {
+        raw_.max_new_tokens = n;
+        return *this;
+    }
+    TtsRequest &sample_rate(std::uint32_t hz) {
+        raw_.sample_rate = hz;
+        return *this;
+    }
+    TtsRequest &priority(std::int32_t p) {
+        raw_.priority = p;
+        return *this;
+    }
     TtsRequest &seed(std::uint64_t seed) {
         raw_.seed = seed;
         raw_.use_seed = 1;
         return *this;
     }
     // Not owned: the voice must stay alive until the submit returns (the job then holds its own).
-    TtsRequest &voice(const Voice &v) { return (raw_.voice = v.get(), *this); }
+    TtsRequest &voice(const Voice &v) {
+        raw_.voice = v.get();
+        return *this;
+    }
     // Sampling, denoise and the rest. Its string pointers are replaced by the setters' strings.
     VoxTtsRequest &raw() noexcept { return raw_; }
 
@@ -340,10 +400,22 @@ public:
         raw_.sample_rate = sample_rate;
         raw_.channels = channels;
     }
-    AsrRequest &language(std::string s) { return (language_ = std::move(s), *this); }
-    AsrRequest &context(std::string s) { return (context_ = std::move(s), *this); }
-    AsrRequest &max_new_tokens(std::uint32_t n) { return (raw_.max_new_tokens = n, *this); }
-    AsrRequest &priority(std::int32_t p) { return (raw_.priority = p, *this); }
+    AsrRequest &language(std::string s) {
+        language_ = std::move(s);
+        return *this;
+    }
+    AsrRequest &context(std::string s) {
+        context_ = std::move(s);
+        return *this;
+    }
+    AsrRequest &max_new_tokens(std::uint32_t n) {
+        raw_.max_new_tokens = n;
+        return *this;
+    }
+    AsrRequest &priority(std::int32_t p) {
+        raw_.priority = p;
+        return *this;
+    }
     VoxAsrRequest &raw() noexcept { return raw_; }
 
     VoxAsrRequest to_c() const {
@@ -422,9 +494,10 @@ public:
         }
     }
 
-    Result<std::string> text() const { return detail::get_string(&vox_get_text, engine_, id_); }
-    Result<std::string> language() const { return detail::get_string(&vox_get_language, engine_, id_); }
-    Result<std::string> error_message() const { return detail::get_string(&vox_job_error, engine_, id_); }
+    // ASR: the transcript and language (empty until done); any job: why it failed.
+    Result<std::string> text() const { return string_of(&vox_get_text); }
+    Result<std::string> language() const { return string_of(&vox_get_language); }
+    Result<std::string> error_message() const { return string_of(&vox_job_error); }
 
     Result<VoxTimings> timings() const {
         VoxTimings t = detail::out_struct<VoxTimings>();
@@ -449,6 +522,9 @@ public:
 private:
     friend class Engine;
     Job(const VoxEngine *engine, VoxJobId id) noexcept : engine_(engine), id_(id) {}
+    Result<std::string> string_of(detail::GetString get) const {
+        return detail::get_string(get, engine_, id_);
+    }
     void reset() noexcept {
         if (engine_) vox_release(engine_, id_);  // its status is moot: nothing is left to free
         engine_ = nullptr;

@@ -59,8 +59,8 @@ static unsigned char *read_file(const char *path, size_t *len) {
 }
 
 /* The format of a "fmt " chunk, with WAVE_FORMAT_EXTENSIBLE resolved to its sub-format. */
-static const char *parse_fmt(const unsigned char *p, uint32_t size, uint32_t *tag, uint32_t *channels,
-                             uint32_t *rate, uint32_t *bits) {
+static const char *parse_fmt(const unsigned char *p, uint32_t size, uint32_t *tag,
+                             uint32_t *channels, uint32_t *rate, uint32_t *bits) {
     /* The GUID tail every KSDATAFORMAT_SUBTYPE_{PCM,IEEE_FLOAT} shares after its 2-byte tag. */
     static const unsigned char guid_tail[14] = {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80,
                                                 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71};
@@ -74,7 +74,8 @@ static const char *parse_fmt(const unsigned char *p, uint32_t size, uint32_t *ta
     if (*tag == 0xFFFE) {
         if (size < 40 || le16(p + 16) < 22) return "WAVE_FORMAT_EXTENSIBLE fmt chunk too short";
         if (le16(p + 18) != *bits) return "extensible: valid bits differ from the container size";
-        if (memcmp(p + 26, guid_tail, sizeof guid_tail) != 0) return "extensible: unknown sub-format";
+        if (memcmp(p + 26, guid_tail, sizeof guid_tail) != 0)
+            return "extensible: unknown sub-format";
         *tag = le16(p + 24);
     }
     if (!((*tag == 1 && *bits == 16) || (*tag == 3 && *bits == 32)))
