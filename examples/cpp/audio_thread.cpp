@@ -111,7 +111,8 @@ int fail(const char *what, const voxkit::Error &e) {
     return 1;
 }
 
-// Message thread: a job and its ring, ready to hand to the player.
+// Message thread: a job and its ring, ready to hand to the player. JUCE: this runs on the message
+// thread (a button handler, a Timer), never in processBlock: submitting and opening allocate.
 struct Utterance {
     voxkit::Job job;
     voxkit::AudioRing ring;

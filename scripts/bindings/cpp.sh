@@ -97,6 +97,9 @@ for src in "${cxx_targets[@]}"; do
         done
     fi
 done
+# The "older library" of wrapper_test --old-abi: only vox_abi_version, preloaded over the real one.
+printf '#include <stdint.h>\nuint32_t vox_abi_version(void) { return 5; }\n' >"$OUT/abi5.c"
+bg abi5-shim "$CC" -shared -fPIC "$OUT/abi5.c" -o "$OUT/abi5.so"
 bg wrapper_test-asan "$CXX" -std=c++17 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=undefined "${WARN[@]}" "${INC[@]}" tests/cpp/wrapper_test.cpp "${LINK[@]}" \
     -o "$OUT/wrapper_test-asan"
@@ -167,6 +170,9 @@ fi
 section "wrapper_test, full, under AddressSanitizer + UBSan (leaks included)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 run "$OUT/wrapper_test-asan" "$CK/tts" "$CK/asr" "$CK/base" ||
     fail "wrapper_test-asan exited with $?"
+
+section "wrapper_test --old-abi (vox_abi_version() answers 5)"
+LD_PRELOAD="$PWD/$OUT/abi5.so" run "$OUT/wrapper_test" --old-abi || fail "wrapper_test --old-abi exited with $?"
 
 section "wrapper_test, model-free part (C++20, -fno-exceptions -fno-rtti)"
 run "$OUT/wrapper_test-20" || fail "wrapper_test-20 exited with $?"

@@ -5,6 +5,7 @@
 //
 // Without arguments only the model-free part runs (error paths, empty and moved-from handles),
 // quick enough for valgrind in CI; loading even a tiny model takes about a minute under valgrind.
+// `wrapper_test --old-abi` checks the refusal of an older library (see test_old_abi).
 // The tiny models speak noise and transcribe to arbitrary text, so the checks are on structure:
 // statuses, finite audio at the reported rate, UTF-8 strings. Generations are a few tokens long
 // so that the whole test stays quick under valgrind. BASE_DIR (a tiny Base checkpoint) adds the
@@ -140,6 +141,18 @@ void test_errors_without_models() {
     CHECK(r.status == VOX_ERR_NULL_POINTER && r.count == 0 && !r.ended);
     EXPECT_STATUS(no_ring.close(), VOX_OK);  // closing an empty handle does nothing
     EXPECT_STATUS(voxkit::AudioRing::open(stranger, 64), VOX_ERR_NULL_POINTER);  // released above
+}
+
+// Run with a preloaded vox_abi_version() that answers 5 (cpp.sh builds that shim): the wrapper
+// must refuse the library with a clear error instead of calling functions it lacks.
+void test_old_abi() {
+    section("a library older than the wrapper is refused");
+    auto abi = voxkit::check_abi();
+    EXPECT_STATUS(abi, VOX_ERR_UNSUPPORTED);
+    CHECK(abi.error().message.find("ABI 5") != std::string::npos);
+    EXPECT_STATUS(voxkit::Engine::create(voxkit::EngineConfig()), VOX_ERR_UNSUPPORTED);
+    const std::uint8_t bytes[4] = {0, 0, 0, 0};
+    EXPECT_STATUS(voxkit::Voice::load(bytes, sizeof bytes), VOX_ERR_UNSUPPORTED);
 }
 
 void test_tts(const voxkit::Engine &engine) {
@@ -319,12 +332,15 @@ void test_voice(const char *base_dir) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 1 && argc != 3 && argc != 4) {
-        std::fprintf(stderr, "usage: %s [TTS_DIR ASR_DIR [BASE_DIR]]\n", argv[0]);
+    if (argc == 2 && std::string(argv[1]) == "--old-abi") {
+        test_old_abi();
+    } else if (argc != 1 && argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: %s [--old-abi | TTS_DIR ASR_DIR [BASE_DIR]]\n", argv[0]);
         return 2;
+    } else {
+        test_errors_without_models();
     }
-    test_errors_without_models();
-    if (argc > 1) {
+    if (argc > 2) {
         voxkit::EngineConfig config;
         config.tts_model(argv[1]).asr_model(argv[2]).device(VOX_DEVICE_CPU).cpu_threads(1);
         auto engine = voxkit::Engine::create(config);
