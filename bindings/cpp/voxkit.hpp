@@ -177,9 +177,6 @@ inline const char *c_str_or_null(const std::string &s) { return s.empty() ? null
 
 }  // namespace detail
 
-class Engine;
-class Job;
-
 // Engine settings: the library's defaults, then what you change. Model folders are kept here as
 // strings and handed to the library at Engine::create.
 class EngineConfig {
