@@ -1,10 +1,11 @@
 /*
- * voxkit from C: speak a text with streaming, reading audio while it is generated, and write the
- * samples as raw 32-bit float mono to a file.
+ * voxkit from C: speak a text with streaming, reading audio while it is generated, and write it
+ * to a WAV file (32-bit float mono) as it comes.
  *
  *   cc -I include examples/c/tts_stream.c -L target/release -lvoxkit -o tts_stream
- *   ./tts_stream MODEL_DIR "Hello from voxkit." out.f32
+ *   ./tts_stream MODEL_DIR "Hello from voxkit." out.wav
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,23 @@
 static void on_log(int32_t level, const char *message, void *user_data) {
     (void)user_data;
     fprintf(stderr, "[voxkit %d] %s\n", (int)level, message);
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* A 44-byte WAV header for `samples` float mono samples at `rate` (little-endian fields). */
+static void wav_header(unsigned char h[44], uint32_t rate, uint32_t samples) {
+    memcpy(h, "RIFF\0\0\0\0WAVEfmt \20\0\0\0\3\0\1\0", 24); /* format 3: IEEE float, 1 channel */
+    put_u32(h + 4, 36 + 4 * samples);
+    put_u32(h + 24, rate);
+    put_u32(h + 28, 4 * rate);
+    memcpy(h + 32, "\4\0\40\0data", 8); /* 4 bytes a frame, 32 bits a sample */
+    put_u32(h + 40, 4 * samples);
 }
 
 static int fail(const char *what, VoxStatus st) {
@@ -24,7 +42,7 @@ static int fail(const char *what, VoxStatus st) {
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL_DIR TEXT OUT.f32\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_DIR TEXT OUT.wav\n", argv[0]);
         return 2;
     }
     VoxEngineConfig cfg;
@@ -49,18 +67,29 @@ int main(int argc, char **argv) {
     }
 
     FILE *out = fopen(argv[3], "wb");
+    unsigned char header[44];
+    uint32_t written = 0;
     float buf[4096];
     VoxJobInfo info;
+    if (out) {
+        wav_header(header, 0, 0); /* sizes and rate are filled in at the end */
+        fwrite(header, 1, sizeof header, out);
+    }
     for (;;) {
         info.struct_size = sizeof info;
         vox_poll(engine, job, &info); /* never blocks: a game would call this once per frame */
         size_t n = 0;
         vox_read_audio(engine, job, buf, sizeof buf / sizeof buf[0], &n);
-        if (out && n) fwrite(buf, sizeof(float), n, out);
+        if (out && n) written += (uint32_t)fwrite(buf, sizeof(float), n, out);
         if (info.state >= VOX_JOB_DONE && n == 0) break;
         if (n == 0) vox_wait(engine, job, 10, NULL); /* sleep up to 10 ms or until it ends */
     }
-    if (out) fclose(out);
+    if (out) {
+        wav_header(header, info.sample_rate, written);
+        fseek(out, 0, SEEK_SET);
+        fwrite(header, 1, sizeof header, out);
+        fclose(out);
+    }
 
     VoxTimings t;
     t.struct_size = sizeof t;

@@ -4,7 +4,7 @@
 #   1. examples/c/*.c with cc -std=c99, examples/cpp/*.cpp and tests/cpp/wrapper_test.cpp with
 #      g++ -std=c++17 and -std=c++20 -fno-exceptions -fno-rtti (as Unreal-style hosts build),
 #      all -Wall -Wextra -Werror; clang++ -std=c++17/20 too when it is installed (syntax only);
-#   2. runs examples/c/tts_stream.c (raw f32 out), examples/c/transcribe.c on that audio as a
+#   2. runs examples/c/tts_stream.c (float WAV out), examples/c/transcribe.c on that audio as a
 #      16-bit stereo WAV and on a truncated WAV (refused), examples/cpp/speak.cpp (WAV out) and
 #      examples/cpp/audio_thread.cpp (a simulated audio device reading an AudioRing), checking
 #      every output file;
@@ -120,16 +120,26 @@ if [[ "$failures" -ne 0 ]]; then
     exit 1
 fi
 
-section "C: tts_stream (streaming reads, raw f32 out)"
-if run "$OUT/tts_stream" "$CK/tts" "Hi." "$OUT/hi.f32" >"$OUT/tts_stream.out" 2>"$OUT/tts_stream.err"; then
+section "C: tts_stream (streaming reads, float WAV out)"
+if run "$OUT/tts_stream" "$CK/tts" "Hi." "$OUT/hi.wav" >"$OUT/tts_stream.out" 2>"$OUT/tts_stream.err"; then
     cat "$OUT/tts_stream.out"
     rate="$(sed -n 's/.* at \([0-9]*\) Hz.*/\1/p' "$OUT/tts_stream.out")"
+    python3 tests/cpp/audio_files.py check-wav "$OUT/hi.wav" "${rate:-24000}" || fail "tts_stream's WAV"
+    tail -c +45 "$OUT/hi.wav" >"$OUT/hi.f32" # the samples after the 44-byte header
     python3 tests/cpp/audio_files.py check-f32 "$OUT/hi.f32" || fail "tts_stream wrote no usable audio"
     python3 tests/cpp/audio_files.py f32-to-wav16 "$OUT/hi.f32" "$OUT/hi16.wav" "${rate:-24000}" ||
         fail "converting tts_stream's audio to a WAV"
 else
     fail "tts_stream exited with $?"
     tail -5 "$OUT/tts_stream.err"
+fi
+
+section "C: transcribe (tts_stream's float WAV in)"
+if run "$OUT/transcribe" "$CK/asr" "$OUT/hi.wav" "$THREADS" >"$OUT/transcribe_f32.out"; then
+    grep -q '^text: ' "$OUT/transcribe_f32.out" && ok "transcribe read the float WAV" ||
+        fail "transcribe printed no text for the float WAV"
+else
+    fail "transcribe refused tts_stream's float WAV"
 fi
 
 section "C: transcribe (16-bit stereo WAV in, language and text out)"
