@@ -42,17 +42,18 @@ status=0
 for t in $TARGETS; do
   mkdir -p "$work/$t" "$FUZZ/artifacts/$t"
   bin="$CARGO_TARGET_DIR/$TRIPLE/release/$t"
+  log="$FUZZ/artifacts/$t.log"   # kept: the run's numbers (cov, exec/s) for the record
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s"
   # rss/malloc limits: any single allocation over 512 MB, or 2 GB resident, is a finding (the
   # largest legitimate allocation of a harness is a 64 MB audio ring). -timeout: a hang.
   if ! "$bin" "$work/$t" "$FUZZ/corpus/$t" \
       -max_total_time="$SECONDS_PER_TARGET" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-      -artifact_prefix="$FUZZ/artifacts/$t/" -print_final_stats=1 2>&1 | tee "$work/$t.log" | grep -E "^#[0-9]+ +(INITED|DONE)|ERROR|SUMMARY|panicked|Test unit written" ; then
+      -artifact_prefix="$FUZZ/artifacts/$t/" -print_final_stats=1 2>&1 | tee "$log" | grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|ERROR|SUMMARY|panicked|Test unit written" ; then
     :
   fi
-  if grep -qE "ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|SUMMARY: |deadly signal|panicked at" "$work/$t.log"; then
+  if grep -qE "ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|SUMMARY: |deadly signal|panicked at" "$log"; then
     echo "fuzz.sh: $t FAILED; input in $FUZZ/artifacts/$t/ (replay: $bin <file>)"
-    tail -n 60 "$work/$t.log"
+    tail -n 60 "$log"
     status=1
   fi
   if [[ -n "${FUZZ_KEEP:-}" ]]; then
