@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 use voxkit::models::weights;
 
+/// The CLI's WAV reader (a CLI module, not in the library).
+#[allow(dead_code)]
+#[path = "../src/bin/voxkit/wav.rs"]
+mod wav;
+
 fn file_with(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("voxkit-fuzz-regressions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -45,4 +50,22 @@ fn check_file_refuses_what_the_load_refuses() {
     let good = file_with("good.safetensors", &safetensors(r#"{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]));
     weights::check_file(&good).unwrap();
     weights::Checkpoint::open(&good).unwrap();
+}
+
+/// `wav_reader`: a WAVE_FORMAT_EXTENSIBLE header with 16-bit containers but 14 valid bits and no
+/// samples was read as `Format::Int(14)`, a format hound can neither read a sample of nor write:
+/// `voxkit enhance` accepted the file and failed only when writing its output. The reader now
+/// takes the integer depths it can read and write back (8, 16, 24, 32) and refuses the rest.
+#[test]
+fn wav_depths_the_cli_cannot_write_back_are_refused_when_read() {
+    let crash: &[u8] = b"RIFF\xd4\0\0\0WAVEfmt (\0\0\0\xfe\xff\x02\0\"V\0\0\x88X\x01\0\x04\0\x10\0\x16\0\x0e\0\x03\0\0\0\x01\0\0\0\0\0\x10\0\x80\0\0\xaa\08\x9bqdata\0\0\0\0\0\0\0\0";
+    let err = wav::read_from(std::io::Cursor::new(crash), "crash").err().expect("a 14-bit file was accepted");
+    assert!(err.contains("14-bit"), "{err}");
+    // The same header with 16 valid bits reads, and writes back in its format.
+    let mut ok = crash.to_vec();
+    ok[38] = 16;
+    let w = wav::read_from(std::io::Cursor::new(&ok), "ok").unwrap();
+    assert_eq!(w.format, wav::Format::Int(16));
+    let mut out = std::io::Cursor::new(Vec::new());
+    wav::write_to(&mut out, "out", &w.samples, w.rate, w.channels, w.format).unwrap();
 }
