@@ -119,3 +119,14 @@ fn write_voice_seeds() {
     }
     unsafe { vox_engine_destroy(e) };
 }
+
+/// The harnesses start from working inputs: each pristine fixture checkpoint passes the loader
+/// the `checkpoint_folder` target drives (else every execution would only reach its first error).
+#[test]
+fn pristine_fixtures_load() {
+    for p in fixtures::Preset::ALL {
+        let dir = fixtures::scratch("pristine").join(p.name());
+        checkpoint_folder::build(&checkpoint_folder::Input { preset: p, edits: vec![] }, &dir);
+        checkpoint_folder::load(p, &dir).unwrap_or_else(|e| panic!("{}: {}", p.name(), e.message));
+    }
+}

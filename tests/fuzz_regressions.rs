@@ -36,8 +36,14 @@ fn check_file_refuses_what_the_load_refuses() {
     let cases: [(&str, Vec<u8>); 4] = [
         ("crash", crash.to_vec()),
         ("twice", safetensors(r#"{"a":{"dtype":"F32","shape":[2],"shape":[1],"data_offsets":[0,4]}}"#, &[0; 4])),
-        ("meta-number", safetensors(r#"{"__metadata__":5,"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4])),
-        ("meta-nested", safetensors(r#"{"__metadata__":{"k":[1]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4])),
+        (
+            "meta-number",
+            safetensors(r#"{"__metadata__":5,"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]),
+        ),
+        (
+            "meta-nested",
+            safetensors(r#"{"__metadata__":{"k":[1]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]),
+        ),
     ];
     for (name, bytes) in cases {
         let p = file_with(&format!("{name}.safetensors"), &bytes);
@@ -47,7 +53,10 @@ fn check_file_refuses_what_the_load_refuses() {
         assert!(err.message.contains("header"), "{name}: {}", err.message);
     }
     // The same file written properly passes both.
-    let good = file_with("good.safetensors", &safetensors(r#"{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]));
+    let good = file_with(
+        "good.safetensors",
+        &safetensors(r#"{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]),
+    );
     weights::check_file(&good).unwrap();
     weights::Checkpoint::open(&good).unwrap();
 }

@@ -3,11 +3,11 @@
 //! tests/fuzz_corpus.rs).
 
 #[allow(dead_code)]
-#[path = "../../src/bin/voxkit/random_checkpoint.rs"]
-mod random_checkpoint;
-#[allow(dead_code)]
 #[path = "../harness/fixtures.rs"]
 mod fixtures;
+#[allow(dead_code)]
+#[path = "../../src/bin/voxkit/random_checkpoint.rs"]
+mod random_checkpoint;
 #[path = "../harness/safetensors_header.rs"]
 mod safetensors_header;
 

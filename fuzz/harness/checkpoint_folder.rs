@@ -167,7 +167,10 @@ impl DtypeSel {
 pub enum TensorChange {
     Dtype(DtypeSel),
     Shape(Vec<u64>),
-    Dim { dim: u8, value: u64 },
+    Dim {
+        dim: u8,
+        value: u64,
+    },
     /// Both dims of a matrix swapped (same byte count, wrong layout).
     Transpose,
     Offsets(u64, u64),
@@ -179,24 +182,65 @@ pub enum TensorChange {
     Rename(String),
     /// A second entry under another name with the same range.
     Duplicate(String),
-    Field { key: String, value: Val },
+    Field {
+        key: String,
+        value: Val,
+    },
 }
 
 #[derive(Arbitrary, Debug, Clone)]
 pub enum Edit {
     /// Sets the node reached by walking `path` (each step picks a child by index) to `value`.
-    Set { file: JsonFile, path: Vec<u16>, value: Val },
-    Remove { file: JsonFile, path: Vec<u16> },
-    Rename { file: JsonFile, path: Vec<u16>, name: String },
-    Raw { file: AnyFile, bytes: Vec<u8> },
-    Truncate { file: AnyFile, keep: u32 },
-    Flip { file: AnyFile, at: u32, xor: u8 },
-    Delete { file: AnyFile },
-    MergeLine { at: u16, line: Vec<u8>, insert: bool },
-    Tensor { file: StFile, pick: u16, change: TensorChange },
-    HeaderLen { file: StFile, value: u64 },
+    Set {
+        file: JsonFile,
+        path: Vec<u16>,
+        value: Val,
+    },
+    Remove {
+        file: JsonFile,
+        path: Vec<u16>,
+    },
+    Rename {
+        file: JsonFile,
+        path: Vec<u16>,
+        name: String,
+    },
+    Raw {
+        file: AnyFile,
+        bytes: Vec<u8>,
+    },
+    Truncate {
+        file: AnyFile,
+        keep: u32,
+    },
+    Flip {
+        file: AnyFile,
+        at: u32,
+        xor: u8,
+    },
+    Delete {
+        file: AnyFile,
+    },
+    MergeLine {
+        at: u16,
+        line: Vec<u8>,
+        insert: bool,
+    },
+    Tensor {
+        file: StFile,
+        pick: u16,
+        change: TensorChange,
+    },
+    HeaderLen {
+        file: StFile,
+        value: u64,
+    },
     /// ASR: the weights as shards under `model.safetensors.index.json`.
-    Shard { split: u16, rename: Option<String>, extra: Option<(String, String)> },
+    Shard {
+        split: u16,
+        rename: Option<String>,
+        extra: Option<(String, String)>,
+    },
 }
 
 /// The pristine files of a checkpoint, relative paths.

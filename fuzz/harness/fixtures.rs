@@ -19,7 +19,11 @@ use serde_json::Value;
 /// The repository root (this file is used from `fuzz/` and from the main crate's tests).
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if manifest.join("fuzz_targets").is_dir() { manifest.parent().unwrap().to_path_buf() } else { manifest.to_path_buf() }
+    if manifest.join("fuzz_targets").is_dir() {
+        manifest.parent().unwrap().to_path_buf()
+    } else {
+        manifest.to_path_buf()
+    }
 }
 
 /// Entries of the cut vocabulary (ids 0..KEEP).

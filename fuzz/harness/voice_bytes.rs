@@ -26,11 +26,7 @@ fn load(data: &[u8]) {
     let st = unsafe { vox_voice_load(data.as_ptr(), data.len(), &mut voice) };
     if st != VOX_OK {
         assert!(voice.is_null(), "out-param written on failure");
-        assert!(
-            matches!(st, VOX_ERR_INVALID_ARGUMENT),
-            "vox_voice_load returned {st} ({:?})",
-            last_error()
-        );
+        assert!(matches!(st, VOX_ERR_INVALID_ARGUMENT), "vox_voice_load returned {st} ({:?})", last_error());
         return;
     }
     let mut need = 0usize;
