@@ -87,11 +87,17 @@ pub fn check_file(path: &Path) -> Result<()> {
     let mut n = [0u8; 8];
     f.read_exact(&mut n).map_err(|_| bad("shorter than its 8-byte header length".into()))?;
     let n = u64::from_le_bytes(n);
-    if n > len.saturating_sub(8) || n > (100 << 20) {
+    // The limit of the safetensors parser that opens the file at load (`MAX_HEADER_SIZE`).
+    if n > len.saturating_sub(8) || n > 100_000_000 {
         return Err(bad(format!("a header of {n} bytes in a file of {len}")));
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|_| bad("truncated header".into()))?;
+    // The header as the load will parse it (`Checkpoint::open` → `SafeTensors::deserialize`):
+    // its rules are stricter than a JSON map's — a tensor with a field twice, a `__metadata__`
+    // that is not a map of strings — and a header only the load refused would pass the engine's
+    // create and fail its first job instead (found by fuzz/ `safetensors_header`).
+    serde_json::from_slice::<safetensors::tensor::Metadata>(&header).map_err(|e| bad(format!("header: {e}")))?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
     let data = len - 8 - n;

@@ -27,7 +27,9 @@ pub fn read_from<R: Read>(reader: R, name: &str) -> Result<Wav, String> {
         hound::SampleFormat::Float if spec.bits_per_sample == 32 => {
             (r.samples::<f32>().collect::<Result<Vec<_>, _>>().map_err(err)?, Format::Float)
         }
-        hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
+        // The depths hound reads and writes (any other one, e.g. an extensible header's 14 valid
+        // bits, reads no sample and cannot be written back: refused here, not after the work).
+        hound::SampleFormat::Int if matches!(spec.bits_per_sample, 8 | 16 | 24 | 32) => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
             let v =
                 r.samples::<i32>().map(|s| s.map(|x| x as f32 * scale)).collect::<Result<Vec<_>, _>>().map_err(err)?;
