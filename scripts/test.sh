@@ -3,7 +3,8 @@
 # concurrency, header freshness), the C ABI check (export list, C and C++ compile, the C test
 # program under valgrind), and the CUDA path on the emulated device (kernel compile/spill gate,
 # the emulator's own tests, our kernels through cudarc on the stand-in driver); between them, the
-# bindings (C++, Python, C#) tested against the same debug library.
+# bindings (C++, Python, C#) tested against the same debug library; last, a short run of every
+# fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +31,8 @@ done
 
 echo "==== CUDA on the emulated device ===="
 bash scripts/emulator-check.sh
+
+echo "==== fuzzing, short (every target ${VOXKIT_CI_FUZZ_SECS:-10} s; the long runs are in docs/RELIABILITY.md) ===="
+# cargo test has replayed every committed corpus input on stable (tests/fuzz_corpus.rs); this
+# builds the libFuzzer targets (nightly, AddressSanitizer) and lets each look for new inputs.
+bash scripts/fuzz.sh "${VOXKIT_CI_FUZZ_SECS:-10}"

@@ -1,6 +1,8 @@
 //! Soak: 8 host threads submit TTS and ASR jobs against tiny random-weight checkpoints, poll,
 //! stream reads (plain and through audio rings), cancel and release, for a bounded time
 //! (`VOXKIT_SOAK_SECS`, default 20; longer runs are recorded in docs/RELIABILITY.md).
+//! `VOXKIT_SOAK_FIXED_TEXT=1` gives every TTS job the same text (the tokenizer's word cache then
+//! stays at one entry: what memory still grows is something else).
 //!
 //! Checked: every job ends exactly once (a terminal state, then one release; a second release
 //! is refused); no audio is lost or duplicated (what a thread read equals the job's
@@ -102,11 +104,15 @@ fn drain_tts(e: &Engine, id: u64, rng: &mut Rng, progress: &AtomicU64) -> u64 {
 fn worker(e: &Engine, seed: u64, stop: &AtomicBool, progress: &AtomicU64) -> Tally {
     let mut rng = Rng(seed | 1);
     let mut t = Tally::default();
+    let fixed_text = std::env::var_os("VOXKIT_SOAK_FIXED_TEXT").is_some_and(|v| v == "1");
     while !stop.load(Ordering::Relaxed) {
         let tts = rng.below(3) != 0;
         let id = if tts {
             e.submit_tts(TtsRequest {
-                text: format!("Soak test sentence {} with some words.", rng.below(1000)),
+                text: match rng.below(1000) {
+                    _ if fixed_text => "Soak test sentence with some words.".to_string(),
+                    n => format!("Soak test sentence {n} with some words."),
+                },
                 max_new_tokens: 1 + rng.below(12) as u32,
                 sampling: Sampling { seed: Some(rng.next()), ..Default::default() },
                 stream: rng.below(2) == 0,
