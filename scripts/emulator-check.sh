@@ -112,6 +112,11 @@ VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never -
 echo "  a GPU out of memory (a 2 MB emulated device): the job fails with OutOfMemory, the engine goes on"
 VOXKIT_EMU_MEMORY_MB=2 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test asr_parity a_full_gpu -- --ignored
 
+echo "  reliability on CUDA: the soak (8 host threads, 15 s: every job ends once, no sample lost, device"
+echo "  pool flat) and the model-folder faults (runaway generation is the engine's cap, the same on every"
+echo "  device: its CUDA run is recorded in docs/RELIABILITY.md, 5 min here)"
+VOXKIT_SOAK_SECS=15 VOXKIT_TEST_DEVICE=cuda tests scripts/emulated-gpu.sh cargo test --color never --test soak --test faults
+
 step "driver calls reached"
 sort -u "$CALLS" | tr '\n' ' '
 echo

@@ -9,11 +9,18 @@
 #   FUZZ_TARGETS="voice_bytes wav_reader" scripts/fuzz.sh 300   # a subset, longer
 #   FUZZ_KEEP=1 scripts/fuzz.sh 600     # also merge what the run found into fuzz/corpus/
 #   FUZZ_NO_ASAN=1 scripts/fuzz.sh      # without AddressSanitizer (faster build and runs)
+#   scripts/fuzz.sh --build-only         # build the targets, run nothing (CI builds them in the
+#   scripts/fuzz.sh --no-build 10        #  background while other suites run, then runs them)
 #
 # The same flags as `cargo fuzz build` (sancov, -Zsanitizer=address, --cfg fuzzing, debug
 # assertions), without needing cargo-fuzz installed: `cargo fuzz run <target>` works as well.
 set -euo pipefail
 
+BUILD=1 RUN=1
+case "${1:-}" in
+  --build-only) RUN=0; shift ;;
+  --no-build) BUILD=0; shift ;;
+esac
 SECONDS_PER_TARGET="${1:-20}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
@@ -32,9 +39,12 @@ export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$FUZZ/target}"
 start=$(date +%s)
 bins=()
 for t in $TARGETS; do bins+=(--bin "$t"); done
-# --target keeps the instrumentation off build scripts and proc macros.
-(cd "$FUZZ" && cargo +nightly build --release --target "$TRIPLE" "${bins[@]}")
-echo "fuzz.sh: build took $(($(date +%s) - start)) s"
+if [[ $BUILD == 1 ]]; then
+  # --target keeps the instrumentation off build scripts and proc macros.
+  (cd "$FUZZ" && cargo +nightly build --release --target "$TRIPLE" "${bins[@]}")
+  echo "fuzz.sh: build took $(($(date +%s) - start)) s"
+fi
+[[ $RUN == 1 ]] || exit 0
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -42,6 +52,7 @@ status=0
 for t in $TARGETS; do
   mkdir -p "$work/$t" "$FUZZ/artifacts/$t"
   bin="$CARGO_TARGET_DIR/$TRIPLE/release/$t"
+  [[ -x "$bin" ]] || { echo "fuzz.sh: $bin is not built (scripts/fuzz.sh --build-only)"; exit 1; }
   log="$FUZZ/artifacts/$t.log"   # kept: the run's numbers (cov, exec/s) for the record
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s"
   # rss/malloc limits: any single allocation over 512 MB, or 2 GB resident, is a finding (the

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "support/device.rs"]
+mod device;
 #[allow(dead_code)]
 #[path = "../src/bin/voxkit/random_checkpoint.rs"]
 mod random_checkpoint;
@@ -27,6 +29,7 @@ fn fresh(tag: &str) -> PathBuf {
 fn engine(dir: &Path) -> voxkit::Result<Engine> {
     // preload: the whole model is mapped and checked before create returns.
     Engine::new(EngineConfig {
+        device: device::device(),
         tts_model_dir: Some(dir.to_path_buf()),
         max_batch: 2,
         cpu_threads: 1,

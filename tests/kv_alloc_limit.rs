@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use voxkit::backend::{KV_BLOCK, KvCache};
-use voxkit::{AsrRequest, Engine, EngineConfig, ErrorKind, JobState, Sampling, TtsRequest};
+use voxkit::{AsrRequest, Device, Engine, EngineConfig, ErrorKind, JobState, Sampling, TtsRequest};
 
 /// The system allocator, except that while `ARMED` a zeroed allocation of `FAIL_SIZE` bytes fails.
 struct Limit;
@@ -63,6 +63,8 @@ fn a_kv_cache_that_cannot_grow_fails_its_job_and_the_engine_goes_on() {
     let e = Engine::new(EngineConfig {
         tts_model_dir: Some(tts),
         asr_model_dir: Some(asr),
+        // The host's KV cache (on a GPU, `emulator_faults` fills the device instead).
+        device: Device::Cpu,
         max_batch: 1,
         cpu_threads: 2,
         ..Default::default()

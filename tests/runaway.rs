@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "support/device.rs"]
+mod device;
 #[allow(dead_code)]
 #[path = "../src/bin/voxkit/random_checkpoint.rs"]
 mod random_checkpoint;
@@ -40,6 +42,7 @@ fn adversarial_prompts_stop_at_their_cap_and_say_so() {
     let (tts, asr) = checkpoints();
     const DEFAULT_CAP: u32 = 20;
     let e = Engine::new(EngineConfig {
+        device: device::device(),
         tts_model_dir: Some(tts),
         asr_model_dir: Some(asr),
         max_batch: 8,

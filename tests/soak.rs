@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/device.rs"]
+mod device;
 #[allow(dead_code)]
 #[path = "../src/bin/voxkit/random_checkpoint.rs"]
 mod random_checkpoint;
@@ -168,6 +170,7 @@ fn eight_threads_for_a_while_lose_nothing_and_hold_memory_flat() {
     let secs: u64 = std::env::var("VOXKIT_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let (tts, asr) = checkpoints();
     let e = Engine::new(EngineConfig {
+        device: device::device(),
         tts_model_dir: Some(tts),
         asr_model_dir: Some(asr),
         max_batch: 4,
