@@ -202,6 +202,32 @@ if [[ "$ck_ready" == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# The C test programs again, built with AddressSanitizer (its LeakSanitizer on at exit): the C
+# side's every access checked, and every heap block of the process — the library's included —
+# accounted for at exit; voice_test, too slow for valgrind in CI, runs here at native speed.
+# allocator_may_return_null: a huge request must fail as glibc's malloc does (the tests ask for
+# absurd sizes on purpose: the library turns the failure into VOX_ERR_OUT_OF_MEMORY).
+if [[ "$c_built" == 1 && "$ck_ready" == 1 && "${VOXKIT_NO_ASAN:-0}" != 1 ]]; then
+    section "the C tests under AddressSanitizer + LeakSanitizer"
+    asan_run() { # name, args...
+        local name=$1
+        shift
+        if ! "$CC" -std=c99 -g -fsanitize=address -fno-omit-frame-pointer -I include "tests/c/$name.c" -lm \
+                -L target/debug -lvoxkit -Wl,-rpath,"$LIB_DIR" -o "$BUILD_DIR/$name-asan"; then
+            fail "tests/c/$name.c does not compile with -fsanitize=address"
+        elif ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$BUILD_DIR/$name-asan" "$@" >"$BUILD_DIR/$name-asan.log" 2>&1; then
+            echo "ok: $name: $(grep -E "passed, [0-9]+ failed" "$BUILD_DIR/$name-asan.log" | tail -1), no ASan or leak report"
+        else
+            tail -n 40 "$BUILD_DIR/$name-asan.log"
+            fail "$name under AddressSanitizer"
+        fi
+    }
+    asan_run abi_test
+    asan_run checkpoint_test "$CK_DIR/tiny" "$CK_DIR/huge" "$CK_DIR/nan"
+    asan_run voice_test "$CK_DIR/base" "$CK_DIR/base2" "$CK_DIR/tiny"
+fi
+
+# ---------------------------------------------------------------------------------------------
 section "summary"
 if [[ "$failures" -ne 0 ]]; then
     echo "c-abi-check: $failures failure(s)"
