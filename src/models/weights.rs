@@ -93,51 +93,29 @@ pub fn check_file(path: &Path) -> Result<()> {
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|_| bad("truncated header".into()))?;
-    // The header as the load will parse it (`Checkpoint::open` → `SafeTensors::deserialize`):
-    // its rules are stricter than a JSON map's — a tensor with a field twice, a `__metadata__`
-    // that is not a map of strings — and a header only the load refused would pass the engine's
-    // create and fail its first job instead (found by fuzz/ `safetensors_header`).
-    serde_json::from_slice::<safetensors::tensor::Metadata>(&header).map_err(|e| bad(format!("header: {e}")))?;
-    let header: serde_json::Map<String, serde_json::Value> =
+    // The header as the load will parse it (`Checkpoint::open` → `SafeTensors::deserialize`),
+    // which also checks that every shape matches its byte range and that the ranges tile the
+    // data in order. Its rules are stricter than a JSON map's — a tensor with a field twice, a
+    // `__metadata__` that is not a map of strings — and a header only the load refused would
+    // pass the engine's create and fail its first job instead (found by fuzz/ `safetensors_header`).
+    let header: safetensors::tensor::Metadata =
         serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
     let data = len - 8 - n;
-    let mut ranges = Vec::with_capacity(header.len());
-    for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
-        let size = match t.get("dtype").and_then(|d| d.as_str()) {
-            Some("F32") => 4u64,
-            Some("BF16") | Some("F16") => 2,
-            other => return Err(bad(format!("tensor `{name}` has dtype {other:?}; voxkit reads F32, BF16 and F16"))),
-        };
-        let shape: Option<Vec<u64>> =
-            t.get("shape").and_then(|s| s.as_array()).and_then(|a| a.iter().map(|d| d.as_u64()).collect());
-        let offsets: Option<Vec<u64>> =
-            t.get("data_offsets").and_then(|s| s.as_array()).and_then(|a| a.iter().map(|d| d.as_u64()).collect());
-        let (Some(shape), Some(&[begin, end])) = (shape, offsets.as_deref()) else {
-            return Err(bad(format!("tensor `{name}` has no shape or data_offsets")));
-        };
-        let bytes = shape.iter().try_fold(size, |a, &d| a.checked_mul(d));
-        if begin > end || bytes != Some(end - begin) {
-            return Err(bad(format!("tensor `{name}`: shape {shape:?} does not match bytes {begin}..{end}")));
+    for (name, t) in header.tensors() {
+        use safetensors::Dtype;
+        if !matches!(t.dtype, Dtype::F32 | Dtype::BF16 | Dtype::F16) {
+            return Err(bad(format!("tensor `{name}` has dtype {:?}; voxkit reads F32, BF16 and F16", t.dtype)));
         }
+        let end = t.data_offsets.1 as u64;
         if end > data {
             return Err(bad(format!(
                 "tensor `{name}` ends at byte {end} of the data, which holds {data} (truncated?)"
             )));
         }
-        ranges.push((begin, end, name));
     }
-    // The tensors tile the data without overlap or gaps (what the official writer produces and
-    // what the parser of the load insists on).
-    ranges.sort_unstable();
-    let mut at = 0;
-    for (begin, end, name) in ranges {
-        if begin != at {
-            return Err(bad(format!("tensor `{name}` starts at byte {begin}; the previous one ends at {at}")));
-        }
-        at = end;
-    }
-    if at != data {
-        return Err(bad(format!("the tensors cover {at} bytes of data, the file holds {data}")));
+    let covered = header.data_len() as u64;
+    if covered != data {
+        return Err(bad(format!("the tensors cover {covered} bytes of data, the file holds {data}")));
     }
     Ok(())
 }
