@@ -15,6 +15,25 @@ from ._lib import lib
 from .errors import VoxError
 
 
+class Closing:
+    """`with` blocks and garbage collection end the object as `_finish` says (close or release)."""
+
+    def _finish(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._finish()
+
+    def __del__(self):
+        try:
+            self._finish()
+        except Exception:  # noqa: BLE001 - nothing may escape a finalizer
+            pass
+
+
 class EngineHandle:
     def __init__(self, ptr):
         self._ptr = ptr

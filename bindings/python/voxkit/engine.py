@@ -5,7 +5,7 @@ import ctypes
 import weakref
 
 from . import _abi
-from ._handle import EngineHandle
+from ._handle import Closing, EngineHandle
 from ._lib import lib
 from ._pcm import float_ptr, interleaved
 from ._structs import init_struct, set_fields, utf8
@@ -43,7 +43,7 @@ def _denoise(value):
     return 1, (None if value is True else float(value))
 
 
-class Engine:
+class Engine(Closing):
     """A voxkit engine (vox_engine_create .. vox_engine_destroy). Thread-safe, like the library.
 
     Use it as a context manager, or call close(); an engine never closed is destroyed when it
@@ -94,21 +94,11 @@ class Engine:
         if self._handle is not None and self._handle.close():
             _open_engines.discard(self)
 
+    _finish = close
+
     @property
     def closed(self):
         return self._handle is None or self._handle.closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - nothing may escape a finalizer
-            pass
 
     # -- queries ----------------------------------------------------------------------------
     def model_info(self, kind):

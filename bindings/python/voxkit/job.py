@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _abi
+from ._handle import Closing
 from ._lib import lib
 from ._pcm import float_ptr, writable_mono
 from .errors import VoxError, check
@@ -20,7 +21,7 @@ def _ms(seconds):
     return max(0, min(int(seconds * 1000), _abi.VOX_WAIT_INFINITE - 1))
 
 
-class Job:
+class Job(Closing):
     """A submitted request. Release it (context manager, release(), or garbage collection).
 
     Reads and state queries never block; wait(), audio() and stream() do, and their async
@@ -46,17 +47,7 @@ class Job:
             with self.engine._handle.use() as ptr:
                 check(lib().vox_release(ptr, self.id))
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:  # noqa: BLE001 - nothing may escape a finalizer
-            pass
+    _finish = release
 
     def cancel(self):
         """Stops the job (audio produced so far stays readable); no-op once it ended."""

@@ -5,12 +5,13 @@ import operator
 import threading
 
 from . import _abi
+from ._handle import Closing
 from ._lib import lib
 from ._pcm import float_ptr, writable_mono
 from .errors import VoxError, check
 
 
-class AudioRing:
+class AudioRing(Closing):
     """A ring attached to a TTS job: from then on the job's audio comes only through it.
 
     read_into() is the real-time path (no allocation in the library; call it from one thread
@@ -62,18 +63,8 @@ class AudioRing:
         if ptr is not None:
             check(lib().vox_audio_ring_close(ptr))
 
+    _finish = close
+
     @property
     def closed(self):
         return self._ptr is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - nothing may escape a finalizer
-            pass
