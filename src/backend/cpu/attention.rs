@@ -82,10 +82,10 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         }
     };
     let mut out = cpu.output(total, heads * hd);
-    // Score buffers from the scratch workspace, as long as the longest key range (rounded up, so
-    // that a sequence growing by a token a step keeps reusing the same buffers).
-    let longest = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0).next_multiple_of(1024);
-    let buffer = || ScratchVec(cpu.scratch.take_dirty(longest), &cpu.scratch, longest);
+    // Score buffers from the scratch workspace, as long as the longest key range (its size class
+    // lets a sequence growing by a token a step keep reusing the same buffers).
+    let longest = seqs.iter().map(|s| s.past + s.rows).max().unwrap_or(0);
+    let buffer = || ScratchVec(cpu.scratch.take_dirty(longest), &cpu.scratch);
     if cpu.threads() == 1 || work < SERIAL_BELOW {
         let mut scores = buffer();
         out.host_mut().chunks_mut(hd).enumerate().for_each(|t| attend(&mut scores, t));
@@ -95,13 +95,12 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
     out
 }
 
-/// A scratch buffer (its length when taken) that goes back to its workspace when dropped.
-struct ScratchVec<'a>(Vec<f32>, &'a Scratch, usize);
+/// A scratch buffer that goes back to its workspace when dropped (kept under its capacity's
+/// class, whatever length it was left at).
+struct ScratchVec<'a>(Vec<f32>, &'a Scratch);
 
 impl Drop for ScratchVec<'_> {
     fn drop(&mut self) {
-        let mut v = std::mem::take(&mut self.0);
-        v.resize(self.2, 0.0); // within its capacity: the length it is kept under
-        self.1.give(v);
+        self.1.give(std::mem::take(&mut self.0));
     }
 }

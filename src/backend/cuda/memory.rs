@@ -13,6 +13,7 @@ use cudarc::driver::{CudaContext, CudaStream, DriverError};
 use parking_lot::Mutex;
 
 use super::graph::{Hook, Mode, Node, Recording};
+use crate::backend::scratch::size_class;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A driver error as the library's error (out of memory becomes `OutOfMemory`).
@@ -99,22 +100,6 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Pool({} idle bytes)", self.idle_bytes.load(Relaxed))
     }
-}
-
-/// The size a pooled buffer of `bytes` is allocated with and kept idle under: `bytes` rounded up to
-/// a quarter of its power of two (at least 256 bytes), so at most 25 % more. Activations are
-/// sized by sequence lengths that differ from job to job; kept idle under their exact sizes, each
-/// new length left another buffer that the next job could not use, and the idle pool filled up
-/// to its cap with one-off sizes (the soak on the emulated device grew by ≈ 0.8 MB a job). Four
-/// classes a doubling give later jobs buffers to reuse.
-pub(super) fn size_class(bytes: usize) -> usize {
-    const MIN_STEP: usize = 256;
-    if bytes == 0 {
-        return 0;
-    }
-    let top = usize::BITS - 1 - bytes.leading_zeros();
-    let step = if top >= 2 { (1usize << (top - 2)).max(MIN_STEP) } else { MIN_STEP };
-    bytes.div_ceil(step).checked_mul(step).unwrap_or(bytes)
 }
 
 /// A device allocation; pooled buffers go back to the pool when dropped, owned ones are freed, a
@@ -453,30 +438,5 @@ impl Pool {
             unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }
                 .map_err(|e| driver_error("memset", e))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::size_class;
-
-    #[test]
-    fn size_classes_cover_their_request_within_a_quarter() {
-        assert_eq!(size_class(0), 0);
-        assert_eq!(size_class(1), 256);
-        assert_eq!(size_class(256), 256);
-        assert_eq!(size_class(1000), 1024);
-        assert_eq!(size_class(4096), 4096);
-        assert_eq!(size_class(4097), 5120);
-        let mut classes = std::collections::BTreeSet::new();
-        for b in (1..(1 << 20)).step_by(97) {
-            let c = size_class(b);
-            assert!(c >= b && (c - b) * 4 <= b.max(1024), "{b} -> {c}");
-            assert_eq!(size_class(c), c, "a class is its own class");
-            classes.insert(c);
-        }
-        // Four classes a doubling, not one a length.
-        assert!(classes.len() < 60, "{} classes", classes.len());
-        assert_eq!(size_class(usize::MAX), usize::MAX);
     }
 }
