@@ -63,7 +63,7 @@ fn huge_layer_counts_are_load_errors_not_aborts() {
         let err = if preset == "tiny-asr" {
             loader.load_asr(&dir, &ctx()).err()
         } else if file.starts_with("speech_tokenizer") {
-            CheckpointLoader::codec(&dir, &Compute::cpu(1).unwrap()).err()
+            CheckpointLoader::codec(&dir, &Compute::cpu(1).unwrap(), &ctx()).err()
         } else {
             loader.load_tts(&dir, &ctx()).err()
         };

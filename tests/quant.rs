@@ -386,3 +386,48 @@ fn quantized_weights_keep_their_rows() {
     assert!(w.clone().reshape(vec![4, 256]).is_err());
     assert!(w.reshape(vec![2, 512, 1]).is_ok());
 }
+
+/// Signal-to-noise ratio of `got` against `want`, in dB.
+fn snr_db(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let signal: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
+    let noise: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w as f64).powi(2)).sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+/// The codec's bf16 convolutions (what every recipe but `none` uses where the backend multiplies
+/// bf16 fast: `Codec::quantize`) keep the waveform within the gate against the f32 decoder, offline
+/// and streamed, on the official tiny codec's reference codes (`VOXKIT_CODEC_DIR` measures another
+/// codec folder, e.g. a random one with the released shapes; BENCHMARKS.md).
+#[test]
+fn the_codec_in_bf16_keeps_its_waveform() {
+    use voxkit::models::codec::Codec;
+    let dir = std::env::var_os("VOXKIT_CODEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codec/tiny"));
+    let f32_codec = Codec::load(&dir, cpu()).unwrap();
+    let mut bf16_codec = Codec::load(&dir, cpu()).unwrap();
+    bf16_codec.use_bf16_convs().unwrap();
+    let c = &f32_codec.config.decoder_config;
+    let mut rng = voxkit::backend::Rng::new(7);
+    let frames: Vec<Vec<u32>> = (0..40)
+        .map(|_| (0..c.num_quantizers).map(|_| (rng.next_u64() % c.codebook_size as u64) as u32).collect())
+        .collect();
+    let want = f32_codec.decode(&frames).unwrap();
+    let got = bf16_codec.decode(&frames).unwrap();
+    let mut st = bf16_codec.new_stream().unwrap();
+    let streamed: Vec<f32> =
+        frames.iter().flat_map(|f| bf16_codec.forward_stream(&mut st, std::slice::from_ref(f)).unwrap()).collect();
+    let (offline, stream) = (snr_db(&got, &want), snr_db(&streamed, &want));
+    eprintln!("codec bf16 against f32 ({}): offline {offline:.1} dB, streamed {stream:.1} dB", dir.display());
+    assert!(got.iter().chain(&streamed).all(|v| v.is_finite()));
+    assert!(offline >= 30.0 && stream >= 30.0, "bf16 codec: {offline:.1} / {stream:.1} dB, gate 30 dB");
+    // The recipe: bf16 only where the backend is faster with it; `none` never.
+    let mut none = Codec::load(&dir, cpu()).unwrap();
+    none.quantize(Quantization::None).unwrap();
+    assert_eq!(none.decode(&frames).unwrap(), want, "`none` leaves the codec as stored");
+    let mut mixed = Codec::load(&dir, cpu()).unwrap();
+    mixed.quantize(Quantization::Mixed).unwrap();
+    let fast = voxkit::backend::Backend::fast_bf16_products(&*cpu());
+    assert_eq!(mixed.decode(&frames).unwrap() == want, !fast, "bf16 convolutions exactly where they are faster");
+}

@@ -67,6 +67,14 @@ impl Conv1dWeight {
         vec![&self.matrix, &self.bias]
     }
 
+    /// The same convolution with its weights stored as bf16 (rounded to nearest; the bias stays
+    /// f32): the backends multiply the inputs rounded to bf16 and sum in f32. Lossy, so a model
+    /// does it only when its caller asked for it (a quantization recipe), and where it runs faster
+    /// (`Backend::fast_bf16_products`).
+    pub fn to_bf16(&self) -> Conv1dWeight {
+        Conv1dWeight { matrix: self.matrix.to_bf16(), ..self.clone() }
+    }
+
     /// Rows of left context the convolution needs: `(k−1)·dilation`.
     pub fn context(&self) -> usize {
         (self.kernel - 1) * self.dilation
@@ -135,6 +143,11 @@ impl ConvTranspose1dWeight {
     /// The weights the kernels read (the stacked taps), for `Backend::prepare`.
     pub fn weights(&self) -> Vec<&Weight> {
         vec![&self.taps]
+    }
+
+    /// The same convolution with its taps stored as bf16 (see `Conv1dWeight::to_bf16`).
+    pub fn to_bf16(&self) -> ConvTranspose1dWeight {
+        ConvTranspose1dWeight { taps: self.taps.to_bf16(), ..self.clone() }
     }
 
     pub fn stride(&self) -> usize {

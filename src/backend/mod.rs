@@ -77,6 +77,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether this backend multiplies bf16 inputs by bf16 weights natively, at a higher rate
+    /// than f32 (the CPU with AVX-512 BF16). Convolution weights made with `to_bf16` run in any
+    /// case; only here do they run faster than f32.
+    fn fast_bf16_products(&self) -> bool {
+        false
+    }
+
     // --- data movement -----------------------------------------------------------------------
     /// Host data `[rows, cols]` → a tensor on this backend's device.
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor;
@@ -185,7 +192,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     // --- convolutions over rows (time); the caller supplies the left context -----------------
     /// Valid 1-D convolution with dilation d and stride s (`Conv1dWeight`; the caller supplies all
-    /// padding): `x` `[L, in]`, `L ≥ (k−1)·d` → `[(L − (k−1)·d − 1) / s + 1, out]` (no rows when
+    /// padding; weights made with `to_bf16` multiply the inputs rounded to bf16, summed in f32): `x` `[L, in]`, `L ≥ (k−1)·d` → `[(L − (k−1)·d − 1) / s + 1, out]` (no rows when
     /// `L = (k−1)·d`); output row t reads input rows `t·s + tap·d`. Stride 1: `[T + (k−1)·d, in]` →
     /// `[T, out]`.
     fn conv1d(&self, x: &Tensor, w: &Conv1dWeight) -> Tensor;

@@ -219,6 +219,12 @@ impl Weight {
         Weight::new(self.shape.clone(), WeightData::Quant(Arc::new(q)))
     }
 
+    /// The same weight stored as bf16 (each value rounded to nearest, ties to even; load time).
+    pub fn to_bf16(&self) -> Weight {
+        let data = self.to_f32().into_iter().map(bf16::from_f32).collect::<Vec<_>>();
+        Weight { shape: self.shape.clone(), data: WeightData::BF16(data.into()), device: Arc::default() }
+    }
+
     pub fn len(&self) -> usize {
         self.data.len()
     }
@@ -300,6 +306,14 @@ impl Weight {
         match &self.data {
             WeightData::F32(v) => v,
             _ => panic!("expected an f32 weight (norms and biases are widened at load)"),
+        }
+    }
+
+    /// The bits of a bf16 weight, `None` for other storage.
+    pub(in crate::backend) fn bf16_bits(&self) -> Option<&[u16]> {
+        match &self.data {
+            WeightData::BF16(v) => Some(half::slice::HalfFloatSliceExt::reinterpret_cast(&v[..])),
+            _ => None,
         }
     }
 

@@ -77,10 +77,13 @@ impl CheckpointLoader {
         Ok(m)
     }
 
-    /// The codec decoder of a Qwen3-TTS checkpoint folder (`speech_tokenizer/`).
-    pub fn codec(dir: &Path, cx: &Compute) -> Result<codec::Codec> {
+    /// The codec decoder of a Qwen3-TTS checkpoint folder (`speech_tokenizer/`), with the
+    /// context's quantization recipe applied (`Codec::quantize`).
+    pub fn codec(dir: &Path, cx: &Compute, ctx: &LoadContext) -> Result<codec::Codec> {
         check_folder(ModelKind::Tts, dir, &CODEC_FILES)?;
-        codec::Codec::load(&dir.join("speech_tokenizer"), cx.clone())
+        let mut codec = codec::Codec::load(&dir.join("speech_tokenizer"), cx.clone())?;
+        codec.quantize(ctx.quantization)?;
+        Ok(codec)
     }
 
     /// A Qwen3-ASR checkpoint folder.
@@ -226,7 +229,7 @@ impl ModelLoader for CheckpointLoader {
     fn load_tts(&self, dir: &Path, ctx: &LoadContext) -> Result<TtsModels> {
         let cx = CheckpointLoader::compute(ctx)?;
         let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
-        let codec = CheckpointLoader::codec(dir, &cx)?;
+        let codec = CheckpointLoader::codec(dir, &cx, ctx)?;
         // Base checkpoints: the encoders that make voices from reference audio.
         let voice: Option<Box<dyn crate::seams::VoiceEncoder>> = match generator.voice {
             Some(spec) => Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &cx, &generator.config, spec)?)),

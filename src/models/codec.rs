@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use crate::backend::{Compute, Conv1dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight, KvCache, Tensor, Weight};
+use crate::backend::{
+    Compute, Conv1dWeight, ConvTranspose1dWeight, DepthwiseConv1dWeight, KvCache, Quantization, Tensor, Weight,
+};
 use crate::error::{Error, Result};
 pub use crate::models::codec_config::{CHUNK_FRAMES, CodecConfig, CodecDecoderConfig, LEFT_CONTEXT_FRAMES};
 use crate::models::codec_transformer::CodecTransformer;
@@ -296,6 +298,47 @@ impl Codec {
             config,
             cx,
         })
+    }
+
+    /// Applies a quantization recipe (`Quantization`; the caller's choice at load). Every recipe
+    /// but `None` stores the decoder's convolutions as bf16 — inputs rounded to bf16, sums in f32 —
+    /// where the backend multiplies bf16 well above its f32 rate (`fast_bf16_products`: the CPU
+    /// with AMX); elsewhere the codec stays as stored, which is then faster. The quality this
+    /// keeps: the waveform's SNR against the f32 decoder, `tests/quant.rs` and BENCHMARKS.md.
+    pub fn quantize(&mut self, q: Quantization) -> Result<()> {
+        if q != Quantization::None && self.cx.fast_bf16_products() {
+            self.use_bf16_convs()?;
+        }
+        Ok(())
+    }
+
+    /// Stores every convolution of the decoder but the last (the one to the waveform, one output
+    /// channel) as bf16 (`Conv1dWeight::to_bf16`), whatever the backend's speed.
+    pub fn use_bf16_convs(&mut self) -> Result<()> {
+        let cx = self.cx.clone();
+        let conv = |c: &mut Conv1dWeight| -> Result<()> {
+            *c = c.to_bf16();
+            c.weights().into_iter().try_for_each(|w| cx.prepare(w))
+        };
+        let trans = |c: &mut CausalTransConv| -> Result<()> {
+            c.conv = c.conv.to_bf16();
+            c.conv.weights().into_iter().try_for_each(|w| cx.prepare(w))
+        };
+        conv(&mut self.pre_conv.conv)?;
+        for (up, next) in &mut self.upsample {
+            trans(up)?;
+            conv(&mut next.pwconv1)?;
+            conv(&mut next.pwconv2)?;
+        }
+        conv(&mut self.conv_in.conv)?;
+        for block in &mut self.blocks {
+            trans(&mut block.upsample)?;
+            for unit in &mut block.units {
+                conv(&mut unit.conv1.conv)?;
+                conv(&mut unit.conv2.conv)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn sample_rate(&self) -> u32 {

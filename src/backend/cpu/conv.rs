@@ -22,10 +22,33 @@ pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
     let (k, d, s, cin) = (w.kernel, w.dilation, w.stride, w.cin);
     assert_eq!(x.cols(), cin, "conv1d: input rows of {} for {cin} channels", x.cols());
     let t = w.out_rows(x.rows());
+    let shape = ConvShape { rows: t, cin, cout: w.out_channels(), kernel: k, dilation: d, stride: s };
+    if let Some(bits) = w.matrix.bf16_bits() {
+        if direct_conv::bf16_available(cin) {
+            return direct_conv::conv_product_bf16(cpu, x, bits, Some(w.bias.f32s()), shape);
+        }
+        // No bf16 kernel here: the same products from the inputs rounded to bf16 (the widened
+        // weights and the rounded inputs multiply exactly in f32) by im2col and the product.
+        return im2col_conv1d(cpu, &rounded_to_bf16(cpu, x), w, t);
+    }
     if direct_conv::available(cin) && (cin < SGEMM_CHANNELS || t < SGEMM_ROWS) {
-        let shape = ConvShape { rows: t, cin, cout: w.out_channels(), kernel: k, dilation: d, stride: s };
         return direct_conv::conv_product(cpu, x, w.matrix.f32s(), Some(w.bias.f32s()), shape);
     }
+    im2col_conv1d(cpu, x, w, t)
+}
+
+/// `x` with every value rounded to bf16 (to nearest, ties to even), as f32.
+fn rounded_to_bf16(cpu: &Cpu, x: &Tensor) -> Tensor {
+    let mut r = cpu.output(x.rows(), x.cols());
+    for (o, &v) in r.host_mut().iter_mut().zip(x.host()) {
+        *o = half::bf16::from_f32(v).to_f32();
+    }
+    r
+}
+
+/// `conv1d` as one product over the taps' shifted input rows (im2col), `t` output rows.
+fn im2col_conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight, t: usize) -> Tensor {
+    let (k, d, s, cin) = (w.kernel, w.dilation, w.stride, w.cin);
     if k == 1 && s == 1 {
         return cpu.linear_one(x, &w.matrix, Some(w.bias.f32s()));
     }
@@ -42,11 +65,14 @@ pub(super) fn conv1d(cpu: &Cpu, x: &Tensor, w: &Conv1dWeight) -> Tensor {
 pub(super) fn conv_transpose1d(cpu: &Cpu, x: &Tensor, w: &ConvTranspose1dWeight) -> Tensor {
     let (r, kernel, cout) = (w.stride, w.kernel, w.cout);
     // [T, k·out]
-    let part = if direct_conv::available(x.cols()) {
-        let shape = ConvShape { rows: x.rows(), cin: x.cols(), cout: kernel * cout, kernel: 1, dilation: 1, stride: 1 };
-        direct_conv::conv_product(cpu, x, w.taps.f32s(), None, shape)
-    } else {
-        cpu.linear_one(x, &w.taps, None)
+    let shape = ConvShape { rows: x.rows(), cin: x.cols(), cout: kernel * cout, kernel: 1, dilation: 1, stride: 1 };
+    let part = match w.taps.bf16_bits() {
+        Some(bits) if direct_conv::bf16_available(x.cols()) => {
+            direct_conv::conv_product_bf16(cpu, x, bits, None, shape)
+        }
+        Some(_) => cpu.linear_one(&rounded_to_bf16(cpu, x), &w.taps, None),
+        None if direct_conv::available(x.cols()) => direct_conv::conv_product(cpu, x, w.taps.f32s(), None, shape),
+        None => cpu.linear_one(x, &w.taps, None),
     };
     let mut y = cpu.tensor(x.rows() * r + w.overhang(), cout);
     // Output row o gathers tap k of input row (o − k)/r, taps in ascending order.

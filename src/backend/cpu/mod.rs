@@ -93,6 +93,10 @@ impl Backend for Cpu {
         Device::Cpu
     }
 
+    fn fast_bf16_products(&self) -> bool {
+        direct_conv::has_bf16_products()
+    }
+
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Tensor {
         assert_eq!(data.len(), rows * cols, "upload: {} values for [{rows}, {cols}]", data.len());
         let mut t = self.output(rows, cols);

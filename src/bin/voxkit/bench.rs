@@ -125,8 +125,9 @@ pub fn codec(a: &BenchCodecArgs, ui: &Ui) -> Result<(), Fail> {
     let dir = model_dir(&a.model, ModelArg::Tts, ui)?;
     let threads = a.threads.count();
     let progress = ui.spinner(format!("loading {}", dir.display()));
-    let cx = CheckpointLoader::compute(&load_context(a.threads)?)?;
-    let codec = CheckpointLoader::codec(&dir, &cx)?;
+    let ctx = load_context(a.threads)?;
+    let cx = CheckpointLoader::compute(&ctx)?;
+    let codec = CheckpointLoader::codec(&dir, &cx, &ctx)?;
     progress.set_message("timing the codec decoder");
     let mut rng = voxkit::backend::Rng::new(1);
     let size = codec.config.decoder_config.codebook_size as u64;
