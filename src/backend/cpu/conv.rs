@@ -155,7 +155,7 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::conv::Conv1dWeight;
+    use crate::backend::conv::{Conv1dWeight, ConvTranspose1dWeight};
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu};
 
@@ -166,16 +166,25 @@ mod tests {
     }
 
     /// Strided and dilated convolutions against the definition, from PyTorch's `[out, in, k]`
-    /// layout: `y[t, o] = b[o] + Σ_i Σ_tap w[o, i, tap] · x[t·s + tap·d, i]`.
+    /// layout: `y[t, o] = b[o] + Σ_i Σ_tap w[o, i, tap] · x[t·s + tap·d, i]`; with the weights in
+    /// bf16 (`to_bf16`) the same over the inputs and weights rounded to bf16 — on the bf16 kernels
+    /// (channels in 32s; AMX from 32 rows where the CPU has it) and on the portable fallback.
     #[test]
     fn strided_conv1d_is_the_definition() {
         let cpu = Cpu::new(2).unwrap();
-        for (k, d, s, cin, cout, rows) in
-            [(4, 1, 2, 3, 5, 17), (10, 1, 5, 4, 6, 40), (3, 2, 3, 2, 3, 20), (1, 1, 4, 3, 2, 9)]
-        {
+        let bf = |v: f32| half::bf16::from_f32(v).to_f64();
+        for (k, d, s, cin, cout, rows) in [
+            (4, 1, 2, 3, 5, 17),
+            (10, 1, 5, 4, 6, 40),
+            (3, 2, 3, 2, 3, 20),
+            (1, 1, 4, 3, 2, 9),
+            (3, 2, 1, 64, 8, 12),
+            (7, 3, 1, 64, 64, 80),
+        ] {
             let w = values(cout * cin * k, 1);
             let b = values(cout, 2);
-            let x = values(rows * cin, 3);
+            // Values that bf16 rounds, so that a kernel skipping the inputs' rounding would show.
+            let x: Vec<f32> = values(rows * cin, 3).iter().map(|v| v * 1.001 + 1e-4).collect();
             let conv = Conv1dWeight::strided(
                 &Weight::from_f32(vec![cout, cin, k], w.clone()),
                 &Weight::from_f32(vec![cout], b.clone()),
@@ -183,21 +192,49 @@ mod tests {
                 s,
             )
             .unwrap();
-            let y = cpu.conv1d(&Tensor::from_vec(x.clone(), rows, cin), &conv);
-            let t = (rows - (k - 1) * d - 1) / s + 1;
-            assert_eq!((y.rows(), y.cols()), (t, cout));
-            let y = y.to_host();
-            for r in 0..t {
-                for o in 0..cout {
-                    let mut want = b[o] as f64;
-                    for i in 0..cin {
-                        for tap in 0..k {
-                            want += w[(o * cin + i) * k + tap] as f64 * x[(r * s + tap * d) * cin + i] as f64;
+            let exact_f32 = |v: f32| v as f64;
+            for (conv, exact, tol) in
+                [(conv.clone(), &exact_f32 as &dyn Fn(f32) -> f64, 1e-5), (conv.to_bf16(), &bf, 1e-4)]
+            {
+                let y = cpu.conv1d(&Tensor::from_vec(x.clone(), rows, cin), &conv);
+                let t = (rows - (k - 1) * d - 1) / s + 1;
+                assert_eq!((y.rows(), y.cols()), (t, cout));
+                let y = y.to_host();
+                for r in 0..t {
+                    for o in 0..cout {
+                        let mut want = b[o] as f64;
+                        for i in 0..cin {
+                            for tap in 0..k {
+                                want += exact(w[(o * cin + i) * k + tap]) * exact(x[(r * s + tap * d) * cin + i]);
+                            }
                         }
+                        let got = y[r * cout + o] as f64;
+                        assert!(
+                            (got - want).abs() < tol,
+                            "k={k} d={d} s={s} cin={cin}: y[{r}, {o}] = {got}, want {want}"
+                        );
                     }
-                    let got = y[r * cout + o] as f64;
-                    assert!((got - want).abs() < 1e-5, "k={k} d={d} s={s}: y[{r}, {o}] = {got}, want {want}");
                 }
+            }
+        }
+    }
+
+    /// A transposed convolution in bf16 is the f32 one over the inputs and weights rounded to
+    /// bf16, on a kernel (channels in 32s) and on the fallback.
+    #[test]
+    fn bf16_transposed_conv_is_the_rounded_f32_one() {
+        let cpu = Cpu::new(2).unwrap();
+        let round = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect::<Vec<_>>();
+        for (cin, cout, k, r, rows) in [(64, 32, 4, 2, 40), (6, 4, 6, 3, 7)] {
+            let w = values(cin * cout * k, 4);
+            let x: Vec<f32> = values(rows * cin, 5).iter().map(|v| v * 1.001 + 1e-4).collect();
+            let exact = ConvTranspose1dWeight::new(&Weight::from_f32(vec![cin, cout, k], round(&w)), r).unwrap();
+            let want = cpu.conv_transpose1d(&Tensor::from_vec(round(&x), rows, cin), &exact).to_host();
+            let conv = ConvTranspose1dWeight::new(&Weight::from_f32(vec![cin, cout, k], w), r).unwrap().to_bf16();
+            let got = cpu.conv_transpose1d(&Tensor::from_vec(x, rows, cin), &conv).to_host();
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-4, "cin={cin}: value {i}: {g} against {w}");
             }
         }
     }
