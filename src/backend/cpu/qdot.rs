@@ -17,6 +17,10 @@ pub(super) struct QuantRows {
     cols: usize,
     q: Vec<i8>,
     d: Vec<f32>,
+    /// Per group, 8 lanes: `−8 · Σ q` in the first, zeros in the others — the int4 kernels'
+    /// offset (a nibble u stands for u − 8), added to the integer sums as their starting value
+    /// instead of a second product per group.
+    offsets: Vec<i32>,
 }
 
 impl QuantRows {
@@ -25,7 +29,13 @@ impl QuantRows {
         assert!(cols.is_multiple_of(GROUP) && x.len().is_multiple_of(cols.max(1)), "activations of {cols} per row");
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0.0f32; x.len() / GROUP];
-        for ((xg, qg), dg) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(d.iter_mut()) {
+        let mut offsets = vec![0i32; x.len() / GROUP * OFFSET_LANES];
+        for (((xg, qg), dg), og) in x
+            .chunks_exact(GROUP)
+            .zip(q.chunks_exact_mut(GROUP))
+            .zip(d.iter_mut())
+            .zip(offsets.chunks_exact_mut(OFFSET_LANES))
+        {
             let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
             *dg = m / 127.0;
@@ -33,8 +43,9 @@ impl QuantRows {
             for (o, v) in qg.iter_mut().zip(xg) {
                 *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
             }
+            og[0] = -8 * qg.iter().map(|&v| v as i32).sum::<i32>();
         }
-        QuantRows { cols, q, d }
+        QuantRows { cols, q, d, offsets }
     }
 
     /// Row `i`: its scales and values.
@@ -42,7 +53,16 @@ impl QuantRows {
         let g = self.cols / GROUP;
         (&self.d[i * g..(i + 1) * g], &self.q[i * self.cols..(i + 1) * self.cols])
     }
+
+    /// Row `i`'s int4 offsets (`OFFSET_LANES` a group).
+    fn offsets(&self, i: usize) -> &[i32] {
+        let n = self.cols / GROUP * OFFSET_LANES;
+        &self.offsets[i * n..(i + 1) * n]
+    }
 }
+
+/// i32 lanes of one group's integer sum in the kernels (a 256-bit vector).
+const OFFSET_LANES: usize = 8;
 
 /// Instruction sets a kernel can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +137,7 @@ fn dot_rows_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, first: usize,
 fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x: &QuantRows, first: usize) -> [f32; R] {
     let xd: [&[f32]; R] = std::array::from_fn(|k| x.row(first + k).0);
     let xq: [&[i8]; R] = std::array::from_fn(|k| x.row(first + k).1);
+    let xo: [&[i32]; R] = std::array::from_fn(|k| x.offsets(first + k));
     match (isa, format) {
         (Isa::Portable, QuantFormat::Q8) => std::array::from_fn(|k| q8_portable(ws, wq, xd[k], xq[k], 0)),
         (Isa::Portable, QuantFormat::Q4) => std::array::from_fn(|k| q4_portable(ws, wq, xd[k], xq[k], 0)),
@@ -125,11 +146,11 @@ fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x:
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx2, QuantFormat::Q8) => unsafe { x86::q8_avx2::<R>(ws, wq, xd, xq) },
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2::<R>(ws, wq, xd, xq) },
+        (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2::<R>(ws, wq, xd, xq, xo) },
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512::<R>(ws, wq, xd, xq) },
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512::<R>(ws, wq, xd, xq) },
+        (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512::<R>(ws, wq, xd, xq, xo) },
     }
 }
 
@@ -165,7 +186,7 @@ mod x86 {
 
     use half::f16;
 
-    use super::{GROUP, q4_portable, q8_portable};
+    use super::{GROUP, OFFSET_LANES, q4_portable, q8_portable};
 
     /// The products of 8 weight scales (f16) and 8 activation scales at group `g`.
     #[inline]
@@ -219,15 +240,21 @@ mod x86 {
     }
 
     /// # Safety
-    /// As `q8_avx2`, with `GROUP / 2 · ws.len()` packed bytes and an even number of groups.
+    /// As `q8_avx2`, with `GROUP / 2 · ws.len()` packed bytes, an even number of groups and every
+    /// `xo` holding `OFFSET_LANES · ws.len()` offsets.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn q4_avx2<const R: usize>(ws: &[f16], wq: &[u8], xd: [&[f32]; R], xq: [&[i8]; R]) -> [f32; R] {
+    pub(super) unsafe fn q4_avx2<const R: usize>(
+        ws: &[f16],
+        wq: &[u8],
+        xd: [&[f32]; R],
+        xq: [&[i8]; R],
+        xo: [&[i32]; R],
+    ) -> [f32; R] {
         let groups = ws.len();
         let mut acc = [_mm256_setzero_ps(); R];
         let mut g = 0;
         unsafe {
             let low = _mm256_set1_epi8(0x0f);
-            let eight = _mm256_set1_epi8(8);
             let ones = _mm256_set1_epi16(1);
             while g + 8 <= groups {
                 let d: [[f32; 8]; R] = std::array::from_fn(|k| scales8(ws, xd[k], g));
@@ -237,10 +264,11 @@ mod x86 {
                     for (h, u) in halves.into_iter().enumerate() {
                         let at = (g + j + h) * GROUP;
                         for k in 0..R {
-                            // Σ u·x − Σ 8·x, both exact in i16.
+                            // Σ u·x (pairs exact in i16) − 8·Σ x (the row's offset for the group).
                             let xv = _mm256_loadu_si256(xq[k].as_ptr().add(at) as *const __m256i);
-                            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, xv), _mm256_maddubs_epi16(eight, xv));
-                            let p = _mm256_madd_epi16(p, ones);
+                            let off =
+                                _mm256_loadu_si256(xo[k].as_ptr().add((g + j + h) * OFFSET_LANES) as *const __m256i);
+                            let p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones), off);
                             acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d[k][j + h]), acc[k]);
                         }
                     }
@@ -306,14 +334,18 @@ mod x86 {
     /// # Safety
     /// As `q8_avx512`, with the int4 shapes of `q4_avx2`.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
-    pub(super) unsafe fn q4_avx512<const R: usize>(ws: &[f16], wq: &[u8], xd: [&[f32]; R], xq: [&[i8]; R]) -> [f32; R] {
+    pub(super) unsafe fn q4_avx512<const R: usize>(
+        ws: &[f16],
+        wq: &[u8],
+        xd: [&[f32]; R],
+        xq: [&[i8]; R],
+        xo: [&[i32]; R],
+    ) -> [f32; R] {
         let groups = ws.len();
         let mut acc = [_mm512_setzero_ps(); R];
         let mut g = 0;
         unsafe {
-            let zero = _mm512_setzero_si512();
             let low = _mm512_set1_epi8(0x0f);
-            let eight = _mm512_set1_epi8(8);
             // Bytes shifted right by 0 in the low half (group 2j's nibbles), by 4 in the high half.
             let shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
             while g + 16 <= groups {
@@ -323,9 +355,11 @@ mod x86 {
                     let bb = _mm512_inserti64x4(_mm512_castsi256_si512(b), b, 1);
                     let u = _mm512_and_si512(_mm512_srlv_epi16(bb, shifts), low);
                     for k in 0..R {
+                        // Σ u·x, started from −8·Σ x of groups 2j and 2j + 1 (their offsets are
+                        // the two halves of one vector).
                         let xv = _mm512_loadu_si512(xq[k].as_ptr().add((g + 2 * j) * GROUP) as *const _);
-                        let p =
-                            _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, u, xv), _mm512_dpbusd_epi32(zero, eight, xv));
+                        let off = _mm512_loadu_si512(xo[k].as_ptr().add((g + 2 * j) * OFFSET_LANES) as *const _);
+                        let p = _mm512_dpbusd_epi32(off, u, xv);
                         acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d[k], j as i32), acc[k]);
                     }
                 }
