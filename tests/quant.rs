@@ -129,8 +129,14 @@ fn random(preset: &str, tokenizer: &str, tag: &str, seed: u64) -> PathBuf {
     dir
 }
 
+/// The CPU backend a model loaded under `recipe` gets in the engine (`Compute::for_recipe`: a
+/// recipe also lets many-row products run in bf16 on AMX), so that the gates measure that.
+fn cpu_for(recipe: Quantization) -> Compute {
+    Compute::for_recipe(voxkit::backend::Device::Cpu, 2, recipe).unwrap()
+}
+
 fn tts_at(dir: &Path, recipe: Quantization) -> Qwen3Tts {
-    let mut m = Qwen3Tts::load(dir, cpu(), 1).unwrap_or_else(|e| panic!("{}: {}", dir.display(), e.message));
+    let mut m = Qwen3Tts::load(dir, cpu_for(recipe), 1).unwrap_or_else(|e| panic!("{}: {}", dir.display(), e.message));
     m.quantize(recipe, &mut QuantCache::memory()).unwrap();
     m
 }
@@ -235,7 +241,7 @@ fn quantized_asr_decoders_pass_their_gates() {
     // A random checkpoint with widths that take int4 (the tiny fixture's 16 do not).
     let dir = random("small-asr", "tests/fixtures/asr/tiny", "gates", 3);
     let load = |recipe| {
-        let mut m = Qwen3Asr::load(&dir, cpu(), 1).unwrap();
+        let mut m = Qwen3Asr::load(&dir, cpu_for(recipe), 1).unwrap();
         m.quantize(recipe, &mut QuantCache::memory()).unwrap();
         m
     };

@@ -313,6 +313,16 @@ impl Compute {
         }
     }
 
+    /// `for_device` for a model loaded under quantization recipe `q`: on the CPU, every recipe
+    /// but `None` also lets many-row products run in bf16 where AMX does them
+    /// (`Cpu::with_bf16_products`); a GPU takes no recipe (the engine refuses one).
+    pub fn for_recipe(device: Device, cpu_threads: usize, q: Quantization) -> Result<Compute> {
+        match resolve(device)? {
+            Device::Cpu => Ok(Compute(Arc::new(Cpu::new(cpu_threads)?.with_bf16_products(q != Quantization::None)))),
+            _ => Compute::for_device(device, cpu_threads),
+        }
+    }
+
     /// The CPU backend on its own pool of `threads` threads.
     pub fn cpu(threads: usize) -> Result<Compute> {
         Ok(Compute(Arc::new(Cpu::new(threads)?)))

@@ -66,7 +66,7 @@ impl CheckpointLoader {
 impl CheckpointLoader {
     /// The compute backend of a load context's (resolved) device.
     pub fn compute(ctx: &LoadContext) -> Result<Compute> {
-        Compute::for_device(ctx.device, ctx.cpu_threads)
+        Compute::for_recipe(ctx.device, ctx.cpu_threads, ctx.quantization)
     }
 
     /// The Qwen3-TTS talker and code predictor of a checkpoint folder.

@@ -156,8 +156,9 @@ pub struct VoxEngineConfig {
     /// Weights quantized at load, CPU only: `VOX_QUANT_NONE` (default: as stored, bit-exact),
     /// `VOX_QUANT_INT8` or `VOX_QUANT_MIXED` (int4 decoder bodies, int8 heads and code-predictor
     /// edge layers). Applies to the TTS talker and code predictor and the
-    /// ASR text decoder; on a CPU with AMX the codec's convolutions also run in bf16 (about half
-    /// the codec's time; elsewhere it stays as stored); the audio encoder stays as stored. Any value but
+    /// ASR text decoder; on a CPU with AMX the codec's convolutions and the many-row products
+    /// (prompts, the ASR audio encoder) also run in bf16 (about half their time; elsewhere they
+    /// stay f32). Any value but
     /// `VOX_QUANT_NONE` with a device that resolves to a GPU fails with
     /// `VOX_ERR_INVALID_ARGUMENT`. The quality each recipe keeps is stated in BENCHMARKS.md.
     /// The quantized weights are cached in the model folder, in `.voxkit-cache/` (written once

@@ -15,6 +15,38 @@ use crate::backend::tensor::{Tensor, Weight, WeightData, widen};
 /// per step this way than through the SGEMM, which widens every weight block per call.
 const GEMM_MIN_ROWS: usize = 32;
 
+impl Cpu {
+    /// `gemm` in bf16 on AMX (`with_bf16_products`): the weights' bf16 bits as stored, or
+    /// rounded into the scratch (f32, f16 and quantized weights, a row block per task).
+    fn gemm_bf16(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
+        let (n, k, out) = (x.rows(), x.cols(), w.rows());
+        let shape = super::direct_conv::ConvShape { rows: n, cin: k, cout: out, kernel: 1, dilation: 1, stride: 1 };
+        if let Some(bits) = w.bf16_bits() {
+            return super::direct_conv::conv_product_bf16(self, x, bits, bias, shape);
+        }
+        let mut buf = self.scratch.take_dirty((out * k).div_ceil(2));
+        // SAFETY: u16 is valid for every bit pattern and aligns within f32; the view borrows the
+        // buffer, which holds at least out·k u16.
+        let bits: &mut [u16] = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u16, out * k) };
+        self.pool.install(|| {
+            bits.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each_init(
+                || vec![0.0f32; k],
+                |row, (c, chunk)| {
+                    for (i, dst) in chunk.chunks_mut(k).enumerate() {
+                        w.row_into(c * ROWS_PER_TASK + i, row);
+                        for (d, &v) in dst.iter_mut().zip(row.iter()) {
+                            *d = bf16::from_f32(v).to_bits();
+                        }
+                    }
+                },
+            )
+        });
+        let y = super::direct_conv::conv_product_bf16(self, x, bits, bias, shape);
+        self.scratch.give(buf);
+        y
+    }
+}
+
 /// A raw output pointer shared by tasks that write disjoint parts.
 struct SendPtr(*mut f32);
 // SAFETY: tasks write disjoint column blocks only.
@@ -136,6 +168,9 @@ impl Cpu {
     /// columns (weights widened to f32 one block at a time).
     fn gemm(&self, x: &Tensor, w: &Weight, bias: Option<&[f32]>) -> Tensor {
         let (n, k, out) = (x.rows(), x.cols(), w.rows());
+        if self.bf16_products && super::direct_conv::bf16_gemm_runs(n, k, out) {
+            return self.gemm_bf16(x, w, bias);
+        }
         // Written whole: the SGEMM does not read its destination.
         let mut y = self.output(n, out);
         let yp = SendPtr(y.host_mut().as_mut_ptr());
@@ -442,4 +477,45 @@ pub fn dot_bf16(a: &[f32], b: &[bf16]) -> f32 {
         return unsafe { dot_bf16_avx2(a, b) };
     }
     dot_bf16_body(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::tensor::{Tensor, Weight};
+    use crate::backend::{Backend, Cpu, QuantFormat};
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// A many-row product with bf16 products allowed is the definition over the inputs and
+    /// weights rounded to bf16 where AMX runs it, the f32 product elsewhere; not allowed (the
+    /// default), always the f32 product — for f32, bf16 and int8 weights.
+    #[test]
+    fn many_row_products_round_to_bf16_only_when_allowed_and_on_amx() {
+        let (n, k, out) = (48, 96, 64);
+        let x: Vec<f32> = values(n * k, 1).iter().map(|v| v * 1.001 + 1e-4).collect();
+        let stored = Weight::from_f32(vec![out, k], values(out * k, 2));
+        let weights = [stored.clone(), stored.to_bf16(), stored.quantize(QuantFormat::Q8).unwrap()];
+        let amx = super::super::direct_conv::bf16_gemm_runs(n, k, out);
+        let round = |v: f32| half::bf16::from_f32(v).to_f64();
+        let xt = Tensor::from_vec(x.clone(), n, k);
+        for w in weights {
+            let wf = w.to_f32();
+            let plain = Cpu::new(2).unwrap().linear(&xt, &w, None).to_host();
+            let bf = Cpu::new(2).unwrap().with_bf16_products(true).linear(&xt, &w, None).to_host();
+            for r in 0..n {
+                for o in 0..out {
+                    let dot = |f: &dyn Fn(f32) -> f64| (0..k).map(|i| f(x[r * k + i]) * f(wf[o * k + i])).sum::<f64>();
+                    let exact = dot(&|v| v as f64);
+                    let want_bf = if amx { dot(&round) } else { exact };
+                    let (p, b) = (plain[r * out + o] as f64, bf[r * out + o] as f64);
+                    assert!((p - exact).abs() < 1e-4, "{:?} f32: y[{r}, {o}] = {p}, want {exact}", w.dtype());
+                    assert!((b - want_bf).abs() < 1e-4, "{:?} bf16: y[{r}, {o}] = {b}, want {want_bf}", w.dtype());
+                }
+            }
+        }
+    }
 }

@@ -95,8 +95,9 @@ pub struct Threads {
     pub device: voxkit::backend::Device,
     /// Weights quantized at load, CPU only: none (as stored), int8, or mixed (int4 decoder
     /// bodies, int8 heads and code-predictor edge layers). Applies to the TTS talker and code
-    /// predictor and the ASR text decoder, and (on a CPU with AMX) the codec's convolutions run in
-    /// bf16; the quality each keeps: BENCHMARKS.md.
+    /// predictor and the ASR text decoder, and (on a CPU with AMX) the codec's convolutions and the
+    /// many-row products (prompts, the ASR encoder) run in bf16; the quality each keeps:
+    /// BENCHMARKS.md.
     #[arg(long, value_name = "Q", value_parser = quantization, default_value = "none")]
     pub quant: voxkit::backend::Quantization,
 }

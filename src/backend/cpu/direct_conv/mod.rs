@@ -124,6 +124,21 @@ pub(super) fn has_bf16_products() -> bool {
     return false;
 }
 
+/// Whether a many-row matrix product (`rows` × `k` by `out` × `k`) runs on AMX here
+/// (`conv_product_bf16` with one tap).
+pub(super) fn bf16_gemm_runs(rows: usize, k: usize, out: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let s = ConvShape { rows, cin: k, cout: out, kernel: 1, dilation: 1, stride: 1 };
+        amx::available() && amx::fits(&s) && rows >= AMX_MIN_ROWS && k >= AMX_MIN_DEPTH
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (rows, k, out);
+        false
+    }
+}
+
 /// Whether `conv_product_bf16` runs here for inputs of `cin` channels.
 pub(super) fn bf16_available(cin: usize) -> bool {
     Kernel::Avx512Bf16.runs(cin)
