@@ -402,7 +402,7 @@ fn snr_db(got: &[f32], want: &[f32]) -> f64 {
 }
 
 /// The codec's bf16 convolutions (what every recipe but `none` uses where the backend multiplies
-/// bf16 fast: `Codec::quantize`) keep the waveform within the gate against the f32 decoder, offline
+/// bf16 fast: `Codec::quantize`), on the backend of a recipe (its many-row products in bf16 too), keep the waveform within the gate against the f32 decoder, offline
 /// and streamed, on the official tiny codec's reference codes (`VOXKIT_CODEC_DIR` measures another
 /// codec folder, e.g. a random one with the released shapes; BENCHMARKS.md).
 #[test]
@@ -412,7 +412,7 @@ fn the_codec_in_bf16_keeps_its_waveform() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codec/tiny"));
     let f32_codec = Codec::load(&dir, cpu()).unwrap();
-    let mut bf16_codec = Codec::load(&dir, cpu()).unwrap();
+    let mut bf16_codec = Codec::load(&dir, cpu_for(Quantization::Mixed)).unwrap();
     bf16_codec.use_bf16_convs().unwrap();
     let c = &f32_codec.config.decoder_config;
     let mut rng = voxkit::backend::Rng::new(7);
@@ -429,10 +429,10 @@ fn the_codec_in_bf16_keeps_its_waveform() {
     assert!(got.iter().chain(&streamed).all(|v| v.is_finite()));
     assert!(offline >= 30.0 && stream >= 30.0, "bf16 codec: {offline:.1} / {stream:.1} dB, gate 30 dB");
     // The recipe: bf16 only where the backend is faster with it; `none` never.
-    let mut none = Codec::load(&dir, cpu()).unwrap();
+    let mut none = Codec::load(&dir, cpu_for(Quantization::None)).unwrap();
     none.quantize(Quantization::None).unwrap();
     assert_eq!(none.decode(&frames).unwrap(), want, "`none` leaves the codec as stored");
-    let mut mixed = Codec::load(&dir, cpu()).unwrap();
+    let mut mixed = Codec::load(&dir, cpu_for(Quantization::Mixed)).unwrap();
     mixed.quantize(Quantization::Mixed).unwrap();
     let fast = voxkit::backend::Backend::fast_bf16_products(&*cpu());
     assert_eq!(mixed.decode(&frames).unwrap() == want, !fast, "bf16 convolutions exactly where they are faster");
