@@ -230,9 +230,20 @@ impl ModelLoader for CheckpointLoader {
         let cx = CheckpointLoader::compute(ctx)?;
         let generator = CheckpointLoader::tts_generator(dir, &cx, ctx)?;
         let codec = CheckpointLoader::codec(dir, &cx, ctx)?;
-        // Base checkpoints: the encoders that make voices from reference audio.
+        // Base checkpoints: the encoders that make voices from reference audio. They run exactly
+        // (f32 products) whatever the recipe: a recipe's backend would round their many-row
+        // products to bf16 on AMX, which no gate covers (the codes a reference gives are
+        // discrete). Their own backend then, only when the recipe's differs (idle threads
+        // otherwise: one job runs at a time).
         let voice: Option<Box<dyn crate::seams::VoiceEncoder>> = match generator.voice {
-            Some(spec) => Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &cx, &generator.config, spec)?)),
+            Some(spec) => {
+                let exact = if ctx.quantization == Quantization::None {
+                    cx.clone()
+                } else {
+                    Compute::for_device(ctx.device, ctx.cpu_threads)?
+                };
+                Some(Box::new(crate::models::voice::VoiceEncoders::load(dir, &exact, &generator.config, spec)?))
+            }
             None => None,
         };
         Ok(TtsModels { generator: Box::new(generator), codec: Box::new(codec_slots::CodecSlots::new(codec)), voice })
