@@ -155,15 +155,10 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use crate::backend::conv::{Conv1dWeight, ConvTranspose1dWeight};
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu};
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
 
     /// Strided and dilated convolutions against the definition, from PyTorch's `[out, in, k]`
     /// layout: `y[t, o] = b[o] + Σ_i Σ_tap w[o, i, tap] · x[t·s + tap·d, i]`; with the weights in

@@ -481,14 +481,9 @@ pub fn dot_bf16(a: &[f32], b: &[bf16]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu, QuantFormat};
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
 
     /// A many-row product with bf16 products allowed is the definition over the inputs and
     /// weights rounded to bf16 where AMX runs it, the f32 product elsewhere; not allowed (the

@@ -24,6 +24,12 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Deterministic test values in [−1, 1) (the kernels' tests).
+#[cfg(test)]
+fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
 /// Most bytes of idle buffers the CPU backend's scratch workspace keeps for reuse.
 const SCRATCH_IDLE_BYTES: usize = 128 << 20;
 

@@ -313,15 +313,10 @@ fn product_with(kernel: Kernel, cpu: &Cpu, x: &Tensor, w: Weights, bias: Option<
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::{ConvShape, Kernel, Weights, product_with};
     use crate::backend::Cpu;
     use crate::backend::tensor::Tensor;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
 
     /// The kernels this CPU runs; AVX-512 wherever the CPU reports AVX-512F, so that the test
     /// cannot pass without it there.
