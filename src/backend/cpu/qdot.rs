@@ -20,7 +20,10 @@ pub(super) struct QuantRows {
     /// Per group, 8 lanes: `−8 · Σ q` in the first, zeros in the others — the int4 kernels'
     /// offset (a nibble u stands for u − 8), added to the integer sums as their starting value
     /// instead of a second product per group.
-    offsets: Vec<i32>,
+    offsets4: Vec<i32>,
+    /// The same with `−128 · Σ q`: the AVX-512 int8 kernel multiplies w + 128 (unsigned, the
+    /// sign bit flipped), which `vpdpbusd` takes as it is.
+    offsets8: Vec<i32>,
 }
 
 impl QuantRows {
@@ -29,13 +32,9 @@ impl QuantRows {
         assert!(cols.is_multiple_of(GROUP) && x.len().is_multiple_of(cols.max(1)), "activations of {cols} per row");
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0.0f32; x.len() / GROUP];
-        let mut offsets = vec![0i32; x.len() / GROUP * OFFSET_LANES];
-        for (((xg, qg), dg), og) in x
-            .chunks_exact(GROUP)
-            .zip(q.chunks_exact_mut(GROUP))
-            .zip(d.iter_mut())
-            .zip(offsets.chunks_exact_mut(OFFSET_LANES))
-        {
+        let mut offsets4 = vec![0i32; x.len() / GROUP * OFFSET_LANES];
+        let mut offsets8 = vec![0i32; x.len() / GROUP * OFFSET_LANES];
+        for (g, ((xg, qg), dg)) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(d.iter_mut()).enumerate() {
             let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
             *dg = m / 127.0;
@@ -43,9 +42,11 @@ impl QuantRows {
             for (o, v) in qg.iter_mut().zip(xg) {
                 *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
             }
-            og[0] = -8 * qg.iter().map(|&v| v as i32).sum::<i32>();
+            let sum = qg.iter().map(|&v| v as i32).sum::<i32>();
+            offsets4[g * OFFSET_LANES] = -8 * sum;
+            offsets8[g * OFFSET_LANES] = -128 * sum;
         }
-        QuantRows { cols, q, d, offsets }
+        QuantRows { cols, q, d, offsets4, offsets8 }
     }
 
     /// Row `i`: its scales and values.
@@ -54,10 +55,11 @@ impl QuantRows {
         (&self.d[i * g..(i + 1) * g], &self.q[i * self.cols..(i + 1) * self.cols])
     }
 
-    /// Row `i`'s int4 offsets (`OFFSET_LANES` a group).
-    fn offsets(&self, i: usize) -> &[i32] {
+    /// Row `i`'s offsets for weights of `format` (`OFFSET_LANES` a group).
+    fn offsets(&self, i: usize, format: QuantFormat) -> &[i32] {
         let n = self.cols / GROUP * OFFSET_LANES;
-        &self.offsets[i * n..(i + 1) * n]
+        let all = if format == QuantFormat::Q4 { &self.offsets4 } else { &self.offsets8 };
+        &all[i * n..(i + 1) * n]
     }
 }
 
@@ -137,7 +139,7 @@ fn dot_rows_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, first: usize,
 fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x: &QuantRows, first: usize) -> [f32; R] {
     let xd: [&[f32]; R] = std::array::from_fn(|k| x.row(first + k).0);
     let xq: [&[i8]; R] = std::array::from_fn(|k| x.row(first + k).1);
-    let xo: [&[i32]; R] = std::array::from_fn(|k| x.offsets(first + k));
+    let xo: [&[i32]; R] = std::array::from_fn(|k| x.offsets(first + k, format));
     match (isa, format) {
         (Isa::Portable, QuantFormat::Q8) => std::array::from_fn(|k| q8_portable(ws, wq, xd[k], xq[k], 0)),
         (Isa::Portable, QuantFormat::Q4) => std::array::from_fn(|k| q4_portable(ws, wq, xd[k], xq[k], 0)),
@@ -148,7 +150,7 @@ fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x:
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2::<R>(ws, wq, xd, xq, xo) },
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512::<R>(ws, wq, xd, xq) },
+        (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512::<R>(ws, wq, xd, xq, xo) },
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512::<R>(ws, wq, xd, xq, xo) },
     }
@@ -302,26 +304,32 @@ mod x86 {
     }
 
     /// # Safety
-    /// AVX-512 F/BW/DQ/VNNI and F16C; shapes as `q8_avx2`.
+    /// AVX-512 F/BW/DQ/VNNI and F16C; shapes as `q8_avx2`, every `xo` holding `OFFSET_LANES ·
+    /// ws.len()` offsets (the `−128 · Σ x` ones).
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
-    pub(super) unsafe fn q8_avx512<const R: usize>(ws: &[f16], wq: &[u8], xd: [&[f32]; R], xq: [&[i8]; R]) -> [f32; R] {
+    pub(super) unsafe fn q8_avx512<const R: usize>(
+        ws: &[f16],
+        wq: &[u8],
+        xd: [&[f32]; R],
+        xq: [&[i8]; R],
+        xo: [&[i32]; R],
+    ) -> [f32; R] {
         let groups = ws.len();
         let mut acc = [_mm512_setzero_ps(); R];
         let mut g = 0;
         unsafe {
-            let zero = _mm512_setzero_si512();
+            let sign = _mm512_set1_epi8(-128);
             while g + 16 <= groups {
                 let d: [__m512; R] = std::array::from_fn(|k| scales16(ws, xd[k], g));
                 for j in 0..8 {
                     let at = (g + 2 * j) * GROUP;
-                    let wv = _mm512_loadu_si512(wq.as_ptr().add(at) as *const _);
-                    // |w| (unsigned) times x with w's sign: vpdpbusd takes unsigned × signed.
-                    let aw = _mm512_abs_epi8(wv);
-                    let neg = _mm512_movepi8_mask(wv);
+                    // w + 128 as unsigned bytes (the sign bit flipped: vpdpbusd takes unsigned ×
+                    // signed); the sums start from −128·Σ x of groups 2j and 2j + 1.
+                    let uw = _mm512_xor_si512(_mm512_loadu_si512(wq.as_ptr().add(at) as *const _), sign);
                     for k in 0..R {
                         let xv = _mm512_loadu_si512(xq[k].as_ptr().add(at) as *const _);
-                        let sx = _mm512_mask_sub_epi8(xv, neg, zero, xv);
-                        let p = _mm512_dpbusd_epi32(zero, aw, sx);
+                        let off = _mm512_loadu_si512(xo[k].as_ptr().add((g + 2 * j) * OFFSET_LANES) as *const _);
+                        let p = _mm512_dpbusd_epi32(off, uw, xv);
                         acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d[k], j as i32), acc[k]);
                     }
                 }
