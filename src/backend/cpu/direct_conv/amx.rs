@@ -152,6 +152,8 @@ pub(super) unsafe fn rect(
     let width = pair_width(&s);
     assert!(xp.len() >= s.cin / 2 * width && w.len() >= s.cout * k);
     assert!(rows.start.is_multiple_of(BLOCK) && chans.start.is_multiple_of(BLOCK) && chans.end <= s.cout);
+    // The last row block reads pairs up to its start + 32 + (k − 1)·d ≤ `pair_width`.
+    assert!(rows.end <= s.rows, "amx: rows {rows:?} past the product's {}", s.rows);
     let cfg = TileConfig::new();
     let (wstride, xstride) = (k * 2, width * 4);
     let mut sums = [Sums([[0.0; 16]; 16]), Sums([[0.0; 16]; 16]), Sums([[0.0; 16]; 16]), Sums([[0.0; 16]; 16])];
