@@ -481,7 +481,7 @@ pub fn dot_bf16(a: &[f32], b: &[bf16]) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_values as values;
+    use crate::backend::cpu::test_values as values;
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu, QuantFormat};
 
@@ -494,7 +494,7 @@ mod tests {
         let x: Vec<f32> = values(n * k, 1).iter().map(|v| v * 1.001 + 1e-4).collect();
         let stored = Weight::from_f32(vec![out, k], values(out * k, 2));
         let weights = [stored.clone(), stored.to_bf16(), stored.quantize(QuantFormat::Q8).unwrap()];
-        let amx = super::super::direct_conv::bf16_gemm_runs(n, k, out);
+        let amx = crate::backend::cpu::direct_conv::bf16_gemm_runs(n, k, out);
         let round = |v: f32| half::bf16::from_f32(v).to_f64();
         let xt = Tensor::from_vec(x.clone(), n, k);
         for w in weights {

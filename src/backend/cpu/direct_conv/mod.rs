@@ -313,7 +313,7 @@ fn product_with(kernel: Kernel, cpu: &Cpu, x: &Tensor, w: Weights, bias: Option<
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_values as values;
+    use crate::backend::cpu::test_values as values;
     use super::{ConvShape, Kernel, Weights, product_with};
     use crate::backend::Cpu;
     use crate::backend::tensor::Tensor;
