@@ -155,8 +155,8 @@ pub(super) fn conv2d_s2(cpu: &Cpu, x: &Tensor, w: &Conv2dWeight, images: usize, 
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::cpu::test_values as values;
     use crate::backend::conv::{Conv1dWeight, ConvTranspose1dWeight};
+    use crate::backend::cpu::test_values as values;
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu};
 

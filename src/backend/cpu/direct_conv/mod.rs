@@ -313,9 +313,9 @@ fn product_with(kernel: Kernel, cpu: &Cpu, x: &Tensor, w: Weights, bias: Option<
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::cpu::test_values as values;
     use super::{ConvShape, Kernel, Weights, product_with};
     use crate::backend::Cpu;
+    use crate::backend::cpu::test_values as values;
     use crate::backend::tensor::Tensor;
 
     /// The kernels this CPU runs; AVX-512 wherever the CPU reports AVX-512F, so that the test
