@@ -127,14 +127,17 @@ pub(super) fn has_bf16_products() -> bool {
 /// Whether a many-row matrix product (`rows` × `k` by `out` × `k`) runs on AMX here
 /// (`conv_product_bf16` with one tap).
 pub(super) fn bf16_gemm_runs(rows: usize, k: usize, out: usize) -> bool {
+    takes_amx(&ConvShape { rows, cin: k, cout: out, kernel: 1, dilation: 1, stride: 1 })
+}
+
+/// Whether `conv_product_bf16` runs `s` on the AMX kernel: AMX here, a shape it takes, and
+/// enough rows and depth for it to win (`AMX_MIN_ROWS`, `AMX_MIN_DEPTH`).
+fn takes_amx(s: &ConvShape) -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        let s = ConvShape { rows, cin: k, cout: out, kernel: 1, dilation: 1, stride: 1 };
-        amx::available() && amx::fits(&s) && rows >= AMX_MIN_ROWS && k >= AMX_MIN_DEPTH
-    }
+    return amx::available() && amx::fits(s) && s.rows >= AMX_MIN_ROWS && s.kernel * s.cin >= AMX_MIN_DEPTH;
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (rows, k, out);
+        let _ = s;
         false
     }
 }
@@ -185,7 +188,7 @@ pub(super) fn conv_product(cpu: &Cpu, x: &Tensor, w: &[f32], bias: Option<&[f32]
 /// nearest, ties to even), the products summed in f32. Only when `bf16_available(cin)`.
 pub(super) fn conv_product_bf16(cpu: &Cpu, x: &Tensor, w: &[u16], bias: Option<&[f32]>, s: ConvShape) -> Tensor {
     #[cfg(target_arch = "x86_64")]
-    if amx::available() && amx::fits(&s) && s.rows >= AMX_MIN_ROWS && s.kernel * s.cin >= AMX_MIN_DEPTH {
+    if takes_amx(&s) {
         return product_amx(cpu, x, w, bias, s);
     }
     product_with(Kernel::Avx512Bf16, cpu, x, Weights::Bf16(w), bias, s)
