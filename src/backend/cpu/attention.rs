@@ -2,8 +2,6 @@
 //! the call's own rows, grouped-query heads read in place, causal / sliding-window / full masks.
 //! One task per (query row, head); each output is a plain softmax-weighted sum in key order.
 
-use rayon::prelude::*;
-
 use super::Cpu;
 use super::matmul::{SERIAL_BELOW, dot};
 use crate::backend::scratch::Scratch;
@@ -90,7 +88,12 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         let mut scores = buffer();
         out.host_mut().chunks_mut(hd).enumerate().for_each(|t| attend(&mut scores, t));
     } else {
-        cpu.pool.install(|| out.host_mut().par_chunks_mut(hd).enumerate().for_each_init(buffer, attend));
+        // Blocks of (row, head) items, a score buffer each.
+        let per = (total * heads).div_ceil(4 * cpu.threads()).max(1);
+        cpu.team.chunks(out.host_mut(), per * hd, |c, block| {
+            let mut scores = buffer();
+            block.chunks_mut(hd).enumerate().for_each(|(i, o)| attend(&mut scores, (c * per + i, o)));
+        });
     }
     out
 }

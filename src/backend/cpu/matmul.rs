@@ -3,7 +3,6 @@
 //! so they run near memory bandwidth; many-row products run a blocked SGEMM per thread.
 
 use half::bf16;
-use rayon::prelude::*;
 
 use super::Cpu;
 use super::qdot::{self, QuantRows};
@@ -28,18 +27,15 @@ impl Cpu {
         // SAFETY: u16 is valid for every bit pattern and aligns within f32; the view borrows the
         // buffer, which holds at least out·k u16.
         let bits: &mut [u16] = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u16, out * k) };
-        self.pool.install(|| {
-            bits.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each_init(
-                || vec![0.0f32; k],
-                |row, (c, chunk)| {
-                    for (i, dst) in chunk.chunks_mut(k).enumerate() {
-                        w.row_into(c * ROWS_PER_TASK + i, row);
-                        for (d, &v) in dst.iter_mut().zip(row.iter()) {
-                            *d = bf16::from_f32(v).to_bits();
-                        }
-                    }
-                },
-            )
+        self.team.chunks(bits, k * ROWS_PER_TASK, |c, chunk| {
+            let mut row = self.scratch.take_dirty(k);
+            for (i, dst) in chunk.chunks_mut(k).enumerate() {
+                w.row_into(c * ROWS_PER_TASK + i, &mut row);
+                for (d, &v) in dst.iter_mut().zip(row.iter()) {
+                    *d = bf16::from_f32(v).to_bits();
+                }
+            }
+            self.scratch.give(row);
         });
         let y = super::direct_conv::conv_product_bf16(self, x, bits, bias, shape);
         self.scratch.give(buf);
@@ -140,9 +136,7 @@ impl Cpu {
                 work(chunk, block);
             }
         } else {
-            self.pool.install(|| {
-                yt.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(chunk, block)| work(chunk, block))
-            });
+            self.team.chunks(&mut yt, rows_per_task * n, work);
         }
         yt
     }
@@ -200,7 +194,7 @@ impl Cpu {
             if blocks.len() == 1 {
                 blocks.iter().for_each(run);
             } else {
-                self.pool.install(|| blocks.par_iter().for_each(run));
+                self.team.run(blocks.len(), &|i| run(&blocks[i]));
             }
         } else {
             // Otherwise split the output columns (each task widens only its block of W).
@@ -224,7 +218,7 @@ impl Cpu {
             if self.threads() == 1 || blocks.len() == 1 {
                 blocks.iter().for_each(run);
             } else {
-                self.pool.install(|| blocks.par_iter().for_each(run));
+                self.team.run(blocks.len(), &|i| run(&blocks[i]));
             }
         }
         if let Some(b) = bias {

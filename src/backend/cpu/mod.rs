@@ -8,10 +8,9 @@ mod direct_conv;
 pub mod math;
 mod matmul;
 mod qdot;
+mod team;
 
 use std::sync::Arc;
-
-use rayon::prelude::*;
 
 pub use matmul::{dot, dot_bf16};
 
@@ -34,7 +33,7 @@ fn test_values(n: usize, seed: u32) -> Vec<f32> {
 const SCRATCH_IDLE_BYTES: usize = 128 << 20;
 
 pub struct Cpu {
-    pool: rayon::ThreadPool,
+    team: team::Team,
     scratch: Arc<Scratch>,
     /// Whether many-row products may round their inputs and weights to bf16 where AMX runs them
     /// (`with_bf16_products`; off by default: f32 products, bit-exact with the reference).
@@ -43,18 +42,15 @@ pub struct Cpu {
 
 impl std::fmt::Debug for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Cpu({} threads)", self.pool.current_num_threads())
+        write!(f, "Cpu({} threads)", self.team.threads())
     }
 }
 
 impl Cpu {
     pub fn new(threads: usize) -> Result<Cpu> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("voxkit-cpu-{i}"))
-            .build()
-            .map_err(|e| Error::internal(format!("cannot start the CPU thread pool: {e}")))?;
-        Ok(Cpu { pool, scratch: Arc::new(Scratch::new(SCRATCH_IDLE_BYTES)), bf16_products: false })
+        let team = team::Team::new(threads, |i| format!("voxkit-cpu-{i}"))
+            .map_err(|e| Error::internal(format!("cannot start the CPU threads: {e}")))?;
+        Ok(Cpu { team, scratch: Arc::new(Scratch::new(SCRATCH_IDLE_BYTES)), bf16_products: false })
     }
 
     /// Lets many-row matrix products (prompts, the ASR encoder: 32 rows or more) run on AMX in
@@ -82,7 +78,7 @@ impl Cpu {
     }
 
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.team.threads()
     }
 
     /// Runs `f(row_index, row)` over the rows of `data` (`width` wide), in parallel when there is
@@ -95,12 +91,10 @@ impl Cpu {
             data.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
         } else {
             let rows_per_task = (data.len() / width).div_ceil(4 * self.threads()).max(1);
-            self.pool.install(|| {
-                data.par_chunks_mut(rows_per_task * width).enumerate().for_each(|(c, block)| {
-                    for (i, row) in block.chunks_mut(width).enumerate() {
-                        f(c * rows_per_task + i, row);
-                    }
-                })
+            self.team.chunks(data, rows_per_task * width, |c, block| {
+                for (i, row) in block.chunks_mut(width).enumerate() {
+                    f(c * rows_per_task + i, row);
+                }
             });
         }
     }

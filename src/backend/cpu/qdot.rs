@@ -474,3 +474,61 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Single-thread few-row product speed against a plain read of the same bytes (run by
+    /// hand: `cargo test --release --lib quant_kernel_speed -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn quant_kernel_speed() {
+        for (rows, cols) in [(3072usize, 1024usize), (1024, 3072), (8192, 1024)] {
+            let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(64); // distinct copies, so that the weights come from memory
+            let x: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0).collect();
+            let xr = QuantRows::new(&x, cols);
+            for format in [QuantFormat::Q8, QuantFormat::Q4] {
+                let ws: Vec<QuantData> = (0..reps)
+                    .map(|s| {
+                        QuantData::quantize(format, rows, cols, &|r, o| {
+                            for (c, v) in o.iter_mut().enumerate() {
+                                *v = (((r * 31 + c * 17 + s) % 97) as f32 - 48.0) / 100.0;
+                            }
+                        })
+                        .unwrap()
+                    })
+                    .collect();
+                let bytes: usize = ws.iter().map(|w| w.bytes()).sum();
+                let mut out = vec![0.0f32; rows];
+                let mut best = f64::MAX;
+                for _ in 0..5 {
+                    let t = std::time::Instant::now();
+                    for w in &ws {
+                        for (r, o) in out.iter_mut().enumerate() {
+                            dot_rows(w, r, &xr, 0, std::slice::from_mut(o));
+                        }
+                    }
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                let mut best_read = f64::MAX;
+                let mut sink = 0u64;
+                for _ in 0..5 {
+                    let t = std::time::Instant::now();
+                    for w in &ws {
+                        let (_, p) = w.parts();
+                        sink = sink.wrapping_add(
+                            p.chunks_exact(8).fold(0u64, |a, c| a ^ u64::from_le_bytes(c.try_into().unwrap())),
+                        );
+                    }
+                    best_read = best_read.min(t.elapsed().as_secs_f64());
+                }
+                println!(
+                    "{format:?} [{rows}, {cols}]: {:.1} GB/s kernel, {:.1} GB/s plain read ({sink:x})",
+                    bytes as f64 / best / 1e9,
+                    bytes as f64 / best_read / 1e9
+                );
+            }
+        }
+    }
+}

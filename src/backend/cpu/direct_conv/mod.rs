@@ -10,8 +10,6 @@
 //! thread streams its share of the weights once), many rows split the rows. A few parts per
 //! thread, so that a thread slowed by other work on its core leaves the rest to the others.
 
-use rayon::prelude::*;
-
 use super::Cpu;
 use crate::backend::tensor::Tensor;
 
@@ -262,7 +260,7 @@ fn run_tasks(
     if tasks.len() == 1 || cpu.threads() == 1 {
         tasks.iter().for_each(run);
     } else {
-        cpu.pool.install(|| tasks.par_iter().for_each(run));
+        cpu.team.run(tasks.len(), &|i| run(&tasks[i]));
     }
 }
 
