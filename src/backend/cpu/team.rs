@@ -194,10 +194,16 @@ fn next_epoch(s: &Shared, seen: &mut u64) -> bool {
             return !s.quit.load(SeqCst);
         }
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(256) && start.elapsed() > SPIN {
+        if polls < 256 {
+            std::hint::spin_loop();
+            continue;
+        }
+        if start.elapsed() > SPIN {
             break;
         }
-        std::hint::spin_loop();
+        // Past the first few microseconds, poll between yields: a thread waiting for this
+        // core (another pool's, the host's) gets it, and an idle core returns at once.
+        std::thread::yield_now();
     }
     let mut g = s.sleep.lock();
     s.sleepers.fetch_add(1, SeqCst);
