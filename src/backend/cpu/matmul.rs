@@ -10,7 +10,7 @@ use crate::backend::tensor::{Tensor, Weight, WeightData, widen};
 
 /// Products with at least this many input rows go through the blocked SGEMM (prompts); fewer
 /// (decode steps of a batch) read each weight row once for all of them (`dot_rows_weight`,
-/// `qdot::dot_rows`): measured on the 0.6B talker + predictor, a batch of 8 took 2.3× less time
+/// `qdot::dot_block`): measured on the 0.6B talker + predictor, a batch of 8 took 2.3× less time
 /// per step this way than through the SGEMM, which widens every weight block per call.
 const GEMM_MIN_ROWS: usize = 32;
 
@@ -111,23 +111,32 @@ impl Cpu {
             let first = chunk * rows_per_task;
             // A widened weight row, for products of more than one input row.
             let mut wrow = if n > 1 { self.scratch.take_dirty(k) } else { Vec::new() };
-            for (r, ys) in block.chunks_mut(n).enumerate() {
+            // The block's rows, a run of one layer's rows at a time.
+            let mut r = 0;
+            while r < block.len() / n {
                 let (w, bias, j) = layer_row(layers, first + r);
+                let len = (w.rows() - j).min(block.len() / n - r);
+                let run = &mut block[r * n..(r + len) * n];
                 if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
-                    qdot::dot_rows(q, j, xq, 0, ys);
-                } else if n == 1 {
-                    ys[0] = dot_weight_row(x.host(), w, j);
-                } else if !dot_rows_weight(x, w, j, ys) {
-                    w.row_into(j, &mut wrow);
-                    for (i, y) in ys.iter_mut().enumerate() {
-                        *y = dot(x.row(i), &wrow);
+                    qdot::dot_block(q, j..j + len, xq, run);
+                } else {
+                    for (i, ys) in run.chunks_mut(n).enumerate() {
+                        if n == 1 {
+                            ys[0] = dot_weight_row(x.host(), w, j + i);
+                        } else if !dot_rows_weight(x, w, j + i, ys) {
+                            w.row_into(j + i, &mut wrow);
+                            for (t, y) in ys.iter_mut().enumerate() {
+                                *y = dot(x.row(t), &wrow);
+                            }
+                        }
                     }
                 }
                 if let Some(b) = bias {
-                    for y in ys.iter_mut() {
-                        *y += b[j];
+                    for (ys, &b) in run.chunks_mut(n).zip(&b[j..j + len]) {
+                        ys.iter_mut().for_each(|y| *y += b);
                     }
                 }
+                r += len;
             }
             self.scratch.give(wrow);
         };
