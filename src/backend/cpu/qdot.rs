@@ -545,15 +545,16 @@ mod tests {
 mod speed {
     use super::*;
 
-    /// Single-thread few-row product speed against a plain read of the same bytes (run by
-    /// hand: `cargo test --release --lib quant_kernel_speed -- --ignored --nocapture`).
+    /// Few-row product speed, weights from memory, on `THREADS` threads (default 1) each
+    /// streaming its own matrices, against a plain read of the same bytes. Run by hand:
+    /// `cargo test --release --lib quant_kernel_speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn quant_kernel_speed() {
-        let by_rows = std::env::var("BY_ROWS").is_ok();
+        let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let (threads, reps) = (env("THREADS", 1), env("REPS", 64));
         let isa = if std::env::var("AVX2").is_ok() { Isa::Avx2 } else { Isa::best() };
-        for (rows, cols) in [(3072usize, 1024usize), (1024, 3072), (8192, 1024)] {
-            let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(64); // distinct copies, so that the weights come from memory
+        for (rows, cols) in [(3072usize, 1024usize), (1024, 3072)] {
             let x: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0).collect();
             let xr = QuantRows::new(&x, cols);
             for format in [QuantFormat::Q8, QuantFormat::Q4] {
@@ -568,37 +569,38 @@ mod speed {
                     })
                     .collect();
                 let bytes: usize = ws.iter().map(|w| w.bytes()).sum();
-                let mut out = vec![0.0f32; rows];
-                let mut best = f64::MAX;
-                for _ in 0..5 {
-                    let t = std::time::Instant::now();
-                    for w in &ws {
-                        if by_rows {
-                            for (r, o) in out.iter_mut().enumerate() {
-                                dot_rows_with(isa, w, r, &xr, 0, std::slice::from_mut(o));
-                            }
-                        } else {
-                            dot_block_with(isa, w, 0..rows, &xr, &mut out);
+                let per = ws.len().div_ceil(threads);
+                let time = |f: &(dyn Fn(&QuantData) + Sync)| {
+                    (0..5)
+                        .map(|_| {
+                            let t = std::time::Instant::now();
+                            std::thread::scope(|sc| {
+                                for part in ws.chunks(per) {
+                                    sc.spawn(move || part.iter().for_each(f));
+                                }
+                            });
+                            t.elapsed().as_secs_f64()
+                        })
+                        .fold(f64::MAX, f64::min)
+                };
+                let kernel = time(&|w| {
+                    let mut out = vec![0.0f32; rows];
+                    dot_block_with(isa, w, 0..rows, &xr, &mut out);
+                    std::hint::black_box(&out);
+                });
+                let read = time(&|w| {
+                    let p = w.parts().1;
+                    std::hint::black_box(p.chunks_exact(64).fold([0u64; 8], |mut a, c| {
+                        for (a, b) in a.iter_mut().zip(c.chunks_exact(8)) {
+                            *a ^= u64::from_le_bytes(b.try_into().unwrap());
                         }
-                    }
-                    best = best.min(t.elapsed().as_secs_f64());
-                }
-                let mut best_read = f64::MAX;
-                let mut sink = 0u64;
-                for _ in 0..5 {
-                    let t = std::time::Instant::now();
-                    for w in &ws {
-                        let (_, p) = w.parts();
-                        sink = sink.wrapping_add(
-                            p.chunks_exact(8).fold(0u64, |a, c| a ^ u64::from_le_bytes(c.try_into().unwrap())),
-                        );
-                    }
-                    best_read = best_read.min(t.elapsed().as_secs_f64());
-                }
+                        a
+                    }));
+                });
                 println!(
-                    "{format:?} [{rows}, {cols}]: {:.1} GB/s kernel, {:.1} GB/s plain read ({sink:x})",
-                    bytes as f64 / best / 1e9,
-                    bytes as f64 / best_read / 1e9
+                    "{format:?} [{rows}, {cols}], {threads} thread(s): kernel {:.1} GB/s, plain read {:.1} GB/s",
+                    bytes as f64 / kernel / 1e9,
+                    bytes as f64 / read / 1e9
                 );
             }
         }
