@@ -28,6 +28,12 @@ impl Cpu {
         // buffer, which holds at least out·k u16.
         let bits: &mut [u16] = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u16, out * k) };
         self.team.chunks(bits, k * ROWS_PER_TASK, |c, chunk| {
+            if let WeightData::Quant(q) = w.data() {
+                for (i, dst) in chunk.chunks_mut(k).enumerate() {
+                    qdot::row_bf16(q, c * ROWS_PER_TASK + i, dst);
+                }
+                return;
+            }
             let mut row = self.scratch.take_dirty(k);
             for (i, dst) in chunk.chunks_mut(k).enumerate() {
                 w.row_into(c * ROWS_PER_TASK + i, &mut row);

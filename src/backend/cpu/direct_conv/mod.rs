@@ -106,7 +106,7 @@ fn has_avx512() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx512_bf16() -> bool {
+pub(super) fn has_avx512_bf16() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| has_avx512() && std::is_x86_feature_detected!("avx512bf16"))
 }
