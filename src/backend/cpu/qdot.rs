@@ -197,7 +197,7 @@ pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) {
 /// contiguous, so this runs on into the next row. Measured on one thread of the Xeon VM, weights
 /// from memory: int4 8.3 → 10.7 GB/s (AVX-512) and 6.5 → 8.8–10.6 (AVX2), int8 10.1 → 11.1 and
 /// 8.8 → 11.2, against 11.5–12 for a plain read; 1024 gave less, 4096 the same.
-const PREFETCH: usize = 2048;
+pub(super) const PREFETCH: usize = 2048;
 
 /// int8 weights, groups `from..`: `Σ_g ws_g·xd_g · Σ_i wq_i·xq_i`.
 fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
