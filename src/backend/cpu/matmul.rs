@@ -342,23 +342,9 @@ fn dot_rows_weight(x: &Tensor, w: &Weight, j: usize, ys: &mut [f32]) -> bool {
             let row = |i: usize| x.row(4 * c + i);
             // SAFETY: the CPU supports AVX2 and FMA (checked above); every row holds k values.
             unsafe {
-                match (w.data(), chunk.len()) {
-                    (WeightData::BF16(v), 1) => {
-                        chunk.copy_from_slice(&dot_bf16_rows::<1>(&v[j * k..(j + 1) * k], [row(0)]))
-                    }
-                    (WeightData::BF16(v), 2) => {
-                        chunk.copy_from_slice(&dot_bf16_rows::<2>(&v[j * k..(j + 1) * k], [row(0), row(1)]))
-                    }
-                    (WeightData::BF16(v), 3) => {
-                        chunk.copy_from_slice(&dot_bf16_rows::<3>(&v[j * k..(j + 1) * k], [row(0), row(1), row(2)]))
-                    }
-                    (WeightData::BF16(v), _) => chunk
-                        .copy_from_slice(&dot_bf16_rows::<4>(&v[j * k..(j + 1) * k], [row(0), row(1), row(2), row(3)])),
-                    (WeightData::F32(v), _) => {
-                        for (i, y) in chunk.iter_mut().enumerate() {
-                            *y = dot(row(i), &v[j * k..(j + 1) * k]);
-                        }
-                    }
+                match w.data() {
+                    WeightData::BF16(v) => rows_kernel(&v[j * k..(j + 1) * k], chunk, row),
+                    WeightData::F32(v) => rows_kernel(&v[j * k..(j + 1) * k], chunk, row),
                     _ => return false,
                 }
             }
@@ -369,30 +355,89 @@ fn dot_rows_weight(x: &Tensor, w: &Weight, j: usize, ys: &mut [f32]) -> bool {
     false
 }
 
-/// `R` sums of a bf16 weight row with f32 rows, each in `dot_bf16_body`'s order: 16 lanes of
-/// fused multiply-adds, the lanes added in order, then the tail.
+/// A weight row's element type, as the row kernel loads it.
+#[cfg(target_arch = "x86_64")]
+trait RowWeight: Copy {
+    /// Elements `at..at + 16` widened to f32, as two vectors of 8.
+    ///
+    /// # Safety
+    /// AVX2; the row holds them.
+    unsafe fn load16(w: &[Self], at: usize) -> [std::arch::x86_64::__m256; 2];
+    fn widen(self) -> f32;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl RowWeight for bf16 {
+    #[inline(always)]
+    unsafe fn load16(w: &[bf16], at: usize) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's (AVX2; 16 elements from `at`).
+        unsafe {
+            let raw = _mm256_loadu_si256(w.as_ptr().add(at) as *const __m256i);
+            let widen = |h: __m128i| _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            [widen(_mm256_castsi256_si128(raw)), widen(_mm256_extracti128_si256(raw, 1))]
+        }
+    }
+    fn widen(self) -> f32 {
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl RowWeight for f32 {
+    #[inline(always)]
+    unsafe fn load16(w: &[f32], at: usize) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's (AVX2; 16 elements from `at`).
+        unsafe { [_mm256_loadu_ps(w.as_ptr().add(at)), _mm256_loadu_ps(w.as_ptr().add(at + 8))] }
+    }
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+/// One weight row times up to four input rows into `chunk` (`row(i)` the i-th input row).
+///
+/// # Safety
+/// AVX2 and FMA; every row as long as `w`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_kernel<'a, T: RowWeight>(w: &[T], chunk: &mut [f32], row: impl Fn(usize) -> &'a [f32]) {
+    // SAFETY: the caller's.
+    unsafe {
+        match chunk.len() {
+            1 => chunk.copy_from_slice(&dot_rows::<T, 1>(w, [row(0)])),
+            2 => chunk.copy_from_slice(&dot_rows::<T, 2>(w, [row(0), row(1)])),
+            3 => chunk.copy_from_slice(&dot_rows::<T, 3>(w, [row(0), row(1), row(2)])),
+            _ => chunk.copy_from_slice(&dot_rows::<T, 4>(w, [row(0), row(1), row(2), row(3)])),
+        }
+    }
+}
+
+/// `R` sums of a weight row (bf16 or f32) with f32 rows, each in `dot_body`'s order: 16 lanes of
+/// fused multiply-adds, the lanes added in order, then the tail — so each equals `dot` or
+/// `dot_bf16` of the same rows bit for bit. The row's bytes `PREFETCH` ahead are requested as it
+/// goes (rows are contiguous: past the end of this one, the next).
 ///
 /// # Safety
 /// AVX2 and FMA; every `xs` row is as long as `w`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_bf16_rows<const R: usize>(w: &[bf16], xs: [&[f32]; R]) -> [f32; R] {
+unsafe fn dot_rows<T: RowWeight, const R: usize>(w: &[T], xs: [&[f32]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
     let k = w.len();
     let body = k / LANES * LANES;
+    let step = 64 / std::mem::size_of::<T>(); // elements in a cache line
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     let mut i = 0;
     unsafe {
         while i < body {
-            // Every other step (64 bytes of weights), the bytes `PREFETCH` ahead (rows are
-            // contiguous: past the end of this one, the next).
-            if i % (2 * LANES) == 0 {
-                _mm_prefetch::<_MM_HINT_T0>((w.as_ptr() as *const i8).wrapping_add(2 * i + super::qdot::PREFETCH));
+            if i % step == 0 {
+                let ahead =
+                    (w.as_ptr() as *const i8).wrapping_add(i * std::mem::size_of::<T>() + super::qdot::PREFETCH);
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
             }
-            let raw = _mm256_loadu_si256(w.as_ptr().add(i) as *const __m256i);
-            let lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(raw)), 16));
-            let hi =
-                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(raw, 1)), 16));
+            let [lo, hi] = T::load16(w, i);
             for r in 0..R {
                 let x = xs[r].as_ptr().add(i);
                 acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x), lo, acc[r][0]);
@@ -410,7 +455,7 @@ unsafe fn dot_bf16_rows<const R: usize>(w: &[bf16], xs: [&[f32]; R]) -> [f32; R]
         }
         let mut s = 0.0;
         for (x, y) in xs[r][body..].iter().zip(&w[body..]) {
-            s = x.mul_add(f32::from_bits((y.to_bits() as u32) << 16), s);
+            s = x.mul_add(y.widen(), s);
         }
         lanes.iter().sum::<f32>() + s
     })
@@ -501,10 +546,10 @@ mod tests {
     use crate::backend::tensor::{Tensor, Weight};
     use crate::backend::{Backend, Cpu, QuantFormat};
 
-    /// Batch-1 rows of bf16 weights through the row kernel (prefetching) are `dot_bf16`'s sums
-    /// bit for bit, with and without a tail past the 16 lanes.
+    /// Rows of bf16 and f32 weights through the row kernel (prefetching) are `dot_bf16`'s and
+    /// `dot`'s sums bit for bit, with and without a tail past the 16 lanes.
     #[test]
-    fn bf16_row_kernel_sums_as_dot_bf16() {
+    fn row_kernel_sums_as_dot() {
         for k in [16, 1024, 1040, 1037] {
             let w: Vec<half::bf16> = values(3 * k, 5).into_iter().map(half::bf16::from_f32).collect();
             let x = values(k, 9);
@@ -513,8 +558,11 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if super::has_avx2() {
                     // SAFETY: AVX2 and FMA checked; the row and x hold k values.
-                    let got = unsafe { super::dot_bf16_rows::<1>(row, [&x]) }[0];
+                    let got = unsafe { super::dot_rows::<half::bf16, 1>(row, [&x]) }[0];
                     assert_eq!(got.to_bits(), super::dot_bf16(&x, row).to_bits(), "k {k}, row {j}");
+                    let wf: Vec<f32> = row.iter().map(|v| v.to_f32()).collect();
+                    let got = unsafe { super::dot_rows::<f32, 1>(&wf, [&x]) }[0];
+                    assert_eq!(got.to_bits(), super::dot(&x, &wf).to_bits(), "f32, k {k}, row {j}");
                 }
             }
         }
