@@ -302,12 +302,14 @@ impl Codec {
 
     /// Applies a quantization recipe (`Quantization`; the caller's choice at load). Every recipe
     /// but `None` stores the decoder's convolutions as bf16 — inputs rounded to bf16, sums in f32 —
-    /// where the backend multiplies bf16 well above its f32 rate (`fast_bf16_products`: the CPU
-    /// with AMX); elsewhere the codec stays as stored, which is then faster. The quality this
+    /// and its transformer's projections as bf16 (f32 inputs: half the bytes a streamed frame
+    /// reads) where the backend multiplies bf16 well above its f32 rate (`fast_bf16_products`: the
+    /// CPU with AMX); elsewhere the codec stays as stored. The quality this
     /// keeps: the waveform's SNR against the f32 decoder, `tests/quant.rs` and BENCHMARKS.md.
     pub fn quantize(&mut self, q: Quantization) -> Result<()> {
         if q != Quantization::None && self.cx.fast_bf16_products() {
             self.use_bf16_convs()?;
+            self.transformer.use_bf16_weights()?;
         }
         Ok(())
     }
