@@ -28,15 +28,18 @@ impl Cpu {
         // buffer, which holds at least out·k u16.
         let bits: &mut [u16] = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u16, out * k) };
         self.team.chunks(bits, k * ROWS_PER_TASK, |c, chunk| {
-            if let WeightData::Quant(q) = w.data() {
-                for (i, dst) in chunk.chunks_mut(k).enumerate() {
-                    qdot::row_bf16(q, c * ROWS_PER_TASK + i, dst);
-                }
-                return;
-            }
-            let mut row = self.scratch.take_dirty(k);
+            let mut row = Vec::new();
             for (i, dst) in chunk.chunks_mut(k).enumerate() {
-                w.row_into(c * ROWS_PER_TASK + i, &mut row);
+                let j = c * ROWS_PER_TASK + i;
+                if let WeightData::Quant(q) = w.data()
+                    && qdot::row_bf16(q, j, dst)
+                {
+                    continue;
+                }
+                if row.is_empty() {
+                    row = self.scratch.take_dirty(k);
+                }
+                w.row_into(j, &mut row);
                 for (d, &v) in dst.iter_mut().zip(row.iter()) {
                     *d = bf16::from_f32(v).to_bits();
                 }
@@ -126,10 +129,12 @@ impl Cpu {
                 if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
                     qdot::dot_block(q, j..j + len, xq, run);
                 } else {
+                    // bf16 and f32 rows through the row kernel; otherwise widened.
                     for (i, ys) in run.chunks_mut(n).enumerate() {
                         if dot_rows_weight(x, w, j + i, ys) {
-                            // bf16 and f32 rows on AVX2 (bf16 rows prefetched ahead).
-                        } else if n == 1 {
+                            continue;
+                        }
+                        if n == 1 {
                             ys[0] = dot_weight_row(x.host(), w, j + i);
                         } else {
                             w.row_into(j + i, &mut wrow);
@@ -433,8 +438,7 @@ unsafe fn dot_rows<T: RowWeight, const R: usize>(w: &[T], xs: [&[f32]; R]) -> [f
     unsafe {
         while i < body {
             if i % step == 0 {
-                let ahead =
-                    (w.as_ptr() as *const i8).wrapping_add(i * std::mem::size_of::<T>() + super::qdot::PREFETCH);
+                let ahead = (w.as_ptr() as *const i8).wrapping_add(i * std::mem::size_of::<T>() + super::PREFETCH);
                 _mm_prefetch::<_MM_HINT_T0>(ahead);
             }
             let [lo, hi] = T::load16(w, i);

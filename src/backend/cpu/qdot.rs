@@ -172,32 +172,19 @@ fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x:
 }
 
 /// Row `r` of `w` as bf16 bits (the values `dequantize` gives, rounded to nearest even), for the
-/// many-row products on AMX. Vectorised where the CPU has AVX-512 BF16 (every CPU with AMX).
-pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) {
+/// many-row products on AMX, with AVX-512 BF16 (every CPU with AMX has it); `false`, nothing
+/// written, where the CPU lacks it (the caller widens the row instead).
+pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) -> bool {
     assert_eq!(out.len(), w.cols, "a row of {} values into {}", w.cols, out.len());
-    let (ws, wq) = w.row(r);
     #[cfg(target_arch = "x86_64")]
     if super::direct_conv::has_avx512_bf16() {
+        let (ws, wq) = w.row(r);
         // SAFETY: the CPU has AVX-512 F and BF16 (checked above); `out` holds the row.
-        return unsafe { x86::row_bf16_avx512(w.format, ws, wq, out) };
+        unsafe { x86::row_bf16_avx512(w.format, ws, wq, out) };
+        return true;
     }
-    for (g, (&d, o)) in ws.iter().zip(out.chunks_exact_mut(GROUP)).enumerate() {
-        let d = d.to_f32();
-        for (i, o) in o.iter_mut().enumerate() {
-            let q = match w.format {
-                QuantFormat::Q8 => wq[g * GROUP + i] as i8 as i32,
-                QuantFormat::Q4 => ((wq[(g / 2) * GROUP + i] >> (4 * (g % 2))) & 0x0f) as i32 - 8,
-            };
-            *o = half::bf16::from_f32(d * q as f32).to_bits();
-        }
-    }
+    false
 }
-
-/// How far ahead of its reads (bytes) a kernel asks for the packed weights: the rows are
-/// contiguous, so this runs on into the next row. Measured on one thread of the Xeon VM, weights
-/// from memory: int4 8.3 → 10.7 GB/s (AVX-512) and 6.5 → 8.8–10.6 (AVX2), int8 10.1 → 11.1 and
-/// 8.8 → 11.2, against 11.5–12 for a plain read; 1024 gave less, 4096 the same.
-pub(super) const PREFETCH: usize = 2048;
 
 /// int8 weights, groups `from..`: `Σ_g ws_g·xd_g · Σ_i wq_i·xq_i`.
 fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
@@ -266,7 +253,7 @@ mod x86 {
         let mut g = 0;
         unsafe {
             let ones = _mm256_set1_epi16(1);
-            let pf = super::PREFETCH;
+            let pf = crate::backend::cpu::PREFETCH;
             while g + 8 <= groups {
                 let d: [[f32; 8]; R] = std::array::from_fn(|k| scales8(ws, xd[k], g));
                 for j in 0..8 {
@@ -305,7 +292,7 @@ mod x86 {
         unsafe {
             let low = _mm256_set1_epi8(0x0f);
             let ones = _mm256_set1_epi16(1);
-            let pf = super::PREFETCH;
+            let pf = crate::backend::cpu::PREFETCH;
             while g + 8 <= groups {
                 let d: [[f32; 8]; R] = std::array::from_fn(|k| scales8(ws, xd[k], g));
                 for j in (0..8).step_by(2) {
@@ -370,7 +357,7 @@ mod x86 {
         let mut g = 0;
         unsafe {
             let sign = _mm512_set1_epi8(-128);
-            let pf = super::PREFETCH;
+            let pf = crate::backend::cpu::PREFETCH;
             while g + 16 <= groups {
                 let d: [__m512; R] = std::array::from_fn(|k| scales16(ws, xd[k], g));
                 for j in 0..8 {
@@ -409,7 +396,7 @@ mod x86 {
             let low = _mm512_set1_epi8(0x0f);
             // Bytes shifted right by 0 in the low half (group 2j's nibbles), by 4 in the high half.
             let shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-            let pf = super::PREFETCH;
+            let pf = crate::backend::cpu::PREFETCH;
             while g + 16 <= groups {
                 let d: [__m512; R] = std::array::from_fn(|k| scales16(ws, xd[k], g));
                 for j in 0..8 {
@@ -577,7 +564,7 @@ mod tests {
         }
     }
 
-    /// bf16 rows are the dequantized values rounded to nearest even, on every path.
+    /// bf16 rows are the dequantized values rounded to nearest even (where the CPU reads them).
     #[test]
     fn bf16_rows_round_the_dequantized_values() {
         let (rows, cols) = (3, 128);
@@ -589,9 +576,10 @@ mod tests {
                 let mut f = vec![0.0; cols];
                 q.dequantize(r * cols, &mut f);
                 let mut bits = vec![0u16; cols];
-                row_bf16(&q, r, &mut bits);
-                let want: Vec<u16> = f.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
-                assert_eq!(bits, want, "{format:?} row {r}");
+                if row_bf16(&q, r, &mut bits) {
+                    let want: Vec<u16> = f.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
+                    assert_eq!(bits, want, "{format:?} row {r}");
+                }
             }
         }
     }
