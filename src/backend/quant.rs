@@ -4,12 +4,22 @@
 //!
 //! Both formats cut each weight row into groups of `GROUP` (32) elements with one f16 scale `d`
 //! per group; an element is `d · q`:
-//! - `Q8`: `q` an int8 in −127..=127, `d = max|w| / 127`; one byte per element in order.
+//! - `Q8`: `q` an int8 in −127..=127, `d = max|w| / 127`; one byte per element.
 //! - `Q4`: `q` an int4 in −8..=7, `d = m / −8` where `m` is the group's element of largest
-//!   magnitude (so `m` itself is exact, as GGML's Q4_0 does); stored as `q + 8` in a nibble. Two
-//!   groups share 32 bytes: the low nibbles hold the first group's 32 elements in order, the high
-//!   nibbles the second's — so a 256-bit register of bytes is one group per nibble half, and
+//!   magnitude (so `m` itself is exact, as GGML's Q4_0 does); stored as `q + 8` in a nibble, so
 //!   `Q4` needs rows of a multiple of `2 · GROUP` elements.
+//!
+//! Where the values lie in a row's bytes (`q8_at`, `q4_at`): the row's groups go in blocks of
+//! `BLOCK` (16), and in a block, one 32-bit lane per group — the layout of the CPU kernels, whose
+//! 512-bit integer dot product (`vpdpbusd`) then sums four elements of each of 16 groups in one
+//! instruction, and whose 16 integer sums are scaled by one vector of 16 scales:
+//! - `Q8`: a block is 8 steps of 64 bytes; step `s` holds elements `4s..4s + 4` of the block's
+//!   groups, group after group (element `4s + i` of group `l` at byte `64s + 4l + i`).
+//! - `Q4`: a block is 4 pieces of 64 bytes; steps `s` and `s + 4` share piece `s`, in the low and
+//!   the high nibbles.
+//!
+//! A row's last `groups mod BLOCK` groups (none in the models' real shapes) go in order: `Q8`
+//! one byte per element, `Q4` two groups per 32 bytes, the first in the low nibbles.
 //!
 //! Bytes per element, scales included: `Q8` 1.0625, `Q4` 0.5625 (bf16: 2).
 
@@ -21,6 +31,43 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Elements per scale.
 pub const GROUP: usize = 32;
+
+/// Groups interleaved in one block of a row (one 32-bit lane of a 512-bit vector each).
+pub const BLOCK: usize = 16;
+
+/// Where element `e` of group `g` lies in an int8 row of `groups` groups (and in the activations
+/// the CPU quantizes to multiply it, which take the same layout).
+#[inline]
+pub(in crate::backend) fn q8_at(groups: usize, g: usize, e: usize) -> usize {
+    if g < groups / BLOCK * BLOCK {
+        g / BLOCK * BLOCK * GROUP + e / 4 * (4 * BLOCK) + g % BLOCK * 4 + e % 4
+    } else {
+        g * GROUP + e
+    }
+}
+
+/// Where element `e` of group `g` lies in an int4 row of `groups` groups: the byte and the
+/// nibble's shift.
+#[inline]
+pub(in crate::backend) fn q4_at(groups: usize, g: usize, e: usize) -> (usize, u32) {
+    if g < groups / BLOCK * BLOCK {
+        let s = e / 4;
+        (g / BLOCK * BLOCK * GROUP / 2 + s % 4 * (4 * BLOCK) + g % BLOCK * 4 + e % 4, 4 * (s / 4) as u32)
+    } else {
+        (g / 2 * GROUP + e, 4 * (g % 2) as u32)
+    }
+}
+
+/// The integer values of group `g` of a packed row (`format`, `groups` groups).
+pub(in crate::backend) fn group_values(format: QuantFormat, packed: &[u8], groups: usize, g: usize) -> [i8; GROUP] {
+    std::array::from_fn(|e| match format {
+        QuantFormat::Q8 => packed[q8_at(groups, g, e)] as i8,
+        QuantFormat::Q4 => {
+            let (at, shift) = q4_at(groups, g, e);
+            ((packed[at] >> shift) & 0x0f) as i8 - 8
+        }
+    })
+}
 
 /// A quantized element format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -117,7 +164,7 @@ impl Quantization {
 }
 
 /// A quantized weight's storage: `rows × cols / GROUP` scales and the packed values, row after
-/// row (a row is `cols / GROUP` groups; `Q4` groups pair up as described above).
+/// row (a row is `cols / GROUP` groups, laid out as described above).
 #[derive(Clone, Debug)]
 pub struct QuantData {
     pub(in crate::backend) format: QuantFormat,
@@ -237,27 +284,15 @@ impl QuantData {
         let mut at = start;
         let mut o = 0;
         while o < out.len() {
-            // A piece of one group at a time: its scale and nibble half are found once.
+            // A piece of one group at a time: its values are unpacked once.
             let (r, c) = (at / self.cols, at % self.cols);
             let (s, p) = self.row(r);
             let (g, i) = (c / GROUP, c % GROUP);
             let n = (GROUP - i).min(out.len() - o);
             let d = s[g].to_f32();
-            let dst = &mut out[o..o + n];
-            match self.format {
-                QuantFormat::Q8 => {
-                    for (v, &q) in dst.iter_mut().zip(&p[c..c + n]) {
-                        *v = d * (q as i8) as f32;
-                    }
-                }
-                QuantFormat::Q4 => {
-                    // Groups 2j and 2j+1 share bytes 32j..32j+32: low nibbles, then high ones.
-                    let at = (g / 2) * GROUP + i;
-                    let shift = 4 * (g % 2);
-                    for (v, &b) in dst.iter_mut().zip(&p[at..at + n]) {
-                        *v = d * (((b >> shift) & 0x0f) as i32 - 8) as f32;
-                    }
-                }
+            let q = group_values(self.format, p, self.groups(), g);
+            for (v, &q) in out[o..o + n].iter_mut().zip(&q[i..i + n]) {
+                *v = d * q as f32;
             }
             at += n;
             o += n;
@@ -267,6 +302,8 @@ impl QuantData {
 
 /// Quantizes one row into its scales and packed bytes; `false` when it cannot be.
 fn quantize_row(format: QuantFormat, w: &[f32], scales: &mut [f16], packed: &mut [u8]) -> bool {
+    let groups = scales.len();
+    packed.fill(0);
     for (g, (x, s)) in w.chunks_exact(GROUP).zip(scales.iter_mut()).enumerate() {
         if x.iter().any(|v| !v.is_finite()) {
             return false;
@@ -284,18 +321,12 @@ fn quantize_row(format: QuantFormat, w: &[f32], scales: &mut [f16], packed: &mut
         *s = dh;
         let d = dh.to_f32();
         let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
-        match format {
-            QuantFormat::Q8 => {
-                for (p, &v) in packed[g * GROUP..(g + 1) * GROUP].iter_mut().zip(x) {
-                    *p = ((v * inv).round().clamp(-127.0, 127.0) as i8) as u8;
-                }
-            }
-            QuantFormat::Q4 => {
-                let bytes = &mut packed[(g / 2) * GROUP..(g / 2 + 1) * GROUP];
-                let shift = if g % 2 == 0 { 0 } else { 4 };
-                for (p, &v) in bytes.iter_mut().zip(x) {
-                    let q = ((v * inv).round().clamp(-8.0, 7.0) as i32 + 8) as u8;
-                    *p |= q << shift;
+        for (e, &v) in x.iter().enumerate() {
+            match format {
+                QuantFormat::Q8 => packed[q8_at(groups, g, e)] = ((v * inv).round().clamp(-127.0, 127.0) as i8) as u8,
+                QuantFormat::Q4 => {
+                    let (at, shift) = q4_at(groups, g, e);
+                    packed[at] |= (((v * inv).round().clamp(-8.0, 7.0) as i32 + 8) as u8) << shift;
                 }
             }
         }
@@ -323,6 +354,31 @@ mod tests {
         let mut back = vec![0.0; rows * cols];
         q.dequantize(0, &mut back);
         back
+    }
+
+    #[test]
+    fn layouts_place_every_element_once() {
+        for groups in [2, 16, 34, 64] {
+            let mut seen8 = vec![false; groups * GROUP];
+            let mut seen4 = vec![false; groups * GROUP];
+            for g in 0..groups {
+                for e in 0..GROUP {
+                    let at = q8_at(groups, g, e);
+                    assert!(!std::mem::replace(&mut seen8[at], true), "int8 byte {at} twice ({groups} groups)");
+                    let (at, shift) = q4_at(groups, g, e);
+                    assert!(shift == 0 || shift == 4);
+                    let nibble = 2 * at + shift as usize / 4;
+                    assert!(
+                        !std::mem::replace(&mut seen4[nibble], true),
+                        "int4 nibble {nibble} twice ({groups} groups)"
+                    );
+                }
+            }
+            assert!(seen8.iter().all(|&v| v) && seen4.iter().all(|&v| v));
+        }
+        // In a block, a 32-bit lane per group: four consecutive elements of one group.
+        assert_eq!((0..4).map(|e| q8_at(32, 5, 4 + e)).collect::<Vec<_>>(), [84, 85, 86, 87]);
+        assert_eq!(q4_at(32, 5, 17), (21, 4), "elements 16..32 in the high nibbles of 0..16");
     }
 
     #[test]

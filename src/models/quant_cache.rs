@@ -28,8 +28,9 @@ use crate::models::weights::map_file;
 
 const MAGIC: &[u8; 8] = b"VOXQUANT";
 const VERSION: u32 = 1;
-/// Changes whenever `QuantData::quantize` would make other bytes (part of the key).
-const QUANTIZER: u32 = 1;
+/// Changes whenever `QuantData::quantize` would make other bytes (part of the key): 2 since the
+/// values are laid out in blocks of 16 groups.
+const QUANTIZER: u32 = 2;
 const HEADER: usize = 56;
 const ALIGN: usize = 64;
 /// The folder the cache files live in, inside the model folder.

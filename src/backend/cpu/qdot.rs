@@ -1,25 +1,27 @@
 //! Dot products of quantized weight rows (`quant.rs`) with activations quantized to int8 the
-//! same way (groups of 32, one f32 scale each): per group an exact integer sum, scaled by the
-//! product of the two scales and added in f32. The packed weights are streamed once per row.
+//! same way (groups of 32, one f32 scale each, in the weights' block layout): per group an exact
+//! integer sum, scaled by the product of the two scales and added in f32. The packed weights are
+//! streamed once per row.
 //!
-//! Kernels, picked once at run time: AVX-512 VNNI (`vpdpbusd`, two groups per instruction),
-//! AVX2 (`vpmaddubsw`, one group), and a portable one that defines the arithmetic (the others
-//! differ from it only in the order of the f32 additions).
+//! Kernels, picked once at run time: AVX-512 VNNI (`vpdpbusd`: the integer sums of a block's 16
+//! groups in one vector, scaled by one conversion and one FMA), AVX2 (`vpmaddubsw`, 8 groups a
+//! vector), and a portable one that defines the arithmetic (the others differ from it only in
+//! the order of the f32 additions).
 
 use half::f16;
 
-use crate::backend::quant::{GROUP, QuantData, QuantFormat};
+use crate::backend::quant::{BLOCK, GROUP, QuantData, QuantFormat, q4_at, q8_at};
 
 /// Activation rows quantized to int8 in groups of `GROUP`: `d · q` per element, `d = max|x| / 127`
-/// per group (f32). A row with a non-finite element gets non-finite scales, so its products are
-/// not finite either, as the unquantized ones would be.
+/// per group (f32), `q` rounded to nearest (ties to even), the values laid out as int8 weights are (`quant::q8_at`). A row with a
+/// non-finite element gets non-finite scales, so its products are not finite either, as the
+/// unquantized ones would be.
 pub(super) struct QuantRows {
     cols: usize,
     q: Vec<i8>,
     d: Vec<f32>,
-    /// Per group, 8 lanes: `−8 · Σ q` in the first, zeros in the others — the int4 kernels'
-    /// offset (a nibble u stands for u − 8), added to the integer sums as their starting value
-    /// instead of a second product per group.
+    /// Per group `−8 · Σ q`: the int4 kernels' offset (a nibble u stands for u − 8), the
+    /// starting value of the integer sums instead of a second product per group.
     offsets4: Vec<i32>,
     /// The same with `−128 · Σ q`: the AVX-512 int8 kernel multiplies w + 128 (unsigned, the
     /// sign bit flipped), which `vpdpbusd` takes as it is.
@@ -30,21 +32,28 @@ impl QuantRows {
     /// Quantizes `x` (`rows` rows of `cols`, `cols` a multiple of `GROUP`).
     pub(super) fn new(x: &[f32], cols: usize) -> QuantRows {
         assert!(cols.is_multiple_of(GROUP) && x.len().is_multiple_of(cols.max(1)), "activations of {cols} per row");
+        let groups = cols / GROUP;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0.0f32; x.len() / GROUP];
-        let mut offsets4 = vec![0i32; x.len() / GROUP * OFFSET_LANES];
-        let mut offsets8 = vec![0i32; x.len() / GROUP * OFFSET_LANES];
-        for (g, ((xg, qg), dg)) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(d.iter_mut()).enumerate() {
-            let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
-            *dg = m / 127.0;
-            let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
-            for (o, v) in qg.iter_mut().zip(xg) {
-                *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        let mut offsets4 = vec![0i32; x.len() / GROUP];
+        let mut offsets8 = vec![0i32; x.len() / GROUP];
+        for (i, (xr, qr)) in x.chunks_exact(cols.max(1)).zip(q.chunks_exact_mut(cols.max(1))).enumerate() {
+            for (g, xg) in xr.chunks_exact(GROUP).enumerate() {
+                let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
+                let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
+                let qg: [i8; GROUP] = std::array::from_fn(|e| round_even(xg[e] * inv).clamp(-127.0, 127.0) as i8);
+                // Four elements (one 32-bit lane) at a time: the block layout keeps them together.
+                for e in (0..GROUP).step_by(4) {
+                    let at = q8_at(groups, g, e);
+                    qr[at..at + 4].copy_from_slice(&qg[e..e + 4]);
+                }
+                let sum = qg.iter().map(|&v| v as i32).sum::<i32>();
+                let at = i * groups + g;
+                d[at] = m / 127.0;
+                offsets4[at] = -8 * sum;
+                offsets8[at] = -128 * sum;
             }
-            let sum = qg.iter().map(|&v| v as i32).sum::<i32>();
-            offsets4[g * OFFSET_LANES] = -8 * sum;
-            offsets8[g * OFFSET_LANES] = -128 * sum;
         }
         QuantRows { cols, q, d, offsets4, offsets8 }
     }
@@ -60,16 +69,22 @@ impl QuantRows {
         (&self.d[i * g..(i + 1) * g], &self.q[i * self.cols..(i + 1) * self.cols])
     }
 
-    /// Row `i`'s offsets for weights of `format` (`OFFSET_LANES` a group).
+    /// Row `i`'s offsets (one a group) for weights of `format`.
     fn offsets(&self, i: usize, format: QuantFormat) -> &[i32] {
-        let n = self.cols / GROUP * OFFSET_LANES;
+        let n = self.cols / GROUP;
         let all = if format == QuantFormat::Q4 { &self.offsets4 } else { &self.offsets8 };
         &all[i * n..(i + 1) * n]
     }
 }
 
-/// i32 lanes of one group's integer sum in the kernels (a 256-bit vector).
-const OFFSET_LANES: usize = 8;
+/// `v` rounded to the nearest integer, ties to even, for |v| ≤ 2²² (and NaN as NaN): by adding
+/// and removing 1.5 · 2²³, whose ulp is 1 — two additions the compiler vectorises, where
+/// `f32::round` is a library call per element on baseline x86-64.
+#[inline]
+fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
 
 /// Instruction sets a kernel can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +114,16 @@ impl Isa {
             }
             Isa::Portable
         })
+    }
+
+    /// Activation rows a kernel takes per read of a weight row: as many as its accumulators fit
+    /// in the vector registers (32 with AVX-512, 16 otherwise).
+    fn rows_per_call(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => 8,
+            _ => 4,
+        }
     }
 
     /// Every kernel this CPU can run (tests compare them).
@@ -133,18 +158,23 @@ fn dot_block_with(isa: Isa, w: &QuantData, rows: std::ops::Range<usize>, x: &Qua
 }
 
 /// Row `r` of `w` times rows `first..first + out.len()` of `x`: the packed row is unpacked
-/// once per group for up to four activation rows (batched decode steps).
+/// once per block for up to `Isa::rows_per_call` activation rows (batched decode steps).
 fn dot_rows_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, first: usize, out: &mut [f32]) {
     // The kernels size their reads by the weight's rows: the activations must be as wide.
     assert_eq!(w.cols, x.cols, "quantized product: rows of {} against activations of {}", w.cols, x.cols);
     let (ws, wq) = w.row(r);
-    for (c, chunk) in out.chunks_mut(4).enumerate() {
-        let at = first + 4 * c;
+    let most = isa.rows_per_call();
+    for (c, chunk) in out.chunks_mut(most).enumerate() {
+        let at = first + most * c;
         match chunk.len() {
             1 => chunk.copy_from_slice(&rows::<1>(isa, w.format, ws, wq, x, at)),
             2 => chunk.copy_from_slice(&rows::<2>(isa, w.format, ws, wq, x, at)),
             3 => chunk.copy_from_slice(&rows::<3>(isa, w.format, ws, wq, x, at)),
-            _ => chunk.copy_from_slice(&rows::<4>(isa, w.format, ws, wq, x, at)),
+            4 => chunk.copy_from_slice(&rows::<4>(isa, w.format, ws, wq, x, at)),
+            5 => chunk.copy_from_slice(&rows::<5>(isa, w.format, ws, wq, x, at)),
+            6 => chunk.copy_from_slice(&rows::<6>(isa, w.format, ws, wq, x, at)),
+            7 => chunk.copy_from_slice(&rows::<7>(isa, w.format, ws, wq, x, at)),
+            _ => chunk.copy_from_slice(&rows::<8>(isa, w.format, ws, wq, x, at)),
         }
     }
 }
@@ -177,9 +207,9 @@ fn rows<const R: usize>(isa: Isa, format: QuantFormat, ws: &[f16], wq: &[u8], x:
 pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) -> bool {
     assert_eq!(out.len(), w.cols, "a row of {} values into {}", w.cols, out.len());
     #[cfg(target_arch = "x86_64")]
-    if super::direct_conv::has_avx512_bf16() {
+    if super::direct_conv::has_avx512_bf16() && Isa::best() == Isa::Avx512Vnni {
         let (ws, wq) = w.row(r);
-        // SAFETY: the CPU has AVX-512 F and BF16 (checked above); `out` holds the row.
+        // SAFETY: the CPU has AVX-512 F, BW and BF16 (checked above); `out` holds the row.
         unsafe { x86::row_bf16_avx512(w.format, ws, wq, out) };
         return true;
     }
@@ -188,9 +218,15 @@ pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) -> bool {
 
 /// int8 weights, groups `from..`: `Σ_g ws_g·xd_g · Σ_i wq_i·xq_i`.
 fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
+    let groups = ws.len();
     let mut acc = 0.0f32;
-    for g in from..ws.len() {
-        let s: i32 = (g * GROUP..(g + 1) * GROUP).map(|i| (wq[i] as i8 as i32) * xq[i] as i32).sum();
+    for g in from..groups {
+        let s: i32 = (0..GROUP)
+            .map(|e| {
+                let at = q8_at(groups, g, e);
+                (wq[at] as i8 as i32) * xq[at] as i32
+            })
+            .sum();
         acc += ws[g].to_f32() * xd[g] * s as f32;
     }
     acc
@@ -198,14 +234,14 @@ fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32
 
 /// int4 weights (nibble `u`, value `u − 8`), groups `from..`.
 fn q4_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
+    let groups = ws.len();
     let mut acc = 0.0f32;
-    for g in from..ws.len() {
-        let bytes = &wq[(g / 2) * GROUP..(g / 2 + 1) * GROUP];
-        let shift = 4 * (g % 2);
-        let s: i32 = bytes
-            .iter()
-            .zip(&xq[g * GROUP..(g + 1) * GROUP])
-            .map(|(b, &x)| (((b >> shift) & 15) as i32 - 8) * x as i32)
+    for g in from..groups {
+        let s: i32 = (0..GROUP)
+            .map(|e| {
+                let (at, shift) = q4_at(groups, g, e);
+                (((wq[at] >> shift) & 15) as i32 - 8) * xq[q8_at(groups, g, e)] as i32
+            })
             .sum();
         acc += ws[g].to_f32() * xd[g] * s as f32;
     }
@@ -218,20 +254,10 @@ mod x86 {
 
     use half::f16;
 
-    use super::{GROUP, OFFSET_LANES, QuantFormat, q4_portable, q8_portable};
+    use super::{BLOCK, GROUP, QuantFormat, q4_portable, q8_portable};
 
-    /// The products of 8 weight scales (f16) and 8 activation scales at group `g`.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn scales8(ws: &[f16], xd: &[f32], g: usize) -> [f32; 8] {
-        let mut d = [0.0f32; 8];
-        // SAFETY: the caller has at least 8 groups from `g`.
-        unsafe {
-            let w = _mm256_cvtph_ps(_mm_loadu_si128(ws.as_ptr().add(g) as *const __m128i));
-            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(w, _mm256_loadu_ps(xd.as_ptr().add(g))));
-        }
-        d
-    }
+    /// Bytes of one step of a block (4 elements of each of its groups).
+    const STEP: usize = 4 * BLOCK;
 
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -242,42 +268,70 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
+    /// The 8 weight scales (f16) from group `g` times the 8 activation scales there.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn scales8(ws: &[f16], xd: &[f32], g: usize) -> __m256 {
+        // SAFETY: the caller has at least 8 groups from `g`.
+        unsafe {
+            let w = _mm256_cvtph_ps(_mm_loadu_si128(ws.as_ptr().add(g) as *const __m128i));
+            _mm256_mul_ps(w, _mm256_loadu_ps(xd.as_ptr().add(g)))
+        }
+    }
+
+    /// Four-element sums of `u · x` (u unsigned, x signed bytes) in the i32 lanes: pairs summed
+    /// in i16 by `vpmaddubsw`, exact here as `u ≤ 127` (`|w|` from `_mm256_sign_epi8`, or a
+    /// nibble) and `|x| ≤ 127`, so `|u·x + u·x| ≤ 32 258`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn quads(u: __m256i, x: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1))
+    }
+
     /// # Safety
     /// AVX2, FMA and F16C; `wq` and every `xq` hold `GROUP · ws.len()` values, every `xd`
     /// `ws.len()` scales.
     #[target_feature(enable = "avx2,fma,f16c")]
-    #[allow(clippy::needless_range_loop)] // `j` indexes the groups and their scales alike
     pub(super) unsafe fn q8_avx2<const R: usize>(ws: &[f16], wq: &[u8], xd: [&[f32]; R], xq: [&[i8]; R]) -> [f32; R] {
-        let groups = ws.len();
+        let blocks = ws.len() / BLOCK;
         let mut acc = [_mm256_setzero_ps(); R];
-        let mut g = 0;
         unsafe {
-            let ones = _mm256_set1_epi16(1);
             let pf = crate::backend::cpu::PREFETCH;
-            while g + 8 <= groups {
-                let d: [[f32; 8]; R] = std::array::from_fn(|k| scales8(ws, xd[k], g));
-                for j in 0..8 {
-                    let at = (g + j) * GROUP;
-                    if j % 2 == 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
+            for b in 0..blocks {
+                let base = b * BLOCK * GROUP;
+                // Lanes of groups 0–7 of the block in the first 32 bytes of a step, 8–15 in the
+                // second.
+                for h in 0..2 {
+                    let mut sum = [_mm256_setzero_si256(); R];
+                    for s in 0..8 {
+                        let at = base + s * STEP + h * 32;
+                        if h == 0 {
+                            _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
+                        }
+                        // |w| · (x with w's sign): unsigned times signed, as `vpmaddubsw` takes.
+                        let wv = _mm256_loadu_si256(wq.as_ptr().add(at) as *const __m256i);
+                        let aw = _mm256_sign_epi8(wv, wv);
+                        for k in 0..R {
+                            let xv = _mm256_loadu_si256(xq[k].as_ptr().add(at) as *const __m256i);
+                            sum[k] = _mm256_add_epi32(sum[k], quads(aw, _mm256_sign_epi8(xv, wv)));
+                        }
                     }
-                    let wv = _mm256_loadu_si256(wq.as_ptr().add(at) as *const __m256i);
-                    let aw = _mm256_sign_epi8(wv, wv);
+                    let g = b * BLOCK + 8 * h;
                     for k in 0..R {
-                        let xv = _mm256_loadu_si256(xq[k].as_ptr().add(at) as *const __m256i);
-                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)), ones);
-                        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d[k][j]), acc[k]);
+                        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[k]), scales8(ws, xd[k], g), acc[k]);
                     }
                 }
-                g += 8;
             }
-            std::array::from_fn(|k| hsum256(acc[k]) + q8_portable(ws, wq, xd[k], xq[k], g))
+            let tail = blocks * BLOCK < ws.len();
+            std::array::from_fn(|k| {
+                hsum256(acc[k]) + if tail { q8_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+            })
         }
     }
 
     /// # Safety
     /// As `q8_avx2`, with `GROUP / 2 · ws.len()` packed bytes, an even number of groups and every
-    /// `xo` holding `OFFSET_LANES · ws.len()` offsets.
+    /// `xo` holding `ws.len()` offsets (the `−8 · Σ x` ones).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn q4_avx2<const R: usize>(
         ws: &[f16],
@@ -286,64 +340,56 @@ mod x86 {
         xq: [&[i8]; R],
         xo: [&[i32]; R],
     ) -> [f32; R] {
-        let groups = ws.len();
+        let blocks = ws.len() / BLOCK;
         let mut acc = [_mm256_setzero_ps(); R];
-        let mut g = 0;
         unsafe {
             let low = _mm256_set1_epi8(0x0f);
-            let ones = _mm256_set1_epi16(1);
             let pf = crate::backend::cpu::PREFETCH;
-            while g + 8 <= groups {
-                let d: [[f32; 8]; R] = std::array::from_fn(|k| scales8(ws, xd[k], g));
-                for j in (0..8).step_by(2) {
-                    if j % 4 == 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add((g + j) / 2 * GROUP + pf) as *const i8);
-                    }
-                    let b = _mm256_loadu_si256(wq.as_ptr().add((g + j) / 2 * GROUP) as *const __m256i);
-                    let halves = [_mm256_and_si256(b, low), _mm256_and_si256(_mm256_srli_epi16(b, 4), low)];
-                    for (h, u) in halves.into_iter().enumerate() {
-                        let at = (g + j + h) * GROUP;
+            for b in 0..blocks {
+                let (wbase, xbase) = (b * BLOCK * GROUP / 2, b * BLOCK * GROUP);
+                for h in 0..2 {
+                    let g = b * BLOCK + 8 * h;
+                    // Σ u·x started from −8·Σ x, per group.
+                    let mut sum: [__m256i; R] =
+                        std::array::from_fn(|k| _mm256_loadu_si256(xo[k].as_ptr().add(g) as *const __m256i));
+                    for t in 0..4 {
+                        let at = wbase + t * STEP + h * 32;
+                        if h == 0 && t % 2 == 0 {
+                            _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
+                        }
+                        let bv = _mm256_loadu_si256(wq.as_ptr().add(at) as *const __m256i);
+                        let lo = _mm256_and_si256(bv, low);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(bv, 4), low);
                         for k in 0..R {
-                            // Σ u·x (pairs exact in i16) − 8·Σ x (the row's offset for the group).
-                            let xv = _mm256_loadu_si256(xq[k].as_ptr().add(at) as *const __m256i);
-                            let off =
-                                _mm256_loadu_si256(xo[k].as_ptr().add((g + j + h) * OFFSET_LANES) as *const __m256i);
-                            let p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones), off);
-                            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d[k][j + h]), acc[k]);
+                            let x = xq[k].as_ptr().add(xbase + h * 32);
+                            let x0 = _mm256_loadu_si256(x.add(t * STEP) as *const __m256i);
+                            let x1 = _mm256_loadu_si256(x.add((t + 4) * STEP) as *const __m256i);
+                            sum[k] = _mm256_add_epi32(sum[k], _mm256_add_epi32(quads(lo, x0), quads(hi, x1)));
                         }
                     }
+                    for k in 0..R {
+                        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[k]), scales8(ws, xd[k], g), acc[k]);
+                    }
                 }
-                g += 8;
             }
-            std::array::from_fn(|k| hsum256(acc[k]) + q4_portable(ws, wq, xd[k], xq[k], g))
+            let tail = blocks * BLOCK < ws.len();
+            std::array::from_fn(|k| {
+                hsum256(acc[k]) + if tail { q4_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+            })
         }
     }
 
-    /// The products of 16 weight scales and 16 activation scales at group `g`.
+    /// The products of the 16 weight scales and the 16 activation scales of a block from group `g`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn scales16(ws: &[f16], xd: &[f32], g: usize) -> __m512 {
+    unsafe fn scales16(w: __m512, xd: &[f32], g: usize) -> __m512 {
         // SAFETY: the caller has at least 16 groups from `g`.
-        unsafe {
-            let w = _mm512_cvtph_ps(_mm256_loadu_si256(ws.as_ptr().add(g) as *const __m256i));
-            _mm512_mul_ps(w, _mm512_loadu_ps(xd.as_ptr().add(g)))
-        }
-    }
-
-    /// Lanes 0–7 = scale `2k`, lanes 8–15 = scale `2k + 1` of a 16-scale vector.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn pair(d: __m512, k: i32) -> __m512 {
-        let idx = _mm512_add_epi32(
-            _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-            _mm512_set1_epi32(2 * k),
-        );
-        _mm512_permutexvar_ps(idx, d)
+        unsafe { _mm512_mul_ps(w, _mm512_loadu_ps(xd.as_ptr().add(g))) }
     }
 
     /// # Safety
-    /// AVX-512 F/BW/DQ/VNNI and F16C; shapes as `q8_avx2`, every `xo` holding `OFFSET_LANES ·
-    /// ws.len()` offsets (the `−128 · Σ x` ones).
+    /// AVX-512 F/BW/DQ/VNNI and F16C; shapes as `q8_avx2`, every `xo` holding `ws.len()`
+    /// offsets (the `−128 · Σ x` ones).
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
     pub(super) unsafe fn q8_avx512<const R: usize>(
         ws: &[f16],
@@ -352,35 +398,47 @@ mod x86 {
         xq: [&[i8]; R],
         xo: [&[i32]; R],
     ) -> [f32; R] {
-        let groups = ws.len();
+        let blocks = ws.len() / BLOCK;
         let mut acc = [_mm512_setzero_ps(); R];
-        let mut g = 0;
         unsafe {
             let sign = _mm512_set1_epi8(-128);
             let pf = crate::backend::cpu::PREFETCH;
-            while g + 16 <= groups {
-                let d: [__m512; R] = std::array::from_fn(|k| scales16(ws, xd[k], g));
-                for j in 0..8 {
-                    let at = (g + 2 * j) * GROUP;
-                    // w + 128 as unsigned bytes (the sign bit flipped: vpdpbusd takes unsigned ×
-                    // signed); the sums start from −128·Σ x of groups 2j and 2j + 1.
+            for b in 0..blocks {
+                let (g, base) = (b * BLOCK, b * BLOCK * GROUP);
+                // w + 128 as unsigned bytes (the sign bit flipped: vpdpbusd takes unsigned ×
+                // signed); the sums start from −128·Σ x. Two chains (even and odd steps).
+                let mut even: [__m512i; R] =
+                    std::array::from_fn(|k| _mm512_loadu_si512(xo[k].as_ptr().add(g) as *const _));
+                let mut odd = [_mm512_setzero_si512(); R];
+                for s in 0..8 {
+                    let at = base + s * STEP;
                     _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
                     let uw = _mm512_xor_si512(_mm512_loadu_si512(wq.as_ptr().add(at) as *const _), sign);
                     for k in 0..R {
                         let xv = _mm512_loadu_si512(xq[k].as_ptr().add(at) as *const _);
-                        let off = _mm512_loadu_si512(xo[k].as_ptr().add((g + 2 * j) * OFFSET_LANES) as *const _);
-                        let p = _mm512_dpbusd_epi32(off, uw, xv);
-                        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d[k], j as i32), acc[k]);
+                        if s % 2 == 0 || R >= 4 {
+                            even[k] = _mm512_dpbusd_epi32(even[k], uw, xv);
+                        } else {
+                            odd[k] = _mm512_dpbusd_epi32(odd[k], uw, xv);
+                        }
                     }
                 }
-                g += 16;
+                let w = _mm512_cvtph_ps(_mm256_loadu_si256(ws.as_ptr().add(g) as *const __m256i));
+                for k in 0..R {
+                    let sum = _mm512_add_epi32(even[k], odd[k]);
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales16(w, xd[k], g), acc[k]);
+                }
             }
-            std::array::from_fn(|k| _mm512_reduce_add_ps(acc[k]) + q8_portable(ws, wq, xd[k], xq[k], g))
+            let tail = blocks * BLOCK < ws.len();
+            std::array::from_fn(|k| {
+                _mm512_reduce_add_ps(acc[k])
+                    + if tail { q8_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+            })
         }
     }
 
     /// # Safety
-    /// As `q8_avx512`, with the int4 shapes of `q4_avx2`.
+    /// As `q8_avx512`, with the int4 shapes of `q4_avx2` (the `−8 · Σ x` offsets).
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")]
     pub(super) unsafe fn q4_avx512<const R: usize>(
         ws: &[f16],
@@ -389,35 +447,89 @@ mod x86 {
         xq: [&[i8]; R],
         xo: [&[i32]; R],
     ) -> [f32; R] {
-        let groups = ws.len();
+        let blocks = ws.len() / BLOCK;
         let mut acc = [_mm512_setzero_ps(); R];
-        let mut g = 0;
         unsafe {
             let low = _mm512_set1_epi8(0x0f);
-            // Bytes shifted right by 0 in the low half (group 2j's nibbles), by 4 in the high half.
-            let shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
             let pf = crate::backend::cpu::PREFETCH;
-            while g + 16 <= groups {
-                let d: [__m512; R] = std::array::from_fn(|k| scales16(ws, xd[k], g));
-                for j in 0..8 {
-                    if j % 2 == 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add((g + 2 * j) / 2 * GROUP + pf) as *const i8);
-                    }
-                    let b = _mm256_loadu_si256(wq.as_ptr().add((g + 2 * j) / 2 * GROUP) as *const __m256i);
-                    let bb = _mm512_inserti64x4(_mm512_castsi256_si512(b), b, 1);
-                    let u = _mm512_and_si512(_mm512_srlv_epi16(bb, shifts), low);
+            for b in 0..blocks {
+                let (g, wbase, xbase) = (b * BLOCK, b * BLOCK * GROUP / 2, b * BLOCK * GROUP);
+                // Σ u·x started from −8·Σ x; steps 0–3 (low nibbles) and 4–7 (high) in two chains.
+                let mut lo_sum: [__m512i; R] =
+                    std::array::from_fn(|k| _mm512_loadu_si512(xo[k].as_ptr().add(g) as *const _));
+                let mut hi_sum = [_mm512_setzero_si512(); R];
+                for t in 0..4 {
+                    let at = wbase + t * STEP;
+                    _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
+                    let bv = _mm512_loadu_si512(wq.as_ptr().add(at) as *const _);
+                    let lo = _mm512_and_si512(bv, low);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16(bv, 4), low);
                     for k in 0..R {
-                        // Σ u·x, started from −8·Σ x of groups 2j and 2j + 1 (their offsets are
-                        // the two halves of one vector).
-                        let xv = _mm512_loadu_si512(xq[k].as_ptr().add((g + 2 * j) * GROUP) as *const _);
-                        let off = _mm512_loadu_si512(xo[k].as_ptr().add((g + 2 * j) * OFFSET_LANES) as *const _);
-                        let p = _mm512_dpbusd_epi32(off, u, xv);
-                        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair(d[k], j as i32), acc[k]);
+                        let x = xq[k].as_ptr().add(xbase);
+                        lo_sum[k] = _mm512_dpbusd_epi32(lo_sum[k], lo, _mm512_loadu_si512(x.add(t * STEP) as *const _));
+                        let other = if R < 4 { &mut hi_sum[k] } else { &mut lo_sum[k] };
+                        *other = _mm512_dpbusd_epi32(*other, hi, _mm512_loadu_si512(x.add((t + 4) * STEP) as *const _));
                     }
                 }
-                g += 16;
+                let w = _mm512_cvtph_ps(_mm256_loadu_si256(ws.as_ptr().add(g) as *const __m256i));
+                for k in 0..R {
+                    let sum = _mm512_add_epi32(lo_sum[k], hi_sum[k]);
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales16(w, xd[k], g), acc[k]);
+                }
             }
-            std::array::from_fn(|k| _mm512_reduce_add_ps(acc[k]) + q4_portable(ws, wq, xd[k], xq[k], g))
+            let tail = blocks * BLOCK < ws.len();
+            std::array::from_fn(|k| {
+                _mm512_reduce_add_ps(acc[k])
+                    + if tail { q4_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+            })
+        }
+    }
+
+    /// The 16 groups of block `b` as int8 values, each group's 32 in order: the block's steps
+    /// unpacked into `steps`, then each group's lanes gathered from them.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    unsafe fn block_values(
+        format: QuantFormat,
+        wq: &[u8],
+        b: usize,
+        steps: &mut [u8; BLOCK * GROUP],
+    ) -> [__m256i; BLOCK] {
+        unsafe {
+            match format {
+                QuantFormat::Q8 => steps.copy_from_slice(&wq[b * BLOCK * GROUP..(b + 1) * BLOCK * GROUP]),
+                QuantFormat::Q4 => {
+                    let (low, eight) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(8));
+                    for t in 0..4 {
+                        let bv = _mm512_loadu_si512(wq.as_ptr().add(b * BLOCK * GROUP / 2 + t * STEP) as *const _);
+                        let lo = _mm512_sub_epi8(_mm512_and_si512(bv, low), eight);
+                        let hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(bv, 4), low), eight);
+                        _mm512_storeu_si512(steps.as_mut_ptr().add(t * STEP) as *mut _, lo);
+                        _mm512_storeu_si512(steps.as_mut_ptr().add((t + 4) * STEP) as *mut _, hi);
+                    }
+                }
+            }
+            // Group l's lane in step s is 32-bit word 16s + l.
+            let idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+            let words = steps.as_ptr() as *const i32;
+            std::array::from_fn(|l| _mm256_i32gather_epi32::<4>(words.add(l), idx))
+        }
+    }
+
+    /// 32 int8 values times `d`, rounded to bf16 into `dst`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bf16")]
+    unsafe fn scaled_bf16(q: __m256i, d: f16, dst: &mut [u16]) {
+        unsafe {
+            let d = _mm512_set1_ps(d.to_f32());
+            let lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
+            let hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
+            let dst = dst[..GROUP].as_mut_ptr();
+            _mm256_storeu_si256(dst as *mut __m256i, std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(lo)));
+            _mm256_storeu_si256(
+                dst.add(16) as *mut __m256i,
+                std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(hi)),
+            );
         }
     }
 
@@ -426,13 +538,24 @@ mod x86 {
     /// never subnormal: an f16 scale times a nonzero integer is a normal f32).
     ///
     /// # Safety
-    /// AVX-512 F and BF16; `wq` and `out` hold `ws.len()` groups.
-    #[target_feature(enable = "avx2,avx512f,avx512bf16")]
+    /// AVX-512 F, BW and BF16; `wq` and `out` hold `ws.len()` groups.
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512bf16")]
     pub(super) unsafe fn row_bf16_avx512(format: QuantFormat, ws: &[f16], wq: &[u8], out: &mut [u16]) {
+        let groups = ws.len();
+        let blocks = groups / BLOCK;
+        let mut steps = [0u8; BLOCK * GROUP];
         unsafe {
+            for b in 0..blocks {
+                let values = block_values(format, wq, b, &mut steps);
+                for (l, q) in values.into_iter().enumerate() {
+                    let g = b * BLOCK + l;
+                    scaled_bf16(q, ws[g], &mut out[g * GROUP..]);
+                }
+            }
+            // The tail groups, in order.
             let low = _mm256_set1_epi8(0x0f);
             let eight = _mm256_set1_epi8(8);
-            for (g, &d) in ws.iter().enumerate() {
+            for g in blocks * BLOCK..groups {
                 let q: __m256i = match format {
                     QuantFormat::Q8 => _mm256_loadu_si256(wq.as_ptr().add(g * GROUP) as *const __m256i),
                     QuantFormat::Q4 => {
@@ -441,18 +564,7 @@ mod x86 {
                         _mm256_sub_epi8(_mm256_and_si256(n, low), eight)
                     }
                 };
-                let d = _mm512_set1_ps(d.to_f32());
-                let lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
-                let hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
-                let dst = out.as_mut_ptr().add(g * GROUP);
-                _mm256_storeu_si256(
-                    dst as *mut __m256i,
-                    std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(lo)),
-                );
-                _mm256_storeu_si256(
-                    dst.add(16) as *mut __m256i,
-                    std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(hi)),
-                );
+                scaled_bf16(q, ws[g], &mut out[g * GROUP..]);
             }
         }
     }
@@ -476,7 +588,7 @@ mod tests {
     /// widths with and without a whole vector's worth of groups.
     #[test]
     fn kernels_agree_with_the_exact_sums() {
-        for cols in [64, 128, 512, 576, 1024, 3072] {
+        for cols in [64, 128, 512, 576, 1024, 1088, 3072] {
             let rows = 3;
             let w = data(rows * cols, 7, 0.05);
             let x = data(2 * cols, 11, 3.0);
@@ -491,9 +603,9 @@ mod tests {
                         let mut wr = vec![0.0; cols];
                         q.dequantize(r * cols, &mut wr);
                         let (xd, xq) = xr.row(i);
-                        let exact: f64 = (0..cols).map(|c| wr[c] as f64 * (xd[c / GROUP] as f64 * xq[c] as f64)).sum();
-                        let mag: f64 =
-                            (0..cols).map(|c| (wr[c] as f64 * xd[c / GROUP] as f64 * xq[c] as f64).abs()).sum();
+                        let xv = |c: usize| xd[c / GROUP] as f64 * xq[q8_at(cols / GROUP, c / GROUP, c % GROUP)] as f64;
+                        let exact: f64 = (0..cols).map(|c| wr[c] as f64 * xv(c)).sum();
+                        let mag: f64 = (0..cols).map(|c| (wr[c] as f64 * xv(c)).abs()).sum();
                         for isa in Isa::available() {
                             let mut one = [0.0];
                             dot_rows_with(isa, &q, r, &xr, i, &mut one);
@@ -567,7 +679,7 @@ mod tests {
     /// bf16 rows are the dequantized values rounded to nearest even (where the CPU reads them).
     #[test]
     fn bf16_rows_round_the_dequantized_values() {
-        let (rows, cols) = (3, 128);
+        let (rows, cols) = (3, 1088); // a block of 16 groups and a tail
         let w = data(rows * cols, 12, 0.3);
         for format in [QuantFormat::Q8, QuantFormat::Q4] {
             let q = QuantData::quantize(format, rows, cols, &|r, o| o.copy_from_slice(&w[r * cols..(r + 1) * cols]))
@@ -585,15 +697,30 @@ mod tests {
     }
 
     #[test]
+    fn rounding_is_to_nearest_with_ties_to_even() {
+        for (v, r) in
+            [(2.5, 2.0), (3.5, 4.0), (-2.5, -2.0), (0.49, 0.0), (-0.51, -1.0), (126.6, 127.0), (-127.4, -127.0)]
+        {
+            assert_eq!(round_even(v), r, "{v}");
+        }
+        assert!(round_even(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn activation_quantization_is_within_half_a_step_and_non_finite_spreads() {
-        let x = data(64, 3, 2.0);
-        let q = QuantRows::new(&x, 64);
-        for (g, xs) in x.chunks(GROUP).enumerate() {
-            for (c, v) in xs.iter().enumerate() {
-                let back = q.d[g] * q.q[g * GROUP + c] as f32;
-                assert!((back - v).abs() <= q.d[g] * 0.5 + 1e-6, "{v} -> {back}");
+        let cols = 1088; // a block of 16 groups and a tail of 18
+        let x = data(2 * cols, 3, 2.0);
+        let q = QuantRows::new(&x, cols);
+        for (i, xr) in x.chunks(cols).enumerate() {
+            let (d, qs) = q.row(i);
+            for (g, xs) in xr.chunks(GROUP).enumerate() {
+                for (e, v) in xs.iter().enumerate() {
+                    let back = d[g] * qs[q8_at(cols / GROUP, g, e)] as f32;
+                    assert!((back - v).abs() <= d[g] * 0.5 + 1e-6, "row {i} group {g}: {v} -> {back}");
+                }
             }
         }
+        let x = data(64, 3, 2.0);
         let mut bad = x.clone();
         bad[5] = f32::INFINITY;
         let w = QuantData::quantize(QuantFormat::Q8, 1, 64, &|_, o| o.copy_from_slice(&x)).unwrap();
@@ -611,16 +738,17 @@ mod speed {
     use super::*;
 
     /// Few-row product speed, weights from memory, on `THREADS` threads (default 1) each
-    /// streaming its own matrices, against a plain read of the same bytes. Run by hand:
+    /// streaming its own matrices, against a plain read of the same bytes, with `BATCH`
+    /// activation rows (default 1; from 4 the products are compute-bound). Run by hand:
     /// `cargo test --release --lib quant_kernel_speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn quant_kernel_speed() {
         let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        let (threads, reps) = (env("THREADS", 1), env("REPS", 64));
+        let (threads, reps, batch) = (env("THREADS", 1), env("REPS", 64), env("BATCH", 1));
         let isa = if std::env::var("AVX2").is_ok() { Isa::Avx2 } else { Isa::best() };
         for (rows, cols) in [(3072usize, 1024usize), (1024, 3072)] {
-            let x: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0).collect();
+            let x: Vec<f32> = (0..batch * cols).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0).collect();
             let xr = QuantRows::new(&x, cols);
             for format in [QuantFormat::Q8, QuantFormat::Q4] {
                 let ws: Vec<QuantData> = (0..reps)
@@ -649,7 +777,7 @@ mod speed {
                         .fold(f64::MAX, f64::min)
                 };
                 let kernel = time(&|w| {
-                    let mut out = vec![0.0f32; rows];
+                    let mut out = vec![0.0f32; rows * batch];
                     dot_block_with(isa, w, 0..rows, &xr, &mut out);
                     std::hint::black_box(&out);
                 });
@@ -663,7 +791,7 @@ mod speed {
                     }));
                 });
                 println!(
-                    "{format:?} [{rows}, {cols}], {threads} thread(s): kernel {:.1} GB/s, plain read {:.1} GB/s",
+                    "{format:?} [{rows}, {cols}], batch {batch}, {threads} thread(s): kernel {:.1} GB/s, plain read {:.1} GB/s",
                     bytes as f64 / kernel / 1e9,
                     bytes as f64 / read / 1e9
                 );
