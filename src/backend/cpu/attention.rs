@@ -3,7 +3,7 @@
 //! One task per (query row, head); each output is a plain softmax-weighted sum in key order.
 
 use super::Cpu;
-use super::matmul::{SERIAL_BELOW, dot};
+use super::matmul::{SERIAL_BELOW, axpy, dot};
 use crate::backend::scratch::Scratch;
 use crate::backend::tensor::Tensor;
 use crate::backend::{AttnSeq, AttnShape, Kv, Mask};
@@ -73,10 +73,7 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         }
         o.iter_mut().for_each(|x| *x = 0.0);
         for (j, p) in keys.zip(scores.iter()) {
-            let w = p / sum;
-            for (x, y) in o.iter_mut().zip(value(s, j, head)) {
-                *x += w * y;
-            }
+            axpy(p / sum, value(s, j, head), o);
         }
     };
     let mut out = cpu.output(total, heads * hd);

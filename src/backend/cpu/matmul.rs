@@ -54,7 +54,7 @@ impl Cpu {
 
 /// A raw output pointer shared by tasks that write disjoint parts.
 struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint column blocks only.
+// SAFETY: tasks write disjoint blocks only.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -75,10 +75,7 @@ impl Cpu {
         if x.rows() >= GEMM_MIN_ROWS {
             return self.gemm(x, w, bias);
         }
-        let yt = self.gemv(x, &layers);
-        let y = self.untranspose(&yt, x.rows(), 0, w.rows());
-        self.scratch.give(yt);
-        y
+        self.gemv(x, &layers).pop().expect("one layer, one output")
     }
 
     /// Several linear layers over the same input in one parallel pass (e.g. q, k and v): fewer
@@ -91,41 +88,42 @@ impl Cpu {
         if x.rows() >= GEMM_MIN_ROWS {
             return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
         }
-        let yt = self.gemv(x, layers);
-        let mut at = 0;
-        let ys = layers
-            .iter()
-            .map(|(w, _)| {
-                at += w.rows();
-                self.untranspose(&yt, x.rows(), at - w.rows(), w.rows())
-            })
-            .collect();
-        self.scratch.give(yt);
-        ys
+        self.gemv(x, layers)
     }
 
-    /// Few-row products of all `layers`, outputs transposed per weight row (`[out, n]`), the
-    /// layers back to back, so that each task writes one contiguous block.
-    fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<f32> {
+    /// Few-row products of all `layers` (`[n, out]` each), the layers' rows stacked and split
+    /// among the tasks in contiguous runs; each task computes a run of one layer's rows at a time
+    /// (weight row by weight row, `[len, n]`) and writes it into its columns of that layer's output.
+    fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
         let (n, k) = (x.rows(), x.cols());
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
-        let mut yt = self.scratch.take_dirty(total * n);
+        let mut ys: Vec<Tensor> = layers.iter().map(|(w, _)| self.output(n, w.rows())).collect();
+        let dst: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.host_mut().as_mut_ptr())).collect();
         // Quantized weights multiply int8 activations: the rows are quantized once, here.
         let quant_x =
             layers.iter().any(|(w, _)| matches!(w.data(), WeightData::Quant(_))).then(|| QuantRows::new(x.host(), k));
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
-        let work = |chunk: usize, block: &mut [f32]| {
-            let first = chunk * rows_per_task;
+        let work = |task: usize| {
+            let (first, end) = (task * rows_per_task, ((task + 1) * rows_per_task).min(total));
             // A widened weight row, for products of more than one input row.
             let mut wrow = if n > 1 { self.scratch.take_dirty(k) } else { Vec::new() };
-            // The block's rows, a run of one layer's rows at a time.
-            let mut r = 0;
-            while r < block.len() / n {
-                let (w, bias, j) = layer_row(layers, first + r);
-                let len = (w.rows() - j).min(block.len() / n - r);
-                let run = &mut block[r * n..(r + len) * n];
+            // Products of more than one input row come out weight row by weight row.
+            let mut block = if n > 1 { self.scratch.take_dirty((end - first) * n) } else { Vec::new() };
+            let mut r = first;
+            while r < end {
+                let (l, j) = layer_row(layers, r);
+                let (w, bias) = layers[l];
+                let out = w.rows();
+                let len = (out - j).min(end - r);
+                let run: &mut [f32] = if n == 1 {
+                    // SAFETY: one input row: the output row's columns j..j + len, which no other
+                    // task writes (the tasks' row ranges are disjoint), and `ys` outlives the tasks.
+                    unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(j), len) }
+                } else {
+                    &mut block[..len * n]
+                };
                 if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
                     qdot::dot_block(q, j..j + len, xq, run);
                 } else {
@@ -149,35 +147,27 @@ impl Cpu {
                         ys.iter_mut().for_each(|y| *y += b);
                     }
                 }
+                if n > 1 {
+                    for i in 0..n {
+                        // SAFETY: as above, columns j..j + len of each of the layer's n rows.
+                        let row = unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(i * out + j), len) };
+                        for (t, y) in row.iter_mut().enumerate() {
+                            *y = run[t * n + i];
+                        }
+                    }
+                }
                 r += len;
             }
             self.scratch.give(wrow);
+            self.scratch.give(block);
         };
+        let tasks = total.div_ceil(rows_per_task);
         if self.threads() == 1 || total * n * k < SERIAL_BELOW {
-            for (chunk, block) in yt.chunks_mut(rows_per_task * n).enumerate() {
-                work(chunk, block);
-            }
+            (0..tasks).for_each(work);
         } else {
-            self.team.chunks(&mut yt, rows_per_task * n, work);
+            self.team.run(tasks, &work);
         }
-        yt
-    }
-
-    /// Rows `first..first + out` of a `[·, n]` product block as an `[n, out]` tensor.
-    fn untranspose(&self, yt: &[f32], n: usize, first: usize, out: usize) -> Tensor {
-        let part = &yt[first * n..(first + out) * n];
-        let mut y = self.output(n, out);
-        if n == 1 {
-            y.host_mut().copy_from_slice(part);
-            return y;
-        }
-        let yd = y.host_mut();
-        for j in 0..out {
-            for i in 0..n {
-                yd[i * out + j] = part[j * n + i];
-            }
-        }
-        y
+        ys
     }
 
     /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
@@ -265,12 +255,12 @@ fn check(x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) {
     }
 }
 
-/// The layer, its bias and its row `j` of row `g` of the layers stacked back to back.
+/// The layer (its index) and its row of row `g` of the layers stacked back to back.
 #[inline]
-fn layer_row<'a>(layers: &[(&'a Weight, Option<&'a [f32]>)], mut g: usize) -> (&'a Weight, Option<&'a [f32]>, usize) {
-    for &(w, b) in layers {
+fn layer_row(layers: &[(&Weight, Option<&[f32]>)], mut g: usize) -> (usize, usize) {
+    for (l, (w, _)) in layers.iter().enumerate() {
         if g < w.rows() {
-            return (w, b, g);
+            return (l, g);
         }
         g -= w.rows();
     }
@@ -530,6 +520,31 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         return unsafe { dot_avx2(a, b) };
     }
     dot_body(a, b)
+}
+
+#[inline(always)]
+fn axpy_body(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = a.mul_add(*x, *y);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+    axpy_body(a, x, y)
+}
+
+/// `y[i] += a·x[i]`, each a fused multiply-add (the same sums with and without AVX2).
+#[inline]
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        return unsafe { axpy_avx2(a, x, y) };
+    }
+    axpy_body(a, x, y)
 }
 
 /// `Σ a[i]·b[i]` with `b` in bf16, widened exactly on the fly.
