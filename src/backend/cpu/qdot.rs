@@ -32,30 +32,21 @@ impl QuantRows {
     /// Quantizes `x` (`rows` rows of `cols`, `cols` a multiple of `GROUP`).
     pub(super) fn new(x: &[f32], cols: usize) -> QuantRows {
         assert!(cols.is_multiple_of(GROUP) && x.len().is_multiple_of(cols.max(1)), "activations of {cols} per row");
-        let groups = cols / GROUP;
-        let mut q = vec![0i8; x.len()];
-        let mut d = vec![0.0f32; x.len() / GROUP];
-        let mut offsets4 = vec![0i32; x.len() / GROUP];
-        let mut offsets8 = vec![0i32; x.len() / GROUP];
-        for (i, (xr, qr)) in x.chunks_exact(cols.max(1)).zip(q.chunks_exact_mut(cols.max(1))).enumerate() {
-            for (g, xg) in xr.chunks_exact(GROUP).enumerate() {
-                let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
-                let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
-                let qg: [i8; GROUP] = std::array::from_fn(|e| round_even(xg[e] * inv).clamp(-127.0, 127.0) as i8);
-                // Four elements (one 32-bit lane) at a time: the block layout keeps them together.
-                for e in (0..GROUP).step_by(4) {
-                    let at = q8_at(groups, g, e);
-                    qr[at..at + 4].copy_from_slice(&qg[e..e + 4]);
-                }
-                let sum = qg.iter().map(|&v| v as i32).sum::<i32>();
-                let at = i * groups + g;
-                d[at] = m / 127.0;
-                offsets4[at] = -8 * sum;
-                offsets8[at] = -128 * sum;
-            }
+        let mut r = QuantRows {
+            cols,
+            q: vec![0i8; x.len()],
+            d: vec![0.0f32; x.len() / GROUP],
+            offsets4: vec![0i32; x.len() / GROUP],
+            offsets8: vec![0i32; x.len() / GROUP],
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::matmul::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { quantize_avx2(x, &mut r) };
+            return r;
         }
-        QuantRows { cols, q, d, offsets4, offsets8 }
+        quantize_portable(x, &mut r);
+        r
     }
 
     /// Rows held.
@@ -74,6 +65,89 @@ impl QuantRows {
         let n = self.cols / GROUP;
         let all = if format == QuantFormat::Q4 { &self.offsets4 } else { &self.offsets8 };
         &all[i * n..(i + 1) * n]
+    }
+}
+
+/// `QuantRows::new`'s work, one group at a time.
+fn quantize_portable(x: &[f32], r: &mut QuantRows) {
+    let cols = r.cols.max(1);
+    let groups = r.cols / GROUP;
+    for (i, (xr, qr)) in x.chunks_exact(cols).zip(r.q.chunks_exact_mut(cols)).enumerate() {
+        for (g, xg) in xr.chunks_exact(GROUP).enumerate() {
+            let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
+            let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
+            let qg: [i8; GROUP] = std::array::from_fn(|e| round_even(xg[e] * inv).clamp(-127.0, 127.0) as i8);
+            // Four elements (one 32-bit lane) at a time: the block layout keeps them together.
+            for e in (0..GROUP).step_by(4) {
+                let at = q8_at(groups, g, e);
+                qr[at..at + 4].copy_from_slice(&qg[e..e + 4]);
+            }
+            let sum = qg.iter().map(|&v| v as i32).sum::<i32>();
+            let at = i * groups + g;
+            r.d[at] = m / 127.0;
+            r.offsets4[at] = -8 * sum;
+            r.offsets8[at] = -128 * sum;
+        }
+    }
+}
+
+/// `quantize_portable` with AVX2: a group's 32 values in four vectors, converted with the
+/// default rounding (to nearest, ties to even, as `round_even`), packed to bytes and stored a
+/// 32-bit lane (four elements) at a time where the block layout puts them. The same values and
+/// scales, bit for bit (`quantize_paths_agree`).
+///
+/// # Safety
+/// AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_avx2(x: &[f32], r: &mut QuantRows) {
+    use std::arch::x86_64::*;
+    let cols = r.cols.max(1);
+    let groups = r.cols / GROUP;
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        let zero = _mm256_setzero_ps();
+        // After the two packs, 32-bit lane k holds elements 4·ORDER[k]..4·ORDER[k] + 4.
+        const ORDER: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+        for (i, (xr, qr)) in x.chunks_exact(cols).zip(r.q.chunks_exact_mut(cols)).enumerate() {
+            for (g, xg) in xr.chunks_exact(GROUP).enumerate() {
+                let v: [__m256; 4] = std::array::from_fn(|k| _mm256_loadu_ps(xg.as_ptr().add(8 * k)));
+                let a: [__m256; 4] = std::array::from_fn(|k| _mm256_andnot_ps(sign, v[k]));
+                let most = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+                let most = _mm_max_ps(_mm256_castps256_ps128(most), _mm256_extractf128_ps(most, 1));
+                let most = _mm_max_ps(most, _mm_movehl_ps(most, most));
+                let m = _mm_cvtss_f32(_mm_max_ss(most, _mm_movehdup_ps(most)));
+                // v · 0 is ±0 for finite v and NaN otherwise.
+                let z = _mm256_add_ps(
+                    _mm256_add_ps(_mm256_mul_ps(v[0], zero), _mm256_mul_ps(v[1], zero)),
+                    _mm256_add_ps(_mm256_mul_ps(v[2], zero), _mm256_mul_ps(v[3], zero)),
+                );
+                let finite = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(z, z)) == 0;
+                let m = if finite { m } else { f32::NAN };
+                let inv = _mm256_set1_ps(if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 });
+                let q: [__m256i; 4] = std::array::from_fn(|k| {
+                    let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], inv), lo), hi);
+                    _mm256_cvtps_epi32(t)
+                });
+                let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+                let mut lanes = [0u32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, bytes);
+                for (k, &lane) in lanes.iter().enumerate() {
+                    let at = q8_at(groups, g, 4 * ORDER[k]);
+                    qr[at..at + 4].copy_from_slice(&lane.to_ne_bytes().map(|b| b as i8));
+                }
+                let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+                let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+                let sum = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s)));
+                let at = i * groups + g;
+                r.d[at] = m / 127.0;
+                r.offsets4[at] = -8 * sum;
+                r.offsets8[at] = -128 * sum;
+            }
+        }
     }
 }
 
@@ -691,6 +765,54 @@ mod tests {
                 if row_bf16(&q, r, &mut bits) {
                     let want: Vec<u16> = f.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
                     assert_eq!(bits, want, "{format:?} row {r}");
+                }
+            }
+        }
+    }
+
+    /// The vectorised activation quantization gives the portable one's values, bit for bit
+    /// (ties, zeros, non-finite groups included).
+    #[test]
+    fn quantize_paths_agree() {
+        let cols = 1088;
+        let mut x = data(3 * cols, 21, 4.0);
+        // A group whose scale is 1: its halves are ties.
+        x[..4].copy_from_slice(&[127.0, 2.5, -3.5, 0.5]);
+        x[100..132].fill(0.0);
+        x[200] = f32::INFINITY;
+        x[300] = f32::NAN;
+        let new = |f: &dyn Fn(&[f32], &mut QuantRows)| {
+            let mut r = QuantRows {
+                cols,
+                q: vec![0; x.len()],
+                d: vec![0.0; x.len() / GROUP],
+                offsets4: vec![0; x.len() / GROUP],
+                offsets8: vec![0; x.len() / GROUP],
+            };
+            f(&x, &mut r);
+            r
+        };
+        let a = new(&quantize_portable);
+        assert_eq!(&a.q[..4], &[127, 2, -4, 0], "ties to even");
+        #[cfg(target_arch = "x86_64")]
+        if crate::backend::cpu::matmul::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            let b = new(&|x, r| unsafe { quantize_avx2(x, r) });
+            let finite = |r: &QuantRows, g: usize| r.d[g].is_finite();
+            for g in 0..a.d.len() {
+                assert_eq!(a.d[g].to_bits(), b.d[g].to_bits(), "scale of group {g}");
+                if finite(&a, g) {
+                    assert_eq!(a.offsets4[g], b.offsets4[g], "group {g}");
+                    assert_eq!(a.offsets8[g], b.offsets8[g], "group {g}");
+                }
+            }
+            let groups = cols / GROUP;
+            for (i, (qa, qb)) in a.q.chunks(cols).zip(b.q.chunks(cols)).enumerate() {
+                for g in (0..groups).filter(|&g| finite(&a, i * groups + g)) {
+                    for e in 0..GROUP {
+                        let at = q8_at(groups, g, e);
+                        assert_eq!(qa[at], qb[at], "row {i} group {g} element {e}");
+                    }
                 }
             }
         }
