@@ -112,10 +112,14 @@ const AHEAD: usize = 4;
 /// Asks for `v`'s cache lines (a hint: nothing on other CPUs).
 #[inline]
 fn prefetch(v: &[f32]) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
     #[cfg(target_arch = "x86_64")]
     for line in (0..v.len()).step_by(16) {
         // SAFETY: a prefetch is a hint that never faults; the address is inside `v`.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(v.as_ptr().add(line) as *const i8) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(v.as_ptr().add(line) as *const i8)
+        };
     }
 }
 

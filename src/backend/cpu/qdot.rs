@@ -6,7 +6,7 @@
 //! Kernels, picked once at run time: AVX-512 VNNI (`vpdpbusd`: the integer sums of a block's 16
 //! groups in one vector, scaled by one conversion and one FMA), AVX2 (`vpmaddubsw`, 8 groups a
 //! vector), and a portable one that defines the arithmetic (the others differ from it only in
-//! the order of the f32 additions).
+//! the order of the f32 additions and in fusing the scaling multiply-add).
 
 use half::f16;
 
@@ -68,6 +68,14 @@ impl QuantRows {
     }
 }
 
+/// `127 / m` for a group whose largest magnitude is `m`: 0 for an all-zero or non-finite group,
+/// and at most `f32::MAX` (for m below ≈ 3.7·10⁻³⁷, where 127 / m overflows and 0 · ∞ would be
+/// NaN; every |v| ≤ m then still maps within ±127).
+#[inline]
+fn inverse_scale(m: f32) -> f32 {
+    if m > 0.0 && m.is_finite() { (127.0 / m).min(f32::MAX) } else { 0.0 }
+}
+
 /// `QuantRows::new`'s work, one group at a time.
 fn quantize_portable(x: &[f32], r: &mut QuantRows) {
     let cols = r.cols.max(1);
@@ -76,7 +84,7 @@ fn quantize_portable(x: &[f32], r: &mut QuantRows) {
         for (g, xg) in xr.chunks_exact(GROUP).enumerate() {
             let m = xg.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let m = if xg.iter().all(|v| v.is_finite()) { m } else { f32::NAN };
-            let inv = if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 };
+            let inv = inverse_scale(m);
             let qg: [i8; GROUP] = std::array::from_fn(|e| round_even(xg[e] * inv).clamp(-127.0, 127.0) as i8);
             // Four elements (one 32-bit lane) at a time: the block layout keeps them together.
             for e in (0..GROUP).step_by(4) {
@@ -126,10 +134,11 @@ unsafe fn quantize_avx2(x: &[f32], r: &mut QuantRows) {
                 );
                 let finite = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(z, z)) == 0;
                 let m = if finite { m } else { f32::NAN };
-                let inv = _mm256_set1_ps(if m > 0.0 && m.is_finite() { 127.0 / m } else { 0.0 });
+                let inv = _mm256_set1_ps(inverse_scale(m));
+                // A non-finite group's values are 0, as the portable path's NaN · 0 casts give.
                 let q: [__m256i; 4] = std::array::from_fn(|k| {
                     let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], inv), lo), hi);
-                    _mm256_cvtps_epi32(t)
+                    if finite { _mm256_cvtps_epi32(t) } else { _mm256_setzero_si256() }
                 });
                 let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
                 let mut lanes = [0u32; 8];
@@ -354,8 +363,9 @@ mod x86 {
     }
 
     /// Four-element sums of `u · x` (u unsigned, x signed bytes) in the i32 lanes: pairs summed
-    /// in i16 by `vpmaddubsw`, exact here as `u ≤ 127` (`|w|` from `_mm256_sign_epi8`, or a
-    /// nibble) and `|x| ≤ 127`, so `|u·x + u·x| ≤ 32 258`.
+    /// in i16 by `vpmaddubsw`, exact here as `u ≤ 128` (`|w|` from `_mm256_sign_epi8`, 128 only
+    /// for a −128 byte no quantizer writes, or a nibble) and `|x| ≤ 127`, so `|u·x + u·x| ≤
+    /// 32 512`.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn quads(u: __m256i, x: __m256i) -> __m256i {
@@ -428,7 +438,7 @@ mod x86 {
                         std::array::from_fn(|k| _mm256_loadu_si256(xo[k].as_ptr().add(g) as *const __m256i));
                     for t in 0..4 {
                         let at = wbase + t * STEP + h * 32;
-                        if h == 0 && t % 2 == 0 {
+                        if h == 0 {
                             _mm_prefetch::<_MM_HINT_T0>(wq.as_ptr().wrapping_add(at + pf) as *const i8);
                         }
                         let bv = _mm256_loadu_si256(wq.as_ptr().add(at) as *const __m256i);
@@ -781,6 +791,10 @@ mod tests {
         x[100..132].fill(0.0);
         x[200] = f32::INFINITY;
         x[300] = f32::NAN;
+        // A group too small for 127 / m, with a zero.
+        for (i, v) in x[416..448].iter_mut().enumerate() {
+            *v = 1e-38 * (i as f32 - 12.0);
+        }
         let new = |f: &dyn Fn(&[f32], &mut QuantRows)| {
             let mut r = QuantRows {
                 cols,
@@ -798,17 +812,14 @@ mod tests {
         if crate::backend::cpu::matmul::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             let b = new(&|x, r| unsafe { quantize_avx2(x, r) });
-            let finite = |r: &QuantRows, g: usize| r.d[g].is_finite();
             for g in 0..a.d.len() {
                 assert_eq!(a.d[g].to_bits(), b.d[g].to_bits(), "scale of group {g}");
-                if finite(&a, g) {
-                    assert_eq!(a.offsets4[g], b.offsets4[g], "group {g}");
-                    assert_eq!(a.offsets8[g], b.offsets8[g], "group {g}");
-                }
+                assert_eq!(a.offsets4[g], b.offsets4[g], "group {g}");
+                assert_eq!(a.offsets8[g], b.offsets8[g], "group {g}");
             }
             let groups = cols / GROUP;
             for (i, (qa, qb)) in a.q.chunks(cols).zip(b.q.chunks(cols)).enumerate() {
-                for g in (0..groups).filter(|&g| finite(&a, i * groups + g)) {
+                for g in 0..groups {
                     for e in 0..GROUP {
                         let at = q8_at(groups, g, e);
                         assert_eq!(qa[at], qb[at], "row {i} group {g} element {e}");
