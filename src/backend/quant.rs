@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub const GROUP: usize = 32;
 
 /// Groups interleaved in one block of a row (one 32-bit lane of a 512-bit vector each).
-pub const BLOCK: usize = 16;
+pub(in crate::backend) const BLOCK: usize = 16;
 
 /// Where element `e` of group `g` lies in an int8 row of `groups` groups (and in the activations
 /// the CPU quantizes to multiply it, which take the same layout).
