@@ -75,7 +75,10 @@ impl Cpu {
         if x.rows() >= GEMM_MIN_ROWS {
             return self.gemm(x, w, bias);
         }
-        self.gemv(x, &layers).pop().expect("one layer, one output")
+        let mut y = [self.output(x.rows(), w.rows())];
+        self.gemv(x, &layers, &mut y);
+        let [y] = y;
+        y
     }
 
     /// Several linear layers over the same input in one parallel pass (e.g. q, k and v): fewer
@@ -88,17 +91,35 @@ impl Cpu {
         if x.rows() >= GEMM_MIN_ROWS {
             return layers.iter().map(|(w, b)| self.gemm(x, w, *b)).collect();
         }
-        self.gemv(x, layers)
+        let mut ys: Vec<Tensor> = layers.iter().map(|(w, _)| self.output(x.rows(), w.rows())).collect();
+        self.gemv(x, layers, &mut ys);
+        ys
     }
 
-    /// Few-row products of all `layers` (`[n, out]` each), the layers' rows stacked and split
-    /// among the tasks in contiguous runs; each task computes a run of one layer's rows at a time
-    /// (weight row by weight row, `[len, n]`) and writes it into its columns of that layer's output.
-    fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)]) -> Vec<Tensor> {
+    /// Few-row products of all `layers` into `ys` (`[n, out]` each, written whole), the layers'
+    /// rows stacked and split among the tasks in contiguous runs; each task computes a run of one
+    /// layer's rows at a time (weight row by weight row, `[len, n]`) and writes it into its
+    /// columns of that layer's output.
+    fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)], ys: &mut [Tensor]) {
         let (n, k) = (x.rows(), x.cols());
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
-        let mut ys: Vec<Tensor> = layers.iter().map(|(w, _)| self.output(n, w.rows())).collect();
-        let dst: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.host_mut().as_mut_ptr())).collect();
+        assert!(
+            ys.len() == layers.len() && ys.iter().zip(layers).all(|(y, (w, _))| y.rows() == n && y.cols() == w.rows())
+        );
+        // The outputs' addresses (on the stack for the usual few layers: a decode step makes
+        // hundreds of these calls, and steady steps allocate nothing large and little small).
+        const ON_STACK: usize = 4;
+        let mut stack = [const { SendPtr(std::ptr::null_mut()) }; ON_STACK];
+        let heap: Vec<SendPtr>;
+        let dst: &[SendPtr] = if ys.len() <= ON_STACK {
+            for (p, y) in stack.iter_mut().zip(ys.iter_mut()) {
+                *p = SendPtr(y.host_mut().as_mut_ptr());
+            }
+            &stack[..ys.len()]
+        } else {
+            heap = ys.iter_mut().map(|y| SendPtr(y.host_mut().as_mut_ptr())).collect();
+            &heap
+        };
         // Quantized weights multiply int8 activations: the rows are quantized once, here.
         let quant_x =
             layers.iter().any(|(w, _)| matches!(w.data(), WeightData::Quant(_))).then(|| QuantRows::new(x.host(), k));
@@ -167,7 +188,6 @@ impl Cpu {
         } else {
             self.team.run(tasks, &work);
         }
-        ys
     }
 
     /// `y = x · Wᵀ (+ b)` for many rows: a cache-blocked SGEMM per thread over a block of output
