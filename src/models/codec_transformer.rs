@@ -79,7 +79,6 @@ impl CodecTransformer {
         })
     }
 
-    /// A one-stream cache for this transformer's keys and values.
     /// Stores the projections (every matrix product's weights; not the norms, biases and layer
     /// scales) as bf16: half the bytes a streamed frame reads, products still summed in f32.
     pub fn use_bf16_weights(&mut self) -> Result<()> {
@@ -91,16 +90,22 @@ impl CodecTransformer {
         to(&mut self.input_proj)?;
         to(&mut self.output_proj)?;
         for l in &mut self.layers {
-            for w in [&mut l.q_proj, &mut l.k_proj, &mut l.v_proj, &mut l.o_proj] {
-                to(w)?;
-            }
-            for w in [&mut l.gate_proj, &mut l.up_proj, &mut l.down_proj] {
+            for w in [
+                &mut l.q_proj,
+                &mut l.k_proj,
+                &mut l.v_proj,
+                &mut l.o_proj,
+                &mut l.gate_proj,
+                &mut l.up_proj,
+                &mut l.down_proj,
+            ] {
                 to(w)?;
             }
         }
         Ok(())
     }
 
+    /// A one-stream cache for this transformer's keys and values.
     pub fn new_cache(&self) -> Result<KvCache> {
         // The window plus the block being filled: a stream fed a few frames at a time never grows
         // the pool (an offline window of 325 frames grows it once).

@@ -13,9 +13,9 @@ use half::f16;
 use crate::backend::quant::{BLOCK, GROUP, QuantData, QuantFormat, q4_at, q8_at};
 
 /// Activation rows quantized to int8 in groups of `GROUP`: `d · q` per element, `d = max|x| / 127`
-/// per group (f32), `q` rounded to nearest (ties to even), the values laid out as int8 weights are (`quant::q8_at`). A row with a
-/// non-finite element gets non-finite scales, so its products are not finite either, as the
-/// unquantized ones would be.
+/// per group (f32), `q` rounded to nearest (ties to even), the values laid out as int8 weights
+/// are (`quant::q8_at`). A row with a non-finite element gets non-finite scales, so its products
+/// are not finite either, as the unquantized ones would be.
 pub(super) struct QuantRows {
     cols: usize,
     q: Vec<i8>,
@@ -299,6 +299,17 @@ pub(super) fn row_bf16(w: &QuantData, r: usize, out: &mut [u16]) -> bool {
     false
 }
 
+/// The groups past a row's last whole block (`from..`; none in the models' real shapes, and then
+/// no call) through the portable kernel: the vector kernels' tail.
+#[inline(always)]
+fn tail(format: QuantFormat, ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
+    match format {
+        _ if from == ws.len() => 0.0,
+        QuantFormat::Q8 => q8_portable(ws, wq, xd, xq, from),
+        QuantFormat::Q4 => q4_portable(ws, wq, xd, xq, from),
+    }
+}
+
 /// int8 weights, groups `from..`: `Σ_g ws_g·xd_g · Σ_i wq_i·xq_i`.
 fn q8_portable(ws: &[f16], wq: &[u8], xd: &[f32], xq: &[i8], from: usize) -> f32 {
     let groups = ws.len();
@@ -337,7 +348,7 @@ mod x86 {
 
     use half::f16;
 
-    use super::{BLOCK, GROUP, QuantFormat, q4_portable, q8_portable};
+    use super::{BLOCK, GROUP, QuantFormat, tail};
 
     /// Bytes of one step of a block (4 elements of each of its groups).
     const STEP: usize = 4 * BLOCK;
@@ -406,10 +417,7 @@ mod x86 {
                     }
                 }
             }
-            let tail = blocks * BLOCK < ws.len();
-            std::array::from_fn(|k| {
-                hsum256(acc[k]) + if tail { q8_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
-            })
+            std::array::from_fn(|k| hsum256(acc[k]) + tail(QuantFormat::Q8, ws, wq, xd[k], xq[k], blocks * BLOCK))
         }
     }
 
@@ -456,10 +464,7 @@ mod x86 {
                     }
                 }
             }
-            let tail = blocks * BLOCK < ws.len();
-            std::array::from_fn(|k| {
-                hsum256(acc[k]) + if tail { q4_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
-            })
+            std::array::from_fn(|k| hsum256(acc[k]) + tail(QuantFormat::Q4, ws, wq, xd[k], xq[k], blocks * BLOCK))
         }
     }
 
@@ -513,10 +518,8 @@ mod x86 {
                     acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales16(w, xd[k], g), acc[k]);
                 }
             }
-            let tail = blocks * BLOCK < ws.len();
             std::array::from_fn(|k| {
-                _mm512_reduce_add_ps(acc[k])
-                    + if tail { q8_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+                _mm512_reduce_add_ps(acc[k]) + tail(QuantFormat::Q8, ws, wq, xd[k], xq[k], blocks * BLOCK)
             })
         }
     }
@@ -561,10 +564,8 @@ mod x86 {
                     acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales16(w, xd[k], g), acc[k]);
                 }
             }
-            let tail = blocks * BLOCK < ws.len();
             std::array::from_fn(|k| {
-                _mm512_reduce_add_ps(acc[k])
-                    + if tail { q4_portable(ws, wq, xd[k], xq[k], blocks * BLOCK) } else { 0.0 }
+                _mm512_reduce_add_ps(acc[k]) + tail(QuantFormat::Q4, ws, wq, xd[k], xq[k], blocks * BLOCK)
             })
         }
     }
