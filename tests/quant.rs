@@ -106,6 +106,16 @@ fn fused_products_and_the_residual_form_agree_with_single_products() {
             let both = cx.linear_many(&x, &[(&g, None), (&u, None)]);
             assert_eq!(both[0].to_host(), cx.linear(&x, &g, None).to_host());
             assert_eq!(both[1].to_host(), cx.linear(&x, &u, None).to_host());
+            // A bias is added to every row; a quantized and a bf16 weight in one call each give
+            // their own product.
+            let b: Vec<f32> = acts(1, i, 6);
+            let bias = Weight::from_f32(vec![i], b.clone());
+            let plain = cx.linear(&x, &g, None).to_host();
+            let want: Vec<f32> = plain.chunks(i).flat_map(|row| row.iter().zip(&b).map(|(y, b)| y + b)).collect();
+            assert_eq!(cx.linear(&x, &g, Some(&bias)).to_host(), want, "{format:?}, {n} rows, with a bias");
+            let mixed = cx.linear_many(&x, &[(&g, Some(&bias)), (&up, None)]);
+            assert_eq!(mixed[0].to_host(), want, "{format:?}, {n} rows, beside a bf16 weight");
+            assert_eq!(mixed[1].to_host(), cx.linear(&x, &up, None).to_host());
             let a = cx.upload(&acts(n, i, 4), n, i);
             let mut r = cx.upload(&acts(n, h, 5), n, h);
             let want: Vec<f32> =

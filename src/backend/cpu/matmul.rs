@@ -121,23 +121,40 @@ impl Cpu {
             &heap
         };
         // Quantized weights multiply int8 activations: the rows are quantized once, here.
-        let quant_x =
-            layers.iter().any(|(w, _)| matches!(w.data(), WeightData::Quant(_))).then(|| QuantRows::new(x.host(), k));
+        let quantized = |w: &Weight| matches!(w.data(), WeightData::Quant(_));
+        let quant_x = layers.iter().any(|(w, _)| quantized(w)).then(|| QuantRows::new(x.host(), k));
+        let all_quantized = layers.iter().all(|(w, _)| quantized(w));
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);
         let work = |task: usize| {
             let (first, end) = (task * rows_per_task, ((task + 1) * rows_per_task).min(total));
-            // A widened weight row, for products of more than one input row.
-            let mut wrow = if n > 1 { self.scratch.take_dirty(k) } else { Vec::new() };
-            // Products of more than one input row come out weight row by weight row.
-            let mut block = if n > 1 { self.scratch.take_dirty((end - first) * n) } else { Vec::new() };
+            // Unquantized products of more than one input row: a widened weight row, and the
+            // products weight row by weight row (quantized ones are written in place).
+            let unquantized = n > 1 && !all_quantized;
+            let mut wrow = if unquantized { self.scratch.take_dirty(k) } else { Vec::new() };
+            let mut block = if unquantized { self.scratch.take_dirty((end - first) * n) } else { Vec::new() };
             let mut r = first;
             while r < end {
                 let (l, j) = layer_row(layers, r);
                 let (w, bias) = layers[l];
                 let out = w.rows();
                 let len = (out - j).min(end - r);
+                if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
+                    // SAFETY: columns j..j + len of each of the layer's n output rows, which no
+                    // other task writes (the tasks' row ranges are disjoint); `ys` outlives the
+                    // tasks.
+                    unsafe { qdot::dot_block_to(q, j..j + len, xq, dst[l].0.add(j), 1, out) };
+                    if let Some(b) = bias {
+                        for i in 0..n {
+                            // SAFETY: as above.
+                            let row = unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(i * out + j), len) };
+                            row.iter_mut().zip(&b[j..j + len]).for_each(|(y, b)| *y += b);
+                        }
+                    }
+                    r += len;
+                    continue;
+                }
                 let run: &mut [f32] = if n == 1 {
                     // SAFETY: one input row: the output row's columns j..j + len, which no other
                     // task writes (the tasks' row ranges are disjoint), and `ys` outlives the tasks.
@@ -145,21 +162,17 @@ impl Cpu {
                 } else {
                     &mut block[..len * n]
                 };
-                if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
-                    qdot::dot_block(q, j..j + len, xq, run);
-                } else {
-                    // bf16 and f32 rows through the row kernel; otherwise widened.
-                    for (i, ys) in run.chunks_mut(n).enumerate() {
-                        if dot_rows_weight(x, w, j + i, ys) {
-                            continue;
-                        }
-                        if n == 1 {
-                            ys[0] = dot_weight_row(x.host(), w, j + i);
-                        } else {
-                            w.row_into(j + i, &mut wrow);
-                            for (t, y) in ys.iter_mut().enumerate() {
-                                *y = dot(x.row(t), &wrow);
-                            }
+                // bf16 and f32 rows through the row kernel; otherwise widened.
+                for (i, ys) in run.chunks_mut(n).enumerate() {
+                    if dot_rows_weight(x, w, j + i, ys) {
+                        continue;
+                    }
+                    if n == 1 {
+                        ys[0] = dot_weight_row(x.host(), w, j + i);
+                    } else {
+                        w.row_into(j + i, &mut wrow);
+                        for (t, y) in ys.iter_mut().enumerate() {
+                            *y = dot(x.row(t), &wrow);
                         }
                     }
                 }

@@ -226,10 +226,32 @@ impl Isa {
     }
 }
 
-/// Weight rows `rows` of `w` times every row of `x`: `out[(j − rows.start) · n + i]` is row `j`
-/// times activation row `i` (`n` = `x.rows()`).
-pub(super) fn dot_block(w: &QuantData, rows: std::ops::Range<usize>, x: &QuantRows, out: &mut [f32]) {
-    dot_block_with(Isa::best(), w, rows, x, out)
+/// Weight rows `rows` of `w` times every row of `x`, row `j` times activation row `i` written to
+/// `out.add((j − rows.start) · row_step + i · col_step)`: straight into a batch's outputs, with no
+/// block to copy out of.
+///
+/// # Safety
+/// Every one of those addresses is valid for a write of an `f32`, and no other thread reads or
+/// writes them during the call.
+pub(super) unsafe fn dot_block_to(
+    w: &QuantData,
+    rows: std::ops::Range<usize>,
+    x: &QuantRows,
+    out: *mut f32,
+    row_step: usize,
+    col_step: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe { products(Isa::best(), w, rows, x, 0..x.rows(), Sink { out, row_step, col_step }) }
+}
+
+/// Where `products` writes: weight row `j` (from the first) times activation row `i` (from the
+/// first) at `out + j · row_step + i · col_step`.
+#[derive(Clone, Copy)]
+struct Sink {
+    out: *mut f32,
+    row_step: usize,
+    col_step: usize,
 }
 
 /// Weight rows a tile: the rows of one tile are multiplied by every chunk of activation rows
@@ -238,90 +260,115 @@ pub(super) fn dot_block(w: &QuantData, rows: std::ops::Range<usize>, x: &QuantRo
 const TILE: usize = 16;
 
 /// Rows `rows` of `w` times every row of `x`, into `out` (weight row by weight row, `x.rows()`
-/// values each).
+/// values each; the tests' entry).
+#[cfg(test)]
 fn dot_block_with(isa: Isa, w: &QuantData, rows: std::ops::Range<usize>, x: &QuantRows, out: &mut [f32]) {
-    products(isa, w, rows, x, 0..x.rows(), out)
+    let n = x.rows();
+    assert_eq!(out.len(), rows.len() * n, "quantized product: {} outputs for {} rows × {n}", out.len(), rows.len());
+    // SAFETY: `out` holds rows.len() × n values, row by row.
+    unsafe { products(isa, w, rows, x, 0..n, Sink { out: out.as_mut_ptr(), row_step: n, col_step: 1 }) }
 }
 
 /// Row `r` of `w` times rows `first..first + out.len()` of `x` alone.
 #[cfg(test)]
 fn dot_rows_with(isa: Isa, w: &QuantData, r: usize, x: &QuantRows, first: usize, out: &mut [f32]) {
-    products(isa, w, r..r + 1, x, first..first + out.len(), out)
+    // SAFETY: one weight row's out.len() values.
+    unsafe {
+        products(
+            isa,
+            w,
+            r..r + 1,
+            x,
+            first..first + out.len(),
+            Sink { out: out.as_mut_ptr(), row_step: 0, col_step: 1 },
+        )
+    }
 }
 
-/// Rows `rows` of `w` times rows `xs` of `x`, into `out` (`xs.len()` values a weight row).
-fn products(
+/// Rows `rows` of `w` times rows `xs` of `x`, written through `out`.
+///
+/// # Safety
+/// As `dot_block_to`, for `out`'s addresses of these rows.
+unsafe fn products(
     isa: Isa,
     w: &QuantData,
     rows: std::ops::Range<usize>,
     x: &QuantRows,
     xs: std::ops::Range<usize>,
-    out: &mut [f32],
+    out: Sink,
 ) {
     let n = xs.len();
-    assert_eq!(out.len(), rows.len() * n, "quantized product: {} outputs for {} rows × {n}", out.len(), rows.len());
     assert!(xs.end <= x.rows(), "quantized product: activation rows {xs:?} of {}", x.rows());
     // The kernels size their reads by the weight's rows: the activations must be as wide.
     assert_eq!(w.cols, x.cols, "quantized product: rows of {} against activations of {}", w.cols, x.cols);
-    if n == 0 {
-        return;
-    }
     let most = isa.rows_per_call();
-    for (t, tile) in out.chunks_mut(TILE * n).enumerate() {
-        let tile_rows = rows.start + t * TILE..rows.start + t * TILE + tile.len() / n;
+    for tile in rows.clone().step_by(TILE) {
+        let tile_rows = tile..(tile + TILE).min(rows.end);
+        // The tile's first output row (`tile − rows.start`).
+        let at = Sink { out: out.out.wrapping_add((tile - rows.start) * out.row_step), ..out };
         let mut col = 0;
         while col < n {
             let m = (n - col).min(most);
-            let (r, at) = (tile_rows.clone(), xs.start + col);
-            match m {
-                1 => tile_products::<1>(isa, w, r, x, at, col, tile),
-                2 => tile_products::<2>(isa, w, r, x, at, col, tile),
-                3 => tile_products::<3>(isa, w, r, x, at, col, tile),
-                4 => tile_products::<4>(isa, w, r, x, at, col, tile),
-                5 => tile_products::<5>(isa, w, r, x, at, col, tile),
-                6 => tile_products::<6>(isa, w, r, x, at, col, tile),
-                7 => tile_products::<7>(isa, w, r, x, at, col, tile),
-                _ => tile_products::<8>(isa, w, r, x, at, col, tile),
+            let (r, first, o) =
+                (tile_rows.clone(), xs.start + col, Sink { out: at.out.wrapping_add(col * out.col_step), ..at });
+            // SAFETY: `o` addresses the rows of this tile and the columns from `col`.
+            unsafe {
+                match m {
+                    1 => tile_products::<1>(isa, w, r, x, first, o),
+                    2 => tile_products::<2>(isa, w, r, x, first, o),
+                    3 => tile_products::<3>(isa, w, r, x, first, o),
+                    4 => tile_products::<4>(isa, w, r, x, first, o),
+                    5 => tile_products::<5>(isa, w, r, x, first, o),
+                    6 => tile_products::<6>(isa, w, r, x, first, o),
+                    7 => tile_products::<7>(isa, w, r, x, first, o),
+                    _ => tile_products::<8>(isa, w, r, x, first, o),
+                }
             }
             col += m;
         }
     }
 }
 
-/// Weight rows `rows` times the `R` activation rows from `first`, into columns `col..col + R`
-/// of `out` (`out.len() / rows.len()` columns a weight row). Each kernel writes its `R` sums
-/// where they go: returned as an array, they were stored a float at a time and read back 16
-/// bytes at a time, which no store forwards (≈ 9 % of a batch-8 step went there).
+/// Weight rows `rows` times the `R` activation rows from `first`, each row's `R` sums written
+/// through `out`. A kernel writes its sums into a local array, a float at a time, and they are
+/// copied out a float at a time: returned as an array and copied 16 bytes at a time, they were
+/// read back in a shape no store forwards (≈ 9 % of a batch-8 step went there).
+///
+/// # Safety
+/// As `products`.
 #[inline]
-fn tile_products<const R: usize>(
+unsafe fn tile_products<const R: usize>(
     isa: Isa,
     w: &QuantData,
     rows: std::ops::Range<usize>,
     x: &QuantRows,
     first: usize,
-    col: usize,
-    out: &mut [f32],
+    out: Sink,
 ) {
-    let width = out.len() / rows.len();
     let xd: [&[f32]; R] = std::array::from_fn(|k| x.row(first + k).0);
     let xq: [&[i8]; R] = std::array::from_fn(|k| x.row(first + k).1);
     let xo: [&[i32]; R] = std::array::from_fn(|k| x.offsets(first + k, w.format));
-    for (r, ys) in rows.zip(out.chunks_exact_mut(width)) {
+    for (t, r) in rows.enumerate() {
         let (ws, wq) = w.row(r);
-        let o: &mut [f32; R] = (&mut ys[col..col + R]).try_into().expect("R outputs");
+        let mut o = [0.0f32; R];
         match (isa, w.format) {
             (Isa::Portable, QuantFormat::Q8) => (0..R).for_each(|k| o[k] = q8_portable(ws, wq, xd[k], xq[k], 0)),
             (Isa::Portable, QuantFormat::Q4) => (0..R).for_each(|k| o[k] = q4_portable(ws, wq, xd[k], xq[k], 0)),
             // SAFETY (below): `Isa::best` found the instruction sets; every slice holds
             // `ws.len()` groups (the rows and the activations have the same width).
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, QuantFormat::Q8) => unsafe { x86::q8_avx2::<R>(ws, wq, &xd, &xq, o) },
+            (Isa::Avx2, QuantFormat::Q8) => unsafe { x86::q8_avx2::<R>(ws, wq, &xd, &xq, &mut o) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2::<R>(ws, wq, &xd, &xq, &xo, o) },
+            (Isa::Avx2, QuantFormat::Q4) => unsafe { x86::q4_avx2::<R>(ws, wq, &xd, &xq, &xo, &mut o) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512::<R>(ws, wq, &xd, &xq, &xo, o) },
+            (Isa::Avx512Vnni, QuantFormat::Q8) => unsafe { x86::q8_avx512::<R>(ws, wq, &xd, &xq, &xo, &mut o) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512::<R>(ws, wq, &xd, &xq, &xo, o) },
+            (Isa::Avx512Vnni, QuantFormat::Q4) => unsafe { x86::q4_avx512::<R>(ws, wq, &xd, &xq, &xo, &mut o) },
+        }
+        for (k, v) in o.into_iter().enumerate() {
+            // SAFETY: weight row `t` times activation row `k` of this call: an address the
+            // caller made valid and its own (`dot_block_to`).
+            unsafe { *out.out.add(t * out.row_step + k * out.col_step) = v };
         }
     }
 }
