@@ -73,6 +73,9 @@ pub(super) fn attention(cpu: &Cpu, q: &Tensor, kv: Kv<'_>, seqs: &[AttnSeq], sha
         let scores = &mut scores.0;
         scores.clear();
         scores.resize(group * n, 0.0);
+        // A head's keys (and values) of successive positions lie a cache row apart (all the
+        // heads of a position together): too far for the hardware prefetcher, so each is
+        // requested a few positions ahead.
         for (t, j) in keys.clone().enumerate() {
             if j + AHEAD < keys.end {
                 prefetch(key(s, j + AHEAD, head));
@@ -231,6 +234,26 @@ mod tests {
                     bits.push(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
                 }
                 assert_eq!(bits[0], bits[1], "{heads}/{kv_heads} heads, {mask:?}: one thread and two differ");
+                // Each query head alone, its kv head copied out: the same bits as in its group.
+                let group = heads / kv_heads;
+                let spread = |m: &[f32]| -> Vec<f32> {
+                    m.chunks(kv_heads * hd)
+                        .flat_map(|r| (0..heads).flat_map(move |h| r[(h / group) * hd..][..hd].to_vec()))
+                        .collect()
+                };
+                let alone = AttnShape { heads, kv_heads: heads, head_dim: hd };
+                let (qt, kt, vt) = (
+                    Tensor::from_vec(q.clone(), total, heads * hd),
+                    Tensor::from_vec(spread(&k), total, heads * hd),
+                    Tensor::from_vec(spread(&v), total, heads * hd),
+                );
+                let one =
+                    Cpu::new(2).unwrap().attention(&qt, Kv::Rows { k: &kt, v: &vt }, &seqs, alone, mask).to_host();
+                assert_eq!(
+                    one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    bits[1],
+                    "{heads}/{kv_heads} heads, {mask:?}: grouped and alone differ"
+                );
             }
         }
     }

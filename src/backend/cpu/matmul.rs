@@ -10,7 +10,7 @@ use crate::backend::tensor::{Tensor, Weight, WeightData, widen};
 
 /// Products with at least this many input rows go through the blocked SGEMM (prompts); fewer
 /// (decode steps of a batch) read each weight row once for all of them (`dot_rows_weight`,
-/// `qdot::dot_block`): measured on the 0.6B talker + predictor, a batch of 8 took 2.3× less time
+/// `qdot::dot_block_to`): measured on the 0.6B talker + predictor, a batch of 8 took 2.3× less time
 /// per step this way than through the SGEMM, which widens every weight block per call.
 const GEMM_MIN_ROWS: usize = 32;
 
@@ -98,8 +98,8 @@ impl Cpu {
 
     /// Few-row products of all `layers` into `ys` (`[n, out]` each, written whole), the layers'
     /// rows stacked and split among the tasks in contiguous runs; each task computes a run of one
-    /// layer's rows at a time (weight row by weight row, `[len, n]`) and writes it into its
-    /// columns of that layer's output.
+    /// layer's rows at a time and writes its columns of that layer's output: quantized rows
+    /// straight into place, others weight row by weight row (`[len, n]`) and then copied.
     fn gemv(&self, x: &Tensor, layers: &[(&Weight, Option<&[f32]>)], ys: &mut [Tensor]) {
         let (n, k) = (x.rows(), x.cols());
         let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
@@ -124,6 +124,7 @@ impl Cpu {
         let quantized = |w: &Weight| matches!(w.data(), WeightData::Quant(_));
         let quant_x = layers.iter().any(|(w, _)| quantized(w)).then(|| QuantRows::new(x.host(), k));
         let all_quantized = layers.iter().all(|(w, _)| quantized(w));
+        debug_assert!(quant_x.as_ref().is_none_or(|q| q.rows() == n), "activation rows quantized as {n}");
         // One contiguous run of rows per thread: each streams its part of the weights in order,
         // which keeps the hardware prefetchers on (interleaved small chunks measured slower).
         let rows_per_task = total.div_ceil(self.threads()).max(ROWS_PER_TASK);

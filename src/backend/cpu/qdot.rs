@@ -231,8 +231,9 @@ impl Isa {
 /// block to copy out of.
 ///
 /// # Safety
-/// Every one of those addresses is valid for a write of an `f32`, and no other thread reads or
-/// writes them during the call.
+/// Every one of those addresses lies in one allocation with `out` and is valid for a write of
+/// an `f32`; nothing else reads or writes them during the call (no other thread, and no live
+/// reference on this one).
 pub(super) unsafe fn dot_block_to(
     w: &QuantData,
     rows: std::ops::Range<usize>,
@@ -321,7 +322,8 @@ unsafe fn products(
                     5 => tile_products::<5>(isa, w, r, x, first, o),
                     6 => tile_products::<6>(isa, w, r, x, first, o),
                     7 => tile_products::<7>(isa, w, r, x, first, o),
-                    _ => tile_products::<8>(isa, w, r, x, first, o),
+                    8 => tile_products::<8>(isa, w, r, x, first, o),
+                    _ => unreachable!("{m} rows a call: the kernels take at most 8"),
                 }
             }
             col += m;
@@ -835,9 +837,11 @@ mod tests {
     /// Blocks of weight rows give each row's own result, bit for bit, at batch 1 and above.
     #[test]
     fn weight_row_blocks_equal_single_rows() {
-        let (rows, cols) = (11, 1088); // 34 groups: a tail past the vectors of 16
+        // 34 groups: a tail past the vectors of 16; 40 rows: ranges across tiles of 16; 9 and
+        // 17 inputs: several calls of up to 4 or 8 rows.
+        let (rows, cols) = (40, 1088);
         let w = data(rows * cols, 9, 0.05);
-        for n in [1, 3] {
+        for n in [1, 3, 9, 17] {
             let x = data(n * cols, 4, 1.0);
             let xr = QuantRows::new(&x, cols);
             for format in [QuantFormat::Q8, QuantFormat::Q4] {
@@ -845,7 +849,7 @@ mod tests {
                     QuantData::quantize(format, rows, cols, &|r, o| o.copy_from_slice(&w[r * cols..(r + 1) * cols]))
                         .unwrap();
                 for isa in Isa::available() {
-                    for (a, b) in [(0, 11), (1, 10), (3, 4), (2, 9)] {
+                    for (a, b) in [(0, 40), (3, 37), (15, 17), (3, 4)] {
                         let mut block = vec![0.0; (b - a) * n];
                         dot_block_with(isa, &q, a..b, &xr, &mut block);
                         for j in a..b {
@@ -858,6 +862,36 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// `dot_block_to` writes each product at its row and column step and nowhere else: a batch's
+    /// outputs (`[n, out]`, weight rows as columns) inside a larger buffer of NaNs.
+    #[test]
+    fn products_land_at_their_steps_and_nowhere_else() {
+        let (rows, cols, n) = (37, 1024, 9);
+        let w = data(rows * cols, 13, 0.05);
+        let x = data(n * cols, 14, 1.0);
+        let xr = QuantRows::new(&x, cols);
+        for format in [QuantFormat::Q8, QuantFormat::Q4] {
+            let q = QuantData::quantize(format, rows, cols, &|r, o| o.copy_from_slice(&w[r * cols..(r + 1) * cols]))
+                .unwrap();
+            let mut want = vec![0.0; rows * n];
+            dot_block_with(Isa::best(), &q, 0..rows, &xr, &mut want);
+            // Rows 5..30 into columns 5..30 of an [n, rows] output, which sits 3 values into the buffer.
+            let (a, b, at) = (5, 30, 3);
+            let mut buf = vec![f32::NAN; at + n * rows + 2];
+            // SAFETY: row j (a ≤ j < b) times input i goes to at + i · rows + j, inside `buf`.
+            unsafe { dot_block_to(&q, a..b, &xr, buf.as_mut_ptr().add(at + a), 1, rows) };
+            for (p, v) in buf.iter().enumerate() {
+                let inside = p >= at && p < at + n * rows && ((p - at) % rows) >= a && ((p - at) % rows) < b;
+                if inside {
+                    let (i, j) = ((p - at) / rows, (p - at) % rows);
+                    assert_eq!(v.to_bits(), want[j * n + i].to_bits(), "{format:?}: row {j}, input {i}");
+                } else {
+                    assert!(v.is_nan(), "{format:?}: value {p} written outside the outputs");
                 }
             }
         }
