@@ -141,54 +141,40 @@ impl Cpu {
                 let (w, bias) = layers[l];
                 let out = w.rows();
                 let len = (out - j).min(end - r);
+                // Columns j..j + len of the layer's output row i, which no other task writes (the
+                // tasks' row ranges are disjoint); `ys` outlives the tasks.
+                let out_row = |i: usize| {
+                    // SAFETY: as above.
+                    unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(i * out + j), len) }
+                };
                 if let (WeightData::Quant(q), Some(xq)) = (w.data(), &quant_x) {
-                    // SAFETY: columns j..j + len of each of the layer's n output rows, which no
-                    // other task writes (the tasks' row ranges are disjoint); `ys` outlives the
-                    // tasks.
+                    // Straight into place. SAFETY: those columns of each of the n rows, as above.
                     unsafe { qdot::dot_block_to(q, j..j + len, xq, dst[l].0.add(j), 1, out) };
-                    if let Some(b) = bias {
-                        for i in 0..n {
-                            // SAFETY: as above.
-                            let row = unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(i * out + j), len) };
-                            row.iter_mut().zip(&b[j..j + len]).for_each(|(y, b)| *y += b);
+                } else {
+                    let run: &mut [f32] = if n == 1 { out_row(0) } else { &mut block[..len * n] };
+                    // bf16 and f32 rows through the row kernel; otherwise widened.
+                    for (i, ys) in run.chunks_mut(n).enumerate() {
+                        if dot_rows_weight(x, w, j + i, ys) {
+                            continue;
+                        }
+                        if n == 1 {
+                            ys[0] = dot_weight_row(x.host(), w, j + i);
+                        } else {
+                            w.row_into(j + i, &mut wrow);
+                            for (t, y) in ys.iter_mut().enumerate() {
+                                *y = dot(x.row(t), &wrow);
+                            }
                         }
                     }
-                    r += len;
-                    continue;
-                }
-                let run: &mut [f32] = if n == 1 {
-                    // SAFETY: one input row: the output row's columns j..j + len, which no other
-                    // task writes (the tasks' row ranges are disjoint), and `ys` outlives the tasks.
-                    unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(j), len) }
-                } else {
-                    &mut block[..len * n]
-                };
-                // bf16 and f32 rows through the row kernel; otherwise widened.
-                for (i, ys) in run.chunks_mut(n).enumerate() {
-                    if dot_rows_weight(x, w, j + i, ys) {
-                        continue;
-                    }
-                    if n == 1 {
-                        ys[0] = dot_weight_row(x.host(), w, j + i);
-                    } else {
-                        w.row_into(j + i, &mut wrow);
-                        for (t, y) in ys.iter_mut().enumerate() {
-                            *y = dot(x.row(t), &wrow);
+                    if n > 1 {
+                        for i in 0..n {
+                            out_row(i).iter_mut().enumerate().for_each(|(t, y)| *y = run[t * n + i]);
                         }
                     }
                 }
                 if let Some(b) = bias {
-                    for (ys, &b) in run.chunks_mut(n).zip(&b[j..j + len]) {
-                        ys.iter_mut().for_each(|y| *y += b);
-                    }
-                }
-                if n > 1 {
                     for i in 0..n {
-                        // SAFETY: as above, columns j..j + len of each of the layer's n rows.
-                        let row = unsafe { std::slice::from_raw_parts_mut(dst[l].0.add(i * out + j), len) };
-                        for (t, y) in row.iter_mut().enumerate() {
-                            *y = run[t * n + i];
-                        }
+                        out_row(i).iter_mut().zip(&b[j..j + len]).for_each(|(y, b)| *y += b);
                     }
                 }
                 r += len;

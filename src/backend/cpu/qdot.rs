@@ -305,13 +305,12 @@ unsafe fn products(
     let most = isa.rows_per_call();
     for tile in rows.clone().step_by(TILE) {
         let tile_rows = tile..(tile + TILE).min(rows.end);
-        // The tile's first output row (`tile − rows.start`).
-        let at = Sink { out: out.out.wrapping_add((tile - rows.start) * out.row_step), ..out };
         let mut col = 0;
         while col < n {
             let m = (n - col).min(most);
-            let (r, first, o) =
-                (tile_rows.clone(), xs.start + col, Sink { out: at.out.wrapping_add(col * out.col_step), ..at });
+            // The tile's first output row (`tile − rows.start`), from column `col`.
+            let corner = (tile - rows.start) * out.row_step + col * out.col_step;
+            let (r, first, o) = (tile_rows.clone(), xs.start + col, Sink { out: out.out.wrapping_add(corner), ..out });
             // SAFETY: `o` addresses the rows of this tile and the columns from `col`.
             unsafe {
                 match m {
